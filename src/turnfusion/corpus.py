@@ -1,0 +1,231 @@
+"""The embedded demo corpus: two-party conversations spoken by eSpeak NG, with turn-taking cues.
+
+Every utterance gets a label first (keep / shift / backchannel), then, independently given the label,
+a text cue category and a prosody category (see docs/demo_corpus.md for the full generative spec).
+Text and prosody each carry part of the answer, so a model needs both to do well.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+import soxr
+
+from turnfusion import tts
+from turnfusion.schema import KEEP, SHIFT, BACKCHANNEL, UTTERANCE_COLUMNS
+
+# --- Generative spec: every number below is documented in docs/demo_corpus.md -----------------
+LABEL_PROBS = {KEEP: 0.42, SHIFT: 0.38, BACKCHANNEL: 0.20}
+
+TEXT_CUE_PROBS = {  # P(text cue category | label)
+    KEEP: {"incomplete": 0.55, "statement": 0.30, "narrative": 0.10, "question": 0.05},
+    SHIFT: {"question": 0.45, "statement": 0.40, "incomplete": 0.10, "narrative": 0.05},
+    BACKCHANNEL: {"narrative": 0.40, "statement": 0.35, "incomplete": 0.20, "question": 0.05},
+}
+PROSODY_PROBS = {  # P(final prosody | label)
+    KEEP: {"level": 0.70, "rise": 0.15, "fall": 0.15},
+    SHIFT: {"fall": 0.75, "level": 0.15, "rise": 0.10},
+    BACKCHANNEL: {"rise": 0.70, "level": 0.15, "fall": 0.15},
+}
+# Final-word prosody as (mean, sd) of the SSML pitch change in percent and of the rate in percent.
+PROSODY_SHAPES = {
+    "fall": {"pitch": (-35.0, 10.0), "rate": (70.0, 8.0)},  # falling, lengthened
+    "level": {"pitch": (0.0, 10.0), "rate": (100.0, 8.0)},
+    "rise": {"pitch": (35.0, 10.0), "rate": (85.0, 8.0)},  # continuation rise
+}
+GAP_WITHIN_TURN = (0.55, 0.20)  # pause before the same speaker goes on (mean, sd) in seconds
+GAP_BEFORE_SHIFT = (0.35, 0.25)  # gap before the other speaker takes the turn
+BACKCHANNEL_ONSET = (-0.20, 0.15)  # backchannel start relative to the utterance end (uniform range)
+BACKCHANNEL_WORDS = ["mm-hm", "yeah", "right", "uh-huh", "okay"]
+VOICE_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m7", "f1", "f2", "f3", "f4", "f5"]
+
+SUBJECTS = ["i", "we", "my sister", "my brother", "our neighbour", "the teacher", "my friend", "they", "she", "he"]
+VERBS = ["went to", "drove to", "walked to", "moved to", "stayed at", "worked at", "visited", "cleaned",
+         "painted", "looked at", "talked about", "found"]
+OBJECTS = ["the market", "the new house", "the office", "the old school", "the garden", "the station",
+           "the beach", "the kitchen", "the museum", "the park", "the hospital", "the library"]
+TIMES = ["yesterday", "last week", "on monday", "this morning", "last summer", "after work", "", ""]
+OPINIONS = ["it was really nice", "that was a great idea", "it took about two hours", "nobody was there",
+            "the weather was perfect", "it was a bit expensive", "we had a good time"]
+CONJUNCTIONS = ["and", "but", "so", "because", "and then"]
+FILLERS = ["um", "uh", "like"]
+QUESTIONS = ["did you ever go to {obj}", "what do you think about {obj}", "have you been to {obj}",
+             "do you know {obj}", "how was your weekend", "what did you do {time}", "{statement} right",
+             "can you believe that"]
+NARRATIVE_TAILS = ["you know", "and guess what", "so anyway", "if you see what i mean"]
+
+
+def _pick(rng: np.random.Generator, probs: dict):
+    keys = list(probs)
+    return keys[rng.choice(len(keys), p=np.array([probs[k] for k in keys]))]
+
+
+def _statement(rng: np.random.Generator) -> str:
+    if rng.random() < 0.3:
+        return str(rng.choice(OPINIONS))
+    words = [rng.choice(SUBJECTS), rng.choice(VERBS), rng.choice(OBJECTS), rng.choice(TIMES)]
+    return " ".join(w for w in words if w)
+
+
+def utterance_text(cue: str, rng: np.random.Generator) -> str:
+    """Text of one utterance with the given text cue category."""
+    if cue == "statement":
+        return _statement(rng)
+    if cue == "question":
+        template = str(rng.choice(QUESTIONS))
+        return " ".join(template.format(obj=rng.choice(OBJECTS), time=rng.choice(TIMES[:6]),
+                                        statement=_statement(rng)).split())
+    if cue == "incomplete":
+        kind = rng.random()
+        if kind < 0.5:
+            return f"{_statement(rng)} {rng.choice(CONJUNCTIONS)}"
+        if kind < 0.8:
+            return f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(FILLERS)}"
+        return f"{_statement(rng)} {rng.choice(FILLERS)}"
+    if cue == "narrative":
+        return f"{_statement(rng)} {rng.choice(NARRATIVE_TAILS)}"
+    raise ValueError(f"unknown text cue {cue!r}")
+
+
+def utterance_ssml(text: str, pitch_pct: float, rate_pct: float) -> str:
+    """SSML that speaks `text` with the prosody change on its final word."""
+    words = text.split()
+    head, last = " ".join(words[:-1]), words[-1]
+    return (f'<speak>{head} <prosody pitch="{pitch_pct:+.0f}%" rate="{rate_pct:.0f}%">{last}</prosody>'
+            "</speak>")
+
+
+@dataclass
+class Conversation:
+    video_id: str
+    stereo: bool
+    utterances: list[dict] = field(default_factory=list)
+    audio: np.ndarray | None = None  # (samples, channels) at the output rate
+
+
+def _voices(rng: np.random.Generator) -> list[tts.Voice]:
+    variants = rng.choice(VOICE_VARIANTS, size=2, replace=False)
+    return [tts.Voice(f"en-us+{v}", pitch=int(rng.integers(30, 71)), rate=int(rng.integers(150, 191)))
+            for v in variants]
+
+
+def _place(track: np.ndarray, clip: np.ndarray, start_s: float, sr: int) -> None:
+    i = int(round(start_s * sr))
+    track[i:i + len(clip)] += clip[: max(0, len(track) - i)]
+
+
+def generate_conversation(video_id: str, n_utterances: int, seed: int, stereo: bool,
+                          sample_rate: int = 44100, snr_db: float = 20.0) -> Conversation:
+    """Generate one conversation: its utterance rows (MM-F2F schema) and its recording."""
+    rng = np.random.default_rng(seed)
+    voices = _voices(rng)
+    tts_sr = tts.sample_rate()
+    events = []  # (channel, start_s, samples)
+    conv = Conversation(video_id=video_id, stereo=stereo)
+    t, speaker = 0.5 + rng.random(), int(rng.integers(2))
+    for idx in range(n_utterances):
+        label = _pick(rng, LABEL_PROBS)
+        cue, prosody = _pick(rng, TEXT_CUE_PROBS[label]), _pick(rng, PROSODY_PROBS[label])
+        text = utterance_text(cue, rng)
+        shape = PROSODY_SHAPES[prosody]
+        pitch = rng.normal(*shape["pitch"])
+        rate = float(np.clip(rng.normal(*shape["rate"]), 50, 150))
+        samples = tts.speak(utterance_ssml(text, pitch, rate), voices[speaker], ssml=True)
+        samples = _trim_silence(samples)
+        duration = len(samples) / tts_sr
+        events.append((speaker, t, samples))
+        conv.utterances.append({
+            "video_id": video_id, "sentence_id": f"{video_id}_{label}_{idx}", "text": text, "label": label,
+            "start": round(t, 3), "end": round(t + duration, 3), "speaker": speaker,
+            "text_cue": cue, "prosody": prosody, "final_pitch_pct": round(pitch, 1),
+            "final_rate_pct": round(rate, 1),
+        })
+        end = t + duration
+        if label == SHIFT:
+            t = end + float(np.clip(rng.normal(*GAP_BEFORE_SHIFT), 0.05, 1.5))
+            speaker = 1 - speaker
+        else:
+            if label == BACKCHANNEL:
+                onset = end + rng.uniform(*BACKCHANNEL_ONSET)
+                bc = _trim_silence(tts.speak(str(rng.choice(BACKCHANNEL_WORDS)), voices[1 - speaker]))
+                events.append((1 - speaker, onset, 0.6 * bc))
+                end = max(end, onset + len(bc) / tts_sr)
+            t = end + float(np.clip(rng.normal(*GAP_WITHIN_TURN), 0.15, 1.5))
+    total = t + 0.5
+    tracks = np.zeros((2, int(total * tts_sr) + 1), dtype=np.float32)
+    for channel, start, samples in events:
+        _place(tracks[channel], samples, start, tts_sr)
+    audio = tracks.T if stereo else tracks.sum(axis=0, keepdims=True).T
+    audio = soxr.resample(audio, tts_sr, sample_rate).astype(np.float32)
+    audio = add_noise(audio, snr_db, rng)
+    peak = np.abs(audio).max()
+    conv.audio = (0.9 * audio / peak) if peak > 0 else audio
+    return conv
+
+
+def _trim_silence(samples: np.ndarray, threshold: float = 1e-3) -> np.ndarray:
+    voiced = np.flatnonzero(np.abs(samples) > threshold)
+    return samples[voiced[0]: voiced[-1] + 1] if len(voiced) else samples
+
+
+def add_noise(audio: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """Add white noise at `snr_db` relative to the RMS of the non-silent part of `audio`."""
+    active = np.abs(audio) > 1e-3
+    speech_rms = np.sqrt(np.mean(audio[active] ** 2)) if active.any() else 1e-3
+    noise_rms = speech_rms / (10 ** (snr_db / 20))
+    return audio + rng.normal(0, noise_rms, size=audio.shape).astype(np.float32)
+
+
+def write_demo_corpus(out_dir: Path, n_conversations: int, utterances_per_conversation: int, seed: int,
+                      sample_rate: int = 44100, stereo_fraction: float = 0.5, snr_db: float = 20.0,
+                      n_silent: int = 2, n_corrupt: int = 1, n_empty: int = 1) -> pd.DataFrame:
+    """Write the demo corpus under `out_dir`.
+
+    Writes `remote/<video_id>.flac` (the recordings, to be fetched by the download stage),
+    `utterances.csv` (MM-F2F schema plus the generator's cue columns) and `manifest.csv`
+    (video_id, url). The last `n_silent + n_corrupt + n_empty` conversations are deliberately broken
+    recordings that keep their utterance rows, so the filter stage has real work.
+    Returns the utterance table.
+    """
+    out_dir = Path(out_dir)
+    remote = out_dir / "remote"
+    remote.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    seeds = rng.integers(0, 2**31, size=n_conversations)
+    stereo = rng.random(n_conversations) < stereo_fraction
+    broken = (["silent"] * n_silent + ["corrupt"] * n_corrupt + ["empty"] * n_empty)
+    if len(broken) > n_conversations:
+        raise ValueError("more broken recordings asked for than conversations")
+    kinds = ["ok"] * (n_conversations - len(broken)) + broken
+    rows, manifest = [], []
+    for i, (conv_seed, is_stereo, kind) in enumerate(zip(seeds, stereo, kinds)):
+        video_id = f"demo{i:03d}"
+        conv = generate_conversation(video_id, utterances_per_conversation, int(conv_seed), bool(is_stereo),
+                                     sample_rate, snr_db)
+        path = remote / f"{video_id}.flac"
+        _write_recording(path, conv.audio, sample_rate, kind, np.random.default_rng(int(conv_seed)))
+        rows.extend(conv.utterances)
+        manifest.append({"video_id": video_id, "url": path.as_posix(), "kind": kind})
+    table = pd.DataFrame(rows)
+    table[UTTERANCE_COLUMNS + [c for c in table.columns if c not in UTTERANCE_COLUMNS]].to_csv(
+        out_dir / "utterances.csv", index=False)
+    pd.DataFrame(manifest).to_csv(out_dir / "manifest.csv", index=False)
+    return table
+
+
+def _write_recording(path: Path, audio: np.ndarray, sample_rate: int, kind: str,
+                     rng: np.random.Generator) -> None:
+    if kind == "ok":
+        sf.write(path, audio, sample_rate, subtype="PCM_16")
+    elif kind == "silent":  # a dead microphone: only very faint noise
+        sf.write(path, rng.normal(0, 1e-5, size=audio.shape).astype(np.float32), sample_rate, subtype="PCM_16")
+    elif kind == "corrupt":  # a FLAC header followed by garbage
+        path.write_bytes(b"fLaC" + rng.integers(0, 256, size=4096, dtype=np.uint8).tobytes())
+    elif kind == "empty":
+        path.write_bytes(b"")
+    else:
+        raise ValueError(f"unknown recording kind {kind!r}")

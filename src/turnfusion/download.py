@@ -1,0 +1,106 @@
+"""Fetch recordings with yt-dlp and extract their audio to wav (ffmpeg from imageio-ffmpeg)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+def youtube_url(video_id: str) -> str:
+    return f"https://www.youtube.com/watch?v={video_id}"
+
+
+def resolve_url(url: str) -> str:
+    """A URL as yt-dlp takes it: a bare local path becomes an absolute file:// URL."""
+    if "://" in url:
+        return url
+    return Path(url).resolve().as_uri()
+
+
+class _ErrorCollector:
+    """yt-dlp logger that keeps the last error line instead of printing it."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def debug(self, msg: str) -> None:
+        pass
+
+    def info(self, msg: str) -> None:
+        pass
+
+    def warning(self, msg: str) -> None:
+        log.debug("yt-dlp: %s", msg)
+
+    def error(self, msg: str) -> None:
+        self.errors.append(msg)
+
+
+@dataclass
+class DownloadResult:
+    video_id: str
+    status: str  # "downloaded", "present" or "failed"
+    error: str = ""
+
+
+def download_audio(video_id: str, url: str, out_dir: Path, retries: int = 2, timeout_s: float = 30.0,
+                   ffmpeg: str | None = None) -> DownloadResult:
+    """Download one recording to `out_dir/<video_id>.wav`; never raises for a failed download."""
+    import imageio_ffmpeg
+    import yt_dlp
+
+    out_dir = Path(out_dir)
+    target = out_dir / f"{video_id}.wav"
+    if target.exists() and target.stat().st_size > 0:
+        return DownloadResult(video_id, "present")
+    collector = _ErrorCollector()
+    options = {
+        "outtmpl": str(out_dir / f"{video_id}.%(ext)s"),
+        "format": "bestaudio/best",
+        "postprocessors": [{"key": "FFmpegExtractAudio", "preferredcodec": "wav"}],
+        "ffmpeg_location": ffmpeg or imageio_ffmpeg.get_ffmpeg_exe(),
+        "enable_file_urls": True,
+        "retries": retries,
+        "extractor_retries": retries,
+        "socket_timeout": timeout_s,
+        "logger": collector,
+        "noprogress": True,
+        "quiet": True,
+    }
+    try:
+        with yt_dlp.YoutubeDL(options) as ydl:
+            ydl.download([resolve_url(url)])
+    except Exception as exc:  # yt-dlp raises DownloadError and others; each is a recorded failure
+        message = collector.errors[-1] if collector.errors else f"{type(exc).__name__}: {exc}"
+        _remove_partial(out_dir, video_id)
+        return DownloadResult(video_id, "failed", message.replace("ERROR: ", "").strip())
+    if not target.exists():
+        _remove_partial(out_dir, video_id)
+        return DownloadResult(video_id, "failed", "yt-dlp finished but produced no wav file")
+    return DownloadResult(video_id, "downloaded")
+
+
+def _remove_partial(out_dir: Path, video_id: str) -> None:
+    for leftover in out_dir.glob(f"{video_id}.*"):
+        leftover.unlink()
+
+
+def download_all(manifest: pd.DataFrame, out_dir: Path, retries: int = 2, timeout_s: float = 30.0,
+                 progress: bool = True) -> pd.DataFrame:
+    """Download every recording of `manifest` (columns video_id, url). Returns one row per recording."""
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for row in tqdm(manifest.itertuples(index=False), total=len(manifest), desc="download", disable=not progress):
+        result = download_audio(row.video_id, row.url, out_dir, retries, timeout_s)
+        if result.status == "failed":
+            log.warning("download of %s failed: %s", row.video_id, result.error)
+        results.append(result.__dict__)
+    return pd.DataFrame(results, columns=["video_id", "status", "error"])
