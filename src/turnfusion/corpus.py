@@ -22,20 +22,20 @@ from turnfusion.schema import KEEP, SHIFT, BACKCHANNEL, UTTERANCE_COLUMNS
 LABEL_PROBS = {KEEP: 0.42, SHIFT: 0.38, BACKCHANNEL: 0.20}
 
 TEXT_CUE_PROBS = {  # P(text cue category | label)
-    KEEP: {"incomplete": 0.55, "statement": 0.30, "narrative": 0.10, "question": 0.05},
-    SHIFT: {"question": 0.45, "statement": 0.40, "incomplete": 0.10, "narrative": 0.05},
-    BACKCHANNEL: {"narrative": 0.40, "statement": 0.35, "incomplete": 0.20, "question": 0.05},
+    KEEP: {"incomplete": 0.85, "statement": 0.09, "narrative": 0.03, "question": 0.03},
+    SHIFT: {"question": 0.52, "statement": 0.38, "incomplete": 0.06, "narrative": 0.04},
+    BACKCHANNEL: {"narrative": 0.52, "statement": 0.38, "incomplete": 0.06, "question": 0.04},
 }
 PROSODY_PROBS = {  # P(final prosody | label)
     KEEP: {"level": 0.70, "rise": 0.15, "fall": 0.15},
-    SHIFT: {"fall": 0.75, "level": 0.15, "rise": 0.10},
-    BACKCHANNEL: {"rise": 0.70, "level": 0.15, "fall": 0.15},
+    SHIFT: {"fall": 0.90, "level": 0.05, "rise": 0.05},
+    BACKCHANNEL: {"rise": 0.90, "level": 0.05, "fall": 0.05},
 }
-# Final-word prosody as (mean, sd) of the SSML pitch change in percent and of the rate in percent.
-PROSODY_SHAPES = {
-    "fall": {"pitch": (-35.0, 10.0), "rate": (70.0, 8.0)},  # falling, lengthened
-    "level": {"pitch": (0.0, 10.0), "rate": (100.0, 8.0)},
-    "rise": {"pitch": (35.0, 10.0), "rate": (85.0, 8.0)},  # continuation rise
+# Prosody of the final two words as (mean, sd) of the SSML pitch change in percent and of the rate in percent.
+PROSODY_SHAPES = {  # eSpeak's clause tune is chosen by the final punctuation (never part of the text)
+    "fall": {"pitch": (-40.0, 10.0), "rate": (65.0, 8.0), "tune": "."},  # falling, lengthened
+    "level": {"pitch": (0.0, 10.0), "rate": (105.0, 8.0), "tune": ","},
+    "rise": {"pitch": (40.0, 10.0), "rate": (90.0, 8.0), "tune": "?"},  # rising
 }
 GAP_WITHIN_TURN = (0.55, 0.20)  # pause before the same speaker goes on (mean, sd) in seconds
 GAP_BEFORE_SHIFT = (0.35, 0.25)  # gap before the other speaker takes the turn
@@ -91,11 +91,11 @@ def utterance_text(cue: str, rng: np.random.Generator) -> str:
     raise ValueError(f"unknown text cue {cue!r}")
 
 
-def utterance_ssml(text: str, pitch_pct: float, rate_pct: float) -> str:
-    """SSML that speaks `text` with the prosody change on its final word."""
+def utterance_ssml(text: str, pitch_pct: float, rate_pct: float, tune: str = ".") -> str:
+    """SSML that speaks `text` with the prosody change on its final two words."""
     words = text.split()
-    head, last = " ".join(words[:-1]), words[-1]
-    return (f'<speak>{head} <prosody pitch="{pitch_pct:+.0f}%" rate="{rate_pct:.0f}%">{last}</prosody>'
+    head, last = " ".join(words[:-2]), " ".join(words[-2:])
+    return (f'<speak>{head} <prosody pitch="{pitch_pct:+.0f}%" rate="{rate_pct:.0f}%">{last}{tune}</prosody>'
             "</speak>")
 
 
@@ -134,8 +134,8 @@ def generate_conversation(video_id: str, n_utterances: int, seed: int, stereo: b
         shape = PROSODY_SHAPES[prosody]
         pitch = rng.normal(*shape["pitch"])
         rate = float(np.clip(rng.normal(*shape["rate"]), 50, 150))
-        samples = tts.speak(utterance_ssml(text, pitch, rate), voices[speaker], ssml=True)
-        samples = _trim_silence(samples)
+        samples = tts.speak(utterance_ssml(text, pitch, rate, shape["tune"]), voices[speaker], ssml=True)
+        samples = trim_silence(samples)
         duration = len(samples) / tts_sr
         events.append((speaker, t, samples))
         conv.utterances.append({
@@ -151,7 +151,7 @@ def generate_conversation(video_id: str, n_utterances: int, seed: int, stereo: b
         else:
             if label == BACKCHANNEL:
                 onset = end + rng.uniform(*BACKCHANNEL_ONSET)
-                bc = _trim_silence(tts.speak(str(rng.choice(BACKCHANNEL_WORDS)), voices[1 - speaker]))
+                bc = trim_silence(tts.speak(str(rng.choice(BACKCHANNEL_WORDS)), voices[1 - speaker]))
                 events.append((1 - speaker, onset, 0.6 * bc))
                 end = max(end, onset + len(bc) / tts_sr)
             t = end + float(np.clip(rng.normal(*GAP_WITHIN_TURN), 0.15, 1.5))
@@ -167,7 +167,7 @@ def generate_conversation(video_id: str, n_utterances: int, seed: int, stereo: b
     return conv
 
 
-def _trim_silence(samples: np.ndarray, threshold: float = 1e-3) -> np.ndarray:
+def trim_silence(samples: np.ndarray, threshold: float = 1e-3) -> np.ndarray:
     voiced = np.flatnonzero(np.abs(samples) > threshold)
     return samples[voiced[0]: voiced[-1] + 1] if len(voiced) else samples
 
@@ -182,7 +182,7 @@ def add_noise(audio: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.
 
 def write_demo_corpus(out_dir: Path, n_conversations: int, utterances_per_conversation: int, seed: int,
                       sample_rate: int = 44100, stereo_fraction: float = 0.5, snr_db: float = 20.0,
-                      n_silent: int = 2, n_corrupt: int = 1, n_empty: int = 1) -> pd.DataFrame:
+                      n_silent: int = 2, n_corrupt: int = 1, n_empty: int = 1, workers: int = 2) -> pd.DataFrame:
     """Write the demo corpus under `out_dir`.
 
     Writes `remote/<video_id>.flac` (the recordings, to be fetched by the download stage),
@@ -201,20 +201,36 @@ def write_demo_corpus(out_dir: Path, n_conversations: int, utterances_per_conver
     if len(broken) > n_conversations:
         raise ValueError("more broken recordings asked for than conversations")
     kinds = ["ok"] * (n_conversations - len(broken)) + broken
+    jobs = [(f"demo{i:03d}", utterances_per_conversation, int(conv_seed), bool(is_stereo), sample_rate, snr_db,
+             kind, remote) for i, (conv_seed, is_stereo, kind) in enumerate(zip(seeds, stereo, kinds))]
     rows, manifest = [], []
-    for i, (conv_seed, is_stereo, kind) in enumerate(zip(seeds, stereo, kinds)):
-        video_id = f"demo{i:03d}"
-        conv = generate_conversation(video_id, utterances_per_conversation, int(conv_seed), bool(is_stereo),
-                                     sample_rate, snr_db)
-        path = remote / f"{video_id}.flac"
-        _write_recording(path, conv.audio, sample_rate, kind, np.random.default_rng(int(conv_seed)))
-        rows.extend(conv.utterances)
-        manifest.append({"video_id": video_id, "url": path.as_posix(), "kind": kind})
+    for utterances, entry in map_in_fresh_processes(_generate_and_write, jobs, workers):
+        rows.extend(utterances)
+        manifest.append(entry)
     table = pd.DataFrame(rows)
     table[UTTERANCE_COLUMNS + [c for c in table.columns if c not in UTTERANCE_COLUMNS]].to_csv(
         out_dir / "utterances.csv", index=False)
     pd.DataFrame(manifest).to_csv(out_dir / "manifest.csv", index=False)
     return table
+
+
+def map_in_fresh_processes(function, jobs: list, workers: int) -> list:
+    """Run each job in a freshly forked process, `workers` at a time.
+
+    eSpeak NG carries waveform state from one utterance to the next, so one process per conversation
+    keeps each conversation independent of which others were synthesized before it in the same worker.
+    """
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(processes=workers, maxtasksperchild=1) as pool:
+        return pool.starmap(function, jobs, chunksize=1)
+
+
+def _generate_and_write(video_id, n_utterances, seed, stereo, sample_rate, snr_db, kind, remote):
+    conv = generate_conversation(video_id, n_utterances, seed, stereo, sample_rate, snr_db)
+    path = Path(remote) / f"{video_id}.flac"
+    _write_recording(path, conv.audio, sample_rate, kind, np.random.default_rng(seed))
+    return conv.utterances, {"video_id": video_id, "url": path.as_posix(), "kind": kind}
 
 
 def _write_recording(path: Path, audio: np.ndarray, sample_rate: int, kind: str,

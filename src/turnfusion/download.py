@@ -22,6 +22,14 @@ def resolve_url(url: str) -> str:
     return Path(url).resolve().as_uri()
 
 
+def source_stamp(url: str) -> str:
+    """What identifies the fetched content: the URL, plus size and mtime for a local file (it may be regenerated)."""
+    if "://" not in url and Path(url).exists():
+        stat = Path(url).stat()
+        return f"{resolve_url(url)} {stat.st_size}:{stat.st_mtime_ns}"
+    return resolve_url(url)
+
+
 class _ErrorCollector:
     """yt-dlp logger that keeps the last error line instead of printing it."""
 
@@ -55,9 +63,11 @@ def download_audio(video_id: str, url: str, out_dir: Path, retries: int = 2, tim
     import yt_dlp
 
     out_dir = Path(out_dir)
-    target = out_dir / f"{video_id}.wav"
-    if target.exists() and target.stat().st_size > 0:
+    target, stamp_file = out_dir / f"{video_id}.wav", out_dir / f"{video_id}.source"
+    stamp = source_stamp(url)
+    if target.exists() and stamp_file.exists() and stamp_file.read_text() == stamp:
         return DownloadResult(video_id, "present")
+    _remove_partial(out_dir, video_id)
     collector = _ErrorCollector()
     options = {
         "outtmpl": str(out_dir / f"{video_id}.%(ext)s"),
@@ -82,12 +92,13 @@ def download_audio(video_id: str, url: str, out_dir: Path, retries: int = 2, tim
     if not target.exists():
         _remove_partial(out_dir, video_id)
         return DownloadResult(video_id, "failed", "yt-dlp finished but produced no wav file")
+    stamp_file.write_text(stamp)
     return DownloadResult(video_id, "downloaded")
 
 
 def _remove_partial(out_dir: Path, video_id: str) -> None:
     for leftover in out_dir.glob(f"{video_id}.*"):
-        leftover.unlink()
+        leftover.unlink()  # partial downloads, a stale wav and its stamp
 
 
 def download_all(manifest: pd.DataFrame, out_dir: Path, retries: int = 2, timeout_s: float = 30.0,

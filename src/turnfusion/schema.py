@@ -34,7 +34,7 @@ def read_utterances(path: Path | str) -> pd.DataFrame:
     if len(bad):
         row = bad[0]
         raise DataError(f"{path}: row {row + 2} ({table.at[row, 'sentence_id']}): label "
-                        f"{table.at[row, 'label']!r} is not one of {sorted(LABEL_NAMES)} "
+                        f"'{table.at[row, 'label']}' is not one of {sorted(LABEL_NAMES)} "
                         f"({len(bad)} bad row(s) in all)")
     table["label"] = labels.astype(int)
     for col in ("start", "end"):

@@ -1,0 +1,66 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import utterance_table
+from turnfusion.segments import SegmentStore, build_store, keep_end, timestamp_problem
+from turnfusion.schema import DataError
+
+
+def test_keep_end_keeps_the_last_samples():
+    x = np.arange(10)
+    assert keep_end(x, 4).tolist() == [6, 7, 8, 9]
+    assert keep_end(x, 20).tolist() == x.tolist()
+
+
+@pytest.mark.parametrize("start,end,problem", [
+    (float("nan"), 1.0, "nan_timestamp"), (1.0, float("nan"), "nan_timestamp"), (-0.5, 1.0, "negative_start"),
+    (2.0, 2.0, "start_not_before_end"), (2.5, 1.0, "start_not_before_end"), (3.0, 5.0, "beyond_recording"),
+    (1.0, 3.5, "beyond_recording"), (0.0, 3.02, None), (1.0, 2.0, None)])
+def test_timestamp_problems(start, end, problem):
+    assert timestamp_problem(start, end, duration=3.0) == problem
+
+
+def test_store_cuts_resamples_and_skips_bad_rows_with_reasons(recording_dir, tmp_path):
+    table = utterance_table([
+        ("v1", "v1_0_0", "hello there", 0, 0.0, 1.0, 0),
+        ("v1", "v1_1_1", "a long one", 1, 1.0, 4.0, 1),   # 3 s, cut to the last 2 s
+        ("v1", "v1_0_2", "bad", 0, 2.0, 1.5, 0),           # start >= end
+        ("v1", "v1_0_3", "late", 0, 3.5, 9.0, 0),          # beyond the recording
+        ("v1", "v1_0_4", None, 0, 0.5, 1.0, 0),            # NaN text
+        ("v2", "v2_2_0", "okay", 2, 0.5, 1.5, 0),
+        ("v3", "v3_0_0", "no audio", 0, 0.0, 1.0, 0),      # missing recording
+    ])
+    table["split"] = "train"
+    index, skipped = build_store(table, recording_dir, tmp_path / "store", 16000, max_seconds=2.0, progress=False)
+    assert index.sentence_id.tolist() == ["v1_0_0", "v1_1_1", "v2_2_0"]
+    assert index.n_samples.tolist() == [16000, 32000, 16000]
+    assert index.position.tolist() == [0, 1, 0]
+    reasons = dict(zip(skipped.sentence_id, skipped.reason))
+    assert reasons == {"v1_0_2": "start_not_before_end", "v1_0_3": "beyond_recording", "v1_0_4": "empty_text",
+                       "v3_0_0": "unreadable_recording"}
+    store = SegmentStore.open(tmp_path / "store")
+    assert store.sample_rate == 16000
+    wave = store.waveform(1)
+    assert wave.dtype == np.float32 and len(wave) == 32000
+    assert 0.15 < np.abs(wave).max() < 0.25  # mix of 0.3 and 0.1 tones
+
+
+def test_speaker_channel_policy_takes_the_speakers_channel(recording_dir, tmp_path):
+    table = utterance_table([("v1", "a", "left", 0, 0.0, 1.0, 0), ("v1", "b", "right", 1, 1.0, 2.0, 1)])
+    table["split"] = "train"
+    build_store(table, recording_dir, tmp_path / "s", 16000, 3.0, channels="speaker", progress=False)
+    store = SegmentStore.open(tmp_path / "s")
+    assert np.abs(store.waveform(0)).max() == pytest.approx(0.3, abs=0.01)
+    assert np.abs(store.waveform(1)).max() == pytest.approx(0.1, abs=0.01)
+
+
+def test_all_rows_bad_is_a_clear_error(recording_dir, tmp_path):
+    table = utterance_table([("v1", "a", "x", 0, 5.0, 6.0, 0)])
+    with pytest.raises(DataError, match="every row was skipped"):
+        build_store(table, recording_dir, tmp_path / "s", 16000, 3.0, progress=False)
+
+
+def test_open_missing_store_names_the_file(tmp_path):
+    with pytest.raises(DataError, match="audio.npy"):
+        SegmentStore.open(tmp_path)
