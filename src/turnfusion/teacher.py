@@ -1,0 +1,140 @@
+"""TurnGPT-style teacher: a causal LM over dialogue contexts that scores transition-relevance places.
+
+TRP of an utterance = P(turn-shift token | its context up to its last word). The LM is trained on the
+training split's contexts, each followed by what came next in the dialogue: the turn-shift token when
+the next utterance is the other speaker's, that speaker's token when the same speaker goes on.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from turnfusion.device import pick_device, seed_everything
+from turnfusion.text import SPEAKER_TOKENS, TURN_SHIFT, pad_right
+
+
+def next_tokens(index: pd.DataFrame, tokenizer) -> list[int | None]:
+    """The token that follows each row's context in its dialogue (None for a conversation's last utterance)."""
+    ts = tokenizer.convert_tokens_to_ids(TURN_SHIFT)
+    speaker_ids = [tokenizer.convert_tokens_to_ids(t) for t in SPEAKER_TOKENS]
+    video, speaker = index["video_id"].to_numpy(), index["speaker"].to_numpy()
+    out: list[int | None] = []
+    for i in range(len(index)):
+        if i + 1 < len(index) and video[i + 1] == video[i]:
+            out.append(ts if speaker[i + 1] != speaker[i] else speaker_ids[int(speaker[i + 1])])
+        else:
+            out.append(None)
+    return out
+
+
+def lm_sequences(contexts: list[np.ndarray], following: list[int | None]) -> list[np.ndarray]:
+    return [np.append(c, f) if f is not None else np.asarray(c) for c, f in zip(contexts, following)]
+
+
+def build_teacher(tokenizer, base: str | None, n_layer: int, n_embd: int, n_head: int, n_positions: int):
+    """GPT2LMHeadModel from a hub name / local path (`base`), or a small one from config."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    if base:
+        model = GPT2LMHeadModel.from_pretrained(base)
+        model.resize_token_embeddings(len(tokenizer))
+    else:
+        config = GPT2Config(vocab_size=len(tokenizer), n_layer=n_layer, n_embd=n_embd, n_head=n_head,
+                            n_positions=n_positions, bos_token_id=tokenizer.eos_token_id,
+                            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+        model = GPT2LMHeadModel(config)
+    return model
+
+
+def _batches(n: int, batch_size: int, shuffle: bool, generator: torch.Generator | None = None):
+    order = torch.randperm(n, generator=generator).tolist() if shuffle else list(range(n))
+    for start in range(0, n, batch_size):
+        yield order[start: start + batch_size]
+
+
+def _lm_loss(model, seqs: list[np.ndarray], pad_id: int, device) -> tuple[torch.Tensor, int]:
+    ids, mask = (torch.from_numpy(a).to(device) for a in pad_right(seqs, pad_id))
+    labels = ids.masked_fill(mask == 0, -100)
+    out = model(input_ids=ids, attention_mask=mask, labels=labels)
+    n_predicted = int((mask[:, 1:] == 1).sum())
+    return out.loss, n_predicted
+
+
+def train_teacher(model, train_seqs: list[np.ndarray], val_seqs: list[np.ndarray], pad_id: int, epochs: int,
+                  batch_size: int, lr: float, seed: int, device: str = "auto", progress: bool = True) -> dict:
+    """Train as a language model; returns per-epoch history and the final validation perplexity."""
+    generator = seed_everything(seed)
+    dev = pick_device(device)
+    model.to(dev)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    history = []
+    for epoch in range(epochs):
+        model.train()
+        total, count = 0.0, 0
+        batches = list(_batches(len(train_seqs), batch_size, True, generator))
+        for rows in tqdm(batches, desc=f"teacher epoch {epoch + 1}/{epochs}", disable=not progress):
+            loss, n = _lm_loss(model, [train_seqs[i] for i in rows], pad_id, dev)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            total, count = total + loss.item() * n, count + n
+        history.append({"epoch": epoch + 1, "train_loss": total / max(count, 1),
+                        "val_perplexity": perplexity(model, val_seqs, pad_id, batch_size, dev)})
+    return {"history": history, "val_perplexity": history[-1]["val_perplexity"] if history else float("nan")}
+
+
+@torch.no_grad()
+def perplexity(model, seqs: list[np.ndarray], pad_id: int, batch_size: int = 64, device=None) -> float:
+    model.eval()
+    dev = device or next(model.parameters()).device
+    total, count = 0.0, 0
+    for rows in _batches(len(seqs), batch_size, False):
+        loss, n = _lm_loss(model, [seqs[i] for i in rows], pad_id, dev)
+        total, count = total + loss.item() * n, count + n
+    return math.exp(total / count) if count else float("nan")
+
+
+@torch.no_grad()
+def score_trp(model, contexts: list[np.ndarray], tokenizer, batch_size: int = 64, progress: bool = True) -> np.ndarray:
+    """P(turn-shift token) right after the last token of each context, in [0, 1]."""
+    model.eval()
+    dev = next(model.parameters()).device
+    ts = tokenizer.convert_tokens_to_ids(TURN_SHIFT)
+    trp = np.zeros(len(contexts), dtype=np.float64)
+    for rows in tqdm(list(_batches(len(contexts), batch_size, False)), desc="TRP", disable=not progress):
+        ids, mask = (torch.from_numpy(a).to(dev) for a in pad_right([contexts[i] for i in rows],
+                                                                    tokenizer.pad_token_id))
+        logits = model(input_ids=ids, attention_mask=mask).logits.float()
+        last = mask.sum(dim=1) - 1
+        probs = torch.softmax(logits[torch.arange(len(rows), device=dev), last], dim=-1)
+        trp[rows] = probs[:, ts].cpu().numpy()
+    return trp
+
+
+def trp_report(trp: np.ndarray, labels: np.ndarray, names: dict[int, str]) -> dict:
+    """ROC-AUC of TRP for shift vs keep, and mean TRP per class."""
+    from sklearn.metrics import roc_auc_score
+
+    from turnfusion.schema import KEEP, SHIFT
+
+    binary = np.isin(labels, [KEEP, SHIFT])
+    report = {}
+    if len(set(labels[binary])) == 2:
+        report["trp_auc_shift_vs_keep"] = float(roc_auc_score(labels[binary] == SHIFT, trp[binary]))
+    for label, name in names.items():
+        if (labels == label).any():
+            report[f"mean_trp_{name}"] = float(trp[labels == label].mean())
+    return report
+
+
+def save_teacher(model, tokenizer, out_dir: Path) -> None:
+    out_dir = Path(out_dir)
+    model.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
