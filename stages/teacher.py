@@ -4,53 +4,29 @@ import argparse
 import logging
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 from common import params, run, write_csv, write_json
 
-from turnfusion.schema import LABEL_NAMES
-from turnfusion.teacher import build_teacher, lm_sequences, next_tokens, save_teacher, score_trp, \
-    train_teacher, trp_report
-from turnfusion.text import PackedTokens
+from turnfusion.teacher import fit_and_score, trp_histogram
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tokens", required=True)
     parser.add_argument("--model-out", required=True)
-    parser.add_argument("--trp-out", required=True, help="parquet: sentence_id, split, label, trp")
+    parser.add_argument("--trp-out", required=True, help="parquet: sentence_id, video_id, split, label, trp")
     parser.add_argument("--metrics", required=True)
-    parser.add_argument("--hist", required=True, help="CSV of the TRP distribution per class (a DVC plot)")
+    parser.add_argument("--hist", required=True, help="CSV of the test split's TRP distribution per class")
     args = parser.parse_args()
     p = params("teacher")
-    tokens = PackedTokens(args.tokens)
-    tokenizer, index = tokens.tokenizer(), tokens.index
-    contexts = [tokens.row(i) for i in range(len(index))]
-    seqs = lm_sequences(contexts, next_tokens(index, tokenizer))
-    split = index.split.to_numpy()
-    model = build_teacher(tokenizer, p["base"], p["n_layer"], p["n_embd"], p["n_head"],
-                          n_positions=params("text")["max_length"] + 1)
-    result = train_teacher(model, [s for s, sp in zip(seqs, split) if sp == "train"],
-                           [s for s, sp in zip(seqs, split) if sp == "val"], tokenizer.pad_token_id,
-                           p["epochs"], p["batch_size"], p["lr"], p["seed"], p["device"])
-    save_teacher(model, tokenizer, Path(args.model_out))
-    trp = score_trp(model, contexts, tokenizer, p["batch_size"])
-    out = index[["sentence_id", "video_id", "split", "label"]].assign(trp=trp)
+    table, metrics = fit_and_score(Path(args.tokens), Path(args.model_out), p["base"], p["n_layer"], p["n_embd"],
+                                   p["n_head"], params("text")["max_length"], p["epochs"], p["batch_size"],
+                                   p["lr"], p["seed"], p["device"])
     Path(args.trp_out).parent.mkdir(parents=True, exist_ok=True)
-    out.to_parquet(args.trp_out, index=False)
-    labels = index.label.to_numpy()
-    metrics = {"val_perplexity": round(result["val_perplexity"], 4)}
-    for name in ("val", "test"):
-        part = split == name
-        metrics[name] = {k: round(v, 4) for k, v in trp_report(trp[part], labels[part], LABEL_NAMES).items()}
+    table.to_parquet(args.trp_out, index=False)
     write_json(args.metrics, metrics)
-    bins = np.linspace(0, 1, 21)
-    hist = pd.DataFrame({"trp": np.round(bins[:-1] + 0.025, 3)})
-    for label, name in LABEL_NAMES.items():
-        counts, _ = np.histogram(trp[(labels == label) & (split == "test")], bins=bins)
-        hist[name] = counts / max(counts.sum(), 1)
-    write_csv(args.hist, hist)
-    logging.getLogger("teacher").info("val perplexity %.2f; test %s", result["val_perplexity"], metrics["test"])
+    test = table[table.split == "test"]
+    write_csv(args.hist, trp_histogram(test.trp.to_numpy(), test.label.to_numpy()))
+    logging.getLogger("teacher").info("%s", metrics)
 
 
 if __name__ == "__main__":

@@ -3,14 +3,11 @@ a tokenizer (trained on the training split only, or loaded by name/path), packed
 
 import argparse
 import logging
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from common import params, run, write_json
 
-from turnfusion.text import TOKENIZER_DIR, build_contexts, encode_contexts, load_tokenizer, normalize, \
-    train_tokenizer, write_packed
+from turnfusion.text import tokenize_table
 
 
 def main() -> None:
@@ -20,24 +17,10 @@ def main() -> None:
     parser.add_argument("--report", required=True)
     args = parser.parse_args()
     p = params("text")
-    table = build_contexts(pd.read_parquet(args.segments), p["n_previous"], p["punctuation"])
-    out = Path(args.out)
-    if p["tokenizer"] == "train":
-        train_texts = [normalize(t, p["punctuation"]) for t in table.loc[table.split == "train", "text"]]
-        tokenizer = train_tokenizer(train_texts, p["vocab_size"], out / TOKENIZER_DIR)
-    else:
-        tokenizer = load_tokenizer(p["tokenizer"], out / TOKENIZER_DIR)
-    full = encode_contexts(tokenizer, table.context.tolist(), max_length=10**6)
-    ids = [x[-p["max_length"]:] for x in full]
-    write_packed(out, table.drop(columns=["n_empty_text"]), ids)
-    lengths = np.array([len(x) for x in ids])
-    write_json(args.report, {
-        "utterances": len(table), "skipped_empty_text": int(table.n_empty_text.iat[0]) if len(table) else 0,
-        "vocab_size": len(tokenizer), "mean_tokens": round(float(lengths.mean()), 2),
-        "max_tokens": int(lengths.max()), "truncated": int(sum(len(f) > p["max_length"] for f in full)),
-        "with_2_previous": int((table.n_previous_used == 2).sum()),
-    })
-    logging.getLogger("tokenize").info("%d contexts, vocabulary %d", len(table), len(tokenizer))
+    report = tokenize_table(pd.read_parquet(args.segments), args.out, p["tokenizer"], p["vocab_size"],
+                            p["max_length"], p["n_previous"], p["punctuation"])
+    write_json(args.report, report)
+    logging.getLogger("tokenize").info("%s", report)
 
 
 if __name__ == "__main__":

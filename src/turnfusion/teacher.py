@@ -138,3 +138,48 @@ def save_teacher(model, tokenizer, out_dir: Path) -> None:
     out_dir = Path(out_dir)
     model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
+
+
+def fit_and_score(tokens_dir: Path, model_out: Path, base: str | None, n_layer: int, n_embd: int, n_head: int,
+                  max_length: int, epochs: int, batch_size: int, lr: float, seed: int, device: str = "auto",
+                  progress: bool = True) -> tuple[pd.DataFrame, dict]:
+    """Train the teacher on the train split of a token store, save it, score TRP for every row.
+
+    Returns (trp table: sentence_id, video_id, split, label, trp) and metrics (val perplexity,
+    per-split TRP report).
+    """
+    from turnfusion.schema import LABEL_NAMES
+    from turnfusion.text import PackedTokens
+
+    tokens = PackedTokens(tokens_dir)
+    tokenizer, index = tokens.tokenizer(), tokens.index
+    contexts = [tokens.row(i) for i in range(len(index))]
+    seqs = lm_sequences(contexts, next_tokens(index, tokenizer))
+    split = index.split.to_numpy()
+    seed_everything(seed)  # the model's initial weights too
+    model = build_teacher(tokenizer, base, n_layer, n_embd, n_head, n_positions=max_length + 1)
+    result = train_teacher(model, [s for s, sp in zip(seqs, split) if sp == "train"],
+                           [s for s, sp in zip(seqs, split) if sp == "val"], tokenizer.pad_token_id,
+                           epochs, batch_size, lr, seed, device, progress)
+    save_teacher(model, tokenizer, Path(model_out))
+    trp = score_trp(model, contexts, tokenizer, batch_size, progress)
+    table = index[["sentence_id", "video_id", "split", "label"]].assign(trp=trp)
+    labels = index.label.to_numpy()
+    metrics = {"val_perplexity": round(result["val_perplexity"], 4)}
+    for name in ("val", "test"):
+        part = split == name
+        if part.any():
+            metrics[name] = {k: round(v, 4) for k, v in trp_report(trp[part], labels[part], LABEL_NAMES).items()}
+    return table, metrics
+
+
+def trp_histogram(trp: np.ndarray, labels: np.ndarray, n_bins: int = 20) -> pd.DataFrame:
+    """Share of each class's utterances per TRP bin (bin centres in column `trp`)."""
+    from turnfusion.schema import LABEL_NAMES
+
+    bins = np.linspace(0, 1, n_bins + 1)
+    hist = pd.DataFrame({"trp": np.round((bins[:-1] + bins[1:]) / 2, 4)})
+    for label, name in LABEL_NAMES.items():
+        counts, _ = np.histogram(trp[labels == label], bins=bins)
+        hist[name] = counts / max(counts.sum(), 1)
+    return hist

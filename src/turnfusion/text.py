@@ -43,7 +43,7 @@ def speaker_token(speaker) -> str:
     try:
         return SPEAKER_TOKENS[int(speaker)]
     except (ValueError, IndexError, TypeError):
-        raise DataError(f"speaker must be 0 or 1, got {speaker!r}") from None
+        raise DataError(f"speaker must be 0 or 1, got {speaker}") from None
 
 
 def utterance_piece(text: str, speaker, previous_speaker=None) -> str:
@@ -91,7 +91,8 @@ def train_tokenizer(texts: list[str], vocab_size: int, out_dir: Path | None = No
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     core.train_from_iterator(texts, trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token=EOS, bos_token=EOS, unk_token=EOS,
-                                        pad_token=PAD, additional_special_tokens=[TURN_SHIFT, *SPEAKER_TOKENS])
+                                        pad_token=PAD, additional_special_tokens=[TURN_SHIFT, *SPEAKER_TOKENS],
+                                        truncation_side="left", padding_side="right")
     return _configure(tokenizer, out_dir)
 
 
@@ -99,7 +100,7 @@ def load_tokenizer(name_or_path: str, out_dir: Path | None = None):
     """A pretrained tokenizer by hub name or local path (e.g. distilgpt2), with our special tokens added."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, truncation_side="left", padding_side="right")
     tokenizer.add_special_tokens({"additional_special_tokens": [TURN_SHIFT, *SPEAKER_TOKENS]})
     if tokenizer.pad_token is None:
         tokenizer.add_special_tokens({"pad_token": PAD})
@@ -107,8 +108,8 @@ def load_tokenizer(name_or_path: str, out_dir: Path | None = None):
 
 
 def _configure(tokenizer, out_dir: Path | None):
-    tokenizer.truncation_side = "left"  # the end of the current utterance carries the cues
-    tokenizer.padding_side = "right"  # GPT-2 has absolute positions: pad on the right
+    # Left truncation: the end of the current utterance carries the cues. Right padding: GPT-2 has
+    # absolute positions. Both are constructor arguments, so save_pretrained records them.
     if out_dir is not None:
         tokenizer.save_pretrained(str(out_dir))
     return tokenizer
@@ -164,3 +165,28 @@ def pad_right(seqs: list, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
         ids[k, : len(s)] = s
         mask[k, : len(s)] = 1
     return ids, mask
+
+
+def tokenize_table(table: pd.DataFrame, out_dir: Path, tokenizer_spec: str, vocab_size: int, max_length: int,
+                   n_previous: int = 2, punctuation: str = "strip") -> dict:
+    """Contexts, tokenizer and packed ids for a segment index (video_id, position, text, speaker, split).
+
+    `tokenizer_spec`: "train" fits a byte-level BPE on the training split only; anything else is a
+    hub name or local path. Writes `out_dir` and returns a report of counts.
+    """
+    table = build_contexts(table, n_previous, punctuation)
+    out_dir = Path(out_dir)
+    if tokenizer_spec == "train":
+        train_texts = [normalize(t, punctuation) for t in table.loc[table.split == "train", "text"]]
+        tokenizer = train_tokenizer(train_texts, vocab_size, out_dir / TOKENIZER_DIR)
+    else:
+        tokenizer = load_tokenizer(tokenizer_spec, out_dir / TOKENIZER_DIR)
+    full = encode_contexts(tokenizer, table.context.tolist(), max_length=10**9)
+    ids = [x[-max_length:] for x in full]
+    n_empty = int(table.n_empty_text.iat[0]) if len(table) else 0
+    write_packed(out_dir, table.drop(columns=["n_empty_text"]), ids)
+    lengths = np.array([len(x) for x in ids])
+    return {"utterances": len(table), "skipped_empty_text": n_empty, "vocab_size": len(tokenizer),
+            "mean_tokens": round(float(lengths.mean()), 2), "max_tokens": int(lengths.max()),
+            "truncated": int(sum(len(f) > max_length for f in full)),
+            "with_2_previous": int((table.n_previous_used == 2).sum())}
