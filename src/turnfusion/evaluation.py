@@ -1,0 +1,81 @@
+"""Evaluation on the test split: model predictions, baselines and the figures people look at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from turnfusion.metrics import classification_report, confusion
+from turnfusion.schema import KEEP, LABEL_NAMES, SHIFT
+
+PROB_COLUMNS = [f"p_{name}" for name in LABEL_NAMES.values()]
+
+
+def predictions_frame(table: pd.DataFrame, probabilities: np.ndarray, model: str) -> pd.DataFrame:
+    """Per-utterance predictions: ids, label, class probabilities, predicted class."""
+    out = table[["sentence_id", "video_id", "label"]].reset_index(drop=True).copy()
+    out[PROB_COLUMNS] = probabilities
+    out["prediction"] = probabilities.argmax(1)
+    out["model"] = model
+    return out
+
+
+def majority_baseline(train_labels: np.ndarray, n: int) -> np.ndarray:
+    """Probabilities that always put all mass on the most frequent training class."""
+    probs = np.zeros((n, len(LABEL_NAMES)))
+    probs[:, np.bincount(train_labels, minlength=len(LABEL_NAMES)).argmax()] = 1.0
+    return probs
+
+
+def fit_trp_threshold(trp: np.ndarray, labels: np.ndarray) -> float:
+    """Threshold on the teacher's TRP (shift above, keep below) that maximises macro F1 on the given set."""
+    from sklearn.metrics import f1_score
+
+    candidates = np.unique(np.quantile(trp, np.linspace(0.01, 0.99, 99)))
+    scores = [f1_score(labels, np.where(trp > c, SHIFT, KEEP), labels=list(LABEL_NAMES), average="macro",
+                       zero_division=0) for c in candidates]
+    return float(candidates[int(np.argmax(scores))])
+
+
+def trp_baseline(trp: np.ndarray, threshold: float) -> np.ndarray:
+    probs = np.zeros((len(trp), len(LABEL_NAMES)))
+    probs[np.arange(len(trp)), np.where(trp > threshold, SHIFT, KEEP)] = 1.0
+    return probs
+
+
+def per_class_f1_frame(reports: dict[str, dict]) -> pd.DataFrame:
+    return pd.DataFrame([{"model": model, "class": name, "f1": report[name]["f1"]}
+                         for model, report in reports.items() for name in LABEL_NAMES.values()])
+
+
+def save_figures(predictions: pd.DataFrame, reports: dict[str, dict], out_dir: Path, model: str) -> list[Path]:
+    """PNG figures for people who open the folder: confusion matrix of `model`, per-class F1 of all models."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    chosen = predictions[predictions.model == model]
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ConfusionMatrixDisplay(confusion(chosen.label.to_numpy(), chosen.prediction.to_numpy()),
+                           display_labels=list(LABEL_NAMES.values())).plot(ax=ax, colorbar=False)
+    ax.set_title(f"{model}: test confusion matrix")
+    fig.tight_layout()
+    paths = [out_dir / "confusion_matrix.png"]
+    fig.savefig(paths[0], dpi=120)
+    plt.close(fig)
+    table = per_class_f1_frame(reports).pivot(index="model", columns="class", values="f1")
+    table = table.loc[list(reports), list(LABEL_NAMES.values())]
+    ax = table.plot.bar(figsize=(7, 4), ylim=(0, 1), rot=0)
+    ax.set_ylabel("F1 (test)")
+    ax.set_title("Per-class F1 by model")
+    ax.figure.tight_layout()
+    paths.append(out_dir / "per_class_f1.png")
+    ax.figure.savefig(paths[1], dpi=120)
+    plt.close(ax.figure)
+    return paths
