@@ -95,7 +95,7 @@ def make_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
     encoder_params = {id(p) for e in model.encoders() for p in e.parameters()}
     head = [p for p in model.parameters() if id(p) not in encoder_params]
     groups = [{"params": head, "lr": cfg.lr_head}]
-    if cfg.encoders != "frozen":
+    if cfg.encoders == "full":  # "gradual" adds the encoders' group when it unfreezes them
         groups.append({"params": [p for e in model.encoders() for p in e.parameters()], "lr": cfg.lr_encoder})
     return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
 
@@ -185,7 +185,7 @@ def train(model, train_set, val_set, cfg: TrainConfig, out_dir: Path, checkpoint
         val_labels = val_set.table.label.to_numpy()
         report = classification_report(val_labels, val_probs.argmax(1), val_probs)
         val_loss = classification_loss(cfg.loss, torch.log(torch.from_numpy(val_probs) + 1e-9),
-                                       torch.from_numpy(val_labels), alpha, cfg.focal_gamma).item()
+                                       torch.tensor(val_labels), alpha, cfg.focal_gamma).item()
         score = report[cfg.criterion]
         record = {"epoch": epoch + 1, "train_loss": total / max(count, 1), "val_loss": val_loss,
                   "val_macro_f1": report["macro_f1"], "val_balanced_accuracy": report["balanced_accuracy"],
