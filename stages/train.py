@@ -15,7 +15,7 @@ from turnfusion.text import PackedTokens
 from turnfusion.training import TrainConfig, train
 
 
-def build_model(mode: str, m: dict, encoders_dir: Path) -> TurnFusionModel:
+def build_model(mode: str, m: dict, encoders_dir: Path, preprocessing: dict) -> TurnFusionModel:
     """A fresh model whose encoders are the ones the embedding cache was made with."""
     from transformers import GPT2Model, HubertModel
 
@@ -26,7 +26,7 @@ def build_model(mode: str, m: dict, encoders_dir: Path) -> TurnFusionModel:
         text_pooling=m["text_pooling"], audio_pooling=m["audio_pooling"], last_k=m["last_k"],
         audio_segments=m["audio_segments"], fusion_head=m["fusion_head"], hidden_size=m["hidden_size"],
         dropout=m["dropout"], tensor_rank=m["tensor_rank"], modality_dropout=m["modality_dropout"],
-        use_trp=m["use_trp"])
+        use_trp=m["use_trp"], preprocessing=preprocessing)
     model = TurnFusionModel(config)
     if config.uses_text:
         model.text_encoder.load_state_dict(text_encoder.state_dict())
@@ -53,7 +53,10 @@ def main() -> None:
     store, tokens = SegmentStore.open(args.segments), PackedTokens(args.tokens)
     table = utterance_table(store.index, tokens.index, pd.read_parquet(args.trp), m["audio_segments"])
     seed_everything(cfg.seed)  # the head's initial weights
-    model = build_model(args.mode, m, Path(args.embeddings) / ENCODERS_DIR)
+    tx, sg = params("text"), params("segment")
+    preprocessing = {"sample_rate": sg["sample_rate"], "max_seconds": sg["max_seconds"], "channels": sg["channels"],
+                     "max_length": tx["max_length"], "n_previous": tx["n_previous"], "punctuation": tx["punctuation"]}
+    model = build_model(args.mode, m, Path(args.embeddings) / ENCODERS_DIR, preprocessing)
     if cfg.encoders == "frozen":
         sets = {s: CachedExamples(table[table.split == s], args.embeddings) for s in ("train", "val")}
     else:

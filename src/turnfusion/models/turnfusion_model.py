@@ -23,7 +23,7 @@ class TurnFusionConfig(PretrainedConfig):
                  text_pooling: str = "last", audio_pooling: str = "attention", last_k: int = 10,
                  audio_segments: int = 3, fusion_head: str = "concat", hidden_size: int = 128,
                  dropout: float = 0.1, tensor_rank: int = 4, modality_dropout: float = 0.0, use_trp: bool = False,
-                 num_labels: int = 3, **kwargs):
+                 preprocessing: dict | None = None, num_labels: int = 3, **kwargs):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
@@ -33,6 +33,9 @@ class TurnFusionConfig(PretrainedConfig):
         self.audio_segments = audio_segments
         self.fusion_head, self.hidden_size, self.dropout = fusion_head, hidden_size, dropout
         self.tensor_rank, self.modality_dropout, self.use_trp = tensor_rank, modality_dropout, use_trp
+        # how inputs were prepared in training, so prediction prepares them the same way
+        self.preprocessing = {"sample_rate": 16000, "max_seconds": 3.0, "max_length": 64, "n_previous": 2,
+                              "punctuation": "strip", **(preprocessing or {})}
         super().__init__(num_labels=num_labels, **kwargs)
 
     @property
