@@ -23,4 +23,5 @@ repro: install
 	dvc repro
 
 test: install
+	ruff check --select F src stages tests bench examples
 	pytest -q

@@ -5,18 +5,15 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from common import params, run, write_csv, write_json
 
 from turnfusion.device import pick_device
 from turnfusion.evaluation import (fit_trp_threshold, majority_baseline, per_class_f1_frame, predictions_frame,
                                    save_figures, trp_baseline)
-from turnfusion.features import CachedExamples, RawExamples, utterance_table
+from turnfusion.features import examples_for, load_utterances
 from turnfusion.metrics import classification_report
 from turnfusion.models import TurnFusionModel
-from turnfusion.segments import SegmentStore
-from turnfusion.text import PackedTokens
 from turnfusion.training import TrainConfig, predict
 
 
@@ -31,10 +28,9 @@ def main() -> None:
     args = parser.parse_args()
     m, t = params("model"), params("train")
     cfg = TrainConfig(**t)
-    store, tokens = SegmentStore.open(args.segments), PackedTokens(args.tokens)
-    table = utterance_table(store.index, tokens.index, pd.read_parquet(args.trp), m["audio_segments"])
+    store, tokens, table = load_utterances(args.segments, args.tokens, args.trp, m["audio_segments"])
     test, train, val = (table[table.split == s].reset_index(drop=True) for s in ("test", "train", "val"))
-    examples = CachedExamples(test, args.embeddings) if cfg.encoders == "frozen" else RawExamples(test, tokens, store)
+    examples = examples_for(test, cfg.encoders, args.embeddings, tokens, store)
     probabilities = {"majority": majority_baseline(train.label.to_numpy(), len(test))}
     threshold = fit_trp_threshold(val.trp.to_numpy(), val.label.to_numpy())
     probabilities["trp_threshold"] = trp_baseline(test.trp.to_numpy(), threshold)

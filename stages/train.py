@@ -4,14 +4,11 @@ import argparse
 import logging
 from pathlib import Path
 
-import pandas as pd
 from common import params, run
 
 from turnfusion.device import seed_everything
-from turnfusion.features import ENCODERS_DIR, CachedExamples, RawExamples, utterance_table
+from turnfusion.features import ENCODERS_DIR, examples_for, load_utterances
 from turnfusion.models import TurnFusionConfig, TurnFusionModel
-from turnfusion.segments import SegmentStore
-from turnfusion.text import PackedTokens
 from turnfusion.training import TrainConfig, train
 
 
@@ -50,17 +47,14 @@ def main() -> None:
     args = parser.parse_args()
     m, t = params("model"), params("train")
     cfg = TrainConfig(**t)
-    store, tokens = SegmentStore.open(args.segments), PackedTokens(args.tokens)
-    table = utterance_table(store.index, tokens.index, pd.read_parquet(args.trp), m["audio_segments"])
+    store, tokens, table = load_utterances(args.segments, args.tokens, args.trp, m["audio_segments"])
     seed_everything(cfg.seed)  # the head's initial weights
     tx, sg = params("text"), params("segment")
     preprocessing = {"sample_rate": sg["sample_rate"], "max_seconds": sg["max_seconds"], "channels": sg["channels"],
                      "max_length": tx["max_length"], "n_previous": tx["n_previous"], "punctuation": tx["punctuation"]}
     model = build_model(args.mode, m, Path(args.embeddings) / ENCODERS_DIR, preprocessing)
-    if cfg.encoders == "frozen":
-        sets = {s: CachedExamples(table[table.split == s], args.embeddings) for s in ("train", "val")}
-    else:
-        sets = {s: RawExamples(table[table.split == s], tokens, store) for s in ("train", "val")}
+    sets = {s: examples_for(table[table.split == s], cfg.encoders, args.embeddings, tokens, store)
+            for s in ("train", "val")}
     with Live(args.live, save_dvc_exp=False, dvcyaml=None) as live:
         live.log_params({"mode": args.mode, **{f"model.{k}": v for k, v in m.items() if not isinstance(v, dict)},
                          **{f"train.{k}": v for k, v in t.items()}})

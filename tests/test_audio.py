@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import soundfile as sf
 
 from turnfusion.audio import active_fraction, load_mono, read_audio, rms_db, select_channel
 from turnfusion.schema import DataError

@@ -5,7 +5,7 @@ import torch
 
 from turnfusion.features import collate_cached
 from turnfusion.models import TurnFusionConfig, TurnFusionModel
-from turnfusion.training import TrainConfig, class_balanced_sampler, predict, train
+from turnfusion.training import TrainConfig, class_balanced_sampler, train
 
 TEXT_CFG = {"vocab_size": 50, "n_layer": 1, "n_embd": 16, "n_head": 2, "n_positions": 32}
 AUDIO_CFG = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32,

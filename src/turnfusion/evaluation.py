@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from turnfusion.metrics import classification_report, confusion
+from turnfusion.metrics import confusion
 from turnfusion.schema import KEEP, LABEL_NAMES, SHIFT
 
 PROB_COLUMNS = [f"p_{name}" for name in LABEL_NAMES.values()]

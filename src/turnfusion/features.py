@@ -211,3 +211,19 @@ def encode_raw_batch(model, batch: dict, device) -> dict:
                     k += 1
         out["audio_hidden"], out["audio_mask"] = audio, audio_mask
     return out
+
+
+def load_utterances(segments_dir: Path, tokens_dir: Path, trp_path: Path | None,
+                    n_audio_segments: int = 3) -> tuple[SegmentStore, PackedTokens, pd.DataFrame]:
+    """The segment store, the token store and their joined utterance table (see `utterance_table`)."""
+    store, tokens = SegmentStore.open(segments_dir), PackedTokens(tokens_dir)
+    trp = pd.read_parquet(trp_path) if trp_path is not None else None
+    return store, tokens, utterance_table(store.index, tokens.index, trp, n_audio_segments)
+
+
+def examples_for(table: pd.DataFrame, encoders: str, embeddings_dir: Path, tokens: PackedTokens,
+                 store: SegmentStore) -> torch.utils.data.Dataset:
+    """Cached hidden states when the encoders stay frozen, raw token ids and waveforms otherwise."""
+    if encoders == "frozen":
+        return CachedExamples(table, embeddings_dir)
+    return RawExamples(table, tokens, store)
