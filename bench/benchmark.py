@@ -22,15 +22,23 @@ import torch
 sys.path.insert(0, str(Path(__file__).parents[1] / "stages"))
 
 
-def latency(predictor, repeats: int, rng) -> tuple[float, float]:
+def latency(predictor, repeats: int, rng, streaming: bool) -> tuple[float, float]:
+    """Per-utterance latency with two context utterances of 3 s audio each.
+
+    streaming=False: all three segments are new (cold). streaming=True: a live conversation, where the
+    two context utterances were the current ones of the previous calls (their encodings are remembered).
+    """
     rate = predictor.prep["sample_rate"]
-    waves = [rng.normal(0, 0.1, 3 * rate).astype(np.float32) for _ in range(3)]
-    context = [{"text": "i went to the market yesterday and", "speaker": 0, "audio": waves[2], "sample_rate": rate},
-               {"text": "you know it was really nice", "speaker": 0, "audio": waves[1], "sample_rate": rate}]
+    texts = ["i went to the market yesterday and", "you know it was really nice", "did you ever go to the museum"]
     times = []
+    waves = [rng.normal(0, 0.1, 3 * rate).astype(np.float32) for _ in range(2)]
     for k in range(repeats + 3):
+        waves.append(rng.normal(0, 0.1, 3 * rate).astype(np.float32))
+        if not streaming:
+            predictor._audio_cache.clear()
+        context = [{"text": texts[j], "speaker": 0, "audio": waves[-3 + j], "sample_rate": rate} for j in range(2)]
         start = time.perf_counter()
-        predictor.predict("did you ever go to the museum", waves[0], 1, context, sample_rate=rate)
+        predictor.predict(texts[2], waves[-1], 1, context, sample_rate=rate)
         if k >= 3:  # warm-up
             times.append(time.perf_counter() - start)
     return 1000 * float(np.percentile(times, 50)), 1000 * float(np.percentile(times, 95))
@@ -115,10 +123,14 @@ def main() -> None:
     torch.set_num_threads(2)
     rng = np.random.default_rng(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
-    p50, p95 = latency(TurnPredictor(args.model), args.repeats, rng)
-    print(f"latency default model ({args.model}): p50 {p50:.1f} ms, p95 {p95:.1f} ms per utterance (+2 context)")
-    p50, p95 = latency(distil_size_predictor(Path(args.model), Path(tempfile.mkdtemp())), max(10, args.repeats // 5), rng)
-    print(f"latency distil-size encoders (6x768 GPT-2, 2x768 HuBERT): p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+    predictors = {f"default model ({args.model})": (TurnPredictor(args.model), args.repeats),
+                  "distil-size encoders (6x768 GPT-2, 2x768 HuBERT)":
+                      (distil_size_predictor(Path(args.model), Path(tempfile.mkdtemp())), max(10, args.repeats // 5))}
+    for name, (predictor, repeats) in predictors.items():
+        for streaming in (False, True):
+            p50, p95 = latency(predictor, repeats, rng, streaming)
+            kind = "streaming (context encodings remembered)" if streaming else "cold (3 segments encoded)"
+            print(f"latency {name}, {kind}: p50 {p50:.1f} ms, p95 {p95:.1f} ms per utterance (+2 context)")
     epochs = epoch_times()
     print(f"epoch, frozen encoders from cache: {epochs['frozen_cached']['epoch_s']} s "
           f"({epochs['frozen_cached']['samples_per_s']} samples/s)")

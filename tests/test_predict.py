@@ -90,3 +90,12 @@ def test_batch_mode_over_an_mmf2f_csv(model_dir, recording_dir, tmp_path):
     assert out.loc[["v1_0", "v1_1"], ["p_keep", "p_shift", "p_backchannel"]].sum(1).tolist() == pytest.approx([1, 1])
     assert out.loc["v1_2", "skipped"] == "start_not_before_end" and out.loc["v2_0", "skipped"] == "empty_text"
     assert out.loc["v9_0", "skipped"].startswith("recording:") and np.isnan(out.loc["v9_0", "p_shift"])
+
+
+def test_context_audio_is_encoded_once_and_results_do_not_change(model_dir, wavs):
+    predictor = TurnPredictor(model_dir)
+    context = [{"text": "hello there", "speaker": 0, "audio": wavs / "b.wav"}]
+    first = predictor.predict("how are you", wavs / "a.wav", 1, context)
+    assert len(predictor._audio_cache) == 2
+    again = predictor.predict("how are you", wavs / "a.wav", 1, context)
+    assert again == first and len(predictor._audio_cache) == 2

@@ -189,8 +189,11 @@ def collate_raw(items: list[dict]) -> dict:
             "label": torch.tensor([it["label"] for it in items])}
 
 
-def encode_raw_batch(model, batch: dict, device) -> dict:
-    """Run the model's encoders on a raw batch: the same hidden-state batch that the cache gives."""
+def encode_raw_batch(model, batch: dict, device, encode_audio=None) -> dict:
+    """Run the model's encoders on a raw batch: the same hidden-state batch that the cache gives.
+
+    `encode_audio` (list of waveforms -> (hidden, frame mask)) defaults to `model.encode_audio`.
+    """
     out = {"trp": batch["trp"].to(device), "label": batch["label"].to(device)}
     if model.config.uses_text:
         ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
@@ -199,7 +202,7 @@ def encode_raw_batch(model, batch: dict, device) -> dict:
         waves = batch["waves"]
         s = len(waves[0])
         flat = [w for item in waves for w in item if w is not None]
-        hidden, frame_mask = model.encode_audio(flat)
+        hidden, frame_mask = (encode_audio or model.encode_audio)(flat)
         b, f, d = len(waves), hidden.shape[1], hidden.shape[2]
         audio = torch.zeros(b, s, f, d, device=device, dtype=hidden.dtype)
         audio_mask = torch.zeros(b, s, f, dtype=torch.bool, device=device)

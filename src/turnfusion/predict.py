@@ -15,6 +15,8 @@ audio segment (as at the start of a conversation).
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +42,30 @@ class TurnPredictor:
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         self.prep = self.model.config.preprocessing
         self.device = torch.device(device)
+        self._audio_cache: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+
+    AUDIO_CACHE_SIZE = 64
+
+    def _encode_audio(self, waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hidden frames of each waveform, encoded alone (as in the training cache: no padding enters the
+        encoder) and remembered: in a live conversation each context utterance was the current one before,
+        so it is encoded once."""
+        frames = []
+        for wave in waves:
+            key = hashlib.blake2b(np.ascontiguousarray(wave).tobytes(), digest_size=16).digest()
+            if key not in self._audio_cache:
+                hidden, mask = self.model.encode_audio([wave])
+                self._audio_cache[key] = hidden[0, : int(mask[0].sum())]
+                if len(self._audio_cache) > self.AUDIO_CACHE_SIZE:
+                    self._audio_cache.popitem(last=False)
+            self._audio_cache.move_to_end(key)
+            frames.append(self._audio_cache[key])
+        width = max(len(f) for f in frames)
+        hidden = torch.zeros(len(frames), width, frames[0].shape[1], device=self.device)
+        mask = torch.zeros(len(frames), width, dtype=torch.bool, device=self.device)
+        for k, f in enumerate(frames):
+            hidden[k, : len(f)], mask[k, : len(f)] = f, True
+        return hidden, mask
 
     # --- input preparation -------------------------------------------------------------------
     def _text(self, text, what: str) -> str:
@@ -97,7 +123,7 @@ class TurnPredictor:
         batch = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "waves": waves,
                  "trp": torch.tensor(trp if trp is not None else [0.0] * len(contexts)),
                  "label": torch.zeros(len(contexts), dtype=torch.long)}
-        inputs = encode_raw_batch(self.model, batch, self.device)
+        inputs = encode_raw_batch(self.model, batch, self.device, encode_audio=self._encode_audio)
         logits = self.model(inputs.get("text_hidden"), inputs.get("text_mask"), inputs.get("audio_hidden"),
                             inputs.get("audio_mask"), inputs["trp"])
         return torch.softmax(logits.float(), dim=-1).cpu().numpy()
