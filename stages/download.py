@@ -26,7 +26,8 @@ def main() -> None:
                              "already_present": int(counts.get("present", 0)), "failed": len(failed)})
     message = f"{len(results) - len(failed)} of {len(results)} recordings available, {len(failed)} failed"
     if len(failed):
-        reasons = failed.error.str.slice(0, 120).value_counts()
+        # group by the error itself, without yt-dlp's "[extractor] <id>: " prefix
+        reasons = failed.error.str.replace(r"^\[\w+\] [^:]+: ", "", regex=True).str.slice(0, 120).value_counts()
         message += "; most common errors: " + "; ".join(f"{n}x {r}" for r, n in reasons.head(3).items())
     logging.getLogger("download").info(message)
 
