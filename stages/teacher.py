@@ -20,7 +20,7 @@ def main() -> None:
     p = params("teacher")
     table, metrics = fit_and_score(Path(args.tokens), Path(args.model_out), p["base"], p["n_layer"], p["n_embd"],
                                    p["n_head"], params("text")["max_length"], p["epochs"], p["batch_size"],
-                                   p["lr"], p["seed"], p["device"])
+                                   p["lr"], p["seed"], p["device"], crossfit_folds=p["crossfit_folds"])
     Path(args.trp_out).parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(args.trp_out, index=False)
     write_json(args.metrics, metrics)

@@ -68,3 +68,15 @@ def test_histogram_rows_are_shares_per_class():
     hist = trp_histogram(np.array([0.01, 0.5, 0.99, 0.98]), np.array([KEEP, SHIFT, SHIFT, BACKCHANNEL]))
     assert hist[["keep", "shift", "backchannel"]].sum().tolist() == [1.0, 1.0, 1.0]
     assert hist.keep.iat[0] == 1.0 and hist["shift"].iat[-1] == 0.5
+
+
+def test_crossfitted_train_trp_comes_from_other_teachers(teacher_run, tmp_path_factory):
+    in_sample, _ = teacher_run[0]
+    work = tmp_path_factory.getbasetemp() / "teacher0"
+    crossfit, metrics = fit_and_score(work / "tokens", tmp_path_factory.mktemp("cf") / "m", None, 2, 64, 2, 48,
+                                      epochs=8, batch_size=32, lr=3e-3, seed=0, device="cpu", progress=False,
+                                      crossfit_folds=2)
+    train = (crossfit.split == "train").to_numpy()
+    assert np.array_equal(crossfit.trp[~train], in_sample.trp[~train])  # val/test: the full teacher
+    assert not np.allclose(crossfit.trp[train], in_sample.trp[train])
+    assert crossfit.trp.between(0, 1).all() and "train" in metrics

@@ -142,9 +142,13 @@ def save_teacher(model, tokenizer, out_dir: Path) -> None:
 
 def fit_and_score(tokens_dir: Path, model_out: Path, base: str | None, n_layer: int, n_embd: int, n_head: int,
                   max_length: int, epochs: int, batch_size: int, lr: float, seed: int, device: str = "auto",
-                  progress: bool = True) -> tuple[pd.DataFrame, dict]:
+                  progress: bool = True, crossfit_folds: int = 0) -> tuple[pd.DataFrame, dict]:
     """Train the teacher on the train split of a token store, save it, score TRP for every row.
 
+    With `crossfit_folds` >= 2 the training split's TRP is cross-fitted: its conversations are cut into
+    that many folds, and each fold is scored by a teacher trained on the other folds, so a model that
+    takes TRP as an input or a distillation target never sees in-sample TRP in training. Val and test
+    are always scored by the teacher trained on all of train (the saved one).
     Returns (trp table: sentence_id, video_id, split, label, trp) and metrics (val perplexity,
     per-split TRP report).
     """
@@ -163,10 +167,22 @@ def fit_and_score(tokens_dir: Path, model_out: Path, base: str | None, n_layer: 
                            epochs, batch_size, lr, seed, device, progress)
     save_teacher(model, tokenizer, Path(model_out))
     trp = score_trp(model, contexts, tokenizer, batch_size, progress)
+    if crossfit_folds >= 2:
+        video = index.video_id.to_numpy()
+        train_videos = np.array(sorted(set(video[split == "train"])))
+        fold_of = dict(zip(train_videos, np.random.default_rng(seed).permutation(len(train_videos)) % crossfit_folds))
+        fold = np.array([fold_of.get(v, -1) for v in video])
+        for f in range(crossfit_folds):
+            seed_everything(seed + 1 + f)
+            fold_model = build_teacher(tokenizer, base, n_layer, n_embd, n_head, n_positions=max_length + 1)
+            train_teacher(fold_model, [s for s, k in zip(seqs, fold) if k not in (-1, f)], [], tokenizer.pad_token_id,
+                          epochs, batch_size, lr, seed + 1 + f, device, progress)
+            rows = np.flatnonzero(fold == f)
+            trp[rows] = score_trp(fold_model, [contexts[i] for i in rows], tokenizer, batch_size, progress)
     table = index[["sentence_id", "video_id", "split", "label"]].assign(trp=trp)
     labels = index.label.to_numpy()
     metrics = {"val_perplexity": round(result["val_perplexity"], 4)}
-    for name in ("val", "test"):
+    for name in ("train", "val", "test"):
         part = split == name
         if part.any():
             metrics[name] = {k: round(v, 4) for k, v in trp_report(trp[part], labels[part], LABEL_NAMES).items()}
