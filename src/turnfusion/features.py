@@ -3,6 +3,7 @@ per-utterance examples (text context + the current and previous audio segments) 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from turnfusion.schema import DataError
 from turnfusion.segments import SegmentStore
 from turnfusion.text import PackedTokens, pad_right
 
+log = logging.getLogger(__name__)
 TEXT_CACHE, AUDIO_CACHE, AUDIO_INDEX, ENCODERS_DIR = "text.npy", "audio.npy", "audio_frames.parquet", "encoders"
 
 
@@ -60,11 +62,18 @@ def encode_waveforms(encoder: HubertModel, waves: list[np.ndarray]) -> tuple[tor
     padded = torch.zeros(len(waves), int(lengths.max()))
     for k, w in enumerate(waves):
         padded[k, : len(w)] = torch.from_numpy(np.asarray(w, dtype=np.float32))
-    sample_mask = (torch.arange(padded.shape[1])[None] < lengths[:, None]).long().to(padded.device)
+    sample_mask = (torch.arange(padded.shape[1])[None] < lengths[:, None]).long()
     device = next(encoder.parameters()).device
     hidden = encoder(input_values=padded.to(device), attention_mask=sample_mask.to(device)).last_hidden_state
     frames = encoder._get_feat_extract_output_lengths(lengths).to(device)
     return hidden, torch.arange(hidden.shape[1], device=device)[None] < frames[:, None]
+
+
+def encode_segment(encoder: HubertModel, wave: np.ndarray) -> torch.Tensor:
+    """Hidden frames (frames, dim) of one waveform encoded alone, so no padding enters the encoder's
+    normalisation: how the training cache and the predictor both encode audio."""
+    hidden, mask = encode_waveforms(encoder, [wave])
+    return hidden[0, : int(mask[0].sum())]
 
 
 @torch.no_grad()
@@ -77,8 +86,7 @@ def audio_cache(encoder: HubertModel, store: SegmentStore, progress: bool = True
     pieces, offsets, counts = [], [], []
     offset = 0
     for i in tqdm(range(len(store.index)), desc="audio cache", disable=not progress):
-        hidden, mask = encode_waveforms(encoder, [store.waveform(i)])
-        frames = hidden[0, : int(mask[0].sum())].float().cpu().numpy().astype(np.float16)
+        frames = encode_segment(encoder, store.waveform(i)).float().cpu().numpy().astype(np.float16)
         pieces.append(frames)
         offsets.append(offset)
         counts.append(len(frames))
@@ -110,6 +118,8 @@ def utterance_table(segments: pd.DataFrame, tokens: pd.DataFrame, trp: pd.DataFr
     else:
         table["trp"] = np.nan
     lost = len(segments) - len(table)
+    if lost:
+        log.warning("%d segment(s) have no token context (dropped by the tokenize stage) and are left out", lost)
     table = table.sort_values(["video_id", "position"], kind="stable").reset_index(drop=True)
     rows = np.full((len(table), n_audio_segments), -1, dtype=np.int64)
     video, seg_row = table.video_id.to_numpy(), table.segment_row.to_numpy()
@@ -118,7 +128,6 @@ def utterance_table(segments: pd.DataFrame, tokens: pd.DataFrame, trp: pd.DataFr
             if i - k >= 0 and video[i - k] == video[i]:
                 rows[i, k] = seg_row[i - k]
     table["audio_rows"] = list(rows)
-    table.attrs["dropped_without_tokens"] = lost
     return table
 
 
@@ -131,6 +140,10 @@ class CachedExamples(torch.utils.data.Dataset):
             if not (cache_dir / name).exists():
                 raise DataError(f"{cache_dir / name}: embedding cache file missing (run the embed stage)")
         self.table = table.reset_index(drop=True)
+        self.tok_offset, self.tok_length = self.table.tok_offset.to_numpy(), self.table.tok_length.to_numpy()
+        self.audio_rows = np.stack(self.table.audio_rows.to_numpy()) if len(self.table) else np.zeros((0, 1), int)
+        self.trp = np.nan_to_num(self.table.trp.to_numpy(dtype=float))
+        self.labels = self.table.label.to_numpy()
         self.text = np.load(cache_dir / TEXT_CACHE, mmap_mode="r")
         self.audio = np.load(cache_dir / AUDIO_CACHE, mmap_mode="r")
         frames = pd.read_parquet(cache_dir / AUDIO_INDEX)
@@ -140,11 +153,11 @@ class CachedExamples(torch.utils.data.Dataset):
         return len(self.table)
 
     def __getitem__(self, i: int) -> dict:
-        row = self.table.iloc[i]
-        text = torch.from_numpy(np.asarray(self.text[row.tok_offset: row.tok_offset + row.tok_length], np.float32))
+        start = self.tok_offset[i]
+        text = torch.from_numpy(np.asarray(self.text[start: start + self.tok_length[i]], np.float32))
         audio = [torch.from_numpy(np.asarray(self.audio[self.frame_offset[r]: self.frame_offset[r] + self.n_frames[r]],
-                                             np.float32)) if r >= 0 else None for r in row.audio_rows]
-        return {"text": text, "audio": audio, "trp": float(np.nan_to_num(row.trp)), "label": int(row.label)}
+                                             np.float32)) if r >= 0 else None for r in self.audio_rows[i]]
+        return {"text": text, "audio": audio, "trp": float(self.trp[i]), "label": int(self.labels[i])}
 
 
 def collate_cached(items: list[dict]) -> dict:

@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from turnfusion.audio import load_mono, read_audio, resample, select_channel
+from turnfusion.features import encode_segment
 from turnfusion.schema import LABEL_NAMES, DataError, read_utterances
 from turnfusion.segments import keep_end, timestamp_problem
 from turnfusion.text import normalize, utterance_piece
@@ -54,8 +55,7 @@ class TurnPredictor:
         for wave in waves:
             key = hashlib.blake2b(np.ascontiguousarray(wave).tobytes(), digest_size=16).digest()
             if key not in self._audio_cache:
-                hidden, mask = self.model.encode_audio([wave])
-                self._audio_cache[key] = hidden[0, : int(mask[0].sum())]
+                self._audio_cache[key] = encode_segment(self.model.audio_encoder, wave)
                 if len(self._audio_cache) > self.AUDIO_CACHE_SIZE:
                     self._audio_cache.popitem(last=False)
             self._audio_cache.move_to_end(key)

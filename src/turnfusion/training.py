@@ -71,6 +71,16 @@ def inverse_frequency_alpha(labels: np.ndarray, n_classes: int) -> torch.Tensor:
     return torch.tensor(alpha / alpha.mean(), dtype=torch.float32)
 
 
+def class_alpha(cfg: TrainConfig, labels: np.ndarray, n_classes: int) -> torch.Tensor:
+    """Per-class loss weights: as given; else uniform with the weighted sampler (it already balances the
+    classes, so do not correct twice); else inverse class frequency."""
+    if cfg.focal_alpha:
+        return torch.tensor(cfg.focal_alpha, dtype=torch.float32)
+    if cfg.sampler == "weighted":
+        return torch.ones(n_classes)
+    return inverse_frequency_alpha(labels, n_classes)
+
+
 def make_loader(dataset, cfg: TrainConfig, shuffle: bool, generator: torch.Generator | None = None):
     collate = collate_raw if cfg.encoders != "frozen" else collate_cached
     sampler = None
@@ -134,11 +144,7 @@ def train(model, train_set, val_set, cfg: TrainConfig, out_dir: Path, checkpoint
     generator = seed_everything(cfg.seed)
     model.to(device)
     n_classes = model.config.num_labels
-    labels = train_set.table.label.to_numpy()
-    alpha = torch.tensor(cfg.focal_alpha, dtype=torch.float32) if cfg.focal_alpha else \
-        inverse_frequency_alpha(labels, n_classes)
-    if cfg.sampler == "weighted" and not cfg.focal_alpha:
-        alpha = torch.ones(n_classes)  # the sampler already balances classes; do not correct twice
+    alpha = class_alpha(cfg, train_set.table.label.to_numpy(), n_classes)
     set_encoders_trainable(model, cfg.encoders == "full")
     optimizer = make_optimizer(model, cfg)
     scheduler = warmup_schedule(optimizer, cfg.warmup_steps)
