@@ -23,5 +23,5 @@ repro: install
 	dvc repro
 
 test: install
-	ruff check --select F src stages tests bench examples
+	ruff check src stages tests bench examples
 	pytest -q

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "stages"))
+import yaml
 
 
 def latency(predictor, repeats: int, rng, streaming: bool) -> tuple[float, float]:
@@ -62,33 +61,29 @@ def distil_size_predictor(model_dir: Path, tmp: Path):
     return TurnPredictor(tmp)
 
 
-def epoch_times(repeats: int = 1) -> dict:
+def epoch_times(params: dict) -> dict:
     """One epoch of train@fusion from the cache vs. re-encoding the same inputs with the same encoders."""
-    from common import params
-    from train import build_model
+    from dataclasses import replace
 
-    from turnfusion.features import ENCODERS_DIR, examples_for, load_utterances
-    from turnfusion.training import TrainConfig, make_loader, to_model_inputs
+    from turnfusion.config import ModelConfig, TrainConfig, from_params
+    from turnfusion.datasets import examples_for, load_utterances
+    from turnfusion.train import build_model, make_loader
 
-    m = params("model")
+    m, t = from_params(ModelConfig, params), from_params(TrainConfig, params)
     store, tokens, table = load_utterances("data/segments", "data/tokens", "data/teacher/trp.parquet")
     train = table[table.split == "train"]
-    model = build_model("fusion", m, Path("data/embeddings") / ENCODERS_DIR, {})
-    optimizer = torch.optim.AdamW([p for n, p in model.named_parameters() if "encoder" not in n], lr=1e-3)
+    model = build_model("fusion", m, "data/embeddings", {})
+    model.requires_grad_(False)
+    model.head.requires_grad_(True)
+    optimizer = torch.optim.AdamW(model.head.parameters(), lr=1e-3)
     results = {}
     for name, encoders in [("frozen_cached", "frozen"), ("re_encoding", "gradual")]:
         dataset = examples_for(train, encoders, "data/embeddings", tokens, store)
-        cfg = TrainConfig(batch_size=32, encoders=encoders)
+        cfg = replace(t, batch_size=32, encoders=encoders)
         start = time.perf_counter()
         for batch in make_loader(dataset, cfg, shuffle=True, generator=torch.Generator().manual_seed(0)):
-            if encoders == "frozen":
-                inputs = to_model_inputs(model, batch, cfg, torch.device("cpu"))
-            else:
-                with torch.no_grad():  # frozen encoders, but run again on every batch
-                    inputs = to_model_inputs(model, batch, cfg, torch.device("cpu"))
-            logits = model(inputs["text_hidden"], inputs["text_mask"], inputs["audio_hidden"], inputs["audio_mask"],
-                           inputs["trp"])
-            loss = torch.nn.functional.cross_entropy(logits, inputs["label"])
+            logits = model.batch_logits(batch)  # re_encoding: frozen encoders, but run again on every batch
+            loss = torch.nn.functional.cross_entropy(logits, batch["label"])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -100,7 +95,7 @@ def epoch_times(repeats: int = 1) -> dict:
 
 def peak_memory_of_training() -> float:
     """Peak resident memory (GiB) of a full `train@fusion` run, in a child process."""
-    cmd = [sys.executable, "stages/train.py", "--mode", "fusion", "--segments", "data/segments", "--tokens",
+    cmd = [sys.executable, "-m", "stages.train", "--mode", "fusion", "--segments", "data/segments", "--tokens",
            "data/tokens", "--trp", "data/teacher/trp.parquet", "--embeddings", "data/embeddings", "--out",
            "/tmp/bench_fusion", "--checkpoints", "/tmp/bench_checkpoints", "--live", "/tmp/bench_live"]
     subprocess.run(cmd, check=True, capture_output=True)
@@ -131,7 +126,7 @@ def main() -> None:
             p50, p95 = latency(predictor, repeats, rng, streaming)
             kind = "streaming (context encodings remembered)" if streaming else "cold (3 segments encoded)"
             print(f"latency {name}, {kind}: p50 {p50:.1f} ms, p95 {p95:.1f} ms per utterance (+2 context)")
-    epochs = epoch_times()
+    epochs = epoch_times(yaml.safe_load(Path("params.yaml").read_text()))
     print(f"epoch, frozen encoders from cache: {epochs['frozen_cached']['epoch_s']} s "
           f"({epochs['frozen_cached']['samples_per_s']} samples/s)")
     print(f"epoch, re-encoding with the same encoders: {epochs['re_encoding']['epoch_s']} s "

@@ -8,12 +8,17 @@ Prints the teacher's validation perplexity, TRP ROC-AUC for turn vs keep, mean T
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import yaml
+
+from turnfusion.config import TeacherConfig, TextConfig, from_params
 from turnfusion.schema import read_utterances
+from turnfusion.segment import conversation_order
 from turnfusion.splits import add_split_column
 from turnfusion.teacher import fit_and_score
-from turnfusion.text import tokenize_table
+from turnfusion.tokenize import tokenize_table
 
 
 def main() -> None:
@@ -25,13 +30,15 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(args.work)
     started = time.perf_counter()
-    table = read_utterances(args.csv).sort_values(["video_id", "start", "sentence_id"], kind="stable")
-    table = table.assign(position=table.groupby("video_id").cumcount(), split=None).drop(columns="split")
+    params = yaml.safe_load(Path("params.yaml").read_text())  # the project's defaults, with the overrides below
+    text = replace(from_params(TextConfig, params), tokenizer="train", vocab_size=4096, max_length=args.max_length)
+    teacher = replace(from_params(TeacherConfig, params), base=None, epochs=args.epochs, crossfit_folds=0)
+    table = conversation_order(read_utterances(args.csv))
+    table = table.assign(position=table.groupby("video_id").cumcount())
     table = add_split_column(table, val_fraction=0.15, test_fraction=0.25, seed=0)
-    report = tokenize_table(table, work / "tokens", "train", 4096, args.max_length)
+    report = tokenize_table(table, work / "tokens", text)
     tokenize_s = time.perf_counter() - started
-    trp, metrics = fit_and_score(work / "tokens", work / "teacher", None, 2, 128, 4, args.max_length, args.epochs,
-                                 32, 1e-3, 0)
+    trp, metrics = fit_and_score(work / "tokens", work / "teacher", teacher, args.max_length)
     total_s = time.perf_counter() - started
     print(json.dumps({"tokenize": report, "teacher": metrics, "tokenize_s": round(tokenize_s, 1),
                       "total_s": round(total_s, 1)}, indent=2))

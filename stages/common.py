@@ -1,24 +1,52 @@
-"""Shared by the stage entry points: params, logging, reports and the one-line error exit.
+"""Shared by the stage entry points: params, reports, the one-line error exit, and the reads log.
 
-The library never reads params.yaml; stages read it here and pass plain arguments.
+Only stages read params.yaml: each builds the config objects of the sections it uses (`config()`) and
+passes them whole to the library. With TURNFUSION_READS_LOG set to a folder, a stage run by DVC also
+logs every file it opens and every param it reads to `<folder>/<stage>.txt`, which
+`python -m stages.check_reads` compares with the stage's `deps` and `params` in dvc.yaml.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
 
 import yaml
 
+from turnfusion.config import from_params
 from turnfusion.schema import DataError
 
+PARAMS_FILE = "params.yaml"
+_reads: set[str] = set()
+_logging_reads = False
 
-def params(section: str, path: str = "params.yaml") -> dict:
-    with open(path) as f:
-        return yaml.safe_load(f)[section]
+
+def config(cls):
+    """The config object of `cls.section`, built from params.yaml; when reads are logged, it records each
+    param the stage reads (`section.key`)."""
+    with open(PARAMS_FILE) as f:
+        params = yaml.safe_load(f)
+    if not _logging_reads:
+        return from_params(cls, params)
+    made = from_params(_recording(cls), params)
+    object.__setattr__(made, "_record", True)  # from here on: what __post_init__ checked is not a read
+    return made
+
+
+def _recording(cls):
+    names = {f.name for f in dataclasses.fields(cls)}
+
+    def __getattribute__(self, name):
+        if name in names and self.__dict__.get("_record"):
+            _reads.add(f"param {cls.section}.{name}")
+        return object.__getattribute__(self, name)
+
+    return type(cls.__name__, (cls,), {"__getattribute__": __getattribute__})
 
 
 def write_json(path: str | Path, data: dict) -> None:
@@ -32,8 +60,40 @@ def write_csv(path: str | Path, table) -> None:
     table.to_csv(path, index=False)
 
 
+def _log_reads(folder: str, stage: str) -> None:
+    """Record every file under the working directory that this process opens for reading."""
+    global _logging_reads
+    _logging_reads = True
+    root = Path.cwd()
+
+    def hook(event, args):
+        if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)) and not isinstance(args[0], int):
+            mode = args[1] if len(args) > 1 and isinstance(args[1], str) else "r"
+            if "r" in mode and "+" not in mode:
+                path = Path(os.fsdecode(args[0])).absolute()
+                if path.is_relative_to(root) and path.is_file() and not path.relative_to(root).parts[0].startswith("."):
+                    _reads.add(f"file {path.relative_to(root).as_posix()}")
+
+    sys.addaudithook(hook)
+
+    def write() -> None:
+        for module in list(sys.modules.values()):  # the code it ran, imported before the hook too
+            path = Path(getattr(module, "__file__", None) or "/").absolute()
+            if path.is_relative_to(root) and not path.relative_to(root).parts[0].startswith("."):
+                _reads.add(f"file {path.relative_to(root).as_posix()}")
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with open(Path(folder) / f"{stage}.txt", "a") as f:
+            f.write("".join(f"{line}\n" for line in sorted(_reads)))
+
+    import atexit
+
+    atexit.register(write)
+
+
 def run(main) -> None:
     """Run a stage's main(); a DataError ends it with a one-line message and exit code 1."""
+    if os.environ.get("TURNFUSION_READS_LOG") and os.environ.get("DVC_STAGE"):
+        _log_reads(os.environ["TURNFUSION_READS_LOG"], os.environ["DVC_STAGE"])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
     try:

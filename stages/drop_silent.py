@@ -2,11 +2,10 @@
 
 import argparse
 import logging
-from pathlib import Path
 
-from common import params, run, write_csv, write_json
-
-from turnfusion.quality import check_recordings
+from stages.common import config, run, write_csv, write_json
+from turnfusion.config import DropSilentConfig
+from turnfusion.drop_silent import drop_silent
 from turnfusion.schema import DataError, read_utterances
 
 
@@ -19,25 +18,16 @@ def main() -> None:
     parser.add_argument("--report", required=True, help="metrics JSON with counts per reason")
     parser.add_argument("--details", required=True, help="CSV with one row per recording and its verdict")
     args = parser.parse_args()
-    p = params("drop_silent")
-    table = read_utterances(args.utterances)
-    checks = check_recordings(sorted(table.video_id.unique()), Path(args.audio), p["min_seconds"],
-                              p["vad_threshold_db"], p["min_active_fraction"])
+    kept, checks, report = drop_silent(read_utterances(args.utterances), args.audio, config(DropSilentConfig))
     write_csv(args.details, checks)
-    kept_ids = set(checks.video_id[checks.keep])
-    kept = table[table.video_id.isin(kept_ids)]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    reasons = {r: int(n) for r, n in checks.reason.value_counts().items()}
-    write_json(args.report, {"recordings": len(checks), "kept": len(kept_ids),
-                             **{f"dropped_{r}": n for r, n in reasons.items() if r != "ok"},
-                             "utterances_in": len(table), "utterances_kept": len(kept),
-                             "seconds_kept": round(float(checks.seconds[checks.keep].sum()), 1)})
-    if not kept_ids:
+    write_json(args.report, report)
+    reasons = checks.reason.value_counts().to_dict()
+    if not report["kept"]:
         n_failed = sum(1 for _ in open(args.download_failures)) - 1
         raise DataError(f"no usable recording: all {len(checks)} dropped ({reasons}); "
                         f"{n_failed} download(s) failed, see {args.download_failures}")
     write_csv(args.out, kept)
-    logging.getLogger("drop_silent").info("kept %d of %d recordings (%s)", len(kept_ids), len(checks), reasons)
+    logging.getLogger("drop_silent").info("kept %d of %d recordings (%s)", report["kept"], len(checks), reasons)
 
 
 if __name__ == "__main__":

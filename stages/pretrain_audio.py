@@ -5,12 +5,10 @@ loads by local path, exactly as it would load `ntu-spml/distilhubert`."""
 import argparse
 import logging
 
-from common import params, run, write_json
-
-from turnfusion.device import seed_everything
-from turnfusion.features import build_audio_encoder
-from turnfusion.prosody_pretraining import pretrain_prosody
-from turnfusion.segments import SegmentStore
+from stages.common import config, run, write_json
+from turnfusion.config import ModelConfig, PretrainAudioConfig
+from turnfusion.pretrain_audio import pretrain_audio_encoder
+from turnfusion.segment import SegmentStore
 
 
 def main() -> None:
@@ -19,15 +17,10 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--report", required=True)
     args = parser.parse_args()
-    m, p = params("model"), params("pretrain_audio")
-    seed_everything(p["seed"])
-    encoder = build_audio_encoder("config", m["audio_config"])
-    store = SegmentStore.open(args.segments)
-    rows = store.index.index[store.index.split == "train"]
-    history = pretrain_prosody(encoder, [store.waveform(i) for i in rows], store.sample_rate, p["epochs"],
-                               p["batch_size"], p["lr"], p["crop_s"], p["seed"], p["device"])
+    encoder, report, history = pretrain_audio_encoder(SegmentStore.open(args.segments),
+                                                      config(ModelConfig).audio_config, config(PretrainAudioConfig))
     encoder.save_pretrained(args.out)
-    write_json(args.report, {"segments": len(rows), "final_loss": round(history[-1]["loss"], 4)})
+    write_json(args.report, report)
     logging.getLogger("pretrain_audio").info("%s", history)
 
 

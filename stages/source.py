@@ -2,27 +2,16 @@
 
 import argparse
 
-from common import params, run
-
-from turnfusion.corpus import write_demo_corpus
-from turnfusion.schema import DataError
-from turnfusion.sources import import_mmf2f
+from stages.common import config, run
+from turnfusion.config import DataConfig, DemoConfig, Mmf2fConfig
+from turnfusion.sources import write_source
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    p = params("data")
-    if p["source"] == "demo":
-        d = params("demo")
-        write_demo_corpus(args.out, d["n_conversations"], d["utterances_per_conversation"], p["seed"],
-                          d["sample_rate"], d["stereo_fraction"], d["snr_db"], d["n_silent"], d["n_corrupt"],
-                          d["n_empty"])
-    elif p["source"] == "mmf2f":
-        import_mmf2f(params("mmf2f")["annotations"], args.out)
-    else:
-        raise DataError(f"params.yaml: data.source must be 'demo' or 'mmf2f', got {p['source']!r}")
+    write_source(args.out, config(DataConfig), config(DemoConfig), config(Mmf2fConfig))
 
 
 if __name__ == "__main__":

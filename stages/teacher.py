@@ -4,8 +4,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from common import params, run, write_csv, write_json
-
+from stages.common import config, run, write_csv, write_json
+from turnfusion.config import TeacherConfig, TextConfig
 from turnfusion.teacher import fit_and_score, trp_histogram
 
 
@@ -17,10 +17,7 @@ def main() -> None:
     parser.add_argument("--metrics", required=True)
     parser.add_argument("--hist", required=True, help="CSV of the test split's TRP distribution per class")
     args = parser.parse_args()
-    p = params("teacher")
-    table, metrics = fit_and_score(Path(args.tokens), Path(args.model_out), p["base"], p["n_layer"], p["n_embd"],
-                                   p["n_head"], params("text")["max_length"], p["epochs"], p["batch_size"],
-                                   p["lr"], p["seed"], p["device"], crossfit_folds=p["crossfit_folds"])
+    table, metrics = fit_and_score(args.tokens, args.model_out, config(TeacherConfig), config(TextConfig).max_length)
     Path(args.trp_out).parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(args.trp_out, index=False)
     write_json(args.metrics, metrics)

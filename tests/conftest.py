@@ -1,12 +1,32 @@
+import dataclasses
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+import yaml
+
+from turnfusion.config import from_params
+
+REPO = Path(__file__).parents[1]
+sys.path.insert(0, str(Path(__file__).parent))  # tests import shared helpers from each other
+
+
+def params_config(cls, **overrides):
+    """The project's default config of `cls` (from params.yaml), with `overrides`."""
+    return dataclasses.replace(from_params(cls, yaml.safe_load((REPO / "params.yaml").read_text())), **overrides)
 
 
 def tone(seconds: float, rate: int, freq: float = 220.0, amp: float = 0.3) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def rms_db(samples: np.ndarray) -> float:
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+    return 20 * np.log10(rms) if rms > 0 else float("-inf")
 
 
 @pytest.fixture

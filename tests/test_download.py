@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-
 from conftest import tone
+
 from turnfusion.download import download_all, download_audio
 
 
@@ -55,7 +55,7 @@ def test_failures_are_recorded_not_raised(http_server, tmp_path):
     manifest = pd.DataFrame({"video_id": ["good", "missing", "broken"],
                              "url": [f"{base}/good.flac", f"{base}/missing.flac", f"{base}/broken.flac"]})
     results = download_all(manifest, tmp_path / "raw", retries=0, timeout_s=5, progress=False)
-    status = dict(zip(results.video_id, results.status))
+    status = dict(zip(results.video_id, results.status, strict=True))
     assert status == {"good": "downloaded", "missing": "failed", "broken": "failed"}
     assert "404" in results.set_index("video_id").loc["missing", "error"]
     assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["good.source", "good.wav"]

@@ -1,12 +1,24 @@
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import params_config
 from sklearn.metrics import roc_auc_score
 
-from turnfusion.corpus import TEXT_CUE_PROBS, utterance_text, LABEL_PROBS
-from turnfusion.schema import KEEP, SHIFT, BACKCHANNEL
+import turnfusion.teacher as teacher
+from turnfusion.config import TeacherConfig, TextConfig
+from turnfusion.schema import BACKCHANNEL, KEEP, SHIFT
+from turnfusion.sources.demo import LABEL_PROBS, TEXT_CUE_PROBS, utterance_text
 from turnfusion.teacher import fit_and_score, trp_histogram
-from turnfusion.text import tokenize_table
+from turnfusion.tokenize import tokenize_table
+
+TEACHER = TeacherConfig(base=None, n_layer=2, n_embd=64, n_head=2, epochs=8, batch_size=32, lr=3e-3, seed=0,
+                        device="cpu", crossfit_folds=0)
+
+
+def tokenize(table, out):
+    tokenize_table(table, out, params_config(TextConfig, vocab_size=512, max_length=48))
 
 
 def demo_dialogues(n_conversations: int, n_utterances: int, seed: int) -> pd.DataFrame:
@@ -29,10 +41,8 @@ def demo_dialogues(n_conversations: int, n_utterances: int, seed: int) -> pd.Dat
 @pytest.fixture(scope="module")
 def teacher_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("teacher")
-    tokenize_table(demo_dialogues(50, 30, seed=0), work / "tokens", "train", 512, 48)
-    runs = [fit_and_score(work / "tokens", work / f"model{k}", None, 2, 64, 2, 48, epochs=8, batch_size=32,
-                          lr=3e-3, seed=0, device="cpu", progress=False) for k in range(2)]
-    return runs
+    tokenize(demo_dialogues(50, 30, seed=0), work / "tokens")
+    return [fit_and_score(work / "tokens", work / f"model{k}", TEACHER, 48, progress=False) for k in range(2)]
 
 
 def test_trp_is_a_probability_for_every_utterance(teacher_run):
@@ -57,9 +67,8 @@ def test_learnt_trp_separates_turn_from_keep(teacher_run):
 
 
 def test_untrained_teacher_does_not_separate(tmp_path):
-    tokenize_table(demo_dialogues(20, 30, seed=1), tmp_path / "tokens", "train", 512, 48)
-    table, _ = fit_and_score(tmp_path / "tokens", tmp_path / "m", None, 2, 64, 2, 48, epochs=0, batch_size=32,
-                             lr=1e-3, seed=0, device="cpu", progress=False)
+    tokenize(demo_dialogues(20, 30, seed=1), tmp_path / "tokens")
+    table, _ = fit_and_score(tmp_path / "tokens", tmp_path / "m", replace(TEACHER, epochs=0), 48, progress=False)
     test = table[table.label.isin([KEEP, SHIFT])]
     assert abs(roc_auc_score(test.label == SHIFT, test.trp) - 0.5) < 0.15
 
@@ -70,13 +79,54 @@ def test_histogram_rows_are_shares_per_class():
     assert hist.keep.iat[0] == 1.0 and hist["shift"].iat[-1] == 0.5
 
 
-def test_crossfitted_train_trp_comes_from_other_teachers(teacher_run, tmp_path_factory):
-    in_sample, _ = teacher_run[0]
-    work = tmp_path_factory.getbasetemp() / "teacher0"
-    crossfit, metrics = fit_and_score(work / "tokens", tmp_path_factory.mktemp("cf") / "m", None, 2, 64, 2, 48,
-                                      epochs=8, batch_size=32, lr=3e-3, seed=0, device="cpu", progress=False,
-                                      crossfit_folds=2)
-    train = (crossfit.split == "train").to_numpy()
-    assert np.array_equal(crossfit.trp[~train], in_sample.trp[~train])  # val/test: the full teacher
-    assert not np.allclose(crossfit.trp[train], in_sample.trp[train])
-    assert crossfit.trp.between(0, 1).all() and "train" in metrics
+def trained_and_scored(monkeypatch, tokens_dir, out, cfg):
+    """Run fit_and_score and record, per teacher model, the rows it trained on and the rows whose TRP it gave."""
+    row_of, trained, scored = {}, {}, {}
+    real_lm_sequences, real_train, real_score = teacher.lm_sequences, teacher.train_teacher, teacher.score_trp
+
+    def lm_sequences(contexts, following):
+        seqs = real_lm_sequences(contexts, following)
+        row_of.update({id(x): i for i, x in enumerate(contexts)} | {id(x): i for i, x in enumerate(seqs)})
+        return seqs
+
+    def train_teacher(model, train_seqs, *args, **kwargs):
+        trained[id(model)] = {row_of[id(x)] for x in train_seqs}
+        return real_train(model, train_seqs, *args, **kwargs)
+
+    def score_trp(model, contexts, *args, **kwargs):
+        for x in contexts:  # a later score of a row replaces an earlier one
+            scored[row_of[id(x)]] = id(model)
+        return real_score(model, contexts, *args, **kwargs)
+
+    for name, fn in [("lm_sequences", lm_sequences), ("train_teacher", train_teacher), ("score_trp", score_trp)]:
+        monkeypatch.setattr(teacher, name, fn)
+    table, _ = fit_and_score(tokens_dir, out, cfg, 48, progress=False)
+    return table, trained, scored
+
+
+def rows_scored_by_a_teacher_that_saw_them(table, trained, scored) -> int:
+    rows = np.flatnonzero((table.split == "train").to_numpy())
+    return sum(r in trained[scored[r]] for r in rows)
+
+
+def test_crossfitted_train_trp_never_comes_from_a_teacher_that_trained_on_the_row(monkeypatch, tmp_path):
+    tokenize(demo_dialogues(12, 10, seed=2), tmp_path / "tokens")
+    cfg = replace(TEACHER, epochs=1, crossfit_folds=2)
+    table, trained, scored = trained_and_scored(monkeypatch, tmp_path / "tokens", tmp_path / "cf", cfg)
+    assert len(trained) == 3 and set(scored) == set(range(len(table)))  # full teacher + two fold teachers
+    assert rows_scored_by_a_teacher_that_saw_them(table, trained, scored) == 0
+    full = next(m for m, rows in trained.items() if len(rows) == max(map(len, trained.values())))
+    held_out = (table.split != "train").to_numpy()
+    assert all(scored[r] == full for r in np.flatnonzero(held_out))  # val/test: the teacher trained on all of train
+    # the same check catches a leaky variant: in-sample TRP (every train row scored by a teacher that saw it)
+    leaky, trained, scored = trained_and_scored(monkeypatch, tmp_path / "tokens", tmp_path / "is",
+                                                replace(cfg, crossfit_folds=0))
+    assert rows_scored_by_a_teacher_that_saw_them(leaky, trained, scored) == (leaky.split == "train").sum()
+
+
+def test_crossfit_folds_split_by_conversation():
+    index = pd.DataFrame({"video_id": ["a", "a", "b", "c", "c", "d", "e"],
+                          "split": ["train", "train", "train", "train", "train", "train", "test"]})
+    fold = teacher.fold_of_rows(index, 2, seed=0)
+    assert fold[0] == fold[1] and fold[3] == fold[4] and fold[6] == -1
+    assert set(fold[:6]) == {0, 1}

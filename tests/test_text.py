@@ -1,10 +1,8 @@
 import numpy as np
 import pandas as pd
 import pytest
-from transformers import AutoTokenizer
 
-from turnfusion.text import (PackedTokens, build_contexts, encode_contexts, normalize, tokenize_table,
-                             train_tokenizer)
+from turnfusion.text import build_contexts, normalize
 
 
 def dialogue(rows):
@@ -58,36 +56,3 @@ def test_bad_speaker_value_is_a_clear_error():
     table.loc[0, "speaker"] = 5
     with pytest.raises(ValueError, match="speaker must be 0 or 1, got 5"):
         build_contexts(table)
-
-
-def test_tokenizer_is_fitted_on_train_only_and_loads_with_autotokenizer(tmp_path):
-    train = ["the cat sat on the mat"] * 50 + ["the dog sat"] * 50
-    tok = train_tokenizer(train, vocab_size=400, out_dir=tmp_path / "tok")
-    vocab = tok.get_vocab()
-    assert "Ġcat" in vocab and "Ġsat" in vocab
-    assert not any("zebra" in t for t in vocab)  # a word seen only in test: bytes and pieces only
-    ids = tok("<speaker0> the zebra <ts>", add_special_tokens=False)["input_ids"]
-    pieces = tok.convert_ids_to_tokens(ids)
-    assert pieces[0] == "<speaker0>" and pieces[-1] == "<ts>" and len(pieces) > 4
-    loaded = AutoTokenizer.from_pretrained(str(tmp_path / "tok"))
-    assert loaded("<speaker1> the cat <ts>", add_special_tokens=False)["input_ids"] == \
-        tok("<speaker1> the cat <ts>", add_special_tokens=False)["input_ids"]
-    assert loaded.truncation_side == "left"
-
-
-def test_left_truncation_keeps_the_last_tokens(tmp_path):
-    tok = train_tokenizer(["one two three four five six seven eight"] * 20, 300)
-    full = encode_contexts(tok, ["<speaker0> one two three four five six seven eight"], max_length=1000)[0]
-    cut = encode_contexts(tok, ["<speaker0> one two three four five six seven eight"], max_length=4)[0]
-    assert cut == full[-4:]
-    assert tok.decode(cut).split()[-1] == "eight"
-
-
-def test_tokenize_table_packs_ids_with_derivable_masks(tmp_path):
-    report = tokenize_table(TABLE, tmp_path, "train", vocab_size=300, max_length=6)
-    store = PackedTokens(tmp_path)
-    assert report["utterances"] == 6 and report["truncated"] >= 1
-    assert len(store.ids) == store.index.tok_length.sum() and store.index.tok_length.max() == 6
-    ids, mask = store.batch([0, 2], pad_id=store.tokenizer().pad_token_id)
-    assert mask.sum(axis=1).tolist() == store.index.tok_length.iloc[[0, 2]].tolist()
-    assert (ids[mask == 0] == store.tokenizer().pad_token_id).all()

@@ -48,21 +48,13 @@ def load_mono(path: Path | str, target_rate: int, channel: int | None = None) ->
     return resample(select_channel(samples, channel), rate, target_rate)
 
 
-def rms_db(samples: np.ndarray) -> float:
-    """Root-mean-square level in dB relative to full scale (-inf for an empty or all-zero signal)."""
-    if samples.size == 0:
-        return float("-inf")
-    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
-    return 20 * np.log10(rms) if rms > 0 else float("-inf")
+def read_resampled(path: Path | str, rate: int) -> np.ndarray:
+    """A recording as float32 (samples, channels) at `rate` Hz; DataError if it is missing or unreadable."""
+    samples, native = read_audio(path)
+    return resample(samples, native, rate)
 
 
-def active_fraction(samples: np.ndarray, sample_rate: int, threshold_db: float, frame_s: float = 0.03) -> float:
-    """Fraction of frames whose RMS level is above `threshold_db` (a simple energy VAD)."""
-    mono = samples.mean(axis=1) if samples.ndim == 2 else samples
-    frame = max(1, int(frame_s * sample_rate))
-    n = len(mono) // frame
-    if n == 0:
-        return 0.0
-    frames = mono[: n * frame].reshape(n, frame).astype(np.float64)
-    level = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-20)
-    return float(np.mean(level > threshold_db))
+def keep_end(samples: np.ndarray, max_samples: int) -> np.ndarray:
+    """The one length policy of training and prediction: keep the last `max_samples` (the end of an
+    utterance carries the turn cues)."""
+    return samples[-max_samples:] if len(samples) > max_samples else samples

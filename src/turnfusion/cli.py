@@ -23,7 +23,8 @@ def _context(spec: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="turnfusion", description="Turn-taking prediction: keep / shift / backchannel")
+    parser = argparse.ArgumentParser(prog="turnfusion",
+                                     description="Turn-taking prediction: keep / shift / backchannel")
     sub = parser.add_subparsers(dest="command", required=True)
     one = sub.add_parser("predict", help="one utterance with up to two previous utterances")
     one.add_argument("--model", required=True, help="trained model directory (e.g. models/fusion)")

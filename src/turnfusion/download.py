@@ -115,3 +115,14 @@ def download_all(manifest: pd.DataFrame, out_dir: Path, retries: int = 2, timeou
             log.warning("download of %s failed: %s", row.video_id, result.error)
         results.append(result.__dict__)
     return pd.DataFrame(results, columns=["video_id", "status", "error"])
+
+
+def failure_summary(results: pd.DataFrame) -> str:
+    """One line: how many recordings are available, how many failed, and the most common errors."""
+    failed = results[results.status == "failed"]
+    message = f"{len(results) - len(failed)} of {len(results)} recordings available, {len(failed)} failed"
+    if len(failed):
+        # group by the error itself, without yt-dlp's "[extractor] <id>: " prefix
+        reasons = failed.error.str.replace(r"^\[\w+\] [^:]+: ", "", regex=True).str.slice(0, 120).value_counts()
+        message += "; most common errors: " + "; ".join(f"{n}x {r}" for r, n in reasons.head(3).items())
+    return message

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import (average_precision_score, balanced_accuracy_score, confusion_matrix, f1_score,
-                             precision_recall_fscore_support)
+from sklearn.metrics import (
+    average_precision_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
 
 from turnfusion.schema import LABEL_NAMES
 

@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from turnfusion.audio import load_mono, read_audio, resample, select_channel
-from turnfusion.features import encode_segment
+from turnfusion.audio import keep_end, load_mono, read_resampled, resample, select_channel
 from turnfusion.schema import LABEL_NAMES, DataError, read_utterances
-from turnfusion.segments import keep_end, timestamp_problem
+from turnfusion.segment import conversation_order, cut_row
 from turnfusion.text import normalize, utterance_piece
+from turnfusion.tokenize import encode_contexts, pad_right
 
 
 class TurnPredictor:
@@ -47,25 +47,16 @@ class TurnPredictor:
 
     AUDIO_CACHE_SIZE = 64
 
-    def _encode_audio(self, waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Hidden frames of each waveform, encoded alone (as in the training cache: no padding enters the
-        encoder) and remembered: in a live conversation each context utterance was the current one before,
-        so it is encoded once."""
-        frames = []
-        for wave in waves:
-            key = hashlib.blake2b(np.ascontiguousarray(wave).tobytes(), digest_size=16).digest()
-            if key not in self._audio_cache:
-                self._audio_cache[key] = encode_segment(self.model.audio_encoder, wave)
-                if len(self._audio_cache) > self.AUDIO_CACHE_SIZE:
-                    self._audio_cache.popitem(last=False)
-            self._audio_cache.move_to_end(key)
-            frames.append(self._audio_cache[key])
-        width = max(len(f) for f in frames)
-        hidden = torch.zeros(len(frames), width, frames[0].shape[1], device=self.device)
-        mask = torch.zeros(len(frames), width, dtype=torch.bool, device=self.device)
-        for k, f in enumerate(frames):
-            hidden[k, : len(f)], mask[k, : len(f)] = f, True
-        return hidden, mask
+    def _encode_segment(self, wave: np.ndarray) -> torch.Tensor:
+        """The model's own encoding of one segment, remembered: in a live conversation each context
+        utterance was the current one before, so it is encoded once."""
+        key = hashlib.blake2b(np.ascontiguousarray(wave).tobytes(), digest_size=16).digest()
+        if key not in self._audio_cache:
+            self._audio_cache[key] = self.model.encode_segment(wave)
+            if len(self._audio_cache) > self.AUDIO_CACHE_SIZE:
+                self._audio_cache.popitem(last=False)
+        self._audio_cache.move_to_end(key)
+        return self._audio_cache[key]
 
     # --- input preparation -------------------------------------------------------------------
     def _text(self, text, what: str) -> str:
@@ -73,14 +64,18 @@ class TurnPredictor:
             raise DataError(f"{what}: empty text (got {text!r}); every utterance needs its words")
         return normalize(text, self.prep["punctuation"])
 
-    def _audio(self, audio, sample_rate: int | None, what: str) -> np.ndarray:
+    def _audio(self, audio, sample_rate: int | None, what: str, speaker: int) -> np.ndarray:
+        """Mono at the training rate, the end kept; with `channels: speaker` a stereo input gives the
+        speaker's own channel, as in training."""
         rate = self.prep["sample_rate"]
+        channel = speaker if self.prep["channels"] == "speaker" else None
         if isinstance(audio, (str, Path)):
-            wave = load_mono(audio, rate)
+            wave = load_mono(audio, rate, channel)
         elif isinstance(audio, np.ndarray):
             if sample_rate is None:
                 raise DataError(f"{what}: an audio array needs its sample_rate")
-            wave = resample(select_channel(audio.astype(np.float32), None), sample_rate, rate)
+            wave = resample(select_channel(audio.astype(np.float32), channel if audio.ndim == 2 else None),
+                            sample_rate, rate)
         else:
             raise DataError(f"{what}: audio must be a file path or a numpy array, got {type(audio).__name__}")
         if len(wave) < int(0.05 * rate):
@@ -89,43 +84,44 @@ class TurnPredictor:
 
     def prepare(self, text: str, audio, speaker: int = 0, context: list[dict] | None = None,
                 sample_rate: int | None = None) -> tuple[str, list]:
-        """(context string, [current, previous, ...] waveforms or None) for one utterance."""
-        context = list(context or [])[-self.prep["n_previous"]:]
+        """(context string, [current, previous, ...] waveforms or None) for one utterance.
+
+        As in training, the text context holds the last `n_previous` utterances and the audio the current
+        segment and its `audio_segments - 1` predecessors.
+        """
+        n_text, n_audio = self.prep["n_previous"] + 1, self.model.config.audio_segments
+        context = list(context or [])[-(max(n_text, n_audio) - 1):] if max(n_text, n_audio) > 1 else []
         utterances = [*context, {"text": text, "speaker": speaker, "audio": audio, "sample_rate": sample_rate}]
+        names = [f"context utterance {k + 1}" for k in range(len(context))] + ["current utterance"]
         pieces, previous = [], None
-        for k, u in enumerate(utterances):
-            what = "current utterance" if k == len(utterances) - 1 else f"context utterance {k + 1}"
+        for k, (u, what) in enumerate(zip(utterances, names, strict=True)):
             if u.get("speaker") not in (0, 1):
                 raise DataError(f"{what}: speaker must be 0 or 1, got {u.get('speaker')!r}")
-            pieces.append(utterance_piece(self._text(u.get("text"), what), u["speaker"], previous))
-            previous = u["speaker"]
+            words = self._text(u.get("text"), what)
+            if k >= len(utterances) - n_text:
+                pieces.append(utterance_piece(words, u["speaker"], previous))
+                previous = u["speaker"]
         waves = []
         if self.model.config.uses_audio:
             if audio is None:
                 raise DataError("current utterance: this model needs its audio")
-            for k, u in enumerate(reversed(utterances)):  # current first, then its predecessors
-                what = "current utterance" if k == 0 else f"context utterance {len(utterances) - k}"
+            # current first, then its predecessors
+            for u, what in list(zip(utterances, names, strict=True))[::-1][:n_audio]:
                 waves.append(None if u.get("audio") is None else
-                             self._audio(u["audio"], u.get("sample_rate", sample_rate), what))
-            waves += [None] * (self.model.config.audio_segments - len(waves))
-        return " ".join(pieces), waves[: self.model.config.audio_segments]
+                             self._audio(u["audio"], u.get("sample_rate", sample_rate), what, u["speaker"]))
+            waves += [None] * (n_audio - len(waves))
+        return " ".join(pieces), waves
 
     # --- prediction -----------------------------------------------------------------------------
     @torch.no_grad()
     def predict_prepared(self, contexts: list[str], waves: list[list], trp: list[float] | None = None) -> np.ndarray:
         """Class probabilities (n, 3) for prepared inputs."""
-        from turnfusion.features import encode_raw_batch
-
-        enc = self.tokenizer(contexts, truncation=True, max_length=self.prep["max_length"], padding=True,
-                             add_special_tokens=False, return_tensors="pt")
         if self.model.config.use_trp and trp is None:
             raise DataError("this model takes the teacher's TRP as an input: pass trp")
-        batch = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "waves": waves,
-                 "trp": torch.tensor(trp if trp is not None else [0.0] * len(contexts)),
-                 "label": torch.zeros(len(contexts), dtype=torch.long)}
-        inputs = encode_raw_batch(self.model, batch, self.device, encode_audio=self._encode_audio)
-        logits = self.model(inputs.get("text_hidden"), inputs.get("text_mask"), inputs.get("audio_hidden"),
-                            inputs.get("audio_mask"), inputs["trp"])
+        ids, mask = pad_right(encode_contexts(self.tokenizer, contexts, self.prep["max_length"])[0], 0)
+        batch = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask), "waves": waves,
+                 "trp": torch.tensor(trp if trp is not None else [0.0] * len(contexts))}
+        logits = self.model.batch_logits(batch, encode_segment=self._encode_segment)
         return torch.softmax(logits.float(), dim=-1).cpu().numpy()
 
     def predict(self, text: str, audio=None, speaker: int = 0, context: list[dict] | None = None,
@@ -141,27 +137,23 @@ class TurnPredictor:
         Rows that cannot be used (missing recording, bad timestamps, empty text) are kept in the output
         with empty probabilities and the reason in `skipped`.
         """
-        table = read_utterances(csv).sort_values(["video_id", "start", "sentence_id"], kind="stable")
-        rate, n_prev = self.prep["sample_rate"], self.prep["n_previous"]
+        table = conversation_order(read_utterances(csv))
+        rate = self.prep["sample_rate"]
         rows, prepared = [], []
         for video_id, conv in table.groupby("video_id", sort=True):
             try:
-                samples, native = read_audio(Path(audio_dir) / f"{video_id}.wav")
-                recording = resample(select_channel(samples, None), native, rate)
-                problem_all = None
+                recording, problem_all = read_resampled(Path(audio_dir) / f"{video_id}.wav", rate), ""
             except DataError as exc:
                 recording, problem_all = None, f"recording: {exc}"
             history: list[dict] = []
             for row in conv.itertuples(index=False):
-                problem = problem_all or timestamp_problem(row.start, row.end, len(recording) / rate)
-                if problem is None and (not isinstance(row.text, str) or not row.text.strip()):
-                    problem = "empty_text"
-                out = {"sentence_id": row.sentence_id, "video_id": video_id, "label": row.label, "skipped": problem or ""}
-                rows.append(out)
+                wave, problem = (None, problem_all) if problem_all else cut_row(
+                    recording, rate, row, self.prep["channels"], self.prep["max_seconds"])
+                rows.append({"sentence_id": row.sentence_id, "video_id": video_id, "label": row.label,
+                             "skipped": problem})
                 if problem:
                     continue
-                wave = recording[int(round(row.start * rate)): int(round(row.end * rate))]
-                prepared.append((len(rows) - 1, *self.prepare(row.text, wave, int(row.speaker), history[-n_prev:],
+                prepared.append((len(rows) - 1, *self.prepare(row.text, wave, int(row.speaker), history,
                                                               sample_rate=rate)))
                 history.append({"text": row.text, "speaker": int(row.speaker), "audio": wave, "sample_rate": rate})
         result = pd.DataFrame(rows)
@@ -170,7 +162,7 @@ class TurnPredictor:
         for start in range(0, len(prepared), batch_size):
             chunk = prepared[start: start + batch_size]
             probs = self.predict_prepared([c[1] for c in chunk], [c[2] for c in chunk])
-            for (row, _, _), p in zip(chunk, probs):
+            for (row, _, _), p in zip(chunk, probs, strict=True):
                 result.loc[row, [f"p_{n}" for n in LABEL_NAMES.values()]] = p
         done = result.skipped == ""
         result["prediction"] = pd.Series(pd.NA, index=result.index, dtype="Int64")

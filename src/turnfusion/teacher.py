@@ -1,4 +1,4 @@
-"""TurnGPT-style teacher: a causal LM over dialogue contexts that scores transition-relevance places.
+"""Stage `teacher`: a TurnGPT-style a causal LM over dialogue contexts that scores transition-relevance places.
 
 TRP of an utterance = P(turn-shift token | its context up to its last word). The LM is trained on the
 training split's contexts, each followed by what came next in the dialogue: the turn-shift token when
@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
 
-from turnfusion.device import pick_device, seed_everything
-from turnfusion.text import SPEAKER_TOKENS, TURN_SHIFT, pad_right
+from turnfusion.loop import index_batches, optimizer_step, pick_device, seed_everything
+from turnfusion.schema import KEEP, LABEL_NAMES, SHIFT
+from turnfusion.text import SPEAKER_TOKENS, TURN_SHIFT
+from turnfusion.tokenize import PackedTokens, pad_right
+
+if TYPE_CHECKING:
+    from turnfusion.config import TeacherConfig
 
 
 def next_tokens(index: pd.DataFrame, tokenizer) -> list[int | None]:
@@ -34,28 +40,22 @@ def next_tokens(index: pd.DataFrame, tokenizer) -> list[int | None]:
 
 
 def lm_sequences(contexts: list[np.ndarray], following: list[int | None]) -> list[np.ndarray]:
-    return [np.append(c, f) if f is not None else np.asarray(c) for c, f in zip(contexts, following)]
+    return [np.append(c, f) if f is not None else np.asarray(c) for c, f in zip(contexts, following, strict=True)]
 
 
-def build_teacher(tokenizer, base: str | None, n_layer: int, n_embd: int, n_head: int, n_positions: int):
-    """GPT2LMHeadModel from a hub name / local path (`base`), or a small one from config."""
+def build_teacher(tokenizer, cfg: TeacherConfig, n_positions: int):
+    """GPT2LMHeadModel from a hub name / local path (`cfg.base`), or a small one from the config sizes."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    if base:
-        model = GPT2LMHeadModel.from_pretrained(base)
+    if cfg.base:
+        model = GPT2LMHeadModel.from_pretrained(cfg.base)
         model.resize_token_embeddings(len(tokenizer))
     else:
-        config = GPT2Config(vocab_size=len(tokenizer), n_layer=n_layer, n_embd=n_embd, n_head=n_head,
+        config = GPT2Config(vocab_size=len(tokenizer), n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head,
                             n_positions=n_positions, bos_token_id=tokenizer.eos_token_id,
                             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
         model = GPT2LMHeadModel(config)
     return model
-
-
-def _batches(n: int, batch_size: int, shuffle: bool, generator: torch.Generator | None = None):
-    order = torch.randperm(n, generator=generator).tolist() if shuffle else list(range(n))
-    for start in range(0, n, batch_size):
-        yield order[start: start + batch_size]
 
 
 def _lm_loss(model, seqs: list[np.ndarray], pad_id: int, device) -> tuple[torch.Tensor, int]:
@@ -66,27 +66,24 @@ def _lm_loss(model, seqs: list[np.ndarray], pad_id: int, device) -> tuple[torch.
     return out.loss, n_predicted
 
 
-def train_teacher(model, train_seqs: list[np.ndarray], val_seqs: list[np.ndarray], pad_id: int, epochs: int,
-                  batch_size: int, lr: float, seed: int, device: str = "auto", progress: bool = True) -> dict:
+def train_teacher(model, train_seqs: list[np.ndarray], val_seqs: list[np.ndarray], pad_id: int, cfg: TeacherConfig,
+                  seed: int, progress: bool = True) -> dict:
     """Train as a language model; returns per-epoch history and the final validation perplexity."""
     generator = seed_everything(seed)
-    dev = pick_device(device)
+    dev = pick_device(cfg.device)
     model.to(dev)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     history = []
-    for epoch in range(epochs):
+    for epoch in range(cfg.epochs):
         model.train()
         total, count = 0.0, 0
-        batches = list(_batches(len(train_seqs), batch_size, True, generator))
-        for rows in tqdm(batches, desc=f"teacher epoch {epoch + 1}/{epochs}", disable=not progress):
+        batches = list(index_batches(len(train_seqs), cfg.batch_size, generator))
+        for rows in tqdm(batches, desc=f"teacher epoch {epoch + 1}/{cfg.epochs}", disable=not progress):
             loss, n = _lm_loss(model, [train_seqs[i] for i in rows], pad_id, dev)
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
+            optimizer_step(optimizer, loss, model.parameters())
             total, count = total + loss.item() * n, count + n
         history.append({"epoch": epoch + 1, "train_loss": total / max(count, 1),
-                        "val_perplexity": perplexity(model, val_seqs, pad_id, batch_size, dev)})
+                        "val_perplexity": perplexity(model, val_seqs, pad_id, cfg.batch_size, dev)})
     return {"history": history, "val_perplexity": history[-1]["val_perplexity"] if history else float("nan")}
 
 
@@ -95,7 +92,7 @@ def perplexity(model, seqs: list[np.ndarray], pad_id: int, batch_size: int = 64,
     model.eval()
     dev = device or next(model.parameters()).device
     total, count = 0.0, 0
-    for rows in _batches(len(seqs), batch_size, False):
+    for rows in index_batches(len(seqs), batch_size):
         loss, n = _lm_loss(model, [seqs[i] for i in rows], pad_id, dev)
         total, count = total + loss.item() * n, count + n
     return math.exp(total / count) if count else float("nan")
@@ -108,7 +105,7 @@ def score_trp(model, contexts: list[np.ndarray], tokenizer, batch_size: int = 64
     dev = next(model.parameters()).device
     ts = tokenizer.convert_tokens_to_ids(TURN_SHIFT)
     trp = np.zeros(len(contexts), dtype=np.float64)
-    for rows in tqdm(list(_batches(len(contexts), batch_size, False)), desc="TRP", disable=not progress):
+    for rows in tqdm(list(index_batches(len(contexts), batch_size)), desc="TRP", disable=not progress):
         ids, mask = (torch.from_numpy(a).to(dev) for a in pad_right([contexts[i] for i in rows],
                                                                     tokenizer.pad_token_id))
         logits = model(input_ids=ids, attention_mask=mask).logits.float()
@@ -121,8 +118,6 @@ def score_trp(model, contexts: list[np.ndarray], tokenizer, batch_size: int = 64
 def trp_report(trp: np.ndarray, labels: np.ndarray, names: dict[int, str]) -> dict:
     """ROC-AUC of TRP for shift vs keep, and mean TRP per class."""
     from sklearn.metrics import roc_auc_score
-
-    from turnfusion.schema import KEEP, SHIFT
 
     binary = np.isin(labels, [KEEP, SHIFT])
     report = {}
@@ -140,45 +135,47 @@ def save_teacher(model, tokenizer, out_dir: Path) -> None:
     tokenizer.save_pretrained(str(out_dir))
 
 
-def fit_and_score(tokens_dir: Path, model_out: Path, base: str | None, n_layer: int, n_embd: int, n_head: int,
-                  max_length: int, epochs: int, batch_size: int, lr: float, seed: int, device: str = "auto",
-                  progress: bool = True, crossfit_folds: int = 0) -> tuple[pd.DataFrame, dict]:
+def fold_of_rows(index: pd.DataFrame, n_folds: int, seed: int) -> np.ndarray:
+    """Cross-fitting fold of each row: the training split's conversations cut into `n_folds` folds at random,
+    -1 for rows of other splits. A conversation never spans two folds."""
+    video, split = index.video_id.to_numpy(), index.split.to_numpy()
+    train_videos = np.array(sorted(set(video[split == "train"])))
+    fold_of = dict(zip(train_videos, np.random.default_rng(seed).permutation(len(train_videos)) % n_folds, strict=True))
+    return np.array([fold_of.get(v, -1) for v in video])
+
+
+def fit_and_score(tokens_dir: Path, model_out: Path, cfg: TeacherConfig, max_length: int,
+                  progress: bool = True) -> tuple[pd.DataFrame, dict]:
     """Train the teacher on the train split of a token store, save it, score TRP for every row.
 
-    With `crossfit_folds` >= 2 the training split's TRP is cross-fitted: its conversations are cut into
-    that many folds, and each fold is scored by a teacher trained on the other folds, so a model that
+    With `cfg.crossfit_folds` >= 2 the training split's TRP is cross-fitted: its conversations are cut
+    into that many folds, and each fold is scored by a teacher trained on the other folds, so a model that
     takes TRP as an input or a distillation target never sees in-sample TRP in training. Val and test
     are always scored by the teacher trained on all of train (the saved one).
     Returns (trp table: sentence_id, video_id, split, label, trp) and metrics (val perplexity,
     per-split TRP report).
     """
-    from turnfusion.schema import LABEL_NAMES
-    from turnfusion.text import PackedTokens
-
     tokens = PackedTokens(tokens_dir)
     tokenizer, index = tokens.tokenizer(), tokens.index
     contexts = [tokens.row(i) for i in range(len(index))]
     seqs = lm_sequences(contexts, next_tokens(index, tokenizer))
     split = index.split.to_numpy()
-    seed_everything(seed)  # the model's initial weights too
-    model = build_teacher(tokenizer, base, n_layer, n_embd, n_head, n_positions=max_length + 1)
-    result = train_teacher(model, [s for s, sp in zip(seqs, split) if sp == "train"],
-                           [s for s, sp in zip(seqs, split) if sp == "val"], tokenizer.pad_token_id,
-                           epochs, batch_size, lr, seed, device, progress)
+    seed_everything(cfg.seed)  # the model's initial weights too
+    model = build_teacher(tokenizer, cfg, n_positions=max_length + 1)
+    result = train_teacher(model, [s for s, sp in zip(seqs, split, strict=True) if sp == "train"],
+                           [s for s, sp in zip(seqs, split, strict=True) if sp == "val"], tokenizer.pad_token_id,
+                           cfg, cfg.seed, progress)
     save_teacher(model, tokenizer, Path(model_out))
-    trp = score_trp(model, contexts, tokenizer, batch_size, progress)
-    if crossfit_folds >= 2:
-        video = index.video_id.to_numpy()
-        train_videos = np.array(sorted(set(video[split == "train"])))
-        fold_of = dict(zip(train_videos, np.random.default_rng(seed).permutation(len(train_videos)) % crossfit_folds))
-        fold = np.array([fold_of.get(v, -1) for v in video])
-        for f in range(crossfit_folds):
-            seed_everything(seed + 1 + f)
-            fold_model = build_teacher(tokenizer, base, n_layer, n_embd, n_head, n_positions=max_length + 1)
-            train_teacher(fold_model, [s for s, k in zip(seqs, fold) if k not in (-1, f)], [], tokenizer.pad_token_id,
-                          epochs, batch_size, lr, seed + 1 + f, device, progress)
+    trp = score_trp(model, contexts, tokenizer, cfg.batch_size, progress)
+    if cfg.crossfit_folds >= 2:
+        fold = fold_of_rows(index, cfg.crossfit_folds, cfg.seed)
+        for f in range(cfg.crossfit_folds):
+            seed_everything(cfg.seed + 1 + f)
+            fold_model = build_teacher(tokenizer, cfg, n_positions=max_length + 1)
+            fold_train = [s for s, k in zip(seqs, fold, strict=True) if k not in (-1, f)]
+            train_teacher(fold_model, fold_train, [], tokenizer.pad_token_id, cfg, cfg.seed + 1 + f, progress)
             rows = np.flatnonzero(fold == f)
-            trp[rows] = score_trp(fold_model, [contexts[i] for i in rows], tokenizer, batch_size, progress)
+            trp[rows] = score_trp(fold_model, [contexts[i] for i in rows], tokenizer, cfg.batch_size, progress)
     table = index[["sentence_id", "video_id", "split", "label"]].assign(trp=trp)
     labels = index.label.to_numpy()
     metrics = {"val_perplexity": round(result["val_perplexity"], 4)}
@@ -191,8 +188,6 @@ def fit_and_score(tokens_dir: Path, model_out: Path, base: str | None, n_layer: 
 
 def trp_histogram(trp: np.ndarray, labels: np.ndarray, n_bins: int = 20) -> pd.DataFrame:
     """Share of each class's utterances per TRP bin (bin centres in column `trp`)."""
-    from turnfusion.schema import LABEL_NAMES
-
     bins = np.linspace(0, 1, n_bins + 1)
     hist = pd.DataFrame({"trp": np.round((bins[:-1] + bins[1:]) / 2, 4)})
     for label, name in LABEL_NAMES.items():

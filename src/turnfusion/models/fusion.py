@@ -35,7 +35,7 @@ class GatedHead(nn.Module):
         self.out = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, n_classes))
 
     def forward(self, parts: list[torch.Tensor]) -> torch.Tensor:
-        text, audio = (p(x) for p, x in zip(self.project, parts))
+        text, audio = (p(x) for p, x in zip(self.project, parts, strict=True))
         g = torch.sigmoid(self.gate(torch.cat(parts, dim=-1)))
         return self.out(g * text + (1 - g) * audio)
 
@@ -57,7 +57,7 @@ class TensorHead(nn.Module):
 
     def forward(self, parts: list[torch.Tensor]) -> torch.Tensor:
         fused = None
-        for x, factor in zip(parts, self.factors):
+        for x, factor in zip(parts, self.factors, strict=True):
             x1 = torch.cat([x, torch.ones_like(x[:, :1])], dim=-1)
             projected = torch.einsum("bd,rdh->brh", x1, factor)
             fused = projected if fused is None else fused * projected

@@ -6,17 +6,36 @@ trained model is one directory that `TurnFusionModel.from_pretrained(dir)` loads
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from transformers import GPT2Config, GPT2Model, HubertConfig, HubertModel, PretrainedConfig, PreTrainedModel
 
+from turnfusion.models.encoding import encode_segment, stack_segments
 from turnfusion.models.fusion import make_head
 from turnfusion.models.pooling import Pooling
 
 MODES = ("text", "audio", "fusion")
+FORWARD_INPUTS = ("text_hidden", "text_mask", "audio_hidden", "audio_mask", "trp")
 
 
 class TurnFusionConfig(PretrainedConfig):
+    """Everything needed to rebuild a TurnFusionModel, saved as its directory's config.json.
+
+    mode: "text", "audio" or "fusion" (which encoders and inputs the model has).
+    text_config / audio_config: GPT2Config / HubertConfig of the encoders, as dicts.
+    text_pooling: last | mean | max | attention | mean_max; audio_pooling: mean | max | attention | stats |
+        last_k, with last_k frames (20 ms each) for last_k.
+    audio_segments: audio segments per example: the current utterance and its predecessors.
+    fusion_head: concat | gated | tensor; hidden_size, dropout and tensor_rank (tensor) of the head.
+    modality_dropout: share of training samples that lose one whole modality.
+    use_trp: the teacher's TRP is an input of the head.
+    preprocessing: how inputs were prepared in training, so prediction prepares them the same way:
+        sample_rate, max_seconds, channels (segment stage); max_length, n_previous, punctuation (text).
+    num_labels: 3 (keep, shift, backchannel).
+    """
+
     model_type = "turnfusion"
 
     def __init__(self, mode: str = "fusion", text_config: dict | None = None, audio_config: dict | None = None,
@@ -34,8 +53,8 @@ class TurnFusionConfig(PretrainedConfig):
         self.fusion_head, self.hidden_size, self.dropout = fusion_head, hidden_size, dropout
         self.tensor_rank, self.modality_dropout, self.use_trp = tensor_rank, modality_dropout, use_trp
         # how inputs were prepared in training, so prediction prepares them the same way
-        self.preprocessing = {"sample_rate": 16000, "max_seconds": 3.0, "max_length": 64, "n_previous": 2,
-                              "punctuation": "strip", **(preprocessing or {})}
+        self.preprocessing = {"sample_rate": 16000, "max_seconds": 3.0, "channels": "mix", "max_length": 64,
+                              "n_previous": 2, "punctuation": "strip", **(preprocessing or {})}
         super().__init__(num_labels=num_labels, **kwargs)
 
     @property
@@ -69,6 +88,17 @@ class TurnFusionModel(PreTrainedModel):
                               config.tensor_rank)
         self.post_init()
 
+    @classmethod
+    def from_encoders(cls, text_encoder: GPT2Model, audio_encoder: HubertModel, **config) -> TurnFusionModel:
+        """A fresh model (head initialised) around trained encoders; `config`: the other TurnFusionConfig fields."""
+        model = cls(TurnFusionConfig(text_config=text_encoder.config.to_dict(),
+                                     audio_config=audio_encoder.config.to_dict(), **config))
+        if model.config.uses_text:
+            model.text_encoder.load_state_dict(text_encoder.state_dict())
+        if model.config.uses_audio:
+            model.audio_encoder.load_state_dict(audio_encoder.state_dict())
+        return model
+
     def _init_weights(self, module):
         if isinstance(module, (GPT2Model, HubertModel)):
             return  # encoders initialise themselves (or come pretrained)
@@ -84,11 +114,35 @@ class TurnFusionModel(PreTrainedModel):
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
-    def encode_audio(self, waveforms: list) -> tuple[torch.Tensor, torch.Tensor]:
-        """(hidden states, frame mask) for a list of 1-D waveforms of any lengths."""
-        from turnfusion.features import encode_waveforms
+    def encode_segment(self, wave) -> torch.Tensor:
+        """Hidden frames of one waveform, encoded alone (see `models.encoding`)."""
+        return encode_segment(self.audio_encoder, wave)
 
-        return encode_waveforms(self.audio_encoder, waveforms)
+    def encode(self, batch: dict, encode_segment: Callable | None = None) -> dict:
+        """Forward inputs from a raw batch (token ids, waveforms): the hidden-state batch the cache gives.
+
+        batch: input_ids and attention_mask (B, T); waves: B lists of S waveforms (None where the utterance
+        has no such predecessor); trp (B,). `encode_segment` (waveform -> frames) defaults to the model's own.
+        """
+        device = self.device
+        out = {"trp": batch["trp"].to(device)}
+        if self.config.uses_text:
+            ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+            out["text_hidden"], out["text_mask"] = self.encode_text(ids, mask), mask.bool()
+        if self.config.uses_audio:
+            encode_one = encode_segment or self.encode_segment
+            frames = [[None if w is None else encode_one(w) for w in item] for item in batch["waves"]]
+            out["audio_hidden"], out["audio_mask"] = stack_segments(frames)
+        return out
+
+    def batch_logits(self, batch: dict, encode_segment: Callable | None = None) -> torch.Tensor:
+        """Logits for a batch of either kind: raw (`input_ids` / `waves`, through the encoders) or cached
+        hidden states (`text_hidden` / `audio_hidden`). The one place where a batch meets `forward`."""
+        if "input_ids" in batch or "waves" in batch:
+            inputs = self.encode(batch, encode_segment)
+        else:
+            inputs = {k: v.to(self.device) for k, v in batch.items() if k in FORWARD_INPUTS}
+        return self(**{k: inputs.get(k) for k in FORWARD_INPUTS})
 
     # --- from hidden states to logits ----------------------------------------------------------
     def forward(self, text_hidden: torch.Tensor | None = None, text_mask: torch.Tensor | None = None,

@@ -1,13 +1,14 @@
-"""Stage `tokenize`: dialogue contexts (two previous utterances + current, speaker and turn-shift tokens),
+"""Stage `tokenize`: dialogue contexts (previous utterances + current, speaker and turn-shift tokens),
 a tokenizer (trained on the training split only, or loaded by name/path), packed token ids."""
 
 import argparse
 import logging
 
 import pandas as pd
-from common import params, run, write_json
 
-from turnfusion.text import tokenize_table
+from stages.common import config, run, write_json
+from turnfusion.config import TextConfig
+from turnfusion.tokenize import tokenize_table
 
 
 def main() -> None:
@@ -16,9 +17,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--report", required=True)
     args = parser.parse_args()
-    p = params("text")
-    report = tokenize_table(pd.read_parquet(args.segments), args.out, p["tokenizer"], p["vocab_size"],
-                            p["max_length"], p["n_previous"], p["punctuation"])
+    report = tokenize_table(pd.read_parquet(args.segments), args.out, config(TextConfig))
     write_json(args.report, report)
     logging.getLogger("tokenize").info("%s", report)
 

@@ -2,15 +2,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import params_config
+from pipeline import AUDIO_CFG
 
-from turnfusion.features import collate_cached
+from turnfusion.config import TrainConfig
+from turnfusion.datasets import collate_cached
 from turnfusion.models import TurnFusionConfig, TurnFusionModel
-from turnfusion.training import TrainConfig, class_balanced_sampler, train
+from turnfusion.train import class_alpha, class_balanced_sampler, make_loader, train
 
 TEXT_CFG = {"vocab_size": 50, "n_layer": 1, "n_embd": 16, "n_head": 2, "n_positions": 32}
-AUDIO_CFG = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32,
-             "conv_dim": [8] * 7, "num_conv_pos_embeddings": 8, "num_conv_pos_embedding_groups": 2,
-             "apply_spec_augment": False}
 
 
 class ToyCached(torch.utils.data.Dataset):
@@ -38,6 +38,10 @@ class ToyCached(torch.utils.data.Dataset):
         return self.items[i]
 
 
+def train_cfg(**overrides) -> TrainConfig:
+    return params_config(TrainConfig, **{"device": "cpu", **overrides})
+
+
 def toy_model(mode="fusion", head="concat", **kw):
     torch.manual_seed(0)
     return TurnFusionModel(TurnFusionConfig(mode=mode, text_config=TEXT_CFG, audio_config=AUDIO_CFG,
@@ -51,10 +55,43 @@ def test_weighted_sampler_draws_classes_in_balance():
     assert np.allclose(drawn, 1 / 3, atol=0.05)
 
 
+class Labelled(torch.utils.data.Dataset):
+    def __init__(self, labels):
+        self.table = pd.DataFrame({"label": labels})
+
+    def __len__(self):
+        return len(self.table)
+
+    def __getitem__(self, i):
+        return {"text": torch.zeros(1, 2), "audio": [None], "trp": 0.0, "label": int(self.table.label[i])}
+
+
+def test_the_training_loader_uses_the_sampler_the_config_names():
+    data = Labelled([0] * 600 + [1] * 90 + [2] * 30)
+    drawn = {}
+    for sampler in ("weighted", "shuffle"):
+        loader = make_loader(data, train_cfg(sampler=sampler, batch_size=64), shuffle=True,
+                             generator=torch.Generator().manual_seed(0))
+        drawn[sampler] = np.bincount(torch.cat([b["label"] for b in loader]).numpy(), minlength=3)
+    assert np.allclose(drawn["weighted"] / len(data), 1 / 3, atol=0.06)  # class-balanced, with replacement
+    assert drawn["shuffle"].tolist() == [600, 90, 30]  # each example once
+    in_order = make_loader(data, train_cfg(sampler="weighted"), shuffle=False)  # evaluation: no sampling
+    assert torch.cat([b["label"] for b in in_order]).tolist() == data.table.label.tolist()
+
+
+def test_class_alpha_given_uniform_or_inverse_frequency():
+    labels = np.array([0, 0, 0, 0, 0, 0, 1, 1, 2])
+    assert class_alpha(train_cfg(focal_alpha=[2.0, 1.0, 0.5]), labels, 3).tolist() == [2.0, 1.0, 0.5]
+    assert class_alpha(train_cfg(sampler="weighted"), labels, 3).tolist() == [1.0, 1.0, 1.0]
+    alpha = class_alpha(train_cfg(sampler="shuffle"), labels, 3)
+    assert alpha.mean().item() == pytest.approx(1.0) and alpha[0] < alpha[1] < alpha[2]
+    assert (alpha[2] / alpha[0]).item() == pytest.approx(6.0)  # counts 6 : 1
+
+
 @pytest.mark.parametrize("head", ["concat", "gated", "tensor"])
 def test_short_training_learns_a_separable_set(tmp_path, head):
     model = toy_model(head=head)
-    cfg = TrainConfig(epochs=6, batch_size=16, lr_head=3e-3, warmup_steps=1, patience=10, device="cpu")
+    cfg = train_cfg(epochs=6, batch_size=16, lr_head=3e-3, warmup_steps=1, patience=10)
     state = train(model, ToyCached(192, 0), ToyCached(96, 1), cfg, tmp_path / "m", tmp_path / "ck", progress=False)
     assert state["best"] > 0.9
     assert not (tmp_path / "ck").exists()  # the checkpoint goes when training ends
@@ -64,7 +101,7 @@ def test_short_training_learns_a_separable_set(tmp_path, head):
 def test_single_modality_models_from_the_same_code_path(tmp_path, mode):
     model = toy_model(mode=mode)
     assert hasattr(model, "text_encoder") == (mode == "text") and hasattr(model, "audio_encoder") == (mode == "audio")
-    cfg = TrainConfig(epochs=4, batch_size=16, lr_head=3e-3, warmup_steps=1, patience=10, device="cpu")
+    cfg = train_cfg(epochs=4, batch_size=16, lr_head=3e-3, warmup_steps=1, patience=10)
     assert train(model, ToyCached(192, 0), ToyCached(96, 1), cfg, tmp_path / "m", tmp_path / "ck",
                  progress=False)["best"] > 0.8
 
@@ -81,9 +118,9 @@ def test_save_and_load_give_identical_logits(tmp_path):
 
 
 def test_resume_continues_from_the_saved_epoch(tmp_path, monkeypatch):
-    import turnfusion.training as training
+    import turnfusion.train as training
 
-    cfg = TrainConfig(epochs=4, batch_size=16, lr_head=3e-3, warmup_steps=1, patience=10, device="cpu")
+    cfg = train_cfg(epochs=4, batch_size=16, lr_head=3e-3, warmup_steps=1, patience=10)
     full = train(toy_model(), ToyCached(64, 0), ToyCached(32, 1), cfg, tmp_path / "a", tmp_path / "cka",
                  progress=False)
 
@@ -104,14 +141,14 @@ def test_resume_continues_from_the_saved_epoch(tmp_path, monkeypatch):
     resumed = train(toy_model(), ToyCached(64, 0), ToyCached(32, 1), cfg, tmp_path / "b", tmp_path / "ckb",
                     progress=False)
     assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3, 4]
-    for got, want in zip(resumed["history"], full["history"]):
+    for got, want in zip(resumed["history"], full["history"], strict=True):
         assert got == pytest.approx(want)
 
 
 def test_frozen_mode_does_not_change_encoder_weights(tmp_path):
     model = toy_model()
     before = {k: v.clone() for k, v in model.state_dict().items() if "encoder" in k}
-    cfg = TrainConfig(epochs=2, batch_size=16, lr_head=3e-3, warmup_steps=1, device="cpu", encoders="frozen")
+    cfg = train_cfg(epochs=2, batch_size=16, lr_head=3e-3, warmup_steps=1, encoders="frozen")
     train(model, ToyCached(64, 0), ToyCached(32, 1), cfg, tmp_path / "m", tmp_path / "ck", progress=False)
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)

@@ -47,7 +47,7 @@ class _Engine:
             AUDIO_OUTPUT_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(), 0
         )
         if self.sample_rate <= 0:
-            raise RuntimeError("eSpeak NG failed to initialise (espeak_Initialize returned %d)" % self.sample_rate)
+            raise RuntimeError(f"eSpeak NG failed to initialise (espeak_Initialize returned {self.sample_rate})")
         self._chunks: list[np.ndarray] = []
         self._callback = _SYNTH_CALLBACK(self._on_samples)  # keep a reference: ctypes does not
         self.lib.espeak_SetSynthCallback(self._callback)

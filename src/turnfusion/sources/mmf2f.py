@@ -1,4 +1,4 @@
-"""Data sources: each writes `utterances.csv` (MM-F2F schema) and `manifest.csv` (video_id, url)."""
+"""Data source `mmf2f`: MM-F2F annotation CSVs, with recordings fetched from YouTube."""
 
 from __future__ import annotations
 

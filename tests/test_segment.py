@@ -1,15 +1,14 @@
 import numpy as np
 import pytest
-
 from conftest import utterance_table
-from turnfusion.segments import SegmentStore, build_store, keep_end, timestamp_problem
+
+from turnfusion.config import SegmentConfig
 from turnfusion.schema import DataError
+from turnfusion.segment import SegmentStore, build_store, cut_row, timestamp_problem
 
 
-def test_keep_end_keeps_the_last_samples():
-    x = np.arange(10)
-    assert keep_end(x, 4).tolist() == [6, 7, 8, 9]
-    assert keep_end(x, 20).tolist() == x.tolist()
+def cfg(max_seconds=3.0, channels="mix"):
+    return SegmentConfig(sample_rate=16000, max_seconds=max_seconds, channels=channels)
 
 
 @pytest.mark.parametrize("start,end,problem", [
@@ -31,11 +30,11 @@ def test_store_cuts_resamples_and_skips_bad_rows_with_reasons(recording_dir, tmp
         ("v3", "v3_0_0", "no audio", 0, 0.0, 1.0, 0),      # missing recording
     ])
     table["split"] = "train"
-    index, skipped = build_store(table, recording_dir, tmp_path / "store", 16000, max_seconds=2.0, progress=False)
+    index, skipped = build_store(table, recording_dir, tmp_path / "store", cfg(max_seconds=2.0), progress=False)
     assert index.sentence_id.tolist() == ["v1_0_0", "v1_1_1", "v2_2_0"]
     assert index.n_samples.tolist() == [16000, 32000, 16000]
     assert index.position.tolist() == [0, 1, 0]
-    reasons = dict(zip(skipped.sentence_id, skipped.reason))
+    reasons = dict(zip(skipped.sentence_id, skipped.reason, strict=True))
     assert reasons == {"v1_0_2": "start_not_before_end", "v1_0_3": "beyond_recording", "v1_0_4": "empty_text",
                        "v3_0_0": "unreadable_recording"}
     store = SegmentStore.open(tmp_path / "store")
@@ -48,7 +47,7 @@ def test_store_cuts_resamples_and_skips_bad_rows_with_reasons(recording_dir, tmp
 def test_speaker_channel_policy_takes_the_speakers_channel(recording_dir, tmp_path):
     table = utterance_table([("v1", "a", "left", 0, 0.0, 1.0, 0), ("v1", "b", "right", 1, 1.0, 2.0, 1)])
     table["split"] = "train"
-    build_store(table, recording_dir, tmp_path / "s", 16000, 3.0, channels="speaker", progress=False)
+    build_store(table, recording_dir, tmp_path / "s", cfg(channels="speaker"), progress=False)
     store = SegmentStore.open(tmp_path / "s")
     assert np.abs(store.waveform(0)).max() == pytest.approx(0.3, abs=0.01)
     assert np.abs(store.waveform(1)).max() == pytest.approx(0.1, abs=0.01)
@@ -57,9 +56,22 @@ def test_speaker_channel_policy_takes_the_speakers_channel(recording_dir, tmp_pa
 def test_all_rows_bad_is_a_clear_error(recording_dir, tmp_path):
     table = utterance_table([("v1", "a", "x", 0, 5.0, 6.0, 0)])
     with pytest.raises(DataError, match="every row was skipped"):
-        build_store(table, recording_dir, tmp_path / "s", 16000, 3.0, progress=False)
+        build_store(table, recording_dir, tmp_path / "s", cfg(), progress=False)
 
 
 def test_open_missing_store_names_the_file(tmp_path):
     with pytest.raises(DataError, match="audio.npy"):
         SegmentStore.open(tmp_path)
+
+
+def test_cut_row_validates_cuts_and_keeps_the_end():
+    recording = np.stack([np.arange(48000), -np.arange(48000)], axis=1).astype(np.float32)  # 3 s at 16 kHz
+    rows = utterance_table([("v", "a", "words", 0, 0.5, 2.5, 1), ("v", "b", "words", 0, 0.5, 9.0, 1),
+                            ("v", "c", " ", 0, 0.5, 1.0, 0)])
+    good, late, empty = rows.itertuples(index=False)
+    wave, problem = cut_row(recording, 16000, good, "speaker", max_seconds=1.0)
+    assert problem == "" and wave.tolist() == (-np.arange(24000, 40000)).tolist()  # speaker 1's channel, last 1 s
+    mixed, _ = cut_row(recording, 16000, good, "mix", max_seconds=1.0)
+    assert len(mixed) == 16000 and (mixed == 0).all()
+    assert cut_row(recording, 16000, late, "mix", 1.0) == (None, "beyond_recording")
+    assert cut_row(recording, 16000, empty, "mix", 1.0) == (None, "empty_text")

@@ -1,6 +1,7 @@
-"""Training loop: class-balanced sampling, focal loss, AdamW with separate encoder/head learning rates and
-warmup, frozen / gradual / full encoder schedules, early stopping on a validation criterion, resumable
-checkpoints, and per-epoch logging (DVCLive when given)."""
+"""Stage `train@<mode>`: the model built around the cached encoders, and the training loop: class-balanced
+sampling, focal loss, AdamW with separate encoder/head learning rates and warmup, frozen / gradual / full
+encoder schedules, early stopping on a validation criterion, resumable checkpoints, and per-epoch logging
+(DVCLive when given)."""
 
 from __future__ import annotations
 
@@ -8,53 +9,30 @@ import hashlib
 import json
 import logging
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from turnfusion.device import pick_device, seed_everything
-from turnfusion.features import collate_cached, collate_raw, encode_raw_batch
+from turnfusion.datasets import collate_cached, collate_raw
+from turnfusion.embed import load_encoders
+from turnfusion.loop import autocast, optimizer_step, pick_device, seed_everything
 from turnfusion.losses import classification_loss, distillation_loss
 from turnfusion.metrics import classification_report
+from turnfusion.models import TurnFusionModel
+
+if TYPE_CHECKING:
+    from turnfusion.config import ModelConfig, SegmentConfig, TextConfig, TrainConfig
 
 log = logging.getLogger(__name__)
-ENCODER_SCHEDULES = ("frozen", "gradual", "full")
-CRITERIA = ("macro_f1", "min_class_f1")
 
 
-@dataclass
-class TrainConfig:
-    epochs: int = 20
-    batch_size: int = 32
-    lr_head: float = 1e-3
-    lr_encoder: float = 5e-5
-    weight_decay: float = 0.01
-    warmup_steps: int = 50
-    loss: str = "focal"
-    focal_gamma: float = 2.0
-    focal_alpha: list | None = None  # per class; None: inverse class frequency, normalised to mean 1
-    distill_weight: float = 0.0
-    sampler: str = "weighted"  # weighted (class-balanced) or shuffle
-    encoders: str = "frozen"  # frozen, gradual (unfrozen from unfreeze_epoch on) or full
-    unfreeze_epoch: int = 3
-    criterion: str = "macro_f1"
-    patience: int = 5
-    seed: int = 0
-    device: str = "auto"
-
-    def __post_init__(self):
-        if self.encoders not in ENCODER_SCHEDULES:
-            raise ValueError(f"train.encoders must be one of {ENCODER_SCHEDULES}, got {self.encoders!r}")
-        if self.criterion not in CRITERIA:
-            raise ValueError(f"train.criterion must be one of {CRITERIA}, got {self.criterion!r}")
-        if self.sampler not in ("weighted", "shuffle"):
-            raise ValueError(f"train.sampler must be 'weighted' or 'shuffle', got {self.sampler!r}")
-
-    def fingerprint(self, extra: dict) -> str:
-        return hashlib.sha256(json.dumps([asdict(self), extra], sort_keys=True, default=str).encode()).hexdigest()[:16]
+def fingerprint(cfg: TrainConfig, extra: dict) -> str:
+    """What a checkpoint must have been written with to be resumed."""
+    return hashlib.sha256(json.dumps([asdict(cfg), extra], sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def class_balanced_sampler(labels: np.ndarray, generator: torch.Generator) -> torch.utils.data.WeightedRandomSampler:
@@ -90,12 +68,6 @@ def make_loader(dataset, cfg: TrainConfig, shuffle: bool, generator: torch.Gener
                                        shuffle=shuffle and sampler is None, collate_fn=collate, generator=generator)
 
 
-def to_model_inputs(model, batch: dict, cfg: TrainConfig, device) -> dict:
-    if cfg.encoders != "frozen":
-        return encode_raw_batch(model, batch, device)
-    return {k: v.to(device) for k, v in batch.items()}
-
-
 def set_encoders_trainable(model, trainable: bool) -> None:
     for encoder in model.encoders():
         encoder.requires_grad_(trainable)
@@ -120,17 +92,10 @@ def predict(model, dataset, cfg: TrainConfig, device, progress: bool = False) ->
     model.eval()
     probs = []
     for batch in tqdm(make_loader(dataset, cfg, shuffle=False), desc="predict", disable=not progress):
-        inputs = to_model_inputs(model, batch, cfg, device)
         with autocast(device):
-            logits = model(inputs.get("text_hidden"), inputs.get("text_mask"), inputs.get("audio_hidden"),
-                           inputs.get("audio_mask"), inputs["trp"])
+            logits = model.batch_logits(batch)
         probs.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
     return np.concatenate(probs)
-
-
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA, plain fp32 elsewhere."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
 
 
 def train(model, train_set, val_set, cfg: TrainConfig, out_dir: Path, checkpoint_dir: Path, live=None,
@@ -151,10 +116,10 @@ def train(model, train_set, val_set, cfg: TrainConfig, out_dir: Path, checkpoint
     state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "history": [], "since_best": 0}
     best_weights = None
     checkpoint = Path(checkpoint_dir) / "last.pt"
-    fingerprint = cfg.fingerprint(extra_fingerprint or {})
+    expected = fingerprint(cfg, extra_fingerprint or {})
     if checkpoint.exists():
         saved = torch.load(checkpoint, weights_only=False)
-        if saved["fingerprint"] == fingerprint:
+        if saved["fingerprint"] == expected:
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
@@ -174,19 +139,15 @@ def train(model, train_set, val_set, cfg: TrainConfig, out_dir: Path, checkpoint
         total, count = 0.0, 0
         loader = make_loader(train_set, cfg, shuffle=True, generator=generator)
         for batch in tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress):
-            inputs = to_model_inputs(model, batch, cfg, device)
             with autocast(device):
-                logits = model(inputs.get("text_hidden"), inputs.get("text_mask"), inputs.get("audio_hidden"),
-                               inputs.get("audio_mask"), inputs["trp"])
-            loss = classification_loss(cfg.loss, logits, inputs["label"], alpha, cfg.focal_gamma)
+                logits = model.batch_logits(batch)
+            labels = batch["label"].to(device)
+            loss = classification_loss(cfg.loss, logits, labels, alpha, cfg.focal_gamma)
             if cfg.distill_weight > 0:
-                loss = loss + cfg.distill_weight * distillation_loss(logits, inputs["trp"])
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
+                loss = loss + cfg.distill_weight * distillation_loss(logits, batch["trp"].to(device))
+            optimizer_step(optimizer, loss, model.parameters())
             scheduler.step()
-            total, count = total + loss.item() * len(inputs["label"]), count + len(inputs["label"])
+            total, count = total + loss.item() * len(labels), count + len(labels)
         val_probs = predict(model, val_set, cfg, device)
         val_labels = val_set.table.label.to_numpy()
         report = classification_report(val_labels, val_probs.argmax(1), val_probs)
@@ -210,7 +171,7 @@ def train(model, train_set, val_set, cfg: TrainConfig, out_dir: Path, checkpoint
             live.next_step()
         log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in record.items()})
         Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
-        torch.save({"fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        torch.save({"fingerprint": expected, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
                     "torch_rng": torch.get_rng_state(), "state": state, "best_weights": best_weights}, checkpoint)
         if state["since_best"] >= cfg.patience:
@@ -221,3 +182,19 @@ def train(model, train_set, val_set, cfg: TrainConfig, out_dir: Path, checkpoint
     model.save_pretrained(str(out_dir))
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return state
+
+
+def build_model(mode: str, cfg: ModelConfig, embeddings_dir: Path, preprocessing: dict) -> TurnFusionModel:
+    """A fresh model of `mode` whose encoders are the ones the embedding cache was made with."""
+    text_encoder, audio_encoder = load_encoders(embeddings_dir)
+    return TurnFusionModel.from_encoders(
+        text_encoder, audio_encoder, mode=mode, text_pooling=cfg.text_pooling, audio_pooling=cfg.audio_pooling,
+        last_k=cfg.last_k, audio_segments=cfg.audio_segments, fusion_head=cfg.fusion_head,
+        hidden_size=cfg.hidden_size, dropout=cfg.dropout, tensor_rank=cfg.tensor_rank,
+        modality_dropout=cfg.modality_dropout, use_trp=cfg.use_trp, preprocessing=preprocessing)
+
+
+def preprocessing(segment: SegmentConfig, text: TextConfig) -> dict:
+    """How the inputs were prepared, saved in the model's config so that prediction prepares them the same way."""
+    return {"sample_rate": segment.sample_rate, "max_seconds": segment.max_seconds, "channels": segment.channels,
+            "max_length": text.max_length, "n_previous": text.n_previous, "punctuation": text.punctuation}

@@ -1,9 +1,14 @@
-
 import numpy as np
 import pandas as pd
 
-from turnfusion.evaluation import (fit_trp_threshold, majority_baseline, per_class_f1_frame, predictions_frame,
-                                   save_figures, trp_baseline)
+from turnfusion.evaluate import (
+    fit_trp_threshold,
+    majority_baseline,
+    per_class_f1_frame,
+    predictions_frame,
+    save_figures,
+    trp_baseline,
+)
 from turnfusion.metrics import classification_report
 from turnfusion.schema import KEEP, SHIFT
 
@@ -20,10 +25,13 @@ def test_majority_and_trp_baselines():
 
 def test_figures_are_valid_non_empty_pngs(tmp_path):
     rng = np.random.default_rng(0)
-    table = pd.DataFrame({"sentence_id": [f"s{i}" for i in range(30)], "video_id": "v", "label": rng.integers(0, 3, 30)})
+    table = pd.DataFrame({"sentence_id": [f"s{i}" for i in range(30)], "video_id": "v",
+                          "label": rng.integers(0, 3, 30)})
     probs = {"text": rng.dirichlet([1, 1, 1], 30), "fusion": rng.dirichlet([1, 1, 1], 30)}
     predictions = pd.concat([predictions_frame(table, p, name) for name, p in probs.items()])
-    assert np.allclose(predictions[["p_keep", "p_shift", "p_backchannel"]].sum(1), 1)
+    fusion = predictions[predictions.model == "fusion"]
+    assert fusion.prediction.tolist() == probs["fusion"].argmax(1).tolist()
+    assert fusion.sentence_id.tolist() == table.sentence_id.tolist() and len(predictions) == 60
     reports = {name: classification_report(table.label.to_numpy(), p.argmax(1), p) for name, p in probs.items()}
     paths = save_figures(predictions, reports, tmp_path, "fusion")
     for path in paths:

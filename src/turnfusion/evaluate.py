@@ -1,14 +1,24 @@
-"""Evaluation on the test split: model predictions, baselines and the figures people look at."""
+"""Stage `evaluate`: test-split predictions of every model and baseline, their metrics and the figures people
+look at."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from turnfusion.metrics import confusion
+from turnfusion.datasets import examples_for, load_utterances
+from turnfusion.loop import pick_device
+from turnfusion.metrics import classification_report, confusion
+from turnfusion.models import TurnFusionModel
 from turnfusion.schema import KEEP, LABEL_NAMES, SHIFT
+from turnfusion.train import predict
+
+if TYPE_CHECKING:
+    from turnfusion.config import ModelConfig, TrainConfig
 
 PROB_COLUMNS = [f"p_{name}" for name in LABEL_NAMES.values()]
 
@@ -79,3 +89,34 @@ def save_figures(predictions: pd.DataFrame, reports: dict[str, dict], out_dir: P
     ax.figure.savefig(paths[1], dpi=120)
     plt.close(ax.figure)
     return paths
+
+
+def evaluate(models: dict[str, Path], segments: Path, tokens: Path, trp: Path, embeddings: Path, out_dir: Path,
+             model_cfg: ModelConfig, train_cfg: TrainConfig) -> dict:
+    """The evaluate stage: test predictions of every model (`{name: directory}`) and of the baselines, metrics,
+    DVC plot data and PNGs in `out_dir`. Returns the metrics."""
+    store, token_store, table = load_utterances(segments, tokens, trp, model_cfg.audio_segments)
+    test, train, val = (table[table.split == s].reset_index(drop=True) for s in ("test", "train", "val"))
+    examples = examples_for(test, train_cfg.encoders, embeddings, token_store, store)
+    probabilities = {"majority": majority_baseline(train.label.to_numpy(), len(test))}
+    threshold = fit_trp_threshold(val.trp.to_numpy(), val.label.to_numpy())
+    probabilities["trp_threshold"] = trp_baseline(test.trp.to_numpy(), threshold)
+    device = pick_device(train_cfg.device)
+    for name, directory in models.items():
+        model = TurnFusionModel.from_pretrained(str(directory)).to(device)
+        probabilities[name] = predict(model, examples, train_cfg, device, progress=True)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    predictions = pd.concat([predictions_frame(test, p, name) for name, p in probabilities.items()])
+    predictions.to_parquet(out / "predictions.parquet", index=False)
+    labels = test.label.to_numpy()
+    reports = {name: classification_report(labels, p.argmax(1), p) for name, p in probabilities.items()}
+    reports["trp_threshold"]["threshold"] = threshold
+    best = max((k for k in probabilities if k not in ("majority", "trp_threshold")), default="majority",
+               key=lambda k: reports[k]["macro_f1"])
+    chosen = predictions[predictions.model == best]
+    pairs = [{"actual": int(a), "predicted": int(b)} for a, b in zip(chosen.label, chosen.prediction, strict=True)]
+    (out / "confusion.json").write_text(json.dumps(pairs, indent=2) + "\n")
+    per_class_f1_frame(reports).to_csv(out / "per_class_f1.csv", index=False)
+    save_figures(predictions, reports, out, best)
+    return {"test_utterances": len(test), **reports}

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
-
 from conftest import utterance_table
+
 from turnfusion.schema import DataError, read_utterances
 from turnfusion.splits import add_split_column, assign_splits
 

@@ -1,4 +1,4 @@
-"""The embedded demo corpus: two-party conversations spoken by eSpeak NG, with turn-taking cues.
+"""The embedded demo corpus (data source `demo`): two-party conversations spoken by eSpeak NG, with turn-taking cues.
 
 Every utterance gets a label first (keep / shift / backchannel), then, independently given the label,
 a text cue category and a prosody category (see docs/demo_corpus.md for the full generative spec).
@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import soundfile as sf
 import soxr
 
-from turnfusion import tts
-from turnfusion.schema import KEEP, SHIFT, BACKCHANNEL, UTTERANCE_COLUMNS
+from turnfusion.schema import BACKCHANNEL, KEEP, SHIFT, UTTERANCE_COLUMNS
+from turnfusion.sources import speech
+
+if TYPE_CHECKING:
+    from turnfusion.config import DemoConfig
 
 # --- Generative spec: every number below is documented in docs/demo_corpus.md -----------------
 LABEL_PROBS = {KEEP: 0.42, SHIFT: 0.38, BACKCHANNEL: 0.20}
@@ -107,9 +111,9 @@ class Conversation:
     audio: np.ndarray | None = None  # (samples, channels) at the output rate
 
 
-def _voices(rng: np.random.Generator) -> list[tts.Voice]:
+def _voices(rng: np.random.Generator) -> list[speech.Voice]:
     variants = rng.choice(VOICE_VARIANTS, size=2, replace=False)
-    return [tts.Voice(f"en-us+{v}", pitch=int(rng.integers(30, 71)), rate=int(rng.integers(150, 191)))
+    return [speech.Voice(f"en-us+{v}", pitch=int(rng.integers(30, 71)), rate=int(rng.integers(150, 191)))
             for v in variants]
 
 
@@ -123,7 +127,7 @@ def generate_conversation(video_id: str, n_utterances: int, seed: int, stereo: b
     """Generate one conversation: its utterance rows (MM-F2F schema) and its recording."""
     rng = np.random.default_rng(seed)
     voices = _voices(rng)
-    tts_sr = tts.sample_rate()
+    tts_sr = speech.sample_rate()
     events = []  # (channel, start_s, samples)
     conv = Conversation(video_id=video_id, stereo=stereo)
     t, speaker = 0.5 + rng.random(), int(rng.integers(2))
@@ -134,7 +138,7 @@ def generate_conversation(video_id: str, n_utterances: int, seed: int, stereo: b
         shape = PROSODY_SHAPES[prosody]
         pitch = rng.normal(*shape["pitch"])
         rate = float(np.clip(rng.normal(*shape["rate"]), 50, 150))
-        samples = tts.speak(utterance_ssml(text, pitch, rate, shape["tune"]), voices[speaker], ssml=True)
+        samples = speech.speak(utterance_ssml(text, pitch, rate, shape["tune"]), voices[speaker], ssml=True)
         samples = trim_silence(samples)
         duration = len(samples) / tts_sr
         events.append((speaker, t, samples))
@@ -151,7 +155,7 @@ def generate_conversation(video_id: str, n_utterances: int, seed: int, stereo: b
         else:
             if label == BACKCHANNEL:
                 onset = end + rng.uniform(*BACKCHANNEL_ONSET)
-                bc = trim_silence(tts.speak(str(rng.choice(BACKCHANNEL_WORDS)), voices[1 - speaker]))
+                bc = trim_silence(speech.speak(str(rng.choice(BACKCHANNEL_WORDS)), voices[1 - speaker]))
                 events.append((1 - speaker, onset, 0.6 * bc))
                 end = max(end, onset + len(bc) / tts_sr)
             t = end + float(np.clip(rng.normal(*GAP_WITHIN_TURN), 0.15, 1.5))
@@ -180,14 +184,12 @@ def add_noise(audio: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.
     return audio + rng.normal(0, noise_rms, size=audio.shape).astype(np.float32)
 
 
-def write_demo_corpus(out_dir: Path, n_conversations: int, utterances_per_conversation: int, seed: int,
-                      sample_rate: int = 44100, stereo_fraction: float = 0.5, snr_db: float = 20.0,
-                      n_silent: int = 2, n_corrupt: int = 1, n_empty: int = 1, workers: int = 2) -> pd.DataFrame:
+def write_demo_corpus(out_dir: Path, cfg: DemoConfig, seed: int, workers: int = 2) -> pd.DataFrame:
     """Write the demo corpus under `out_dir`.
 
     Writes `remote/<video_id>.flac` (the recordings, to be fetched by the download stage),
     `utterances.csv` (MM-F2F schema plus the generator's cue columns) and `manifest.csv`
-    (video_id, url). The last `n_silent + n_corrupt + n_empty` conversations are deliberately broken
+    (video_id, url). The last `cfg.n_silent + n_corrupt + n_empty` conversations are deliberately broken
     recordings that keep their utterance rows, so the filter stage has real work.
     Returns the utterance table.
     """
@@ -195,14 +197,15 @@ def write_demo_corpus(out_dir: Path, n_conversations: int, utterances_per_conver
     remote = out_dir / "remote"
     remote.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    seeds = rng.integers(0, 2**31, size=n_conversations)
-    stereo = rng.random(n_conversations) < stereo_fraction
-    broken = (["silent"] * n_silent + ["corrupt"] * n_corrupt + ["empty"] * n_empty)
-    if len(broken) > n_conversations:
+    seeds = rng.integers(0, 2**31, size=cfg.n_conversations)
+    stereo = rng.random(cfg.n_conversations) < cfg.stereo_fraction
+    broken = (["silent"] * cfg.n_silent + ["corrupt"] * cfg.n_corrupt + ["empty"] * cfg.n_empty)
+    if len(broken) > cfg.n_conversations:
         raise ValueError("more broken recordings asked for than conversations")
-    kinds = ["ok"] * (n_conversations - len(broken)) + broken
-    jobs = [(f"demo{i:03d}", utterances_per_conversation, int(conv_seed), bool(is_stereo), sample_rate, snr_db,
-             kind, remote) for i, (conv_seed, is_stereo, kind) in enumerate(zip(seeds, stereo, kinds))]
+    kinds = ["ok"] * (cfg.n_conversations - len(broken)) + broken
+    jobs = [(f"demo{i:03d}", cfg.utterances_per_conversation, int(conv_seed), bool(is_stereo), cfg.sample_rate,
+             cfg.snr_db, kind, remote)
+            for i, (conv_seed, is_stereo, kind) in enumerate(zip(seeds, stereo, kinds, strict=True))]
     rows, manifest = [], []
     for utterances, entry in map_in_fresh_processes(_generate_and_write, jobs, workers):
         rows.extend(utterances)

@@ -1,12 +1,19 @@
 import numpy as np
 import pandas as pd
 import soundfile as sf
+from conftest import rms_db
 
-from turnfusion import tts
-from turnfusion.audio import rms_db
-from turnfusion.corpus import generate_conversation, map_in_fresh_processes, trim_silence, utterance_text, write_demo_corpus
-from turnfusion.probes import f0_track
+from turnfusion.config import DemoConfig
+from turnfusion.prosody import f0_track
 from turnfusion.schema import UTTERANCE_COLUMNS, read_utterances
+from turnfusion.sources import speech as tts
+from turnfusion.sources.demo import (
+    generate_conversation,
+    map_in_fresh_processes,
+    trim_silence,
+    utterance_text,
+    write_demo_corpus,
+)
 
 
 def test_espeak_speaks_and_ssml_moves_final_pitch():
@@ -49,8 +56,9 @@ def test_text_cues_look_as_specified():
 
 
 def test_demo_corpus_files(tmp_path):
-    table = write_demo_corpus(tmp_path, n_conversations=5, utterances_per_conversation=6, seed=1,
-                              n_silent=1, n_corrupt=1, n_empty=1)
+    cfg = DemoConfig(n_conversations=5, utterances_per_conversation=6, sample_rate=44100, stereo_fraction=0.5,
+                     snr_db=20, n_silent=1, n_corrupt=1, n_empty=1)
+    table = write_demo_corpus(tmp_path, cfg, seed=1)
     assert list(read_utterances(tmp_path / "utterances.csv").columns[:7]) == UTTERANCE_COLUMNS
     manifest = pd.read_csv(tmp_path / "manifest.csv")
     assert manifest.kind.tolist() == ["ok", "ok", "silent", "corrupt", "empty"]

@@ -1,0 +1,110 @@
+"""Training and evaluation examples: the utterance table joined from the stage outputs, datasets over the
+embedding cache (frozen encoders) or over token ids and waveforms (trainable encoders), and their collate
+functions. Both kinds of batch go to `TurnFusionModel.batch_logits`."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from turnfusion.embed import EmbeddingCache
+from turnfusion.models.encoding import pad_sequences, stack_segments
+from turnfusion.segment import SegmentStore
+from turnfusion.tokenize import PackedTokens, pad_right
+
+log = logging.getLogger(__name__)
+
+
+def utterance_table(segments: pd.DataFrame, tokens: pd.DataFrame, trp: pd.DataFrame | None,
+                    n_audio_segments: int = 3) -> pd.DataFrame:
+    """One row per utterance that has both audio and text: split, label, token span, segment row,
+    TRP, and `audio_rows` = segment rows of the current utterance and its predecessors (-1: none)."""
+    seg = segments.reset_index(drop=True).assign(segment_row=np.arange(len(segments)))
+    table = seg.merge(tokens[["sentence_id", "tok_offset", "tok_length"]].assign(token_row=np.arange(len(tokens))),
+                      on="sentence_id", how="inner")
+    if trp is not None:
+        table = table.merge(trp[["sentence_id", "trp"]], on="sentence_id", how="left")
+    else:
+        table["trp"] = np.nan
+    lost = len(segments) - len(table)
+    if lost:
+        log.warning("%d segment(s) have no token context (dropped by the tokenize stage) and are left out", lost)
+    table = table.sort_values(["video_id", "position"], kind="stable").reset_index(drop=True)
+    rows = np.full((len(table), n_audio_segments), -1, dtype=np.int64)
+    video, seg_row = table.video_id.to_numpy(), table.segment_row.to_numpy()
+    for i in range(len(table)):
+        for k in range(n_audio_segments):
+            if i - k >= 0 and video[i - k] == video[i]:
+                rows[i, k] = seg_row[i - k]
+    table["audio_rows"] = list(rows)
+    return table
+
+
+class CachedExamples(torch.utils.data.Dataset):
+    """Examples from the frozen-encoder cache: hidden states, never the encoders."""
+
+    def __init__(self, table: pd.DataFrame, cache: EmbeddingCache):
+        self.table = table.reset_index(drop=True)
+        self.tok_offset, self.tok_length = self.table.tok_offset.to_numpy(), self.table.tok_length.to_numpy()
+        self.audio_rows = np.stack(self.table.audio_rows.to_numpy()) if len(self.table) else np.zeros((0, 1), int)
+        self.trp = np.nan_to_num(self.table.trp.to_numpy(dtype=float))
+        self.labels = self.table.label.to_numpy()
+        self.cache = cache
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"text": self.cache.text_hidden(self.tok_offset[i], self.tok_length[i]),
+                "audio": [self.cache.segment_frames(r) if r >= 0 else None for r in self.audio_rows[i]],
+                "trp": float(self.trp[i]), "label": int(self.labels[i])}
+
+
+def collate_cached(items: list[dict]) -> dict:
+    text, text_mask = pad_sequences([it["text"] for it in items])
+    audio, audio_mask = stack_segments([it["audio"] for it in items])
+    return {"text_hidden": text, "text_mask": text_mask, "audio_hidden": audio, "audio_mask": audio_mask,
+            "trp": torch.tensor([it["trp"] for it in items]), "label": torch.tensor([it["label"] for it in items])}
+
+
+class RawExamples(torch.utils.data.Dataset):
+    """Examples as token ids and waveforms, for training with trainable encoders."""
+
+    def __init__(self, table: pd.DataFrame, tokens: PackedTokens, store: SegmentStore):
+        self.table, self.tokens, self.store = table.reset_index(drop=True), tokens, store
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, i: int) -> dict:
+        row = self.table.iloc[i]
+        return {"ids": self.tokens.row(int(row.token_row)),
+                "audio": [self.store.waveform(int(r)) if r >= 0 else None for r in row.audio_rows],
+                "trp": float(np.nan_to_num(row.trp)), "label": int(row.label)}
+
+
+def collate_raw(items: list[dict]) -> dict:
+    ids, mask = pad_right([it["ids"] for it in items], 0)
+    return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask),
+            "waves": [it["audio"] for it in items], "trp": torch.tensor([it["trp"] for it in items]),
+            "label": torch.tensor([it["label"] for it in items])}
+
+
+def load_utterances(segments_dir: Path, tokens_dir: Path, trp_path: Path | None,
+                    n_audio_segments: int = 3) -> tuple[SegmentStore, PackedTokens, pd.DataFrame]:
+    """The segment store, the token store and their joined utterance table (see `utterance_table`)."""
+    store, tokens = SegmentStore.open(segments_dir), PackedTokens(tokens_dir)
+    trp = pd.read_parquet(trp_path) if trp_path is not None else None
+    return store, tokens, utterance_table(store.index, tokens.index, trp, n_audio_segments)
+
+
+def examples_for(table: pd.DataFrame, encoders: str, embeddings_dir: Path, tokens: PackedTokens,
+                 store: SegmentStore) -> torch.utils.data.Dataset:
+    """Cached hidden states when the encoders stay frozen, raw token ids and waveforms otherwise."""
+    if encoders == "frozen":
+        return CachedExamples(table, EmbeddingCache(embeddings_dir))
+    return RawExamples(table, tokens, store)

@@ -1,0 +1,143 @@
+"""Stage `segment`: cut utterances out of recordings into one packed store, `audio.npy` (int16 PCM) +
+`segments.parquet`, with train/val/test splits by conversation.
+
+The index keeps conversation order (`position` within each video), so every utterance can find its
+predecessors, and `offset`/`n_samples` into the one array file.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from turnfusion.audio import keep_end, read_resampled, select_channel
+from turnfusion.schema import LABEL_NAMES, DataError
+from turnfusion.splits import SPLITS, add_split_column
+
+if TYPE_CHECKING:
+    from turnfusion.config import SegmentConfig, SplitConfig
+
+log = logging.getLogger(__name__)
+AUDIO_FILE, INDEX_FILE = "audio.npy", "segments.parquet"
+TIME_TOLERANCE_S = 0.05  # annotations may end a few ms past the last sample
+
+
+@dataclass
+class SegmentStore:
+    audio: np.ndarray  # int16, all segments back to back (memory-mapped)
+    index: pd.DataFrame
+    sample_rate: int
+
+    @classmethod
+    def open(cls, directory: Path | str) -> SegmentStore:
+        directory = Path(directory)
+        for name in (AUDIO_FILE, INDEX_FILE):
+            if not (directory / name).exists():
+                raise DataError(f"{directory / name}: segment store file missing (run the segment stage)")
+        index = pd.read_parquet(directory / INDEX_FILE)
+        return cls(np.load(directory / AUDIO_FILE, mmap_mode="r"), index, int(index["sample_rate"].iat[0]))
+
+    def waveform(self, row: int) -> np.ndarray:
+        """Float32 waveform of the segment at index position `row`."""
+        offset, n = int(self.index["offset"].iat[row]), int(self.index["n_samples"].iat[row])
+        return np.asarray(self.audio[offset: offset + n], dtype=np.float32) / 32768.0
+
+
+def timestamp_problem(start: float, end: float, duration: float) -> str | None:
+    """Why a row's [start, end] cannot be cut from a recording of `duration` seconds, or None."""
+    if start is None or end is None or math.isnan(start) or math.isnan(end):
+        return "nan_timestamp"
+    if start < 0:
+        return "negative_start"
+    if start >= end:
+        return "start_not_before_end"
+    if start >= duration or end > duration + TIME_TOLERANCE_S:
+        return "beyond_recording"
+    return None
+
+
+def cut_row(recording: np.ndarray, rate: int, row, channels: str, max_seconds: float) -> tuple[np.ndarray | None, str]:
+    """(mono waveform of one utterance row, "") or (None, why it cannot be used): the one cut-and-validate
+    policy of the segment stage and of batch prediction.
+
+    `recording`: (samples, channels) at `rate`; `row` has start, end, text and speaker; `channels`: "mix"
+    averages the channels, "speaker" takes the speaker's own channel (0 = left, 1 = right) of a stereo
+    recording. The last `max_seconds` are kept.
+    """
+    problem = timestamp_problem(row.start, row.end, len(recording) / rate)
+    if problem is None and (not isinstance(row.text, str) or not row.text.strip()):
+        problem = "empty_text"
+    if problem:
+        return None, problem
+    cut = recording[int(round(row.start * rate)): int(round(row.end * rate))]
+    mono = select_channel(cut, int(row.speaker) if channels == "speaker" else None)
+    return keep_end(mono, int(max_seconds * rate)), ""
+
+
+def conversation_order(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows in the order they were spoken, conversation by conversation."""
+    return table.sort_values(["video_id", "start", "sentence_id"], kind="stable").reset_index(drop=True)
+
+
+def build_store(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: SegmentConfig,
+                progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Cut every row of `table` from `audio_dir/<video_id>.wav` into a packed store in `out_dir`.
+
+    Returns (index, skipped) where `skipped` has one row per dropped utterance with its reason.
+    """
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = conversation_order(table)
+    pieces, rows, skipped = [], [], []
+    offset = 0
+    for video_id, conv in tqdm(table.groupby("video_id", sort=True), desc="segment", disable=not progress):
+        try:
+            recording = read_resampled(Path(audio_dir) / f"{video_id}.wav", cfg.sample_rate)
+        except DataError as exc:
+            skipped += [{"sentence_id": s, "video_id": video_id, "reason": "unreadable_recording", "detail": str(exc)}
+                        for s in conv["sentence_id"]]
+            continue
+        position = 0
+        for row in conv.itertuples(index=False):
+            wave, problem = cut_row(recording, cfg.sample_rate, row, cfg.channels, cfg.max_seconds)
+            if problem:
+                skipped.append({"sentence_id": row.sentence_id, "video_id": video_id, "reason": problem,
+                                "detail": f"start={row.start} end={row.end} "
+                                          f"recording={len(recording) / cfg.sample_rate:.2f}s"})
+                continue
+            pcm = np.clip(np.round(wave * 32767), -32768, 32767).astype(np.int16)
+            pieces.append(pcm)
+            rows.append({**row._asdict(), "position": position, "offset": offset, "n_samples": len(pcm),
+                         "sample_rate": cfg.sample_rate})
+            offset += len(pcm)
+            position += 1
+    if not rows:
+        raise DataError("no utterance could be cut: every row was skipped (see the segment report)")
+    index = pd.DataFrame(rows)
+    np.save(out_dir / AUDIO_FILE, np.concatenate(pieces))
+    index.to_parquet(out_dir / INDEX_FILE, index=False)
+    return index, pd.DataFrame(skipped, columns=["sentence_id", "video_id", "reason", "detail"])
+
+
+def segment(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: SegmentConfig,
+            split: SplitConfig) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The segment stage: splits by conversation, the packed store; returns (index, skipped, report)."""
+    table = add_split_column(table, split.val_fraction, split.test_fraction, split.seed)
+    index, skipped = build_store(table, audio_dir, out_dir, cfg)
+    report = {"utterances": len(index), "skipped": len(skipped),
+              **{f"skipped_{r}": int(n) for r, n in skipped.reason.value_counts().items()},
+              "seconds": round(float(index.n_samples.sum() / cfg.sample_rate), 1),
+              "store_mb": round((Path(out_dir) / AUDIO_FILE).stat().st_size / 2**20, 1)}
+    for name in SPLITS:
+        part = index[index.split == name]
+        report[name] = {"conversations": int(part.video_id.nunique()), "utterances": len(part),
+                        **{label_name: int((part.label == label).sum()) for label, label_name in LABEL_NAMES.items()}}
+    return index, skipped, report

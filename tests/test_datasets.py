@@ -1,0 +1,97 @@
+import numpy as np
+import pipeline
+import pytest
+import torch
+from conftest import params_config, utterance_table
+from pipeline import AUDIO_CFG
+
+from turnfusion.config import SegmentConfig, TextConfig, TrainConfig
+from turnfusion.datasets import CachedExamples, RawExamples, collate_cached, collate_raw
+from turnfusion.datasets import utterance_table as examples_table
+from turnfusion.embed import EmbeddingCache
+from turnfusion.models import TurnFusionConfig, TurnFusionModel
+from turnfusion.segment import SegmentStore, build_store
+from turnfusion.tokenize import PackedTokens, tokenize_table
+from turnfusion.train import predict, train
+
+
+def raw_sets(recording_dir, tmp_path):
+    rows = [("v1", f"v1_{i}", f"word{i % 3} and so", i % 3, 0.5 * i, 0.5 * i + 0.5, i % 2) for i in range(8)]
+    rows += [("v2", f"v2_{i}", "yes right", i % 3, 0.5 * i, 0.5 * i + 0.5, 0) for i in range(6)]
+    table = utterance_table(rows)
+    table["split"] = ["train"] * 8 + ["val"] * 6
+    index, _ = build_store(table, recording_dir, tmp_path / "seg", SegmentConfig(16000, 3.0, "mix"), progress=False)
+    tokenize_table(index, tmp_path / "tok", params_config(TextConfig, vocab_size=300, max_length=16))
+    tokens, store = PackedTokens(tmp_path / "tok"), SegmentStore.open(tmp_path / "seg")
+    ex = examples_table(store.index, tokens.index, None)
+    assert ex.audio_rows.iloc[2].tolist() == [2, 1, 0] and ex.audio_rows.iloc[8].tolist() == [8, -1, -1]
+    return (RawExamples(ex[ex.split == "train"], tokens, store), RawExamples(ex[ex.split == "val"], tokens, store),
+            len(tokens.tokenizer()))
+
+
+def model_for(vocab):
+    torch.manual_seed(0)
+    text = {"vocab_size": vocab, "n_layer": 1, "n_embd": 16, "n_head": 2, "n_positions": 32}
+    return TurnFusionModel(TurnFusionConfig(mode="fusion", text_config=text, audio_config=AUDIO_CFG, hidden_size=16))
+
+
+def encoder_weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items() if "encoder" in k}
+
+
+def changed(before, model):
+    after = model.state_dict()
+    return any(not torch.equal(v, after[k]) for k, v in before.items())
+
+
+def test_full_and_gradual_fine_tuning_update_the_encoders(recording_dir, tmp_path):
+    train_set, val_set, vocab = raw_sets(recording_dir, tmp_path)
+    for schedule, epochs, expect_change in [("full", 1, True), ("gradual", 2, True), ("gradual", 1, False)]:
+        model = model_for(vocab)
+        before = encoder_weights(model)
+        cfg = params_config(TrainConfig, epochs=epochs, batch_size=4, lr_encoder=1e-3, warmup_steps=1,
+                            encoders=schedule, unfreeze_epoch=1, device="cpu")
+        train(model, train_set, val_set, cfg, tmp_path / schedule, tmp_path / "ck", progress=False)
+        assert changed(before, model) == expect_change, (schedule, epochs)
+    probs = predict(model, val_set, cfg, torch.device("cpu"))
+    assert probs.shape == (6, 3)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return pipeline.build(tmp_path_factory.mktemp("pipeline"), n_previous=1, audio_segments=3)
+
+
+def test_utterance_table_links_each_row_to_its_predecessors_in_its_conversation(tiny):
+    table = tiny.table
+    assert len(table) == len(tiny.store.index) == len(tiny.tokens.index)
+    for _, row in table.iterrows():
+        same = table[(table.video_id == row.video_id) & (table.position <= row.position)].segment_row.tolist()
+        want = (same[::-1] + [-1, -1, -1])[:3]  # current, previous, the one before; -1: none
+        assert row.audio_rows.tolist() == want
+
+
+def test_cached_and_raw_examples_carry_the_same_utterance(tiny):
+    cached = CachedExamples(tiny.table, EmbeddingCache(tiny.cache))
+    raw = RawExamples(tiny.table, tiny.tokens, tiny.store)
+    item_c, item_r = cached[3], raw[3]
+    assert len(item_c["text"]) == len(item_r["ids"]) == tiny.table.tok_length[3]
+    assert [a is None for a in item_c["audio"]] == [a is None for a in item_r["audio"]]
+    assert np.array_equal(item_r["audio"][0], tiny.store.waveform(int(tiny.table.segment_row[3])))
+    assert item_c["label"] == item_r["label"] == tiny.table.label[3]
+
+
+def test_collate_pads_with_masks_that_mark_only_real_positions(tiny):
+    cached = CachedExamples(tiny.table, EmbeddingCache(tiny.cache))
+    items = [cached[i] for i in (0, 1, 5)]  # first utterance: no predecessors
+    batch = collate_cached(items)
+    assert batch["text_mask"].sum(1).tolist() == [len(it["text"]) for it in items]
+    for k, it in enumerate(items):
+        for j, frames in enumerate(it["audio"]):
+            n = 0 if frames is None else len(frames)
+            assert batch["audio_mask"][k, j].sum().item() == n
+            assert torch.equal(batch["audio_hidden"][k, j, :n], frames if n else batch["audio_hidden"][k, j, :0])
+            assert (batch["audio_hidden"][k, j, n:] == 0).all()
+    raw = collate_raw([RawExamples(tiny.table, tiny.tokens, tiny.store)[i] for i in (0, 1)])
+    assert raw["attention_mask"].sum(1).tolist() == tiny.table.tok_length[:2].tolist()
+    assert raw["waves"][0][1] is None and raw["waves"][1][1] is not None
