@@ -1,5 +1,4 @@
 import dataclasses
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,6 @@ import yaml
 from turnfusion.config import from_params
 
 REPO = Path(__file__).parents[1]
-sys.path.insert(0, str(Path(__file__).parent))  # tests import shared helpers from each other
 
 
 def params_config(cls, **overrides):

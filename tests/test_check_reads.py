@@ -1,0 +1,36 @@
+from stages.check_reads import Stage, undeclared
+
+
+def stage(**kw):
+    base = dict(name="embed", cmd="python -m stages.embed --tokens data/tokens --out data/embeddings",
+                deps=["stages/embed.py", "src/turnfusion/embed.py", "data/tokens"], outs=["data/embeddings"],
+                params=["model.seed", "text"])
+    return Stage(**{**base, **kw})
+
+
+def test_declared_reads_pass(tmp_path):
+    (tmp_path / "data/tokens").mkdir(parents=True)
+    reads = ["file stages/embed.py", "file data/tokens/ids.npy", "file data/embeddings/old.npy", "file params.yaml",
+             "param model.seed", "param text.max_length"]
+    assert undeclared(stage(), reads, tmp_path) == []
+
+
+def test_undeclared_file_param_and_argument_are_each_reported(tmp_path):
+    (tmp_path / "data/tokens").mkdir(parents=True)
+    (tmp_path / "models/audio_encoder").mkdir(parents=True)
+    cmd = "python -m stages.embed --tokens data/tokens --audio-encoder models/audio_encoder --out data/embeddings"
+    reads = ["file models/audio_encoder/config.json", "file src/turnfusion/segment.py", "param model.audio_config",
+             "param model.seedling"]
+    assert undeclared(stage(cmd=cmd), reads, tmp_path) == [
+        "embed: command argument models/audio_encoder is not in deps",
+        "embed: reads models/audio_encoder/config.json, not in deps",
+        "embed: reads src/turnfusion/segment.py, not in deps",
+        "embed: reads param model.audio_config, not in params",
+        "embed: reads param model.seedling, not in params"]
+
+
+def test_mode_equals_directory_arguments_are_checked(tmp_path):
+    (tmp_path / "models/fusion").mkdir(parents=True)
+    cmd = "python -m stages.evaluate --models fusion=models/fusion"
+    assert undeclared(stage(cmd=cmd), [], tmp_path) == ["embed: command argument models/fusion is not in deps"]
+    assert undeclared(stage(cmd=cmd, deps=["models/fusion"]), [], tmp_path) == []
