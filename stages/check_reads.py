@@ -36,7 +36,8 @@ def undeclared(stage: Stage, reads: list[str], root: Path) -> list[str]:
     for token in shlex.split(stage.cmd):
         value = token.split("=", 1)[-1]  # mode=directory pairs
         if not value.startswith("-") and "/" in value and (root / value).exists():
-            if not _covered(value, stage.deps + stage.outs):
+            output_folder = any(o.startswith(value.rstrip("/") + "/") for o in stage.outs)
+            if not _covered(value, stage.deps + stage.outs) and not output_folder:
                 problems.append(f"{stage.name}: command argument {value} is not in deps")
     for line in reads:
         kind, _, what = line.partition(" ")

@@ -79,7 +79,7 @@ def _log_reads(folder: str, stage: str) -> None:
     def write() -> None:
         for module in list(sys.modules.values()):  # the code it ran, imported before the hook too
             path = Path(getattr(module, "__file__", None) or "/").absolute()
-            if path.is_relative_to(root) and not path.relative_to(root).parts[0].startswith("."):
+            if path.is_relative_to(root) and path.is_file() and not path.relative_to(root).parts[0].startswith("."):
                 _reads.add(f"file {path.relative_to(root).as_posix()}")
         Path(folder).mkdir(parents=True, exist_ok=True)
         with open(Path(folder) / f"{stage}.txt", "a") as f:

@@ -29,6 +29,13 @@ def test_undeclared_file_param_and_argument_are_each_reported(tmp_path):
         "embed: reads param model.seedling, not in params"]
 
 
+def test_an_output_folder_argument_is_declared_by_the_outputs_under_it(tmp_path):
+    (tmp_path / "dvclive/fusion").mkdir(parents=True)
+    cmd = "python -m stages.train --live dvclive/fusion"
+    assert undeclared(stage(cmd=cmd, outs=["dvclive/fusion/metrics.json"]), [], tmp_path) == []
+    assert undeclared(stage(cmd=cmd), [], tmp_path) == ["embed: command argument dvclive/fusion is not in deps"]
+
+
 def test_mode_equals_directory_arguments_are_checked(tmp_path):
     (tmp_path / "models/fusion").mkdir(parents=True)
     cmd = "python -m stages.evaluate --models fusion=models/fusion"
