@@ -145,6 +145,7 @@ class ModelConfig:
     use_trp: bool  # feed the teacher's TRP to the head
 
     def __post_init__(self):
+        # imported here, not at the top: the stages that never build a model should not pay torch's import
         from turnfusion.models import AUDIO_POOLINGS, FUSION_HEADS, TEXT_POOLINGS
 
         _one_of(self.section, "text_pooling", self.text_pooling, TEXT_POOLINGS)
