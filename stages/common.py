@@ -9,6 +9,7 @@ logs every file it opens and every param it reads to `<folder>/<stage>.txt`, whi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from turnfusion.config import from_params
+from turnfusion.config import ParamsError, from_params, validate_params
 from turnfusion.schema import DataError
 
 PARAMS_FILE = "params.yaml"
@@ -26,11 +27,22 @@ _reads: set[str] = set()
 _logging_reads = False
 
 
+@functools.cache
+def _params() -> dict:
+    """params.yaml, every section checked (types, ranges, names) before the stage does any work."""
+    try:
+        with open(PARAMS_FILE) as f:
+            params = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as exc:
+        raise ParamsError(f"{PARAMS_FILE}: cannot be read ({' '.join(str(exc).split())})") from None
+    validate_params(params)
+    return params
+
+
 def config(cls):
     """The config object of `cls.section`, built from params.yaml; when reads are logged, it records each
     param the stage reads (`section.key`)."""
-    with open(PARAMS_FILE) as f:
-        params = yaml.safe_load(f)
+    params = _params()
     if not _logging_reads:
         return from_params(cls, params)
     made = from_params(_recording(cls), params)

@@ -17,6 +17,7 @@ from turnfusion.config import (
     TextConfig,
     TrainConfig,
     from_params,
+    validate_params,
 )
 
 ALL = [DataConfig, DemoConfig, Mmf2fConfig, DownloadConfig, DropSilentConfig, SegmentConfig, SplitConfig, TextConfig,
@@ -54,3 +55,41 @@ def test_names_outside_the_allowed_set_fail_at_load_naming_the_param(cls, key, v
     params[cls.section][key] = value
     with pytest.raises(ParamsError, match=rf"params.yaml: {cls.section}\.{key} must be one of .* got '{value}'"):
         from_params(cls, params)
+
+
+@pytest.mark.parametrize("cls,key,value,message", [
+    (SegmentConfig, "max_seconds", -1, "segment.max_seconds must be > 0, got -1"),
+    (SegmentConfig, "max_seconds", 0, "segment.max_seconds must be > 0, got 0"),
+    (SegmentConfig, "max_seconds", "3", "segment.max_seconds must be float, got '3'"),
+    (TextConfig, "max_length", 0, "text.max_length must be >= 1, got 0"),
+    (TextConfig, "max_length", -5, "text.max_length must be >= 1, got -5"),
+    (TextConfig, "n_previous", -1, "text.n_previous must be >= 0, got -1"),
+    (DownloadConfig, "retries", "many", "download.retries must be int, got 'many'"),
+    (DownloadConfig, "timeout_s", -3, "download.timeout_s must be > 0, got -3"),
+    (SplitConfig, "val_fraction", 0.9, r"split.val_fraction \+ split.test_fraction must be < 1"),
+    (TeacherConfig, "crossfit_folds", 1, "teacher.crossfit_folds must be 0 .* or >= 2, got 1"),
+    (TrainConfig, "epochs", True, "train.epochs must be int, got True"),
+    (TrainConfig, "focal_alpha", [1, 2], "train.focal_alpha must be null or 3 positive numbers"),
+    (TrainConfig, "device", "gpu", "train.device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
+    (ModelConfig, "dropout", 1.0, r"model.dropout must be in \[0, 1\), got 1.0")])
+def test_types_and_ranges_are_checked_naming_the_param(cls, key, value, message):
+    params = shipped()
+    params[cls.section][key] = value
+    with pytest.raises(ParamsError, match=message):
+        validate_params(params)
+
+
+def test_a_bad_param_of_a_late_stage_stops_the_first_stage_before_it_does_work(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    params = shipped()
+    params["model"]["audio_pooling"] = "median"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    done = subprocess.run([sys.executable, "-m", "stages.source", "--out", "data/source"], cwd=tmp_path,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == ("error: params.yaml: model.audio_pooling must be one of "
+                                                    "['mean', 'max', 'attention', 'stats', 'last_k'], got 'median'")
+    assert not (tmp_path / "data").exists()

@@ -1,6 +1,7 @@
 import functools
 import http.server
 import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -59,3 +60,38 @@ def test_failures_are_recorded_not_raised(http_server, tmp_path):
     assert status == {"good": "downloaded", "missing": "failed", "broken": "failed"}
     assert "404" in results.set_index("video_id").loc["missing", "error"]
     assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["good.source", "good.wav"]
+
+
+def test_a_moved_project_fetches_nothing_again(tmp_path, monkeypatch):
+    import shutil
+
+    project = tmp_path / "project"
+    (project / "source").mkdir(parents=True)
+    sf.write(project / "source" / "a.flac", tone(1, 44100), 44100)
+    monkeypatch.chdir(project)
+    assert download_audio("a", "source/a.flac", Path("raw")).status == "downloaded"
+    shutil.copytree(project, tmp_path / "moved")  # copy2: contents and mtimes, as a moved project keeps them
+    monkeypatch.chdir(tmp_path / "moved")
+    assert download_audio("a", "source/a.flac", Path("raw")).status == "present"
+
+
+def test_an_interrupted_download_leaves_nothing_half_done(tmp_path, monkeypatch):
+    import yt_dlp
+
+    src = tmp_path / "a.flac"
+    sf.write(src, tone(1, 44100), 44100)
+    assert download_audio("a", str(src), tmp_path / "clean").status == "downloaded"
+    real = yt_dlp.YoutubeDL.download
+
+    def interrupted(self, urls):
+        (tmp_path / "raw" / "a.flac.part").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    (tmp_path / "raw").mkdir()
+    monkeypatch.setattr(yt_dlp.YoutubeDL, "download", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        download_audio("a", str(src), tmp_path / "raw")
+    monkeypatch.setattr(yt_dlp.YoutubeDL, "download", real)
+    assert download_audio("a", str(src), tmp_path / "raw").status == "downloaded"
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["a.source", "a.wav"]
+    assert (tmp_path / "raw" / "a.wav").read_bytes() == (tmp_path / "clean" / "a.wav").read_bytes()

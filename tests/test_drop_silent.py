@@ -24,12 +24,13 @@ def test_each_bad_recording_gets_its_reason(recording_dir):
 
 def test_rows_of_dropped_recordings_go_and_the_report_counts_them(recording_dir, tmp_path):
     (tmp_path / "u.csv").write_text("video_id,sentence_id,text,label,start,end,speaker\n"
-                                    "v1,a,x,0,0,1,0\nv1,b,y,1,1,2,0\nv9,c,z,0,0,1,1\n")
+                                    "v1,a,x,0,0,1,0\nv1,b,y,1,1,2,0\nv9,c,z,0,0,1,1\n,d,w,0,0,1,0\n")
     cfg = params_config(DropSilentConfig)
     kept, checks, report = drop_silent(read_utterances(tmp_path / "u.csv"), recording_dir, cfg)
     assert kept.sentence_id.tolist() == ["a", "b"]
     assert report["recordings"] == 2 and report["kept"] == 1 and report["dropped_missing"] == 1
-    assert report["utterances_in"] == 3 and report["utterances_kept"] == 2 and report["seconds_kept"] == 4.0
+    assert report["utterances_in"] == 4 and report["utterances_kept"] == 2 and report["seconds_kept"] == 4.0
+    assert report["utterances_without_video_id"] == 1  # no recording to check: dropped, and counted
 
 
 def test_energy_vad_separates_speechlike_from_silence():

@@ -125,3 +125,117 @@ def test_predictor_gives_what_the_training_path_gives(tmp_path, channels, encode
     tolerance = 2e-3 if encoders == "frozen" else 1e-3  # the cache holds float16, the store int16 audio
     assert np.abs(served - trained_path).max() < tolerance
     assert trained_path.std(0).max() > 0.05  # the probabilities differ between utterances: a real comparison
+
+
+def test_batch_keeps_every_input_row_and_counts_against_the_input(model_dir, recording_dir, tmp_path, capsys):
+    rows = [("v1", f"v1_{i}", "hello there", i % 3, 0.3 * i, 0.3 * i + 0.3, i % 2) for i in range(12)]
+    rows += [("", f"x_{i}", "no video", 0, 0.0, 1.0, 0) for i in range(3)]
+    utterance_table(rows).to_csv(tmp_path / "u.csv", index=False)
+    assert cli(["predict-csv", "--model", str(model_dir), "--csv", str(tmp_path / "u.csv"), "--audio-dir",
+                str(recording_dir), "--out", str(tmp_path / "p.csv")]) == 0
+    out = pd.read_csv(tmp_path / "p.csv", keep_default_na=False, na_values=[""])
+    assert sorted(out.sentence_id) == sorted(r[1] for r in rows)
+    assert (out.set_index("sentence_id").loc[[f"x_{i}" for i in range(3)], "skipped"] == "empty_video_id").all()
+    assert "12 of 15 rows predicted; 3 empty_video_id" in capsys.readouterr().out
+
+
+def test_non_finite_audio_is_an_error_alone_and_a_counted_skip_in_a_batch(model_dir, recording_dir, tmp_path):
+    samples = tone(3, 16000)
+    samples[8000] = np.inf
+    with pytest.raises(DataError, match="current utterance: audio has non-finite samples"):
+        TurnPredictor(model_dir).predict("hello there", samples, sample_rate=16000)
+    sf.write(recording_dir / "bad.wav", samples, 16000, subtype="FLOAT")
+    utterance_table([("bad", "a", "hello", 0, 0.0, 1.0, 0), ("bad", "b", "there", 0, 2.0, 3.0, 1)]).to_csv(
+        tmp_path / "u.csv", index=False)
+    out = TurnPredictor(model_dir).predict_csv(tmp_path / "u.csv", recording_dir).set_index("sentence_id")
+    assert out.loc["a", "skipped"] == "non_finite_audio" and np.isnan(out.loc["a", "p_keep"])
+    assert out.loc["b", "skipped"] == "" and np.isfinite(out.loc["b", "p_keep"])
+
+
+def test_an_incomplete_or_foreign_model_directory_is_refused(model_dir, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    weights = {k: v for k, v in load_file(broken / "model.safetensors").items() if not k.startswith("head.")}
+    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(DataError, match=r"broken: \d+ missing keys in the weights, e\.g\. head\."):
+        TurnPredictor(broken)
+    teacher = tmp_path / "teacher"
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=50)).save_pretrained(teacher)
+    with pytest.raises(DataError, match="teacher: a 'gpt2' model, not a turnfusion model"):
+        TurnPredictor(teacher)
+
+
+def test_cli_context_text_may_hold_colons_and_is_limited_to_what_the_model_reads(model_dir, wavs, capsys):
+    from turnfusion.cli import _context
+
+    assert _context("0:time is 10:30") == {"speaker": 0, "text": "time is 10:30", "audio": None}
+    assert _context(f"1:at 10:30 then:{wavs / 'b.wav'}")["audio"] == str(wavs / "b.wav")
+    too_many = [arg for _ in range(3) for arg in ("--context", "0:hello there")]
+    assert cli(["predict", "--model", str(model_dir), "--text", "hi", "--audio", str(wavs / "a.wav"), *too_many]) == 2
+    assert "--context given 3 times, but this model uses at most 2" in capsys.readouterr().err
+
+
+def test_text_model_still_checks_the_audio_it_is_given(tmp_path, capsys):
+    tokenizer = train_tokenizer(["hello there how are you"] * 20, 300)
+    model = TurnFusionModel(TurnFusionConfig(mode="text", text_config={"vocab_size": len(tokenizer), "n_layer": 1,
+                                                                       "n_embd": 16, "n_head": 2, "n_positions": 32}))
+    model.save_pretrained(tmp_path / "text")
+    tokenizer.save_pretrained(tmp_path / "text")
+    assert cli(["predict", "--model", str(tmp_path / "text"), "--text", "hi", "--audio", "/missing.wav"]) == 2
+    assert "/missing.wav: recording not found" in capsys.readouterr().err
+    assert cli(["predict", "--model", str(tmp_path / "text"), "--text", "hi"]) == 0
+
+
+@pytest.mark.parametrize("case,message", [
+    ("audio_dir", "audio folder not found"), ("out", "its folder does not exist"),
+    ("header_only", "no utterance rows"), ("binary", "not a readable CSV")])
+def test_predict_csv_input_problems_stop_before_the_work(model_dir, recording_dir, tmp_path, capsys, case, message):
+    csv, audio_dir, out = tmp_path / "u.csv", recording_dir, tmp_path / "p.csv"
+    utterance_table([("v1", "a", "hello", 0, 0.0, 1.0, 0)]).to_csv(csv, index=False)
+    if case == "audio_dir":
+        audio_dir = tmp_path / "raww"
+    elif case == "out":
+        out = tmp_path / "no" / "p.csv"
+    elif case == "header_only":
+        csv.write_text("video_id,sentence_id,text,label,start,end,speaker\n")
+    else:
+        csv.write_bytes(bytes(range(256)) * 4)
+    assert cli(["predict-csv", "--model", str(model_dir), "--csv", str(csv), "--audio-dir", str(audio_dir),
+                "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and not out.exists()
+
+
+def test_fuzzed_csvs_lose_no_row(model_dir, recording_dir, tmp_path):
+    """Random corruptions of a valid CSV: each run either stops with a DataError naming the file, or puts
+    every input row in the output, predicted or skipped with a reason."""
+    base = utterance_table([("v1", f"v1_{i}", "hello there", i % 3, 0.3 * i, 0.3 * i + 0.4, i % 2) for i in range(8)]
+                           + [("v2", f"v2_{i}", "how are you", i % 3, 0.5 * i, 0.5 * i + 0.5, 0) for i in range(4)])
+    rng = np.random.default_rng(0)
+    predictor = TurnPredictor(model_dir)
+    junk = ["", " ", "nan", "-1", "1e9", "abc", "?!", "3", "0.5", "inf", "\x00", ",,", '"']
+    outcomes = {"rows kept": 0, "file refused": 0}
+    for trial in range(25):
+        table = base.astype(object).copy()
+        for _ in range(rng.integers(1, 6)):
+            table.iat[rng.integers(len(table)), rng.integers(table.shape[1])] = junk[rng.integers(len(junk))]
+        table.to_csv(tmp_path / "u.csv", index=False)
+        try:
+            out = predictor.predict_csv(tmp_path / "u.csv", recording_dir)
+        except DataError as exc:
+            assert "u.csv" in str(exc)
+            outcomes["file refused"] += 1
+            continue
+        given = pd.read_csv(tmp_path / "u.csv", dtype=str, keep_default_na=False).sentence_id.tolist()
+        assert sorted(out.sentence_id.astype(str)) == sorted(given), trial
+        done = out.skipped == ""
+        assert out.loc[done, ["p_keep", "p_shift", "p_backchannel"]].notna().all().all()
+        assert (out.loc[~done, "skipped"].str.len() > 0).all()
+        outcomes["rows kept"] += 1
+    assert outcomes["rows kept"] >= 5 and outcomes["file refused"] >= 1, outcomes

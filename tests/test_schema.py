@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 from conftest import utterance_table
 
-from turnfusion.schema import DataError, read_utterances
+from turnfusion.schema import DataError, read_utterances, row_problem
 
 
 def test_unknown_label_names_the_row(tmp_path):
@@ -36,3 +36,21 @@ def test_mmf2f_header_and_rows_are_accepted(tmp_path):
                     "1BIHGw299eI,1BIHGw299eI_2_3,right,2,11.245,12.187,1\n")
     table = read_utterances(path)
     assert table.label.tolist() == [0, 1, 2] and table.start.dtype == float
+
+
+def test_rows_that_cannot_be_used_are_named_when_read_and_given_their_reason(tmp_path, caplog):
+    path = tmp_path / "u.csv"
+    path.write_text("video_id,sentence_id,text,label,start,end,speaker\n"
+                    "v,a,hello there,0,0,1,0\n,b,no video,0,1,2,1\nv,c,?!,1,2,3,0\nv,d,speaker five,2,3,4,5\n"
+                    "v,e,speaker text,2,3,4,left\n")
+    table = read_utterances(path)
+    assert [row_problem(r) for r in table.itertuples(index=False)] == [
+        "", "empty_video_id", "empty_text", "bad_speaker", "bad_speaker"]
+    assert "u.csv: 2 row(s) with bad_speaker, skipped where used, e.g. row 5 (d)" in caplog.text
+    assert "u.csv: 1 row(s) with empty_video_id, skipped where used, e.g. row 3 (b)" in caplog.text
+
+
+def test_a_binary_file_is_a_one_line_error(tmp_path):
+    (tmp_path / "u.csv").write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(DataError, match="u.csv: not a readable CSV"):
+        read_utterances(tmp_path / "u.csv")

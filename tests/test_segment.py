@@ -1,10 +1,12 @@
 import numpy as np
+import pandas as pd
 import pytest
-from conftest import utterance_table
+import soundfile as sf
+from conftest import tone, utterance_table
 
-from turnfusion.config import SegmentConfig
+from turnfusion.config import SegmentConfig, SplitConfig
 from turnfusion.schema import DataError
-from turnfusion.segment import SegmentStore, build_store, cut_row, timestamp_problem
+from turnfusion.segment import SegmentStore, build_store, cut_row, segment, timestamp_problem
 
 
 def cfg(max_seconds=3.0, channels="mix"):
@@ -75,3 +77,47 @@ def test_cut_row_validates_cuts_and_keeps_the_end():
     assert len(mixed) == 16000 and (mixed == 0).all()
     assert cut_row(recording, 16000, late, "mix", 1.0) == (None, "beyond_recording")
     assert cut_row(recording, 16000, empty, "mix", 1.0) == (None, "empty_text")
+
+
+def test_every_row_is_in_the_store_or_skipped_with_its_reason(recording_dir, tmp_path):
+    samples = tone(3, 16000)
+    samples[20000] = np.nan  # one bad sample in the second second
+    sf.write(recording_dir / "nan.wav", samples, 16000, subtype="FLOAT")
+    table = utterance_table([
+        ("v1", "ok", "hello there", 0, 0.0, 1.0, 0), ("", "novideo", "hello", 0, 0.0, 1.0, 0),
+        ("v1", "punct", "?!", 0, 1.0, 2.0, 0), ("v1", "speaker", "hello", 0, 1.0, 2.0, 5),
+        ("nan", "clean", "before the nan", 0, 0.0, 1.0, 0), ("nan", "dirty", "around the nan", 0, 1.0, 2.0, 0)])
+    table.loc[1, "video_id"] = np.nan
+    table["split"] = "train"
+    index, skipped = build_store(table, recording_dir, tmp_path / "s", cfg(), progress=False)
+    assert sorted(index.sentence_id) == ["clean", "ok"]
+    assert dict(zip(skipped.sentence_id, skipped.reason, strict=True)) == {
+        "novideo": "empty_video_id", "punct": "empty_text", "speaker": "bad_speaker", "dirty": "non_finite_audio"}
+    store = SegmentStore.open(tmp_path / "s")
+    assert all(np.isfinite(store.waveform(i)).all() for i in range(len(store.index)))
+
+
+def test_an_empty_split_is_an_error_that_names_the_param(recording_dir, tmp_path):
+    table = utterance_table([("v1", "a", "hello", 0, 0.0, 1.0, 0), ("v2", "b", "hello", 0, 0.0, 1.0, 0)])
+    table["split"] = "val"  # as with the shipped MM-F2F params: a val file only
+    with pytest.raises(DataError, match=r"split\(s\) \['train', 'test'\] have no usable .*mmf2f.annotations"):
+        segment(table, recording_dir, tmp_path / "s", cfg(), SplitConfig(0.15, 0.22, 0))
+
+
+def test_an_interrupted_write_leaves_no_torn_store_and_a_rerun_gives_the_same_bytes(recording_dir, tmp_path,
+                                                                                   monkeypatch):
+    table = utterance_table([("v1", "a", "hello", 0, 0.0, 1.0, 0), ("v2", "b", "there", 1, 0.5, 2.0, 0)])
+    table["split"] = "train"
+    build_store(table, recording_dir, tmp_path / "clean", cfg(), progress=False)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_store(table, recording_dir, tmp_path / "s", cfg(), progress=False)
+    assert not (tmp_path / "s" / "audio.npy").exists() and not (tmp_path / "s" / "segments.parquet").exists()
+    monkeypatch.undo()
+    build_store(table, recording_dir, tmp_path / "s", cfg(), progress=False)
+    for name in ("audio.npy", "segments.parquet"):
+        assert (tmp_path / "s" / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()

@@ -1,8 +1,10 @@
+import pytest
 from conftest import params_config
 from test_text import TABLE
 from transformers import AutoTokenizer
 
 from turnfusion.config import TextConfig
+from turnfusion.schema import DataError
 from turnfusion.text import build_contexts
 from turnfusion.tokenize import PackedTokens, encode_contexts, pad_right, tokenize_table, train_tokenizer
 
@@ -41,3 +43,8 @@ def test_tokenize_table_packs_ids_with_derivable_masks(tmp_path):
     ids, mask = pad_right([store.row(0), store.row(2)], pad_id=store.tokenizer().pad_token_id)
     assert mask.sum(axis=1).tolist() == store.index.tok_length.iloc[[0, 2]].tolist()
     assert (ids[mask == 0] == store.tokenizer().pad_token_id).all()
+
+
+def test_a_tokenizer_fitted_on_an_empty_training_split_is_an_error(tmp_path):
+    with pytest.raises(DataError, match="text.tokenizer: train .* training split, which has no utterance"):
+        tokenize_table(TABLE.assign(split="val"), tmp_path, params_config(TextConfig))

@@ -10,16 +10,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from turnfusion.schema import DataError
 
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac")
+
 
 def _context(spec: str) -> dict:
-    """'SPEAKER:TEXT[:AUDIO]' -> a context utterance."""
-    parts = spec.split(":", 2)
-    if len(parts) < 2 or parts[0] not in ("0", "1"):
+    """'SPEAKER:TEXT[:AUDIO]' -> a context utterance. The part after the last colon is the audio only when it
+    names an audio file (by its suffix), so a text may hold colons ("0:it is 10:30")."""
+    speaker, _, rest = spec.partition(":")
+    if speaker not in ("0", "1") or not rest:
         raise DataError(f"--context {spec!r}: expected SPEAKER:TEXT[:AUDIO] with SPEAKER 0 or 1")
-    return {"speaker": int(parts[0]), "text": parts[1], "audio": parts[2] if len(parts) == 3 and parts[2] else None}
+    text, _, audio = rest.rpartition(":")
+    if not text or not audio.lower().endswith(AUDIO_SUFFIXES):
+        text, audio = rest, ""
+    return {"speaker": int(speaker), "text": text, "audio": audio or None}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,14 +52,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from turnfusion.predict import TurnPredictor
 
+        if args.command == "predict-csv" and not Path(args.out).absolute().parent.is_dir():
+            raise DataError(f"--out {args.out}: its folder does not exist")
         predictor = TurnPredictor(args.model)
         if args.command == "predict":
-            print(json.dumps(predictor.predict(args.text, args.audio, args.speaker,
-                                               [_context(c) for c in args.context])))
+            context = [_context(c) for c in args.context]
+            if len(context) > predictor.context_length:
+                raise DataError(f"--context given {len(context)} times, but this model uses at most "
+                                f"{predictor.context_length} previous utterance(s)")
+            print(json.dumps(predictor.predict(args.text, args.audio, args.speaker, context), allow_nan=False))
         else:
             result = predictor.predict_csv(args.csv, args.audio_dir)
             result.to_csv(args.out, index=False)
-            print(f"{(result.skipped == '').sum()} of {len(result)} rows predicted; written to {args.out}")
+            skipped = result.skipped[result.skipped != ""].str.split(":").str[0].value_counts()
+            reasons = "".join(f"; {n} {reason}" for reason, n in skipped.items())
+            print(f"{len(result) - skipped.sum()} of {len(result)} rows predicted{reasons}; written to {args.out}")
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

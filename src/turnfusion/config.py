@@ -1,13 +1,17 @@
 """One dataclass per section of `params.yaml`: the stages build them and pass them whole.
 
 `params.yaml` is the one place where defaults live, so no field has a default here. `from_params`
-checks that a section has exactly the fields of its class and names the param when it does not;
-`__post_init__` checks the values whose allowed set is known here.
+checks that a section has exactly the fields of its class, each of its annotated type, and each class's
+`__post_init__` checks ranges and allowed names; every message names the param (`section.key`).
+`validate_params` checks the whole file, so a bad value fails before any stage does work.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
+import typing
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -21,6 +25,22 @@ class ParamsError(DataError):
 def _one_of(section: str, name: str, value, allowed) -> None:
     if value not in allowed:
         raise ParamsError(f"params.yaml: {section}.{name} must be one of {list(allowed)}, got {value!r}")
+
+
+def _at_least(section: str, name: str, value, low, strictly: bool = False) -> None:
+    if value < low or (strictly and value == low):
+        raise ParamsError(f"params.yaml: {section}.{name} must be {'>' if strictly else '>='} {low}, got {value!r}")
+
+
+def _fraction(section: str, name: str, value, open_interval: bool = False) -> None:
+    if not (0 < value < 1 if open_interval else 0 <= value <= 1):
+        interval = "strictly between 0 and 1" if open_interval else "between 0 and 1"
+        raise ParamsError(f"params.yaml: {section}.{name} must be {interval}, got {value!r}")
+
+
+def _device(section: str, value: str) -> None:
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", value):
+        raise ParamsError(f"params.yaml: {section}.device must be auto, cpu, cuda, cuda:N or mps, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -45,6 +65,13 @@ class DemoConfig:
     n_corrupt: int
     n_empty: int
 
+    def __post_init__(self):
+        for name in ("n_conversations", "utterances_per_conversation", "sample_rate"):
+            _at_least(self.section, name, getattr(self, name), 1)
+        for name in ("n_silent", "n_corrupt", "n_empty"):
+            _at_least(self.section, name, getattr(self, name), 0)
+        _fraction(self.section, "stereo_fraction", self.stereo_fraction)
+
 
 @dataclass(frozen=True)
 class Mmf2fConfig:
@@ -58,6 +85,10 @@ class DownloadConfig:
     retries: int
     timeout_s: float
 
+    def __post_init__(self):
+        _at_least(self.section, "retries", self.retries, 0)
+        _at_least(self.section, "timeout_s", self.timeout_s, 0, strictly=True)
+
 
 @dataclass(frozen=True)
 class DropSilentConfig:
@@ -65,6 +96,10 @@ class DropSilentConfig:
     min_seconds: float  # shorter recordings are dropped
     vad_threshold_db: float  # a frame is active above this level (dBFS)
     min_active_fraction: float  # recordings with fewer active frames are dropped as silent
+
+    def __post_init__(self):
+        _at_least(self.section, "min_seconds", self.min_seconds, 0)
+        _fraction(self.section, "min_active_fraction", self.min_active_fraction)
 
 
 @dataclass(frozen=True)
@@ -76,6 +111,8 @@ class SegmentConfig:
 
     def __post_init__(self):
         _one_of(self.section, "channels", self.channels, ("mix", "speaker"))
+        _at_least(self.section, "sample_rate", self.sample_rate, 1)
+        _at_least(self.section, "max_seconds", self.max_seconds, 0, strictly=True)
 
 
 @dataclass(frozen=True)
@@ -84,6 +121,13 @@ class SplitConfig:
     val_fraction: float
     test_fraction: float
     seed: int
+
+    def __post_init__(self):
+        _fraction(self.section, "val_fraction", self.val_fraction, open_interval=True)
+        _fraction(self.section, "test_fraction", self.test_fraction, open_interval=True)
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ParamsError(f"params.yaml: split.val_fraction + split.test_fraction must be < 1 (the rest is "
+                              f"train), got {self.val_fraction} + {self.test_fraction}")
 
 
 @dataclass(frozen=True)
@@ -97,6 +141,9 @@ class TextConfig:
 
     def __post_init__(self):
         _one_of(self.section, "punctuation", self.punctuation, ("strip", "keep"))
+        _at_least(self.section, "vocab_size", self.vocab_size, 262)  # 256 bytes + our 5 special tokens + 1
+        _at_least(self.section, "max_length", self.max_length, 1)
+        _at_least(self.section, "n_previous", self.n_previous, 0)
 
 
 @dataclass(frozen=True)
@@ -113,6 +160,19 @@ class TeacherConfig:
     device: str  # auto: CUDA when present, else CPU
     crossfit_folds: int  # >= 2: the train split's TRP comes from teachers that did not train on it; 0: in-sample
 
+    def __post_init__(self):
+        for name in ("n_layer", "n_embd", "n_head", "batch_size"):
+            _at_least(self.section, name, getattr(self, name), 1)
+        _at_least(self.section, "epochs", self.epochs, 0)
+        _at_least(self.section, "lr", self.lr, 0, strictly=True)
+        _device(self.section, self.device)
+        if self.n_embd % self.n_head:
+            raise ParamsError(f"params.yaml: teacher.n_embd ({self.n_embd}) must be a multiple of teacher.n_head "
+                              f"({self.n_head})")
+        if self.crossfit_folds == 1 or self.crossfit_folds < 0:
+            raise ParamsError(f"params.yaml: teacher.crossfit_folds must be 0 (in-sample) or >= 2, "
+                              f"got {self.crossfit_folds}")
+
 
 @dataclass(frozen=True)
 class PretrainAudioConfig:
@@ -123,6 +183,13 @@ class PretrainAudioConfig:
     crop_s: float  # last seconds of each training segment (the end carries the cues)
     seed: int
     device: str
+
+    def __post_init__(self):
+        _at_least(self.section, "epochs", self.epochs, 1)
+        _at_least(self.section, "batch_size", self.batch_size, 1)
+        _at_least(self.section, "lr", self.lr, 0, strictly=True)
+        _at_least(self.section, "crop_s", self.crop_s, 0, strictly=True)
+        _device(self.section, self.device)
 
 
 @dataclass(frozen=True)
@@ -151,6 +218,11 @@ class ModelConfig:
         _one_of(self.section, "text_pooling", self.text_pooling, TEXT_POOLINGS)
         _one_of(self.section, "audio_pooling", self.audio_pooling, AUDIO_POOLINGS)
         _one_of(self.section, "fusion_head", self.fusion_head, FUSION_HEADS)
+        for name in ("last_k", "audio_segments", "hidden_size", "tensor_rank"):
+            _at_least(self.section, name, getattr(self, name), 1)
+        _fraction(self.section, "modality_dropout", self.modality_dropout)
+        if not 0 <= self.dropout < 1:
+            raise ParamsError(f"params.yaml: model.dropout must be in [0, 1), got {self.dropout!r}")
 
 
 @dataclass(frozen=True)
@@ -179,11 +251,42 @@ class TrainConfig:
         _one_of(self.section, "sampler", self.sampler, ("weighted", "shuffle"))
         _one_of(self.section, "encoders", self.encoders, ("frozen", "gradual", "full"))
         _one_of(self.section, "criterion", self.criterion, ("macro_f1", "min_class_f1"))
+        for name in ("epochs", "batch_size", "patience"):
+            _at_least(self.section, name, getattr(self, name), 1)
+        for name in ("lr_encoder", "weight_decay", "warmup_steps", "focal_gamma", "distill_weight", "unfreeze_epoch"):
+            _at_least(self.section, name, getattr(self, name), 0)
+        _at_least(self.section, "lr_head", self.lr_head, 0, strictly=True)
+        _device(self.section, self.device)
+        alpha = self.focal_alpha
+        if alpha is not None and (len(alpha) != 3 or not all(_is(a, float) and a > 0 for a in alpha)):
+            raise ParamsError(f"params.yaml: train.focal_alpha must be null or 3 positive numbers (keep, shift, "
+                              f"backchannel), got {alpha!r}")
+
+
+ALL_CONFIGS = (DataConfig, DemoConfig, Mmf2fConfig, DownloadConfig, DropSilentConfig, SegmentConfig, SplitConfig,
+               TextConfig, TeacherConfig, PretrainAudioConfig, ModelConfig, TrainConfig)
+
+
+def _is(value, kind) -> bool:
+    """Whether a YAML value is of an annotated field type (an int is a float too; a bool is no number)."""
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _check_type(section: str, name: str, value, annotation) -> None:
+    kinds = typing.get_args(annotation) or (annotation,)
+    if not any(value is None if k is type(None) else _is(value, typing.get_origin(k) or k) for k in kinds):
+        names = " or ".join("null" if k is type(None) else (typing.get_origin(k) or k).__name__ for k in kinds)
+        raise ParamsError(f"params.yaml: {section}.{name} must be {names}, got {value!r}")
 
 
 def from_params(cls, params: dict):
-    """Build `cls` from the whole params dict (its section `cls.section`), naming any missing or unknown key."""
-    section = params.get(cls.section)
+    """Build `cls` from the whole params dict (its section `cls.section`), naming any missing, unknown, mistyped
+    or out-of-range param."""
+    section = params.get(cls.section) if isinstance(params, dict) else None
     if not isinstance(section, dict):
         raise ParamsError(f"params.yaml: section {cls.section!r} missing or not a mapping")
     names = [f.name for f in dataclasses.fields(cls)]
@@ -192,4 +295,19 @@ def from_params(cls, params: dict):
     if missing or unknown:
         problems = [f"{cls.section}.{n} missing" for n in missing] + [f"{cls.section}.{k} unknown" for k in unknown]
         raise ParamsError(f"params.yaml: {', '.join(problems)}")
+    hints = typing.get_type_hints(cls)
+    for name in names:
+        _check_type(cls.section, name, section[name], hints[name])
     return cls(**section)
+
+
+def validate_params(params: dict) -> None:
+    """Check every section of a params dict; the first problem raises ParamsError naming the param."""
+    if not isinstance(params, dict):
+        raise ParamsError("params.yaml: not a mapping of sections")
+    known = {cls.section for cls in ALL_CONFIGS}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ParamsError(f"params.yaml: unknown section(s) {unknown}; expected {sorted(known)}")
+    for cls in ALL_CONFIGS:
+        from_params(cls, params)

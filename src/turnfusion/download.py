@@ -23,11 +23,13 @@ def resolve_url(url: str) -> str:
 
 
 def source_stamp(url: str) -> str:
-    """What identifies the fetched content: the URL, plus size and mtime for a local file (it may be regenerated)."""
+    """What identifies the fetched content: the URL, or for a local file its path (relative to the project when
+    inside it, so a moved project fetches nothing again) with its size and mtime (it may be regenerated)."""
     if "://" not in url and Path(url).exists():
-        stat = Path(url).stat()
-        return f"{resolve_url(url)} {stat.st_size}:{stat.st_mtime_ns}"
-    return resolve_url(url)
+        path, stat = Path(url).absolute(), Path(url).stat()
+        shown = path.relative_to(Path.cwd()).as_posix() if path.is_relative_to(Path.cwd()) else path.as_posix()
+        return f"{shown} {stat.st_size}:{stat.st_mtime_ns}"
+    return url
 
 
 class _ErrorCollector:

@@ -64,13 +64,18 @@ def check_recordings(video_ids: list[str], audio_dir: Path, cfg: DropSilentConfi
 
 
 def drop_silent(table: pd.DataFrame, audio_dir: Path, cfg: DropSilentConfig) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """(the rows of usable recordings, one check per recording, a report of counts)."""
-    checks = check_recordings(sorted(table.video_id.unique()), audio_dir, cfg)
+    """(the rows of usable recordings, one check per recording, a report of counts).
+
+    Rows without a video_id have no recording: they are dropped and counted (`utterances_without_video_id`).
+    """
+    named = table.video_id.map(lambda v: isinstance(v, str) and bool(v.strip()))
+    checks = check_recordings(sorted(table.video_id[named].unique()), audio_dir, cfg)
     kept_ids = set(checks.video_id[checks.keep])
     kept = table[table.video_id.isin(kept_ids)]
     reasons = {r: int(n) for r, n in checks.reason.value_counts().items()}
     report = {"recordings": len(checks), "kept": len(kept_ids),
               **{f"dropped_{r}": n for r, n in reasons.items() if r != "ok"},
               "utterances_in": len(table), "utterances_kept": len(kept),
+              **({"utterances_without_video_id": int((~named).sum())} if (~named).any() else {}),
               "seconds_kept": round(float(checks.seconds[checks.keep].sum()), 1)}
     return kept, checks, report

@@ -13,7 +13,7 @@ import pandas as pd
 from turnfusion.datasets import examples_for, load_utterances
 from turnfusion.loop import pick_device
 from turnfusion.metrics import classification_report, confusion
-from turnfusion.models import TurnFusionModel
+from turnfusion.predict import load_model
 from turnfusion.schema import KEEP, LABEL_NAMES, SHIFT
 from turnfusion.train import predict
 
@@ -103,7 +103,7 @@ def evaluate(models: dict[str, Path], segments: Path, tokens: Path, trp: Path, e
     probabilities["trp_threshold"] = trp_baseline(test.trp.to_numpy(), threshold)
     device = pick_device(train_cfg.device)
     for name, directory in models.items():
-        model = TurnFusionModel.from_pretrained(str(directory)).to(device)
+        model = load_model(directory).to(device)
         probabilities[name] = predict(model, examples, train_cfg, device, progress=True)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ audio segment (as at the start of a conversation).
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import OrderedDict
 from pathlib import Path
 
@@ -30,18 +31,41 @@ from turnfusion.text import normalize, utterance_piece
 from turnfusion.tokenize import encode_contexts, pad_right
 
 
+def load_model(model_dir: str | Path):
+    """A trained TurnFusionModel directory, loaded strictly: another model type, or weights that are missing
+    or unexpected (which from_pretrained would fill with random values), are a DataError."""
+    from turnfusion.models import TurnFusionModel
+
+    model_dir = Path(model_dir)
+    config = model_dir / "config.json"
+    if not config.exists():
+        raise DataError(f"{model_dir}: not a trained model directory (no config.json)")
+    try:
+        model_type = json.loads(config.read_text()).get("model_type")
+    except (json.JSONDecodeError, AttributeError) as exc:
+        raise DataError(f"{config}: not a model config ({exc})") from None
+    if model_type != TurnFusionModel.config_class.model_type:
+        raise DataError(f"{model_dir}: a {model_type!r} model, not a turnfusion model (models/text, models/audio "
+                        "or models/fusion)")
+    model, info = TurnFusionModel.from_pretrained(str(model_dir), output_loading_info=True)
+    for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
+        if info.get(kind):
+            keys = sorted(str(k) for k in info[kind])
+            raise DataError(f"{model_dir}: {len(keys)} {kind.replace('_', ' ')} in the weights, e.g. {keys[0]}; "
+                            "the directory is incomplete or of another model")
+    return model
+
+
 class TurnPredictor:
     def __init__(self, model_dir: str | Path, device: str = "cpu"):
         from transformers import AutoTokenizer
 
-        from turnfusion.models import TurnFusionModel
-
         model_dir = Path(model_dir)
-        if not (model_dir / "config.json").exists():
-            raise DataError(f"{model_dir}: not a trained model directory (no config.json)")
-        self.model = TurnFusionModel.from_pretrained(str(model_dir)).to(device).eval()
+        self.model = load_model(model_dir).to(device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         self.prep = self.model.config.preprocessing
+        # previous utterances the model reads: text context and audio segments beside the current one
+        self.context_length = max(self.prep["n_previous"], self.model.config.audio_segments - 1)
         self.device = torch.device(device)
         self._audio_cache: OrderedDict[bytes, torch.Tensor] = OrderedDict()
 
@@ -78,6 +102,8 @@ class TurnPredictor:
                             sample_rate, rate)
         else:
             raise DataError(f"{what}: audio must be a file path or a numpy array, got {type(audio).__name__}")
+        if not np.isfinite(wave).all():
+            raise DataError(f"{what}: audio has non-finite samples (NaN or inf)")
         if len(wave) < int(0.05 * rate):
             raise DataError(f"{what}: audio is shorter than 50 ms ({len(wave)} samples at {rate} Hz)")
         return keep_end(wave, int(self.prep["max_seconds"] * rate))
@@ -90,7 +116,7 @@ class TurnPredictor:
         segment and its `audio_segments - 1` predecessors.
         """
         n_text, n_audio = self.prep["n_previous"] + 1, self.model.config.audio_segments
-        context = list(context or [])[-(max(n_text, n_audio) - 1):] if max(n_text, n_audio) > 1 else []
+        context = list(context or [])[-self.context_length:] if self.context_length else []
         utterances = [*context, {"text": text, "speaker": speaker, "audio": audio, "sample_rate": sample_rate}]
         names = [f"context utterance {k + 1}" for k in range(len(context))] + ["current utterance"]
         pieces, previous = [], None
@@ -102,7 +128,11 @@ class TurnPredictor:
                 pieces.append(utterance_piece(words, u["speaker"], previous))
                 previous = u["speaker"]
         waves = []
-        if self.model.config.uses_audio:
+        if not self.model.config.uses_audio:  # unused, but a bad file is still an error, never ignored
+            for u, what in zip(utterances, names, strict=True):
+                if u.get("audio") is not None:
+                    self._audio(u["audio"], u.get("sample_rate", sample_rate), what, u["speaker"])
+        else:
             if audio is None:
                 raise DataError("current utterance: this model needs its audio")
             # current first, then its predecessors
@@ -129,18 +159,28 @@ class TurnPredictor:
         """Probabilities of keep / shift / backchannel after this utterance."""
         ctx, waves = self.prepare(text, audio, speaker, context, sample_rate)
         probs = self.predict_prepared([ctx], [waves], None if trp is None else [trp])[0]
+        if not np.isfinite(probs).all():
+            raise DataError(f"the model gave non-finite probabilities ({probs}); its weights may be broken")
         return {name: float(probs[k]) for k, name in LABEL_NAMES.items()}
 
     def predict_csv(self, csv: str | Path, audio_dir: str | Path, batch_size: int = 32) -> pd.DataFrame:
         """Predictions for every row of an MM-F2F CSV whose recordings are `audio_dir/<video_id>.wav`.
 
-        Rows that cannot be used (missing recording, bad timestamps, empty text) are kept in the output
-        with empty probabilities and the reason in `skipped`.
+        Every input row is in the output: rows that cannot be used (no video_id, bad speaker, empty text,
+        missing recording, bad timestamps, non-finite audio) with empty probabilities and the reason in
+        `skipped`.
         """
+        if not Path(audio_dir).is_dir():
+            raise DataError(f"{audio_dir}: audio folder not found")
         table = conversation_order(read_utterances(csv))
+        if table.empty:
+            raise DataError(f"{csv}: no utterance rows (only a header)")
         rate = self.prep["sample_rate"]
         rows, prepared = [], []
-        for video_id, conv in table.groupby("video_id", sort=True):
+        named = table.video_id.map(lambda v: isinstance(v, str) and bool(v.strip()))
+        rows += [{"sentence_id": r.sentence_id, "video_id": "", "label": r.label, "skipped": "empty_video_id"}
+                 for r in table[~named].itertuples(index=False)]
+        for video_id, conv in table[named].groupby("video_id", sort=True):
             try:
                 recording, problem_all = read_resampled(Path(audio_dir) / f"{video_id}.wav", rate), ""
             except DataError as exc:

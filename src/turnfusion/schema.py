@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 KEEP, SHIFT, BACKCHANNEL = 0, 1, 2
 LABEL_NAMES = {KEEP: "keep", SHIFT: "shift", BACKCHANNEL: "backchannel"}
@@ -24,8 +28,11 @@ def read_utterances(path: Path | str) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: utterance table not found")
-    table = pd.read_csv(path, dtype={"video_id": str, "sentence_id": str, "text": str}, keep_default_na=False,
-                        na_values=[""])
+    try:
+        table = pd.read_csv(path, dtype={"video_id": str, "sentence_id": str, "text": str}, keep_default_na=False,
+                            na_values=[""])
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataError(f"{path}: not a readable CSV ({' '.join(str(exc).split())[:200]})") from None
     missing = [c for c in UTTERANCE_COLUMNS if c not in table.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; expected {UTTERANCE_COLUMNS}")
@@ -37,9 +44,27 @@ def read_utterances(path: Path | str) -> pd.DataFrame:
                         f"'{table.at[row, 'label']}' is not one of {sorted(LABEL_NAMES)} "
                         f"({len(bad)} bad row(s) in all)")
     table["label"] = labels.astype(int)
-    for col in ("start", "end"):
+    for col in ("start", "end", "speaker"):
         table[col] = pd.to_numeric(table[col], errors="coerce")
+    if table["speaker"].isin([0, 1]).all():
+        table["speaker"] = table["speaker"].astype(int)
     dup = table["sentence_id"].duplicated()
     if dup.any():
         raise DataError(f"{path}: sentence_id {table.loc[dup, 'sentence_id'].iloc[0]!r} appears more than once")
+    problems = pd.Series([row_problem(row) for row in table.itertuples(index=False)], index=table.index, dtype=str)
+    for reason, rows in problems[problems != ""].groupby(problems).groups.items():
+        log.warning("%s: %d row(s) with %s, skipped where used, e.g. row %d (%s)", path, len(rows), reason,
+                    rows[0] + 2, table.at[rows[0], "sentence_id"])
     return table
+
+
+def row_problem(row) -> str:
+    """Why one utterance row cannot be used whatever its recording ("" if it can): an empty video_id, a
+    speaker other than 0 / 1, or text without a single word character."""
+    if not isinstance(row.video_id, str) or not row.video_id.strip():
+        return "empty_video_id"
+    if row.speaker not in (0, 1):
+        return "bad_speaker"
+    if not isinstance(row.text, str) or not re.search(r"\w", row.text):
+        return "empty_text"
+    return ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from turnfusion.audio import keep_end, read_resampled, select_channel
-from turnfusion.schema import LABEL_NAMES, DataError
+from turnfusion.schema import LABEL_NAMES, DataError, row_problem
 from turnfusion.splits import SPLITS, add_split_column
 
 if TYPE_CHECKING:
@@ -63,20 +64,21 @@ def timestamp_problem(start: float, end: float, duration: float) -> str | None:
 
 
 def cut_row(recording: np.ndarray, rate: int, row, channels: str, max_seconds: float) -> tuple[np.ndarray | None, str]:
-    """(mono waveform of one utterance row, "") or (None, why it cannot be used): the one cut-and-validate
-    policy of the segment stage and of batch prediction.
+    """(mono waveform of one utterance row, "") or (None, why it cannot be used: `schema.row_problem`, a
+    timestamp problem, or non-finite samples): the one cut-and-validate policy of the segment stage and of
+    batch prediction.
 
     `recording`: (samples, channels) at `rate`; `row` has start, end, text and speaker; `channels`: "mix"
     averages the channels, "speaker" takes the speaker's own channel (0 = left, 1 = right) of a stereo
     recording. The last `max_seconds` are kept.
     """
-    problem = timestamp_problem(row.start, row.end, len(recording) / rate)
-    if problem is None and (not isinstance(row.text, str) or not row.text.strip()):
-        problem = "empty_text"
+    problem = row_problem(row) or timestamp_problem(row.start, row.end, len(recording) / rate)
     if problem:
         return None, problem
     cut = recording[int(round(row.start * rate)): int(round(row.end * rate))]
     mono = select_channel(cut, int(row.speaker) if channels == "speaker" else None)
+    if not np.isfinite(mono).all():
+        return None, "non_finite_audio"
     return keep_end(mono, int(max_seconds * rate)), ""
 
 
@@ -97,6 +99,10 @@ def build_store(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: Segmen
     out_dir.mkdir(parents=True, exist_ok=True)
     table = conversation_order(table)
     pieces, rows, skipped = [], [], []
+    no_video = ~table.video_id.map(lambda v: isinstance(v, str) and bool(v.strip()))
+    skipped += [{"sentence_id": s, "video_id": "", "reason": "empty_video_id", "detail": ""}
+                for s in table.sentence_id[no_video]]
+    table = table[~no_video]
     offset = 0
     for video_id, conv in tqdm(table.groupby("video_id", sort=True), desc="segment", disable=not progress):
         try:
@@ -122,16 +128,26 @@ def build_store(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: Segmen
     if not rows:
         raise DataError("no utterance could be cut: every row was skipped (see the segment report)")
     index = pd.DataFrame(rows)
-    np.save(out_dir / AUDIO_FILE, np.concatenate(pieces))
-    index.to_parquet(out_dir / INDEX_FILE, index=False)
+    # each file written under a temporary name, then renamed: an interrupted run never leaves a torn store
+    with open(out_dir / f".{AUDIO_FILE}.partial", "wb") as f:
+        np.save(f, np.concatenate(pieces))
+    index.to_parquet(out_dir / f".{INDEX_FILE}.partial", index=False)
+    for name in (AUDIO_FILE, INDEX_FILE):
+        os.replace(out_dir / f".{name}.partial", out_dir / name)
     return index, pd.DataFrame(skipped, columns=["sentence_id", "video_id", "reason", "detail"])
 
 
 def segment(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: SegmentConfig,
             split: SplitConfig) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The segment stage: splits by conversation, the packed store; returns (index, skipped, report)."""
+    given = "split" in table.columns
     table = add_split_column(table, split.val_fraction, split.test_fraction, split.seed)
     index, skipped = build_store(table, audio_dir, out_dir, cfg)
+    empty = [name for name in SPLITS if not (index.split == name).any()]
+    if empty:
+        fix = ("the source gives the splits: add annotation files for them (mmf2f.annotations)" if given else
+               "too few conversations for split.val_fraction / split.test_fraction")
+        raise DataError(f"split(s) {empty} have no usable utterance ({fix})")
     report = {"utterances": len(index), "skipped": len(skipped),
               **{f"skipped_{r}": int(n) for r, n in skipped.reason.value_counts().items()},
               "seconds": round(float(index.n_samples.sum() / cfg.sample_rate), 1),

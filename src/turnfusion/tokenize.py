@@ -116,6 +116,9 @@ def tokenize_table(table: pd.DataFrame, out_dir: Path, cfg: TextConfig) -> dict:
     out_dir = Path(out_dir)
     if cfg.tokenizer == "train":
         train_texts = [normalize(t, cfg.punctuation) for t in table.loc[table.split == "train", "text"]]
+        if not train_texts:
+            raise DataError("text.tokenizer: train asks for a tokenizer fitted on the training split, which has "
+                            "no utterance (give the source a training split, or a tokenizer by name/path)")
         tokenizer = train_tokenizer(train_texts, cfg.vocab_size, out_dir / TOKENIZER_DIR)
     else:
         tokenizer = load_tokenizer(cfg.tokenizer, out_dir / TOKENIZER_DIR)
