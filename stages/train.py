@@ -5,10 +5,10 @@ import logging
 from dataclasses import asdict
 
 from stages.common import config, run
+from turnfusion.choices import MODES
 from turnfusion.config import ModelConfig, SegmentConfig, TextConfig, TrainConfig
 from turnfusion.datasets import examples_for, load_utterances
 from turnfusion.loop import seed_everything
-from turnfusion.models import MODES
 from turnfusion.train import build_model, preprocessing, train
 
 

@@ -15,6 +15,7 @@ import typing
 from dataclasses import dataclass
 from typing import ClassVar
 
+from turnfusion.choices import AUDIO_POOLINGS, FUSION_HEADS, TEXT_POOLINGS
 from turnfusion.schema import DataError
 
 
@@ -212,9 +213,6 @@ class ModelConfig:
     use_trp: bool  # feed the teacher's TRP to the head
 
     def __post_init__(self):
-        # imported here, not at the top: the stages that never build a model should not pay torch's import
-        from turnfusion.models import AUDIO_POOLINGS, FUSION_HEADS, TEXT_POOLINGS
-
         _one_of(self.section, "text_pooling", self.text_pooling, TEXT_POOLINGS)
         _one_of(self.section, "audio_pooling", self.audio_pooling, AUDIO_POOLINGS)
         _one_of(self.section, "fusion_head", self.fusion_head, FUSION_HEADS)

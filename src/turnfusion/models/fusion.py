@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-FUSION_HEADS = ("concat", "gated", "tensor")
+from turnfusion.choices import FUSION_HEADS
 
 
 def mlp(in_dim: int, hidden: int, out_dim: int, dropout: float) -> nn.Sequential:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-AUDIO_POOLINGS = ("mean", "max", "attention", "stats", "last_k")
-TEXT_POOLINGS = ("last", "mean", "max", "attention", "mean_max")
+from turnfusion.choices import AUDIO_POOLINGS, TEXT_POOLINGS
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -12,11 +12,11 @@ import torch
 from torch import nn
 from transformers import GPT2Config, GPT2Model, HubertConfig, HubertModel, PretrainedConfig, PreTrainedModel
 
+from turnfusion.choices import MODES
 from turnfusion.models.encoding import encode_segment, stack_segments
 from turnfusion.models.fusion import make_head
 from turnfusion.models.pooling import Pooling
 
-MODES = ("text", "audio", "fusion")
 FORWARD_INPUTS = ("text_hidden", "text_mask", "audio_hidden", "audio_mask", "trp")
 
 

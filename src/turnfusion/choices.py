@@ -1,0 +1,7 @@
+"""The names a model's config may take, in one import-free module: the models build from them and the params
+check (`config.py`) validates against them without importing torch."""
+
+MODES = ("text", "audio", "fusion")
+AUDIO_POOLINGS = ("mean", "max", "attention", "stats", "last_k")
+TEXT_POOLINGS = ("last", "mean", "max", "attention", "mean_max")
+FUSION_HEADS = ("concat", "gated", "tensor")
