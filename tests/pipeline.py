@@ -54,7 +54,8 @@ def build(root: Path, channels: str = "mix", n_previous: int = 1, audio_segments
     table = utterance_table(rows)
     table.to_csv(root / "utterances.csv", index=False)
     table["split"] = "train"
-    segment = SegmentConfig(sample_rate=16000, max_seconds=max_seconds, channels=channels)
+    segment = SegmentConfig(sample_rate=16000, max_seconds=max_seconds, channels=channels, trim_to_speech=False,
+                            trim_vad_threshold=0.5)
     build_store(table, root / "raw", root / "segments", segment, progress=False)
     text = params_config(TextConfig, vocab_size=300, max_length=max_length, n_previous=n_previous)
     tokenize_table(load_segments(root), root / "tokens", text)

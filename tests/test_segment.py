@@ -6,11 +6,12 @@ from conftest import tone, utterance_table
 
 from turnfusion.config import SegmentConfig, SplitConfig
 from turnfusion.schema import DataError
-from turnfusion.segment import SegmentStore, build_store, cut_row, segment, timestamp_problem
+from turnfusion.segment import SegmentStore, build_store, cut_row, segment, segment_policy, timestamp_problem
 
 
-def cfg(max_seconds=3.0, channels="mix"):
-    return SegmentConfig(sample_rate=16000, max_seconds=max_seconds, channels=channels)
+def cfg(max_seconds=3.0, channels="mix", trim_to_speech=False):
+    return SegmentConfig(sample_rate=16000, max_seconds=max_seconds, channels=channels,
+                         trim_to_speech=trim_to_speech, trim_vad_threshold=0.5)
 
 
 @pytest.mark.parametrize("start,end,problem", [
@@ -71,12 +72,13 @@ def test_cut_row_validates_cuts_and_keeps_the_end():
     rows = utterance_table([("v", "a", "words", 0, 0.5, 2.5, 1), ("v", "b", "words", 0, 0.5, 9.0, 1),
                             ("v", "c", " ", 0, 0.5, 1.0, 0)])
     good, late, empty = rows.itertuples(index=False)
-    wave, problem = cut_row(recording, 16000, good, "speaker", max_seconds=1.0)
-    assert problem == "" and wave.tolist() == (-np.arange(24000, 40000)).tolist()  # speaker 1's channel, last 1 s
-    mixed, _ = cut_row(recording, 16000, good, "mix", max_seconds=1.0)
-    assert len(mixed) == 16000 and (mixed == 0).all()
-    assert cut_row(recording, 16000, late, "mix", 1.0) == (None, "beyond_recording")
-    assert cut_row(recording, 16000, empty, "mix", 1.0) == (None, "empty_text")
+    wave, problem = cut_row(recording, 16000, good, "speaker")
+    assert problem == "" and wave.tolist() == (-np.arange(8000, 40000)).tolist()  # speaker 1's channel
+    assert segment_policy(wave, 16000, 1.0, None) == (pytest.approx(wave[-16000:]), 0.0)  # the last 1 s
+    mixed, _ = cut_row(recording, 16000, good, "mix")
+    assert len(mixed) == 32000 and (mixed == 0).all()
+    assert cut_row(recording, 16000, late, "mix") == (None, "beyond_recording")
+    assert cut_row(recording, 16000, empty, "mix") == (None, "empty_text")
 
 
 def test_every_row_is_in_the_store_or_skipped_with_its_reason(recording_dir, tmp_path):
@@ -121,3 +123,22 @@ def test_an_interrupted_write_leaves_no_torn_store_and_a_rerun_gives_the_same_by
     build_store(table, recording_dir, tmp_path / "s", cfg(), progress=False)
     for name in ("audio.npy", "segments.parquet"):
         assert (tmp_path / "s" / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
+
+
+def test_trimming_moves_a_segment_end_back_to_the_last_speech_and_reports_it(tmp_path):
+    from test_drop_silent import speech
+
+    said = speech(2.0, 16000)
+    said[int(1.4 * 16000):] = 0  # speech up to about 1.4 s
+    recording = np.concatenate([said, np.random.default_rng(0).normal(0, 1e-3, 16000)]).astype(np.float32)
+    (tmp_path / "raw").mkdir()
+    sf.write(tmp_path / "raw" / "v.wav", recording, 16000)
+    table = utterance_table([("v", "a", "hello there", 0, 0.0, 2.9, 0)])  # a loose end, as ASR gives
+    table["split"] = "train"
+    kept, _ = build_store(table, tmp_path / "raw", tmp_path / "s", cfg(), progress=False)
+    trimmed, _ = build_store(table, tmp_path / "raw", tmp_path / "t", cfg(trim_to_speech=True), progress=False)
+    assert kept.n_samples[0] == int(2.9 * 16000)
+    end = trimmed.n_samples[0] / 16000
+    assert 1.2 < end < 1.7 and trimmed.trimmed_s[0] == pytest.approx(2.9 - end, abs=1e-3)
+    wave, moved = segment_policy(recording[: int(2.9 * 16000)], 16000, 3.0, 0.5)  # what prediction does
+    assert len(wave) == trimmed.n_samples[0] and moved == pytest.approx(trimmed.trimmed_s[0])

@@ -95,12 +95,18 @@ class DownloadConfig:
 class DropSilentConfig:
     section: ClassVar[str] = "drop_silent"
     min_seconds: float  # shorter recordings are dropped
-    vad_threshold_db: float  # a frame is active above this level (dBFS)
-    min_active_fraction: float  # recordings with fewer active frames are dropped as silent
+    energy_threshold_db: float  # cheap first pass: a frame is active above this level (dBFS)
+    min_active_fraction: float  # recordings with fewer active frames are dropped as silent (no VAD run)
+    vad_threshold: float  # Silero VAD speech probability threshold
+    min_speech_seconds: float  # recordings with less speech are dropped as no_speech ...
+    min_speech_fraction: float  # ... and so are those where speech is a smaller share of the recording
 
     def __post_init__(self):
         _at_least(self.section, "min_seconds", self.min_seconds, 0)
+        _at_least(self.section, "min_speech_seconds", self.min_speech_seconds, 0)
         _fraction(self.section, "min_active_fraction", self.min_active_fraction)
+        _fraction(self.section, "vad_threshold", self.vad_threshold, open_interval=True)
+        _fraction(self.section, "min_speech_fraction", self.min_speech_fraction)
 
 
 @dataclass(frozen=True)
@@ -109,9 +115,12 @@ class SegmentConfig:
     sample_rate: int  # of the segment store (the audio encoder's rate)
     max_seconds: float  # longer utterances keep their last max_seconds
     channels: str  # mix (average channels) or speaker (the speaker's own channel of stereo recordings)
+    trim_to_speech: bool  # cut each segment's trailing non-speech (by Silero VAD); real timestamps are loose
+    trim_vad_threshold: float  # the VAD's speech probability threshold for trimming
 
     def __post_init__(self):
         _one_of(self.section, "channels", self.channels, ("mix", "speaker"))
+        _fraction(self.section, "trim_vad_threshold", self.trim_vad_threshold, open_interval=True)
         _at_least(self.section, "sample_rate", self.sample_rate, 1)
         _at_least(self.section, "max_seconds", self.max_seconds, 0, strictly=True)
 

@@ -1,4 +1,9 @@
-"""Stage `drop_silent`: which recordings are usable, and why the others are not."""
+"""Stage `drop_silent`: which recordings are usable, and why the others are not.
+
+A recording is kept when it holds enough speech by Silero VAD (`vad.py`); loud recordings without speech
+(music, applause, noise) are dropped as `no_speech`. An energy check runs first, as a cheap pass that drops
+silent recordings without running the VAD.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import pandas as pd
 
 from turnfusion.audio import read_audio
 from turnfusion.schema import DataError
+from turnfusion.vad import speech_seconds
 
 if TYPE_CHECKING:
     from turnfusion.config import DropSilentConfig
@@ -32,9 +38,10 @@ def active_fraction(samples: np.ndarray, sample_rate: int, threshold_db: float, 
 class RecordingCheck:
     video_id: str
     keep: bool
-    reason: str  # "ok", "missing", "empty", "unreadable", "too_short", "silent"
+    reason: str  # "ok", "missing", "empty", "unreadable", "too_short", "silent", "no_speech"
     detail: str = ""
     seconds: float = 0.0
+    speech_seconds: float = 0.0  # by the VAD (0 where it did not run)
 
 
 def check_recording(video_id: str, path: Path, cfg: DropSilentConfig) -> RecordingCheck:
@@ -50,17 +57,22 @@ def check_recording(video_id: str, path: Path, cfg: DropSilentConfig) -> Recordi
     seconds = len(samples) / rate
     if seconds < cfg.min_seconds:
         return RecordingCheck(video_id, False, "too_short", f"{seconds:.2f} s < {cfg.min_seconds} s", seconds)
-    active = active_fraction(samples, rate, cfg.vad_threshold_db)
+    active = active_fraction(samples, rate, cfg.energy_threshold_db)
     if active < cfg.min_active_fraction:
-        return RecordingCheck(video_id, False, "silent", f"{active:.1%} of frames above {cfg.vad_threshold_db} dBFS "
-                              f"(< {cfg.min_active_fraction:.0%})", seconds)
-    return RecordingCheck(video_id, True, "ok", f"{active:.1%} active", seconds)
+        return RecordingCheck(video_id, False, "silent", f"{active:.1%} of frames above {cfg.energy_threshold_db} "
+                              f"dBFS (< {cfg.min_active_fraction:.0%})", seconds)
+    speech = speech_seconds(samples.mean(axis=1), rate, cfg.vad_threshold)
+    detail = f"{speech:.1f} s speech ({speech / seconds:.0%}), {active:.0%} of frames above the energy threshold"
+    if speech < cfg.min_speech_seconds or speech / seconds < cfg.min_speech_fraction:
+        return RecordingCheck(video_id, False, "no_speech", detail, seconds, speech)
+    return RecordingCheck(video_id, True, "ok", detail, seconds, speech)
 
 
 def check_recordings(video_ids: list[str], audio_dir: Path, cfg: DropSilentConfig) -> pd.DataFrame:
-    """One row per recording: video_id, keep, reason, detail, seconds."""
+    """One row per recording: video_id, keep, reason, detail, seconds, speech_seconds."""
     checks = [check_recording(v, Path(audio_dir) / f"{v}.wav", cfg) for v in video_ids]
-    return pd.DataFrame([c.__dict__ for c in checks], columns=["video_id", "keep", "reason", "detail", "seconds"])
+    return pd.DataFrame([c.__dict__ for c in checks],
+                        columns=["video_id", "keep", "reason", "detail", "seconds", "speech_seconds"])
 
 
 def drop_silent(table: pd.DataFrame, audio_dir: Path, cfg: DropSilentConfig) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -77,5 +89,6 @@ def drop_silent(table: pd.DataFrame, audio_dir: Path, cfg: DropSilentConfig) -> 
               **{f"dropped_{r}": n for r, n in reasons.items() if r != "ok"},
               "utterances_in": len(table), "utterances_kept": len(kept),
               **({"utterances_without_video_id": int((~named).sum())} if (~named).any() else {}),
-              "seconds_kept": round(float(checks.seconds[checks.keep].sum()), 1)}
+              "seconds_kept": round(float(checks.seconds[checks.keep].sum()), 1),
+              "speech_seconds_kept": round(float(checks.speech_seconds[checks.keep].sum()), 1)}
     return kept, checks, report

@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from turnfusion.audio import keep_end, load_mono, read_resampled, resample, select_channel
+from turnfusion.audio import load_mono, read_resampled, resample, select_channel
 from turnfusion.schema import LABEL_NAMES, DataError, read_utterances
-from turnfusion.segment import conversation_order, cut_row
+from turnfusion.segment import conversation_order, cut_row, segment_policy
 from turnfusion.text import normalize, utterance_piece
 from turnfusion.tokenize import encode_contexts, pad_right
 
@@ -106,7 +106,7 @@ class TurnPredictor:
             raise DataError(f"{what}: audio has non-finite samples (NaN or inf)")
         if len(wave) < int(0.05 * rate):
             raise DataError(f"{what}: audio is shorter than 50 ms ({len(wave)} samples at {rate} Hz)")
-        return keep_end(wave, int(self.prep["max_seconds"] * rate))
+        return segment_policy(wave, rate, self.prep["max_seconds"], self.prep["trim_vad_threshold"])[0]
 
     def prepare(self, text: str, audio, speaker: int = 0, context: list[dict] | None = None,
                 sample_rate: int | None = None) -> tuple[str, list]:
@@ -187,8 +187,8 @@ class TurnPredictor:
                 recording, problem_all = None, f"recording: {exc}"
             history: list[dict] = []
             for row in conv.itertuples(index=False):
-                wave, problem = (None, problem_all) if problem_all else cut_row(
-                    recording, rate, row, self.prep["channels"], self.prep["max_seconds"])
+                wave, problem = (None, problem_all) if problem_all else cut_row(recording, rate, row,
+                                                                                self.prep["channels"])
                 rows.append({"sentence_id": row.sentence_id, "video_id": video_id, "label": row.label,
                              "skipped": problem})
                 if problem:

@@ -20,6 +20,7 @@ import pandas as pd
 from turnfusion.audio import keep_end, read_resampled, select_channel
 from turnfusion.schema import LABEL_NAMES, DataError, row_problem
 from turnfusion.splits import SPLITS, add_split_column
+from turnfusion.vad import speech_spans
 
 if TYPE_CHECKING:
     from turnfusion.config import SegmentConfig, SplitConfig
@@ -63,14 +64,14 @@ def timestamp_problem(start: float, end: float, duration: float) -> str | None:
     return None
 
 
-def cut_row(recording: np.ndarray, rate: int, row, channels: str, max_seconds: float) -> tuple[np.ndarray | None, str]:
+def cut_row(recording: np.ndarray, rate: int, row, channels: str) -> tuple[np.ndarray | None, str]:
     """(mono waveform of one utterance row, "") or (None, why it cannot be used: `schema.row_problem`, a
     timestamp problem, or non-finite samples): the one cut-and-validate policy of the segment stage and of
-    batch prediction.
+    batch prediction; `segment_policy` then shapes the cut.
 
     `recording`: (samples, channels) at `rate`; `row` has start, end, text and speaker; `channels`: "mix"
     averages the channels, "speaker" takes the speaker's own channel (0 = left, 1 = right) of a stereo
-    recording. The last `max_seconds` are kept.
+    recording.
     """
     problem = row_problem(row) or timestamp_problem(row.start, row.end, len(recording) / rate)
     if problem:
@@ -79,7 +80,31 @@ def cut_row(recording: np.ndarray, rate: int, row, channels: str, max_seconds: f
     mono = select_channel(cut, int(row.speaker) if channels == "speaker" else None)
     if not np.isfinite(mono).all():
         return None, "non_finite_audio"
-    return keep_end(mono, int(max_seconds * rate)), ""
+    return mono, ""
+
+
+def segment_policy(wave: np.ndarray, rate: int, max_seconds: float,
+                   vad_threshold: float | None) -> tuple[np.ndarray, float]:
+    """(the segment a model sees, seconds of trailing non-speech cut): with `vad_threshold` (Silero VAD's),
+    the end moves back to the last speech the VAD finds, if any; then the last `max_seconds` are kept. Shared
+    by the segment stage and every prediction, so training and serving cannot drift."""
+    trimmed = 0.0
+    if vad_threshold is not None:
+        spans = speech_spans(wave, rate, vad_threshold)
+        if spans and spans[-1][1] * rate < len(wave):
+            trimmed = (len(wave) - int(spans[-1][1] * rate)) / rate
+            wave = wave[: int(spans[-1][1] * rate)]
+    return keep_end(wave, int(max_seconds * rate)), trimmed
+
+
+def trim_threshold(cfg: SegmentConfig) -> float | None:
+    return cfg.trim_vad_threshold if cfg.trim_to_speech else None
+
+
+def trim_report(trimmed: np.ndarray) -> dict:
+    moved = trimmed[trimmed > 0]
+    return {"trimmed_ends": len(moved), "trimmed_mean_s": round(float(moved.mean()), 3) if len(moved) else 0.0,
+            "trimmed_max_s": round(float(moved.max()), 3) if len(moved) else 0.0}
 
 
 def conversation_order(table: pd.DataFrame) -> pd.DataFrame:
@@ -113,16 +138,17 @@ def build_store(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: Segmen
             continue
         position = 0
         for row in conv.itertuples(index=False):
-            wave, problem = cut_row(recording, cfg.sample_rate, row, cfg.channels, cfg.max_seconds)
+            wave, problem = cut_row(recording, cfg.sample_rate, row, cfg.channels)
             if problem:
                 skipped.append({"sentence_id": row.sentence_id, "video_id": video_id, "reason": problem,
                                 "detail": f"start={row.start} end={row.end} "
                                           f"recording={len(recording) / cfg.sample_rate:.2f}s"})
                 continue
+            wave, trimmed = segment_policy(wave, cfg.sample_rate, cfg.max_seconds, trim_threshold(cfg))
             pcm = np.clip(np.round(wave * 32767), -32768, 32767).astype(np.int16)
             pieces.append(pcm)
             rows.append({**row._asdict(), "position": position, "offset": offset, "n_samples": len(pcm),
-                         "sample_rate": cfg.sample_rate})
+                         "sample_rate": cfg.sample_rate, **({"trimmed_s": trimmed} if cfg.trim_to_speech else {})})
             offset += len(pcm)
             position += 1
     if not rows:
@@ -149,6 +175,7 @@ def segment(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: SegmentCon
                "too few conversations for split.val_fraction / split.test_fraction")
         raise DataError(f"split(s) {empty} have no usable utterance ({fix})")
     report = {"utterances": len(index), "skipped": len(skipped),
+              **(trim_report(index.trimmed_s.to_numpy()) if cfg.trim_to_speech else {}),
               **{f"skipped_{r}": int(n) for r, n in skipped.reason.value_counts().items()},
               "seconds": round(float(index.n_samples.sum() / cfg.sample_rate), 1),
               "store_mb": round((Path(out_dir) / AUDIO_FILE).stat().st_size / 2**20, 1)}

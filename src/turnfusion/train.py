@@ -23,6 +23,7 @@ from turnfusion.loop import autocast, optimizer_step, pick_device, seed_everythi
 from turnfusion.losses import classification_loss, distillation_loss
 from turnfusion.metrics import classification_report
 from turnfusion.models import TurnFusionModel
+from turnfusion.segment import trim_threshold
 
 if TYPE_CHECKING:
     from turnfusion.config import ModelConfig, SegmentConfig, TextConfig, TrainConfig
@@ -197,4 +198,5 @@ def build_model(mode: str, cfg: ModelConfig, embeddings_dir: Path, preprocessing
 def preprocessing(segment: SegmentConfig, text: TextConfig) -> dict:
     """How the inputs were prepared, saved in the model's config so that prediction prepares them the same way."""
     return {"sample_rate": segment.sample_rate, "max_seconds": segment.max_seconds, "channels": segment.channels,
+            "trim_vad_threshold": trim_threshold(segment),
             "max_length": text.max_length, "n_previous": text.n_previous, "punctuation": text.punctuation}

@@ -32,7 +32,8 @@ class TurnFusionConfig(PretrainedConfig):
     modality_dropout: share of training samples that lose one whole modality.
     use_trp: the teacher's TRP is an input of the head.
     preprocessing: how inputs were prepared in training, so prediction prepares them the same way:
-        sample_rate, max_seconds, channels (segment stage); max_length, n_previous, punctuation (text).
+        sample_rate, max_seconds, channels, trim_vad_threshold (None: no trimming; segment stage);
+        max_length, n_previous, punctuation (text).
     num_labels: 3 (keep, shift, backchannel).
     """
 
@@ -53,7 +54,8 @@ class TurnFusionConfig(PretrainedConfig):
         self.fusion_head, self.hidden_size, self.dropout = fusion_head, hidden_size, dropout
         self.tensor_rank, self.modality_dropout, self.use_trp = tensor_rank, modality_dropout, use_trp
         # how inputs were prepared in training, so prediction prepares them the same way
-        self.preprocessing = {"sample_rate": 16000, "max_seconds": 3.0, "channels": "mix", "max_length": 64,
+        self.preprocessing = {"sample_rate": 16000, "max_seconds": 3.0, "channels": "mix",
+                              "trim_vad_threshold": None, "max_length": 64,
                               "n_previous": 2, "punctuation": "strip", **(preprocessing or {})}
         super().__init__(num_labels=num_labels, **kwargs)
 
