@@ -41,3 +41,15 @@ def test_mode_equals_directory_arguments_are_checked(tmp_path):
     cmd = "python -m stages.evaluate --models fusion=models/fusion"
     assert undeclared(stage(cmd=cmd), [], tmp_path) == ["embed: command argument models/fusion is not in deps"]
     assert undeclared(stage(cmd=cmd, deps=["models/fusion"]), [], tmp_path) == []
+
+
+def test_dvc_yaml_parses_and_every_code_dependency_exists():
+    from conftest import REPO
+
+    from stages.check_reads import dvc_stages
+
+    stages = dvc_stages(REPO)
+    assert {s.name for s in stages} >= {"source", "segment", "train@fusion", "evaluate"}
+    for stage in stages:
+        code = [d for d in stage.deps if d.startswith(("src/", "stages/"))]
+        assert code and all((REPO / d).exists() for d in code), stage.name

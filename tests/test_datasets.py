@@ -20,7 +20,8 @@ def raw_sets(recording_dir, tmp_path):
     rows += [("v2", f"v2_{i}", "yes right", i % 3, 0.5 * i, 0.5 * i + 0.5, 0) for i in range(6)]
     table = utterance_table(rows)
     table["split"] = ["train"] * 8 + ["val"] * 6
-    index, _ = build_store(table, recording_dir, tmp_path / "seg", SegmentConfig(16000, 3.0, "mix", False, 0.5), progress=False)
+    segment = SegmentConfig(16000, 3.0, "mix", False, 0.5)
+    index, _ = build_store(table, recording_dir, tmp_path / "seg", segment, progress=False)
     tokenize_table(index, tmp_path / "tok", params_config(TextConfig, vocab_size=300, max_length=16))
     tokens, store = PackedTokens(tmp_path / "tok"), SegmentStore.open(tmp_path / "seg")
     ex = examples_table(store.index, tokens.index, None)
