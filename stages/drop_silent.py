@@ -2,6 +2,7 @@
 
 import argparse
 import logging
+import os
 
 from stages.common import config, run, write_csv, write_json
 from turnfusion.config import DropSilentConfig
@@ -18,7 +19,8 @@ def main() -> None:
     parser.add_argument("--report", required=True, help="metrics JSON with counts per reason")
     parser.add_argument("--details", required=True, help="CSV with one row per recording and its verdict")
     args = parser.parse_args()
-    kept, checks, report = drop_silent(read_utterances(args.utterances), args.audio, config(DropSilentConfig))
+    kept, checks, report = drop_silent(read_utterances(args.utterances), args.audio, config(DropSilentConfig),
+                                       workers=os.cpu_count() or 1)
     write_csv(args.details, checks)
     write_json(args.report, report)
     reasons = checks.reason.value_counts().to_dict()

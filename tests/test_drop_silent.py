@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import soundfile as sf
 from conftest import params_config
 
@@ -33,6 +34,8 @@ def test_loud_recordings_without_speech_are_dropped_and_speech_is_kept(tmp_path)
     for name, wave in {"speech": said, "noise": noise, "music": music}.items():
         sf.write(tmp_path / f"{name}.wav", wave, rate)
     checks = check_recordings(["speech", "noise", "music"], tmp_path, CFG).set_index("video_id")
+    in_two = check_recordings(["speech", "noise", "music"], tmp_path, CFG, workers=2).set_index("video_id")
+    pd.testing.assert_frame_equal(in_two, checks)  # the same checks, in order, from two processes
     assert checks.reason.to_dict() == {"speech": "ok", "noise": "no_speech", "music": "no_speech"}
     assert checks.loc["speech", "speech_seconds"] > 3 and checks.loc["noise", "speech_seconds"] < 0.5
     assert "torchaudio" not in __import__("sys").modules  # the VAD runs without it

@@ -68,20 +68,34 @@ def check_recording(video_id: str, path: Path, cfg: DropSilentConfig) -> Recordi
     return RecordingCheck(video_id, True, "ok", detail, seconds, speech)
 
 
-def check_recordings(video_ids: list[str], audio_dir: Path, cfg: DropSilentConfig) -> pd.DataFrame:
-    """One row per recording: video_id, keep, reason, detail, seconds, speech_seconds."""
-    checks = [check_recording(v, Path(audio_dir) / f"{v}.wav", cfg) for v in video_ids]
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # the VAD runs a small model frame by frame: processes, not threads, help
+
+
+def check_recordings(video_ids: list[str], audio_dir: Path, cfg: DropSilentConfig, workers: int = 1) -> pd.DataFrame:
+    """One row per recording: video_id, keep, reason, detail, seconds, speech_seconds; `workers` processes."""
+    jobs = [(v, Path(audio_dir) / f"{v}.wav", cfg) for v in video_ids]
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(min(workers, len(jobs)), initializer=_one_thread) as pool:
+            checks = pool.starmap(check_recording, jobs, chunksize=1)
+    else:
+        checks = [check_recording(*job) for job in jobs]
     return pd.DataFrame([c.__dict__ for c in checks],
                         columns=["video_id", "keep", "reason", "detail", "seconds", "speech_seconds"])
 
 
-def drop_silent(table: pd.DataFrame, audio_dir: Path, cfg: DropSilentConfig) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def drop_silent(table: pd.DataFrame, audio_dir: Path, cfg: DropSilentConfig,
+                workers: int = 1) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """(the rows of usable recordings, one check per recording, a report of counts).
 
     Rows without a video_id have no recording: they are dropped and counted (`utterances_without_video_id`).
     """
     named = table.video_id.map(lambda v: isinstance(v, str) and bool(v.strip()))
-    checks = check_recordings(sorted(table.video_id[named].unique()), audio_dir, cfg)
+    checks = check_recordings(sorted(table.video_id[named].unique()), audio_dir, cfg, workers)
     kept_ids = set(checks.video_id[checks.keep])
     kept = table[table.video_id.isin(kept_ids)]
     reasons = {r: int(n) for r, n in checks.reason.value_counts().items()}
