@@ -8,6 +8,7 @@ logs every file it opens and every param it reads to `<folder>/<stage>.txt`, whi
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import functools
 import json
@@ -78,26 +79,27 @@ def _log_reads(folder: str, stage: str) -> None:
     _logging_reads = True
     root = Path.cwd()
 
+    def note(path) -> None:
+        """Record `path` if it is a file of the project (not of a hidden folder such as .venv or .dvc)."""
+        path = Path(path).absolute()
+        if path.is_relative_to(root) and path.is_file() and not path.relative_to(root).parts[0].startswith("."):
+            _reads.add(f"file {path.relative_to(root).as_posix()}")
+
     def hook(event, args):
-        if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)) and not isinstance(args[0], int):
+        if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
             mode = args[1] if len(args) > 1 and isinstance(args[1], str) else "r"
             if "r" in mode and "+" not in mode:
-                path = Path(os.fsdecode(args[0])).absolute()
-                if path.is_relative_to(root) and path.is_file() and not path.relative_to(root).parts[0].startswith("."):
-                    _reads.add(f"file {path.relative_to(root).as_posix()}")
+                note(os.fsdecode(args[0]))
 
     sys.addaudithook(hook)
 
     def write() -> None:
         for module in list(sys.modules.values()):  # the code it ran, imported before the hook too
-            path = Path(getattr(module, "__file__", None) or "/").absolute()
-            if path.is_relative_to(root) and path.is_file() and not path.relative_to(root).parts[0].startswith("."):
-                _reads.add(f"file {path.relative_to(root).as_posix()}")
+            if getattr(module, "__file__", None):
+                note(module.__file__)
         Path(folder).mkdir(parents=True, exist_ok=True)
         with open(Path(folder) / f"{stage}.txt", "a") as f:
             f.write("".join(f"{line}\n" for line in sorted(_reads)))
-
-    import atexit
 
     atexit.register(write)
 
