@@ -59,7 +59,12 @@ def _recording(cls):
             _reads.add(f"param {cls.section}.{name}")
         return object.__getattribute__(self, name)
 
-    return type(cls.__name__, (cls,), {"__getattribute__": __getattribute__})
+    def __reduce__(self):
+        """Pickled (e.g. for a worker process) as the plain config; the copy may read any of its params."""
+        _reads.update(f"param {cls.section}.{name}" for name in names)
+        return cls, tuple(object.__getattribute__(self, f.name) for f in dataclasses.fields(cls))
+
+    return type(cls.__name__, (cls,), {"__getattribute__": __getattribute__, "__reduce__": __reduce__})
 
 
 def write_json(path: str | Path, data: dict) -> None:

@@ -53,3 +53,22 @@ def test_dvc_yaml_parses_and_every_code_dependency_exists():
     for stage in stages:
         code = [d for d in stage.deps if d.startswith(("src/", "stages/"))]
         assert code and all((REPO / d).exists() for d in code), stage.name
+
+
+def test_a_config_read_under_the_reads_log_still_goes_to_worker_processes(monkeypatch):
+    import pickle
+
+    from conftest import REPO, params_config
+
+    import stages.common as common
+    from turnfusion.config import DropSilentConfig
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.setattr(common, "_logging_reads", True)
+    monkeypatch.setattr(common, "_reads", set())
+    cfg = common.config(DropSilentConfig)
+    assert cfg.min_seconds == params_config(DropSilentConfig).min_seconds
+    assert common._reads == {"param drop_silent.min_seconds"}
+    copy = pickle.loads(pickle.dumps(cfg))  # as multiprocessing sends it
+    assert type(copy) is DropSilentConfig and copy == params_config(DropSilentConfig)
+    assert "param drop_silent.vad_threshold" in common._reads  # the copy may read any of them
