@@ -1,7 +1,7 @@
 """Stage `drop_silent`: which recordings are usable, and why the others are not.
 
 A recording is kept when it holds enough speech by Silero VAD (`vad.py`); loud recordings without speech
-(music, applause, noise) are dropped as `no_speech`. An energy check runs first, as a cheap pass that drops
+(music, noise) are dropped as `no_speech`. An energy check runs first, as a cheap pass that drops
 silent recordings without running the VAD.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from turnfusion.audio import read_audio
-from turnfusion.schema import DataError
+from turnfusion.schema import DataError, has_video_id
 from turnfusion.vad import speech_seconds
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def drop_silent(table: pd.DataFrame, audio_dir: Path, cfg: DropSilentConfig,
 
     Rows without a video_id have no recording: they are dropped and counted (`utterances_without_video_id`).
     """
-    named = table.video_id.map(lambda v: isinstance(v, str) and bool(v.strip()))
+    named = has_video_id(table)
     checks = check_recordings(sorted(table.video_id[named].unique()), audio_dir, cfg, workers)
     kept_ids = set(checks.video_id[checks.keep])
     kept = table[table.video_id.isin(kept_ids)]

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from turnfusion.audio import load_mono, read_resampled, resample, select_channel
-from turnfusion.schema import LABEL_NAMES, DataError, read_utterances
+from turnfusion.schema import LABEL_NAMES, DataError, has_video_id, read_utterances
 from turnfusion.segment import conversation_order, cut_row, segment_policy
 from turnfusion.text import normalize, utterance_piece
 from turnfusion.tokenize import encode_contexts, pad_right
@@ -177,7 +177,7 @@ class TurnPredictor:
             raise DataError(f"{csv}: no utterance rows (only a header)")
         rate = self.prep["sample_rate"]
         rows, prepared = [], []
-        named = table.video_id.map(lambda v: isinstance(v, str) and bool(v.strip()))
+        named = has_video_id(table)
         rows += [{"sentence_id": r.sentence_id, "video_id": "", "label": r.label, "skipped": "empty_video_id"}
                  for r in table[~named].itertuples(index=False)]
         for video_id, conv in table[named].groupby("video_id", sort=True):

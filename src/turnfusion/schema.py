@@ -58,10 +58,20 @@ def read_utterances(path: Path | str) -> pd.DataFrame:
     return table
 
 
+def is_video_id(value) -> bool:
+    """Whether a `video_id` cell names a recording (a non-blank string; pandas reads an empty cell as NaN)."""
+    return isinstance(value, str) and bool(value.strip())
+
+
+def has_video_id(table: pd.DataFrame) -> pd.Series:
+    """Per row: whether it names its recording (rows without one cannot be grouped by recording)."""
+    return table.video_id.map(is_video_id).astype(bool)
+
+
 def row_problem(row) -> str:
     """Why one utterance row cannot be used whatever its recording ("" if it can): an empty video_id, a
     speaker other than 0 / 1, or text without a single word character."""
-    if not isinstance(row.video_id, str) or not row.video_id.strip():
+    if not is_video_id(row.video_id):
         return "empty_video_id"
     if row.speaker not in (0, 1):
         return "bad_speaker"

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from turnfusion.audio import keep_end, read_resampled, select_channel
-from turnfusion.schema import LABEL_NAMES, DataError, row_problem
+from turnfusion.schema import LABEL_NAMES, DataError, has_video_id, row_problem
 from turnfusion.splits import SPLITS, add_split_column
 from turnfusion.vad import speech_spans
 
@@ -124,7 +124,7 @@ def build_store(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: Segmen
     out_dir.mkdir(parents=True, exist_ok=True)
     table = conversation_order(table)
     pieces, rows, skipped = [], [], []
-    no_video = ~table.video_id.map(lambda v: isinstance(v, str) and bool(v.strip()))
+    no_video = ~has_video_id(table)
     skipped += [{"sentence_id": s, "video_id": "", "reason": "empty_video_id", "detail": ""}
                 for s in table.sentence_id[no_video]]
     table = table[~no_video]
