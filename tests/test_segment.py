@@ -142,3 +142,14 @@ def test_trimming_moves_a_segment_end_back_to_the_last_speech_and_reports_it(tmp
     assert 1.2 < end < 1.7 and trimmed.trimmed_s[0] == pytest.approx(2.9 - end, abs=1e-3)
     wave, moved = segment_policy(recording[: int(2.9 * 16000)], 16000, 3.0, 0.5)  # what prediction does
     assert len(wave) == trimmed.n_samples[0] and moved == pytest.approx(trimmed.trimmed_s[0])
+
+
+def test_conversation_order_is_by_time_never_by_the_label_bearing_sentence_id():
+    from turnfusion.segment import conversation_order
+
+    # MM-F2F ids are {video}_{label}_{idx}: two rows starting together must not be ordered by their label
+    table = utterance_table([("v", "v_2_0", "b", 2, 1.0, 3.0, 1), ("v", "v_0_0", "a", 0, 1.0, 2.0, 0),
+                             ("v", "v_1_0", "c", 1, 0.5, 4.0, 0), ("v", "v_0_1", "d", 0, 1.0, 3.0, 0)])
+    assert conversation_order(table).sentence_id.tolist() == ["v_1_0", "v_0_0", "v_0_1", "v_2_0"]
+    relabelled = table.assign(sentence_id=["v_0_9", "v_2_9", "v_0_8", "v_1_8"])
+    assert conversation_order(relabelled).text.tolist() == conversation_order(table).text.tolist()

@@ -130,3 +130,14 @@ def test_crossfit_folds_split_by_conversation():
     fold = teacher.fold_of_rows(index, 2, seed=0)
     assert fold[0] == fold[1] and fold[3] == fold[4] and fold[6] == -1
     assert set(fold[:6]) == {0, 1}
+
+
+def test_the_lm_target_is_the_annotated_label_not_the_next_rows_speaker():
+    class Tokens:
+        def convert_tokens_to_ids(self, token):
+            return {"<ts>": 7, "<speaker0>": 8, "<speaker1>": 9}[token]
+
+    index = pd.DataFrame({"video_id": ["v"] * 4, "label": [SHIFT, KEEP, BACKCHANNEL, SHIFT],
+                          "speaker": [0, 0, 1, 1]})
+    # row 0 is a shift although the next row is the same speaker's (overlapping windows); the last row has one too
+    assert teacher.next_tokens(index, Tokens()) == [7, 8, 9, 7]

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from turnfusion.text import build_contexts, normalize
+from turnfusion.text import build_contexts, normalize, trim_repeated
 
 
 def dialogue(rows):
@@ -14,7 +14,7 @@ TABLE = dialogue([
     ("a", "a1", 1, "hi how are you", 1, 0, "train"),
     ("a", "a2", 2, "fine and", 1, 0, "train"),
     ("a", "a3", 3, "you know", 1, 1, "train"),
-    ("b", "b0", 0, "another talk", 1, 0, "train"),
+    ("b", "b0", 0, "another talk", 1, 1, "train"),
     ("b", "b1", 1, "yes", 0, 1, "train"),
 ])
 
@@ -56,3 +56,39 @@ def test_bad_speaker_value_is_a_clear_error():
     table.loc[0, "speaker"] = 5
     with pytest.raises(ValueError, match="speaker must be 0 or 1, got 5"):
         build_contexts(table)
+
+
+def test_turn_shift_marks_follow_the_label_not_the_speaker_column():
+    # MM-F2F: rows are windows; a shift is what the label says, whoever the next row's speaker is
+    table = dialogue([("w", "w0", 0, "so we went", 0, 1, "train"), ("w", "w1", 1, "went home", 0, 0, "train"),
+                      ("w", "w2", 2, "yes", 1, 2, "train"), ("w", "w3", 3, "and then", 0, 0, "train")])
+    ctx = build_contexts(table, n_previous=3).set_index("sentence_id").context
+    assert ctx["w1"] == "<speaker0> so we went <ts> <speaker0> went home"
+    assert ctx["w3"] == "<speaker0> so we went <ts> <speaker0> went home <speaker1> yes <speaker0> and then"
+
+
+@pytest.mark.parametrize("previous, following, kept", [
+    ("and then we went to the park", "went to the park with", "and then we"),  # suffix = prefix
+    ("i think so", "well i think so too", ""),  # contained in its successor
+    ("well i think so too", "i think so", "well"),  # contains its successor
+    ("so i said", "i was there", "so i said"),  # one word in common: chance, not a repeated window
+    ("yeah", "yeah right", "yeah"),  # a one-word utterance is not dropped for a one-word repeat
+    ("we went there", "nothing in common", "we went there"),
+])
+def test_trim_repeated(previous, following, kept):
+    assert trim_repeated(previous, following) == kept
+
+
+def test_trim_overlap_takes_repeated_words_out_of_previous_utterances_only():
+    table = dialogue([("w", "w0", 0, "and then we went to the park", 0, 0, "train"),
+                      ("w", "w1", 1, "went to the park with", 0, 0, "train"),
+                      ("w", "w2", 2, "with my friend", 0, 1, "train")])
+    trimmed = build_contexts(table, trim_overlap=True).set_index("sentence_id").context
+    # w1 loses nothing: "with" is one word; w0 loses what w1 repeats; the current utterance stays whole
+    assert trimmed["w2"] == "<speaker0> and then we <speaker0> went to the park with <speaker0> with my friend"
+    assert trimmed["w1"] == "<speaker0> and then we <speaker0> went to the park with"
+    assert build_contexts(table).set_index("sentence_id").context["w1"] == (
+        "<speaker0> and then we went to the park <speaker0> went to the park with")
+    table.loc[0, "text"] = "went to the park"  # wholly repeated: gone, and the context has one fewer piece
+    assert build_contexts(table, trim_overlap=True).set_index("sentence_id").context["w1"] == (
+        "<speaker0> went to the park with")

@@ -5,3 +5,5 @@ MODES = ("text", "audio", "fusion")
 AUDIO_POOLINGS = ("mean", "max", "attention", "stats", "last_k")
 TEXT_POOLINGS = ("last", "mean", "max", "attention", "mean_max")
 FUSION_HEADS = ("concat", "gated", "tensor")
+SPLITS = ("train", "val", "test")
+POOL = "pool"  # a source's rows without a split of their own: split by conversation with the `split` params

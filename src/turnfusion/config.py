@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass
 from typing import ClassVar
 
-from turnfusion.choices import AUDIO_POOLINGS, FUSION_HEADS, TEXT_POOLINGS
+from turnfusion.choices import AUDIO_POOLINGS, FUSION_HEADS, POOL, SPLITS, TEXT_POOLINGS
 from turnfusion.schema import DataError
 
 
@@ -77,7 +77,23 @@ class DemoConfig:
 @dataclass(frozen=True)
 class Mmf2fConfig:
     section: ClassVar[str] = "mmf2f"
-    annotations: dict  # split name -> MM-F2F CSV
+    annotations: dict  # train / val / test / pool -> MM-F2F CSV; `pool` rows are split by video (`split` params)
+    # where each video's recording comes from, fetched by the download stage (yt-dlp + ffmpeg):
+    # youtube; a URL or path template with {video_id} (file:///videos/{video_id}.m4a, https://host/{video_id}.mp4);
+    # a directory holding {video_id}.* files; or rehearsal (the table spoken by eSpeak NG, no real cues)
+    recordings: str
+
+    def __post_init__(self):
+        if not self.annotations:
+            raise ParamsError("params.yaml: mmf2f.annotations is empty; give {split: csv} with split in "
+                              f"{[*SPLITS, POOL]}")
+        for split, path in self.annotations.items():
+            _one_of(self.section, "annotations key", split, (*SPLITS, POOL))
+            if not isinstance(path, str) or not path:
+                raise ParamsError(f"params.yaml: mmf2f.annotations.{split} must be a CSV path, got {path!r}")
+        if not self.recordings.strip():
+            raise ParamsError("params.yaml: mmf2f.recordings is empty; use youtube, rehearsal, a template with "
+                              "{video_id} or a directory")
 
 
 @dataclass(frozen=True)
@@ -148,6 +164,7 @@ class TextConfig:
     max_length: int  # tokens per context; longer contexts keep their end
     n_previous: int  # previous utterances in the context
     punctuation: str  # strip or keep
+    trim_overlap: bool  # previous utterances lose the words their successor repeats (overlapping windows)
 
     def __post_init__(self):
         _one_of(self.section, "punctuation", self.punctuation, ("strip", "keep"))

@@ -10,7 +10,9 @@ Inputs are prepared exactly as in training (the model's `preprocessing` config):
 the same punctuation policy and left-truncated; audio mono, resampled to the training rate, the end
 kept. Audio is a file path or a 1-D array with its sample rate. Documented defaults: no context means
 the utterance is treated like the first of a conversation; a context utterance without audio has no
-audio segment (as at the start of a conversation).
+audio segment (as at the start of a conversation). A context utterance may say `shift_after` (whether the
+other speaker took the turn after it, as the training labels say); without it, whether the next utterance
+is the other speaker's.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ import pandas as pd
 import torch
 
 from turnfusion.audio import load_mono, read_resampled, resample, select_channel
-from turnfusion.schema import LABEL_NAMES, DataError, has_video_id, read_utterances
+from turnfusion.schema import LABEL_NAMES, SHIFT, DataError, has_video_id, read_utterances
 from turnfusion.segment import conversation_order, cut_row, segment_policy
-from turnfusion.text import normalize, utterance_piece
+from turnfusion.text import context_string, normalize
 from turnfusion.tokenize import encode_contexts, pad_right
 
 
@@ -119,14 +121,16 @@ class TurnPredictor:
         context = list(context or [])[-self.context_length:] if self.context_length else []
         utterances = [*context, {"text": text, "speaker": speaker, "audio": audio, "sample_rate": sample_rate}]
         names = [f"context utterance {k + 1}" for k in range(len(context))] + ["current utterance"]
-        pieces, previous = [], None
-        for k, (u, what) in enumerate(zip(utterances, names, strict=True)):
+        for u, what in zip(utterances, names, strict=True):
             if u.get("speaker") not in (0, 1):
                 raise DataError(f"{what}: speaker must be 0 or 1, got {u.get('speaker')!r}")
-            words = self._text(u.get("text"), what)
-            if k >= len(utterances) - n_text:
-                pieces.append(utterance_piece(words, u["speaker"], previous))
-                previous = u["speaker"]
+        texts = [self._text(u.get("text"), what) for u, what in zip(utterances, names, strict=True)]
+        speakers = [u["speaker"] for u in utterances]
+        # what followed each context utterance: as given, else whether the next one is the other speaker's
+        shifts = [bool(u.get("shift_after", speakers[k + 1] != u["speaker"] if k + 1 < len(utterances) else False))
+                  for k, u in enumerate(utterances)]
+        text = context_string(texts[-n_text:], speakers[-n_text:], shifts[-n_text:],
+                              self.prep.get("trim_overlap", False))
         waves = []
         if not self.model.config.uses_audio:  # unused, but a bad file is still an error, never ignored
             for u, what in zip(utterances, names, strict=True):
@@ -140,7 +144,7 @@ class TurnPredictor:
                 waves.append(None if u.get("audio") is None else
                              self._audio(u["audio"], u.get("sample_rate", sample_rate), what, u["speaker"]))
             waves += [None] * (n_audio - len(waves))
-        return " ".join(pieces), waves
+        return text, waves
 
     # --- prediction -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -195,7 +199,8 @@ class TurnPredictor:
                     continue
                 prepared.append((len(rows) - 1, *self.prepare(row.text, wave, int(row.speaker), history,
                                                               sample_rate=rate)))
-                history.append({"text": row.text, "speaker": int(row.speaker), "audio": wave, "sample_rate": rate})
+                history.append({"text": row.text, "speaker": int(row.speaker), "audio": wave, "sample_rate": rate,
+                                "shift_after": row.label == SHIFT})
         result = pd.DataFrame(rows)
         for name in LABEL_NAMES.values():
             result[f"p_{name}"] = np.nan

@@ -108,8 +108,9 @@ def trim_report(trimmed: np.ndarray) -> dict:
 
 
 def conversation_order(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows in the order they were spoken, conversation by conversation."""
-    return table.sort_values(["video_id", "start", "sentence_id"], kind="stable").reset_index(drop=True)
+    """Rows in the order they were spoken, conversation by conversation: by start, end and speaker, then as
+    listed. Never by `sentence_id`: MM-F2F's encodes the label, so the order would depend on the answer."""
+    return table.sort_values(["video_id", "start", "end", "speaker"], kind="stable").reset_index(drop=True)
 
 
 def build_store(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: SegmentConfig,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-SPLITS = ("train", "val", "test")
+from turnfusion.choices import POOL, SPLITS
 
 
 def assign_splits(video_ids: list[str], val_fraction: float, test_fraction: float, seed: int) -> dict[str, str]:
@@ -25,16 +25,21 @@ def assign_splits(video_ids: list[str], val_fraction: float, test_fraction: floa
 
 
 def add_split_column(table: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int) -> pd.DataFrame:
-    """Use the table's own `split` column where the source gave one (MM-F2F files), else assign by conversation."""
+    """Keep the split a source gave a row (MM-F2F files); rows without one (no `split` column, an empty cell, or
+    `pool`) are split by conversation with the given fractions."""
     table = table.copy()
-    if "split" in table.columns and table["split"].notna().all():
-        bad = set(table["split"]) - set(SPLITS)
-        if bad:
-            raise ValueError(f"unknown split name(s) {sorted(bad)}; expected {SPLITS}")
-        leaks = table.groupby("video_id")["split"].nunique()
-        if (leaks > 1).any():
-            raise ValueError(f"conversation {leaks[leaks > 1].index[0]!r} appears in more than one split")
-        return table
-    split_of = assign_splits(table["video_id"].tolist(), val_fraction, test_fraction, seed)
-    table["split"] = table["video_id"].map(split_of)
+    given = table["split"].where(table["split"] != POOL) if "split" in table.columns else pd.Series(
+        np.nan, index=table.index, dtype=object)
+    bad = set(given.dropna()) - set(SPLITS)
+    if bad:
+        raise ValueError(f"unknown split name(s) {sorted(bad)}; expected {SPLITS} or {POOL!r}")
+    labelled = table.assign(split=given)
+    leaks = labelled.groupby("video_id")["split"].agg(lambda s: s.fillna(POOL).nunique())
+    if (leaks > 1).any():
+        raise ValueError(f"conversation {leaks[leaks > 1].index[0]!r} appears in more than one split")
+    pooled = given.isna()
+    if pooled.any():
+        split_of = assign_splits(table.loc[pooled, "video_id"].tolist(), val_fraction, test_fraction, seed)
+        given = given.where(~pooled, table["video_id"].map(split_of))
+    table["split"] = given
     return table

@@ -1,8 +1,10 @@
-"""Stage `teacher`: a TurnGPT-style a causal LM over dialogue contexts that scores transition-relevance places.
+"""Stage `teacher`: a TurnGPT-style causal LM over dialogue contexts that scores transition-relevance places.
 
 TRP of an utterance = P(turn-shift token | its context up to its last word). The LM is trained on the
-training split's contexts, each followed by what came next in the dialogue: the turn-shift token when
-the next utterance is the other speaker's, that speaker's token when the same speaker goes on.
+training split's contexts, each followed by what the source annotates came next: the turn-shift token
+where the other person took the turn (label 1), the speaker's own token where they went on (keep, or a
+backchannel that did not take the turn). In the demo corpus that is where the next row's speaker differs;
+in MM-F2F, whose rows are overlapping windows, only the label says it (see `text.py`).
 """
 
 from __future__ import annotations
@@ -25,22 +27,17 @@ if TYPE_CHECKING:
     from turnfusion.config import TeacherConfig
 
 
-def next_tokens(index: pd.DataFrame, tokenizer) -> list[int | None]:
-    """The token that follows each row's context in its dialogue (None for a conversation's last utterance)."""
+def next_tokens(index: pd.DataFrame, tokenizer) -> list[int]:
+    """The token that follows each row's context: the turn-shift token where the source annotates a shift after
+    it (label 1), else its speaker's token (the speaker goes on; a backchannel does not take the turn)."""
     ts = tokenizer.convert_tokens_to_ids(TURN_SHIFT)
     speaker_ids = [tokenizer.convert_tokens_to_ids(t) for t in SPEAKER_TOKENS]
-    video, speaker = index["video_id"].to_numpy(), index["speaker"].to_numpy()
-    out: list[int | None] = []
-    for i in range(len(index)):
-        if i + 1 < len(index) and video[i + 1] == video[i]:
-            out.append(ts if speaker[i + 1] != speaker[i] else speaker_ids[int(speaker[i + 1])])
-        else:
-            out.append(None)
-    return out
+    return [ts if label == SHIFT else speaker_ids[int(speaker)]
+            for label, speaker in zip(index["label"], index["speaker"], strict=True)]
 
 
-def lm_sequences(contexts: list[np.ndarray], following: list[int | None]) -> list[np.ndarray]:
-    return [np.append(c, f) if f is not None else np.asarray(c) for c, f in zip(contexts, following, strict=True)]
+def lm_sequences(contexts: list[np.ndarray], following: list[int]) -> list[np.ndarray]:
+    return [np.append(c, f) for c, f in zip(contexts, following, strict=True)]
 
 
 def build_teacher(tokenizer, cfg: TeacherConfig, n_positions: int):

@@ -1,9 +1,18 @@
 """Text of a dialogue: normalisation and the TurnGPT-style context of each utterance.
 
-A context is the current utterance and its (up to) two predecessors in the same conversation, each
-opened by its speaker token, with the turn-shift token between utterances whose speakers differ:
+A context is the current utterance and its (up to) `n_previous` predecessors in the same conversation, each
+opened by its speaker token, with the turn-shift token after each utterance the other speaker followed:
 
     <speaker0> so i went there <ts> <speaker1> did you <speaker1> what was it like
+
+Where the turn shifted comes from what the source annotates: the `label` of each row (1 = the other person
+took the turn after it). In the demo corpus that is exactly where the next row's speaker differs; in MM-F2F it
+is the annotation itself, since its rows are overlapping windows whose next row says little about the turn.
+A live system knows it too: the previous utterance was followed by the other speaker or not.
+
+Windowed annotations repeat words: a row often starts with the previous row's last words, or contains it.
+With `trim_overlap`, each previous utterance in a context loses the words its successor repeats, so the
+context shows what was said once and not how the annotation windows were cut.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ import string
 
 import pandas as pd
 
-from turnfusion.schema import DataError
+from turnfusion.schema import SHIFT, DataError
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +52,52 @@ def speaker_token(speaker) -> str:
         raise DataError(f"speaker must be 0 or 1, got {speaker}") from None
 
 
-def utterance_piece(text: str, speaker, previous_speaker=None) -> str:
-    """One utterance as it appears in a context: a turn-shift token if the speaker changed, speaker, words."""
-    shift = f"{TURN_SHIFT} " if previous_speaker is not None and int(previous_speaker) != int(speaker) else ""
-    return f"{shift}{speaker_token(speaker)} {text}"
+MIN_REPEAT_WORDS = 2  # a shorter suffix/prefix match ("i", "and") is as likely chance as a repeated window
 
 
-def build_contexts(table: pd.DataFrame, n_previous: int = 2, punctuation: str = "strip") -> pd.DataFrame:
-    """Context string for every utterance of `table` (columns video_id, position, text, speaker).
+def trim_repeated(previous: str, following: str) -> str:
+    """`previous` without the words `following` repeats: nothing if `following` contains it; the words before
+    `following` if `previous` contains it; else without its longest suffix (of at least MIN_REPEAT_WORDS words)
+    that `following` starts with. Both normalised."""
+    prev, nxt = previous.split(), following.split()
+    if len(prev) >= MIN_REPEAT_WORDS and _find(nxt, prev) >= 0:
+        return ""
+    inside = _find(prev, nxt)
+    if inside >= 0 and len(nxt) >= MIN_REPEAT_WORDS:
+        return " ".join(prev[:inside])
+    for k in range(min(len(prev), len(nxt)), MIN_REPEAT_WORDS - 1, -1):
+        if prev[-k:] == nxt[:k]:
+            return " ".join(prev[:-k])
+    return previous
+
+
+def _find(haystack: list[str], needle: list[str]) -> int:
+    """Start of the last occurrence of the word list `needle` in `haystack`, or -1."""
+    n = len(needle)
+    for i in range(len(haystack) - n, -1, -1):
+        if haystack[i: i + n] == needle:
+            return i
+    return -1
+
+
+def context_string(texts: list[str], speakers: list, shifts: list[bool], trim_overlap: bool) -> str:
+    """The context of the last of `texts` (normalised, oldest first): `shifts[k]` says whether the other speaker
+    took the turn after utterance k (the last one's is what is predicted, never read). The one context builder
+    of training and prediction."""
+    if trim_overlap:
+        texts = [trim_repeated(t, texts[k + 1]) for k, t in enumerate(texts[:-1])] + [texts[-1]]
+    pieces = []
+    for k, text in enumerate(texts):
+        if not text:  # wholly repeated by its successor
+            continue
+        shift = f"{TURN_SHIFT} " if pieces and shifts[k - 1] else ""
+        pieces.append(f"{shift}{speaker_token(speakers[k])} {text}")
+    return " ".join(pieces)
+
+
+def build_contexts(table: pd.DataFrame, n_previous: int = 2, punctuation: str = "strip",
+                   trim_overlap: bool = False) -> pd.DataFrame:
+    """Context string for every utterance of `table` (columns video_id, position, text, speaker, label).
 
     Context never crosses conversations; the first utterances of a conversation have fewer predecessors.
     Rows with empty or NaN text are dropped and counted (returned frame has `n_previous_used`); the
@@ -62,15 +109,15 @@ def build_contexts(table: pd.DataFrame, n_previous: int = 2, punctuation: str = 
     if empty.any():
         log.warning("%d utterance(s) with empty or NaN text skipped, e.g. %s", int(empty.sum()),
                     table.loc[empty, "sentence_id"].iloc[0])
-    table, texts = table[~empty].reset_index(drop=True), texts[~empty].reset_index(drop=True)
+    table, texts = table[~empty].reset_index(drop=True), texts[~empty].tolist()
     contexts, used = [], []
     video, speakers = table["video_id"].to_numpy(), table["speaker"].to_numpy()
+    shifts = (table["label"].to_numpy() == SHIFT).tolist()
     for i in range(len(table)):
         first = i
         while first > 0 and i - first < n_previous and video[first - 1] == video[i]:
             first -= 1
-        pieces = [utterance_piece(texts[j], speakers[j], speakers[j - 1] if j > first else None)
-                  for j in range(first, i + 1)]
-        contexts.append(" ".join(pieces))
+        contexts.append(context_string(texts[first: i + 1], speakers[first: i + 1], shifts[first: i + 1],
+                                       trim_overlap))
         used.append(i - first)
     return table.assign(context=contexts, n_previous_used=used, n_empty_text=int(empty.sum()))

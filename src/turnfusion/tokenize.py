@@ -112,7 +112,7 @@ def tokenize_table(table: pd.DataFrame, out_dir: Path, cfg: TextConfig) -> dict:
     `cfg.tokenizer`: "train" fits a byte-level BPE on the training split only; anything else is a
     hub name or local path. Writes `out_dir` and returns a report of counts.
     """
-    table = build_contexts(table, cfg.n_previous, cfg.punctuation)
+    table = build_contexts(table, cfg.n_previous, cfg.punctuation, cfg.trim_overlap)
     out_dir = Path(out_dir)
     if cfg.tokenizer == "train":
         train_texts = [normalize(t, cfg.punctuation) for t in table.loc[table.split == "train", "text"]]

@@ -199,4 +199,5 @@ def preprocessing(segment: SegmentConfig, text: TextConfig) -> dict:
     """How the inputs were prepared, saved in the model's config so that prediction prepares them the same way."""
     return {"sample_rate": segment.sample_rate, "max_seconds": segment.max_seconds, "channels": segment.channels,
             "trim_vad_threshold": trim_threshold(segment),
-            "max_length": text.max_length, "n_previous": text.n_previous, "punctuation": text.punctuation}
+            "max_length": text.max_length, "n_previous": text.n_previous, "punctuation": text.punctuation,
+            "trim_overlap": text.trim_overlap}

@@ -56,7 +56,8 @@ class TurnFusionConfig(PretrainedConfig):
         # how inputs were prepared in training, so prediction prepares them the same way
         self.preprocessing = {"sample_rate": 16000, "max_seconds": 3.0, "channels": "mix",
                               "trim_vad_threshold": None, "max_length": 64,
-                              "n_previous": 2, "punctuation": "strip", **(preprocessing or {})}
+                              "n_previous": 2, "punctuation": "strip", "trim_overlap": False,
+                              **(preprocessing or {})}
         super().__init__(num_labels=num_labels, **kwargs)
 
     @property
