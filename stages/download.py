@@ -1,4 +1,4 @@
-"""Stage `download`: fetch every recording of the manifest with yt-dlp, as wav; failures are recorded."""
+"""Stage `download`: fetch every recording of the manifest with yt-dlp, as FLAC; failures are recorded."""
 
 import argparse
 import logging
@@ -18,7 +18,8 @@ def main() -> None:
     parser.add_argument("--failures", required=True, help="CSV with one row per failed download")
     args = parser.parse_args()
     cfg = config(DownloadConfig)
-    results = download_all(pd.read_csv(args.manifest, dtype=str), args.out, cfg.retries, cfg.timeout_s)
+    manifest = pd.read_csv(args.manifest, dtype=str, keep_default_na=False)
+    results = download_all(manifest, args.out, cfg.retries, cfg.timeout_s, cfg.sample_rate, cfg.mono)
     failed = results[results.status == "failed"]
     write_csv(args.failures, failed)
     counts = results.status.value_counts()

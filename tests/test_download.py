@@ -26,17 +26,38 @@ def http_server(tmp_path):
     server.shutdown()
 
 
-def test_ytdlp_downloads_from_local_http_server_and_extracts_wav(http_server, tmp_path):
+def test_ytdlp_downloads_from_local_http_server_and_extracts_16k_flac(http_server, tmp_path):
     root, base = http_server
+    # already FLAC, at another rate: it must still be converted (yt-dlp's own extractor would skip it)
     sf.write(root / "talk.flac", np.stack([tone(2, 44100), tone(2, 44100, 440)], axis=1), 44100)
     out = tmp_path / "raw"
     result = download_audio("talk", f"{base}/talk.flac", out, retries=0, timeout_s=10)
     assert result.status == "downloaded", result.error
-    info = sf.info(out / "talk.wav")
-    assert info.format == "WAV" and info.samplerate == 44100 and info.channels == 2
-    assert abs(info.frames - 2 * 44100) < 2000
-    # a second run does not fetch again
+    info = sf.info(out / "talk.flac")
+    assert info.format == "FLAC" and info.samplerate == 16000 and info.channels == 2
+    assert abs(info.frames - 2 * 16000) < 800
+    assert sorted(p.name for p in out.iterdir()) == ["talk.flac", "talk.source"]  # nothing left behind
+    # a second run does not fetch again; another rate or mono does
     assert download_audio("talk", f"{base}/talk.flac", out).status == "present"
+    assert download_audio("talk", f"{base}/talk.flac", out, mono=True).status == "downloaded"
+    assert sf.info(out / "talk.flac").channels == 1
+
+
+def test_a_video_container_gives_its_audio_and_a_missing_local_file_is_a_recorded_failure(tmp_path):
+    import subprocess
+
+    import imageio_ffmpeg
+
+    video = tmp_path / "clip.mp4"  # a real video file: test pattern + a 440 Hz tone, 2 s
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=5",
+                    "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "2", "-c:v", "mpeg4",
+                    "-c:a", "aac", str(video)], check=True)
+    out = tmp_path / "raw"
+    assert download_audio("clip", video.as_uri(), out).status == "downloaded"
+    info = sf.info(out / "clip.flac")
+    assert info.samplerate == 16000 and 1.9 < info.duration < 2.2
+    missing = download_audio("gone", str(tmp_path / "videos" / "gone.m4a"), out)
+    assert missing.status == "failed" and missing.error == f"recording file not found: {tmp_path}/videos/gone.m4a"
 
 
 def test_changed_local_source_is_fetched_again(tmp_path):
@@ -46,7 +67,7 @@ def test_changed_local_source_is_fetched_again(tmp_path):
     assert download_audio("a", str(src), out).status == "downloaded"
     sf.write(src, tone(2, 44100), 44100)
     assert download_audio("a", str(src), out).status == "downloaded"
-    assert sf.info(out / "a.wav").frames == 2 * 44100
+    assert sf.info(out / "a.flac").frames == 2 * 16000
 
 
 def test_failures_are_recorded_not_raised(http_server, tmp_path):
@@ -59,7 +80,7 @@ def test_failures_are_recorded_not_raised(http_server, tmp_path):
     status = dict(zip(results.video_id, results.status, strict=True))
     assert status == {"good": "downloaded", "missing": "failed", "broken": "failed"}
     assert "404" in results.set_index("video_id").loc["missing", "error"]
-    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["good.source", "good.wav"]
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["good.flac", "good.source"]
 
 
 def test_a_moved_project_fetches_nothing_again(tmp_path, monkeypatch):
@@ -84,7 +105,7 @@ def test_an_interrupted_download_leaves_nothing_half_done(tmp_path, monkeypatch)
     real = yt_dlp.YoutubeDL.download
 
     def interrupted(self, urls):
-        (tmp_path / "raw" / "a.flac.part").write_bytes(b"half")
+        (tmp_path / "raw" / "a.fetched.flac.part").write_bytes(b"half")
         raise KeyboardInterrupt
 
     (tmp_path / "raw").mkdir()
@@ -93,5 +114,5 @@ def test_an_interrupted_download_leaves_nothing_half_done(tmp_path, monkeypatch)
         download_audio("a", str(src), tmp_path / "raw")
     monkeypatch.setattr(yt_dlp.YoutubeDL, "download", real)
     assert download_audio("a", str(src), tmp_path / "raw").status == "downloaded"
-    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["a.source", "a.wav"]
-    assert (tmp_path / "raw" / "a.wav").read_bytes() == (tmp_path / "clean" / "a.wav").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["a.flac", "a.source"]
+    assert (tmp_path / "raw" / "a.flac").read_bytes() == (tmp_path / "clean" / "a.flac").read_bytes()

@@ -145,7 +145,7 @@ def test_trimming_moves_a_segment_end_back_to_the_last_speech_and_reports_it(tmp
 
 
 def test_conversation_order_is_by_time_never_by_the_label_bearing_sentence_id():
-    from turnfusion.segment import conversation_order
+    from turnfusion.schema import conversation_order
 
     # MM-F2F ids are {video}_{label}_{idx}: two rows starting together must not be ordered by their label
     table = utterance_table([("v", "v_2_0", "b", 2, 1.0, 3.0, 1), ("v", "v_0_0", "a", 0, 1.0, 2.0, 0),

@@ -51,3 +51,110 @@ def test_mmf2f_without_network(tmp_path):
     assert "Traceback" not in stopped.stderr
     last = stopped.stderr.strip().splitlines()[-1]
     assert last.startswith("error: no usable recording: all 2 dropped") and "2 download(s) failed" in last
+
+
+def params_for(tmp_path, annotations, recordings):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"]["source"] = "mmf2f"
+    params["mmf2f"].update(annotations=annotations, recordings=recordings)
+    params["download"].update(retries=0, timeout_s=5)
+    params["split"].update(val_fraction=0.25, test_fraction=0.25)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def talk(video_id, n, shift_every=3):
+    """n rows of a two-party talk, 1.6 s apart, as an annotation table would give them."""
+    rows, speaker = [], 0
+    for i in range(n):
+        label = 1 if i % shift_every == shift_every - 1 else 0
+        rows.append((video_id, f"{video_id}_{label}_{i}", f"this is what number {i} says about it", label,
+                     0.5 + 1.6 * i, 0.5 + 1.6 * i + 1.4, speaker))
+        speaker = 1 - speaker if label == 1 else speaker
+    return rows
+
+
+def run_front(tmp_path):
+    """source -> download -> drop_silent -> segment, as dvc.yaml runs them; returns the segment stage's result."""
+    stages = [("source", "--out", "data/source"),
+              ("download", "--manifest", "data/source/manifest.csv", "--out", "data/raw", "--report",
+               "reports/download.json", "--failures", "reports/download_failures.csv"),
+              ("drop_silent", "--utterances", "data/source/utterances.csv", "--audio", "data/raw",
+               "--download-failures", "reports/download_failures.csv", "--out", "data/clean/utterances.csv",
+               "--report", "reports/drop_silent.json", "--details", "reports/drop_silent.csv"),
+              ("segment", "--utterances", "data/clean/utterances.csv", "--audio", "data/raw", "--out",
+               "data/segments", "--report", "reports/segment.json", "--skipped", "reports/segment_skipped.csv")]
+    for stage in stages:
+        done = run_stage(tmp_path, *stage)
+        assert done.returncode == 0, (stage[0], done.stderr[-2000:])
+    return {name: json.loads((tmp_path / f"reports/{name}.json").read_text())
+            for name in ("download", "drop_silent", "segment")}
+
+
+def test_local_recordings_of_any_container_run_the_real_path_with_every_bad_row_counted(tmp_path):
+    import pandas as pd
+    import soundfile as sf
+    from conftest import utterance_table
+
+    from turnfusion.schema import conversation_order
+    from turnfusion.sources.rehearsal import SAMPLE_RATE, render_video
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    rows = []
+    for video_id, suffix in [("vidA", ".ogg"), ("vidB", ".wav"), ("vidC", ".flac"), ("vidD", ".flac"),
+                             ("vidE", None)]:
+        table = utterance_table(talk(video_id, 8))
+        rows += talk(video_id, 8)
+        if suffix is None:
+            continue  # vidE: annotated, but nobody has its recording
+        audio, _ = render_video(conversation_order(table), seed=3)
+        if video_id == "vidD":
+            audio = audio[: int(8.0 * SAMPLE_RATE)]  # the recording stops before its last rows
+        sf.write(videos / f"{video_id}{suffix}", audio, SAMPLE_RATE)
+    rows.append(("vidA", "vidA_0_99", "far beyond the end", 0, 300.0, 302.0, 0))
+    pd.DataFrame(rows, columns=["video_id", "sentence_id", "text", "label", "start", "end", "speaker"]).to_csv(
+        tmp_path / "pool.csv", index=False)
+    params_for(tmp_path, {"pool": str(tmp_path / "pool.csv")}, str(videos))
+
+    reports = run_front(tmp_path)
+    assert reports["download"] == {"recordings": 5, "downloaded": 4, "already_present": 0, "failed": 1}
+    failures = pd.read_csv(tmp_path / "reports/download_failures.csv")
+    assert failures.video_id.tolist() == ["vidE"] and "recording file not found" in failures.error[0]
+    assert reports["drop_silent"]["kept"] == 4 and reports["drop_silent"]["dropped_missing"] == 1
+    segment = reports["segment"]
+    # vidD's recording ends at 8 s: its rows ending after it (from the fifth on) are beyond it; vidA's at 300 s too
+    assert segment["skipped_beyond_recording"] == 4 + 1
+    assert segment["utterances"] + segment["skipped"] == 4 * 8 + 1
+    assert sorted(split for split in ("train", "val", "test") if segment[split]["conversations"]) == [
+        "test", "train", "val"]
+    skipped = pd.read_csv(tmp_path / "reports/segment_skipped.csv")
+    assert sorted(skipped.sentence_id) == ["vidA_0_99", "vidD_0_4", "vidD_0_6", "vidD_0_7", "vidD_1_5"]
+    assert set(skipped.reason) == {"beyond_recording"}
+
+
+def test_the_rehearsal_speaks_an_annotation_table_and_the_real_path_runs_on_it(tmp_path):
+    import pandas as pd
+
+    rows = [row for v in ("r1", "r2", "r3", "r4") for row in talk(v, 6)]
+    pd.DataFrame(rows, columns=["video_id", "sentence_id", "text", "label", "start", "end", "speaker"]).to_csv(
+        tmp_path / "pool.csv", index=False)
+    params_for(tmp_path, {"pool": str(tmp_path / "pool.csv")}, "rehearsal")
+    reports = run_front(tmp_path)
+    rehearsal = json.loads((tmp_path / "data/source/rehearsal.json").read_text())
+    assert rehearsal["videos"] == 4 and rehearsal["spoken"] == 24 and "no real turn-taking cue" in rehearsal["note"]
+    assert reports["download"]["downloaded"] == 4 and reports["drop_silent"]["kept"] == 4
+    assert reports["segment"]["utterances"] == 24 and reports["segment"]["skipped"] == 0
+
+
+def test_a_sentence_id_in_two_annotation_files_is_a_one_line_error(tmp_path):
+    import pandas as pd
+
+    columns = ["video_id", "sentence_id", "text", "label", "start", "end", "speaker"]
+    pd.DataFrame(talk("x1", 3), columns=columns).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame(talk("x1", 2), columns=columns).to_csv(tmp_path / "val.csv", index=False)
+    params_for(tmp_path, {"train": str(tmp_path / "train.csv"), "val": str(tmp_path / "val.csv")}, "youtube")
+    done = run_stage(tmp_path, "source", "--out", "data/source")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: sentence_id 'x1_0_0' appears in more than one annotation file: ['{tmp_path}/train.csv', "
+        f"'{tmp_path}/val.csv']")

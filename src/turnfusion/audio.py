@@ -10,6 +10,15 @@ import soxr
 
 from turnfusion.schema import DataError
 
+RECORDING_SUFFIXES = (".flac", ".wav")  # what the download stage writes (flac), and plain wav folders
+
+
+def recording_path(audio_dir: Path | str, video_id: str) -> Path:
+    """The recording of `video_id` in `audio_dir`: `<video_id>.flac` or `.wav` (the first present; the flac
+    path when neither is, so that reading it names the missing file)."""
+    candidates = [Path(audio_dir) / f"{video_id}{suffix}" for suffix in RECORDING_SUFFIXES]
+    return next((p for p in candidates if p.exists()), candidates[0])
+
 
 def read_audio(path: Path | str) -> tuple[np.ndarray, int]:
     """Read a recording as float32 of shape (samples, channels); DataError if it is missing or unreadable."""

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     many = sub.add_parser("predict-csv", help="every row of an MM-F2F CSV")
     many.add_argument("--model", required=True)
     many.add_argument("--csv", required=True)
-    many.add_argument("--audio-dir", required=True, help="folder with <video_id>.wav recordings")
+    many.add_argument("--audio-dir", required=True, help="folder with <video_id>.flac or .wav recordings")
     many.add_argument("--out", required=True, help="CSV of probabilities, prediction and skip reasons")
     args = parser.parse_args(argv)
     from transformers.utils import logging as hf_logging

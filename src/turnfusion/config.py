@@ -48,7 +48,7 @@ def _device(section: str, value: str) -> None:
 class DataConfig:
     section: ClassVar[str] = "data"
     source: str  # demo (embedded, offline) or mmf2f (annotation CSVs + YouTube recordings)
-    seed: int  # seed of the demo corpus generator
+    seed: int  # seed of the demo corpus generator and of the rehearsal's voices
 
     def __post_init__(self):
         _one_of(self.section, "source", self.source, ("demo", "mmf2f"))
@@ -101,8 +101,11 @@ class DownloadConfig:
     section: ClassVar[str] = "download"
     retries: int
     timeout_s: float
+    sample_rate: int  # recordings are stored as FLAC at this rate (the segment stage resamples to its own)
+    mono: bool  # false: channels kept (a stereo recording may hold one speaker per channel)
 
     def __post_init__(self):
+        _at_least(self.section, "sample_rate", self.sample_rate, 8000)
         _at_least(self.section, "retries", self.retries, 0)
         _at_least(self.section, "timeout_s", self.timeout_s, 0, strictly=True)
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from turnfusion.audio import read_audio
+from turnfusion.audio import read_audio, recording_path
 from turnfusion.schema import DataError, has_video_id
 from turnfusion.vad import speech_seconds
 
@@ -76,7 +76,7 @@ def _one_thread() -> None:
 
 def check_recordings(video_ids: list[str], audio_dir: Path, cfg: DropSilentConfig, workers: int = 1) -> pd.DataFrame:
     """One row per recording: video_id, keep, reason, detail, seconds, speech_seconds; `workers` processes."""
-    jobs = [(v, Path(audio_dir) / f"{v}.wav", cfg) for v in video_ids]
+    jobs = [(v, recording_path(audio_dir, v), cfg) for v in video_ids]
     if workers > 1 and len(jobs) > 1:
         import multiprocessing
 

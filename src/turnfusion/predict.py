@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from turnfusion.audio import load_mono, read_resampled, resample, select_channel
-from turnfusion.schema import LABEL_NAMES, SHIFT, DataError, has_video_id, read_utterances
-from turnfusion.segment import conversation_order, cut_row, segment_policy
+from turnfusion.audio import load_mono, read_resampled, recording_path, resample, select_channel
+from turnfusion.schema import LABEL_NAMES, SHIFT, DataError, conversation_order, has_video_id, read_utterances
+from turnfusion.segment import cut_row, segment_policy
 from turnfusion.text import context_string, normalize
 from turnfusion.tokenize import encode_contexts, pad_right
 
@@ -168,7 +168,7 @@ class TurnPredictor:
         return {name: float(probs[k]) for k, name in LABEL_NAMES.items()}
 
     def predict_csv(self, csv: str | Path, audio_dir: str | Path, batch_size: int = 32) -> pd.DataFrame:
-        """Predictions for every row of an MM-F2F CSV whose recordings are `audio_dir/<video_id>.wav`.
+        """Predictions for every row of an MM-F2F CSV whose recordings are `audio_dir/<video_id>.flac` or `.wav`.
 
         Every input row is in the output: rows that cannot be used (no video_id, bad speaker, empty text,
         missing recording, bad timestamps, non-finite audio) with empty probabilities and the reason in
@@ -186,7 +186,7 @@ class TurnPredictor:
                  for r in table[~named].itertuples(index=False)]
         for video_id, conv in table[named].groupby("video_id", sort=True):
             try:
-                recording, problem_all = read_resampled(Path(audio_dir) / f"{video_id}.wav", rate), ""
+                recording, problem_all = read_resampled(recording_path(audio_dir, video_id), rate), ""
             except DataError as exc:
                 recording, problem_all = None, f"recording: {exc}"
             history: list[dict] = []

@@ -68,6 +68,12 @@ def has_video_id(table: pd.DataFrame) -> pd.Series:
     return table.video_id.map(is_video_id).astype(bool)
 
 
+def conversation_order(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows in the order they were spoken, conversation by conversation: by start, end and speaker, then as
+    listed. Never by `sentence_id`: MM-F2F's encodes the label, so the order would depend on the answer."""
+    return table.sort_values(["video_id", "start", "end", "speaker"], kind="stable").reset_index(drop=True)
+
+
 def row_problem(row) -> str:
     """Why one utterance row cannot be used whatever its recording ("" if it can): an empty video_id, a
     speaker other than 0 / 1, or text without a single word character."""

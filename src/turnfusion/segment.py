@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from turnfusion.audio import keep_end, read_resampled, select_channel
-from turnfusion.schema import LABEL_NAMES, DataError, has_video_id, row_problem
+from turnfusion.audio import keep_end, read_resampled, recording_path, select_channel
+from turnfusion.schema import LABEL_NAMES, DataError, conversation_order, has_video_id, row_problem
 from turnfusion.splits import SPLITS, add_split_column
 from turnfusion.vad import speech_spans
 
@@ -107,15 +107,9 @@ def trim_report(trimmed: np.ndarray) -> dict:
             "trimmed_max_s": round(float(moved.max()), 3) if len(moved) else 0.0}
 
 
-def conversation_order(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows in the order they were spoken, conversation by conversation: by start, end and speaker, then as
-    listed. Never by `sentence_id`: MM-F2F's encodes the label, so the order would depend on the answer."""
-    return table.sort_values(["video_id", "start", "end", "speaker"], kind="stable").reset_index(drop=True)
-
-
 def build_store(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: SegmentConfig,
                 progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Cut every row of `table` from `audio_dir/<video_id>.wav` into a packed store in `out_dir`.
+    """Cut every row of `table` from its recording in `audio_dir` (`audio.recording_path`) into a packed store.
 
     Returns (index, skipped) where `skipped` has one row per dropped utterance with its reason.
     """
@@ -132,7 +126,7 @@ def build_store(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: Segmen
     offset = 0
     for video_id, conv in tqdm(table.groupby("video_id", sort=True), desc="segment", disable=not progress):
         try:
-            recording = read_resampled(Path(audio_dir) / f"{video_id}.wav", cfg.sample_rate)
+            recording = read_resampled(recording_path(audio_dir, video_id), cfg.sample_rate)
         except DataError as exc:
             skipped += [{"sentence_id": s, "video_id": video_id, "reason": "unreadable_recording", "detail": str(exc)}
                         for s in conv["sentence_id"]]

@@ -60,9 +60,9 @@ def trim_repeated(previous: str, following: str) -> str:
     `following` if `previous` contains it; else without its longest suffix (of at least MIN_REPEAT_WORDS words)
     that `following` starts with. Both normalised."""
     prev, nxt = previous.split(), following.split()
-    if len(prev) >= MIN_REPEAT_WORDS and _find(nxt, prev) >= 0:
+    if len(prev) >= MIN_REPEAT_WORDS and find_words(nxt, prev) >= 0:
         return ""
-    inside = _find(prev, nxt)
+    inside = find_words(prev, nxt)
     if inside >= 0 and len(nxt) >= MIN_REPEAT_WORDS:
         return " ".join(prev[:inside])
     for k in range(min(len(prev), len(nxt)), MIN_REPEAT_WORDS - 1, -1):
@@ -71,7 +71,7 @@ def trim_repeated(previous: str, following: str) -> str:
     return previous
 
 
-def _find(haystack: list[str], needle: list[str]) -> int:
+def find_words(haystack: list[str], needle: list[str]) -> int:
     """Start of the last occurrence of the word list `needle` in `haystack`, or -1."""
     n = len(needle)
     for i in range(len(haystack) - n, -1, -1):

@@ -19,4 +19,4 @@ def write_source(out_dir: Path, data: DataConfig, demo: DemoConfig, mmf2f: Mmf2f
     else:
         from turnfusion.sources.mmf2f import import_mmf2f
 
-        import_mmf2f(mmf2f.annotations, out_dir)
+        import_mmf2f(mmf2f, out_dir, data.seed)

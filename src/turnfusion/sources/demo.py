@@ -111,7 +111,7 @@ class Conversation:
     audio: np.ndarray | None = None  # (samples, channels) at the output rate
 
 
-def _voices(rng: np.random.Generator) -> list[speech.Voice]:
+def pick_voices(rng: np.random.Generator) -> list[speech.Voice]:
     variants = rng.choice(VOICE_VARIANTS, size=2, replace=False)
     return [speech.Voice(f"en-us+{v}", pitch=int(rng.integers(30, 71)), rate=int(rng.integers(150, 191)))
             for v in variants]
@@ -126,7 +126,7 @@ def generate_conversation(video_id: str, n_utterances: int, seed: int, stereo: b
                           sample_rate: int = 44100, snr_db: float = 20.0) -> Conversation:
     """Generate one conversation: its utterance rows (MM-F2F schema) and its recording."""
     rng = np.random.default_rng(seed)
-    voices = _voices(rng)
+    voices = pick_voices(rng)
     tts_sr = speech.sample_rate()
     events = []  # (channel, start_s, samples)
     conv = Conversation(video_id=video_id, stereo=stereo)

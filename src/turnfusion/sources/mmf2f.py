@@ -1,32 +1,76 @@
-"""Data source `mmf2f`: MM-F2F annotation CSVs, with recordings fetched from YouTube."""
+"""Data source `mmf2f`: MM-F2F annotation CSVs (or your own corpus in the same schema), with each video's
+recording fetched by the download stage from where `mmf2f.recordings` says (see `recording_urls`)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from turnfusion.download import youtube_url
-from turnfusion.schema import UTTERANCE_COLUMNS, DataError, read_utterances
-from turnfusion.splits import SPLITS
+from turnfusion.schema import UTTERANCE_COLUMNS, DataError, conversation_order, has_video_id, read_utterances
+
+if TYPE_CHECKING:
+    from turnfusion.config import Mmf2fConfig
 
 
-def import_mmf2f(annotation_files: dict[str, str], out_dir: Path) -> pd.DataFrame:
-    """Import MM-F2F annotation CSVs, given as {split name: path}; each file's rows keep its split."""
-    if not annotation_files:
-        raise DataError("mmf2f source: no annotation files given (params: mmf2f.annotations)")
+def read_annotations(annotation_files: dict[str, str]) -> pd.DataFrame:
+    """The annotation files, given as {train / val / test / pool: path}, as one table with a `split` column."""
     tables = []
     for split, path in annotation_files.items():
-        if split not in SPLITS:
-            raise DataError(f"mmf2f source: unknown split {split!r} for {path}; expected one of {SPLITS}")
         table = read_utterances(path)
-        table["split"] = split
-        tables.append(table[UTTERANCE_COLUMNS + ["split"]])
+        tables.append(table[UTTERANCE_COLUMNS].assign(split=split, file=str(path)))
     table = pd.concat(tables, ignore_index=True)
+    dup = table.sentence_id.duplicated(keep=False)
+    if dup.any():
+        first = table[dup].iloc[0]
+        files = sorted(set(table.loc[table.sentence_id == first.sentence_id, "file"]))
+        raise DataError(f"sentence_id {first.sentence_id!r} appears in more than one annotation file: {files}")
+    return table.drop(columns="file")
+
+
+def recording_urls(video_ids: list[str], recordings: str) -> list[str]:
+    """Where each video's recording is, as the download stage fetches it (yt-dlp + ffmpeg): `youtube`; a template
+    with {video_id} (a URL or a path); or a directory, where `<video_id>.*` is looked up (a video without a
+    file gets the pattern, which the download stage records as not found)."""
+    if recordings == "youtube":
+        return [youtube_url(v) for v in video_ids]
+    if "{video_id}" in recordings:
+        return [recordings.replace("{video_id}", v) for v in video_ids]
+    directory = Path(recordings)
+    if not directory.is_dir():
+        raise DataError(f"params.yaml: mmf2f.recordings: {recordings!r} is neither youtube, rehearsal, a template "
+                        "with {video_id} nor an existing directory")
+    urls = []
+    for video_id in video_ids:
+        found = sorted(p for p in directory.iterdir() if p.stem == video_id and not p.name.startswith("."))
+        urls.append(str(found[0]) if found else str(directory / f"{video_id}.*"))
+    return urls
+
+
+def import_mmf2f(cfg: Mmf2fConfig, out_dir: Path, seed: int) -> pd.DataFrame:
+    """Write `utterances.csv` (the annotation rows with their split; `pool` rows are split later, by video) and
+    `manifest.csv` (video_id, url); with `recordings: rehearsal` also the spoken recordings under `remote/` and
+    `rehearsal.json`. Returns the utterance table."""
+    table = read_annotations(cfg.annotations)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_dir / "utterances.csv", index=False)
-    videos = sorted(table["video_id"].unique())
-    pd.DataFrame({"video_id": videos, "url": [youtube_url(v) for v in videos]}).to_csv(out_dir / "manifest.csv",
-                                                                                      index=False)
+    videos = sorted(table.loc[has_video_id(table), "video_id"].unique())
+    if cfg.recordings == "rehearsal":
+        from turnfusion.sources.rehearsal import render_rehearsal
+
+        named = table[has_video_id(table)]
+        rendered = render_rehearsal(conversation_order(named), out_dir, seed)
+        manifest = rendered[["video_id", "url"]]
+        totals = rendered.drop(columns=["video_id", "url"]).sum()
+        (out_dir / "rehearsal.json").write_text(json.dumps(
+            {"videos": len(rendered), "hours": round(float(totals.pop("seconds")) / 3600, 2),
+             **{k: int(v) for k, v in totals.items()},
+             "note": "eSpeak NG speech of the annotation table: no real turn-taking cue in the audio"}, indent=2))
+    else:
+        manifest = pd.DataFrame({"video_id": videos, "url": recording_urls(videos, cfg.recordings)})
+    manifest.to_csv(out_dir / "manifest.csv", index=False)
     return table
