@@ -1,15 +1,24 @@
 """Stage `embed`: run the frozen encoders once and cache their hidden states for every context token and
 every audio segment (float16), with the encoders themselves, so training with frozen encoders never runs
-them again. `EmbeddingCache` reads what it writes."""
+them again. `EmbeddingCache` reads what it writes, memory-mapped.
+
+What is stored, and why: every token's and every frame's hidden state, not a pooled vector, because the
+pooling (attention, last_k, mean ...) is part of the trained model and learns from all of them. At distil
+size (768-dim) that is 1.5 KB per token and 77 KB per second of audio (50 frames/s): ~85k MM-F2F-train
+utterances of 3 s and ~60 tokens make ~20 GB of frames and ~8 GB of tokens (docs/scaling.md). Both caches
+are written batch by batch to disk, so memory stays flat with corpus size.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
+from npy_append_array import NpyAppendArray
 from tqdm import tqdm
 from transformers import GPT2Model, HubertModel
 
@@ -26,36 +35,41 @@ TEXT_CACHE, AUDIO_CACHE, AUDIO_INDEX, ENCODERS_DIR = "text.npy", "audio.npy", "a
 
 
 @torch.no_grad()
-def text_cache(encoder: GPT2Model, tokens: PackedTokens, batch_size: int = 64, progress: bool = True) -> np.ndarray:
-    """Hidden state of every token of every context, aligned with `tokens.ids` (float16)."""
+def write_text_cache(encoder: GPT2Model, tokens: PackedTokens, path: Path, batch_size: int = 64,
+                     progress: bool = True) -> int:
+    """Write the hidden state of every token of every context to `path` (float16, aligned with `tokens.ids`),
+    a batch at a time. Returns the number of tokens."""
     encoder.eval()
-    out = np.zeros((len(tokens.ids), encoder.config.n_embd), dtype=np.float16)
+    offsets, lengths = tokens.index.tok_offset.to_numpy(), tokens.index.tok_length.to_numpy()
+    if len(offsets) and (offsets[0] != 0 or (offsets[1:] != (offsets + lengths)[:-1]).any()):
+        raise DataError(f"{tokens.directory}: token spans are not back to back in row order (rerun tokenize)")
     n = len(tokens.index)
-    for start in tqdm(range(0, n, batch_size), desc="text cache", disable=not progress):
-        rows = list(range(start, min(n, start + batch_size)))
-        ids, mask = pad_right([tokens.row(i) for i in rows], 0)
-        hidden = encoder(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).last_hidden_state
-        for k, i in enumerate(rows):
-            offset, length = int(tokens.index.tok_offset.iat[i]), int(tokens.index.tok_length.iat[i])
-            out[offset: offset + length] = hidden[k, :length].numpy()
-    return out
+    with NpyAppendArray(str(path), delete_if_exists=True) as out:
+        for start in tqdm(range(0, n, batch_size), desc="text cache", disable=not progress):
+            rows = list(range(start, min(n, start + batch_size)))
+            ids, mask = pad_right([tokens.row(i) for i in rows], 0)
+            hidden = encoder(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).last_hidden_state
+            out.append(np.concatenate([hidden[k, : lengths[i]].float().numpy() for k, i in enumerate(rows)])
+                       .astype(np.float16))
+    return int(lengths.sum())
 
 
 @torch.no_grad()
-def audio_cache(encoder: HubertModel, store: SegmentStore, progress: bool = True) -> tuple[np.ndarray, pd.DataFrame]:
-    """Hidden frames of every segment (float16, back to back), each segment encoded alone, and an index of
-    frame offsets."""
+def write_audio_cache(encoder: HubertModel, store: SegmentStore, path: Path,
+                      progress: bool = True) -> pd.DataFrame:
+    """Write the hidden frames of every segment to `path` (float16, back to back), each segment encoded alone;
+    returns the index of frame offsets."""
     encoder.eval()
-    pieces, offsets, counts = [], [], []
+    offsets, counts = [], []
     offset = 0
-    for i in tqdm(range(len(store.index)), desc="audio cache", disable=not progress):
-        frames = encode_segment(encoder, store.waveform(i)).float().cpu().numpy().astype(np.float16)
-        pieces.append(frames)
-        offsets.append(offset)
-        counts.append(len(frames))
-        offset += len(frames)
-    index = pd.DataFrame({"sentence_id": store.index.sentence_id, "frame_offset": offsets, "n_frames": counts})
-    return np.concatenate(pieces), index
+    with NpyAppendArray(str(path), delete_if_exists=True) as out:
+        for i in tqdm(range(len(store.index)), desc="audio cache", disable=not progress):
+            frames = encode_segment(encoder, store.waveform(i)).float().cpu().numpy().astype(np.float16)
+            out.append(frames)
+            offsets.append(offset)
+            counts.append(len(frames))
+            offset += len(frames)
+    return pd.DataFrame({"sentence_id": store.index.sentence_id, "frame_offset": offsets, "n_frames": counts})
 
 
 def embed(tokens: PackedTokens, store: SegmentStore, out_dir: Path, cfg: ModelConfig, max_length: int,
@@ -65,16 +79,18 @@ def embed(tokens: PackedTokens, store: SegmentStore, out_dir: Path, cfg: ModelCo
     text_encoder = build_text_encoder(cfg.text_encoder, tokens.tokenizer(), cfg.text_config, teacher_dir,
                                       max_length + 1)
     audio_encoder = build_audio_encoder(cfg.audio_encoder, cfg.audio_config, audio_encoder_dir)
-    text = text_cache(text_encoder, tokens)
-    audio, audio_index = audio_cache(audio_encoder, store)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    np.save(out_dir / TEXT_CACHE, text)
-    np.save(out_dir / AUDIO_CACHE, audio)
+    # written under temporary names, then renamed: an interrupted run never leaves a torn cache
+    n_tokens = write_text_cache(text_encoder, tokens, out_dir / f".{TEXT_CACHE}.partial")
+    audio_index = write_audio_cache(audio_encoder, store, out_dir / f".{AUDIO_CACHE}.partial")
+    for name in (TEXT_CACHE, AUDIO_CACHE):
+        os.replace(out_dir / f".{name}.partial", out_dir / name)
     audio_index.to_parquet(out_dir / AUDIO_INDEX, index=False)
     text_encoder.save_pretrained(str(out_dir / ENCODERS_DIR / "text"))
     audio_encoder.save_pretrained(str(out_dir / ENCODERS_DIR / "audio"))
-    return {"text_tokens": len(text), "text_dim": text.shape[1], "audio_frames": len(audio),
+    text, audio = (np.load(out_dir / name, mmap_mode="r") for name in (TEXT_CACHE, AUDIO_CACHE))
+    return {"text_tokens": n_tokens, "text_dim": text.shape[1], "audio_frames": len(audio),
             "audio_dim": audio.shape[1], "cache_mb": round((text.nbytes + audio.nbytes) / 2**20, 1)}
 
 

@@ -10,6 +10,7 @@ learns what that means.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,13 +34,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def pretrain_prosody(encoder, waves: list[np.ndarray], sample_rate: int, cfg: PretrainAudioConfig,
+def pretrain_prosody(encoder, waves: Sequence[np.ndarray], sample_rate: int, cfg: PretrainAudioConfig,
                      progress: bool = True) -> list[dict]:
-    """Train `encoder` (a HubertModel) in place on the last `cfg.crop_s` seconds of each waveform."""
+    """Train `encoder` (a HubertModel) in place on the last `cfg.crop_s` seconds of each waveform. `waves` is
+    read when a batch needs it (a memory-mapped store's segments: never all in memory)."""
     generator = seed_everything(cfg.seed)
     dev = pick_device(cfg.device)
-    waves = [keep_end(w, int(cfg.crop_s * sample_rate)) for w in waves]
-    targets = [torch.from_numpy(frame_targets(w, sample_rate)) for w in waves]
+    crop = int(cfg.crop_s * sample_rate)
+    targets = [torch.from_numpy(frame_targets(keep_end(w, crop), sample_rate))
+               for w in tqdm(waves, desc="prosody targets", disable=not progress)]
     head = nn.Linear(encoder.config.hidden_size, 3)
     encoder.to(dev).train()
     head.to(dev)
@@ -49,7 +52,7 @@ def pretrain_prosody(encoder, waves: list[np.ndarray], sample_rate: int, cfg: Pr
         total, count = 0.0, 0
         batches = list(index_batches(len(waves), cfg.batch_size, generator))
         for rows in tqdm(batches, desc=f"prosody pretraining {epoch + 1}/{cfg.epochs}", disable=not progress):
-            hidden, mask = encode_padded(encoder, [waves[i] for i in rows])
+            hidden, mask = encode_padded(encoder, [keep_end(waves[i], crop) for i in rows])
             pred = head(hidden)
             target = torch.zeros_like(pred)
             valid = torch.zeros(mask.shape, dtype=torch.bool, device=dev)
@@ -76,5 +79,5 @@ def pretrain_audio_encoder(store: SegmentStore, audio_config: dict,
     seed_everything(cfg.seed)  # the encoder's initial weights
     encoder = build_audio_encoder("config", audio_config)
     rows = store.index.index[store.index.split == "train"]
-    history = pretrain_prosody(encoder, [store.waveform(i) for i in rows], store.sample_rate, cfg)
+    history = pretrain_prosody(encoder, store.waveforms(rows), store.sample_rate, cfg)
     return encoder, {"segments": len(rows), "final_loss": round(history[-1]["loss"], 4)}, history

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,6 +50,22 @@ class SegmentStore:
         """Float32 waveform of the segment at index position `row`."""
         offset, n = int(self.index["offset"].iat[row]), int(self.index["n_samples"].iat[row])
         return np.asarray(self.audio[offset: offset + n], dtype=np.float32) / 32768.0
+
+    def waveforms(self, rows) -> StoreWaveforms:
+        """The segments at `rows`, read from disk when indexed (never all in memory)."""
+        return StoreWaveforms(self, np.asarray(rows))
+
+
+@dataclass
+class StoreWaveforms(Sequence):
+    store: SegmentStore
+    rows: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        return self.store.waveform(int(self.rows[k]))
 
 
 def timestamp_problem(start: float, end: float, duration: float) -> str | None:
@@ -113,17 +130,22 @@ def build_store(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: Segmen
 
     Returns (index, skipped) where `skipped` has one row per dropped utterance with its reason.
     """
+    from npy_append_array import NpyAppendArray
     from tqdm import tqdm
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = conversation_order(table)
-    pieces, rows, skipped = [], [], []
+    rows, skipped = [], []
     no_video = ~has_video_id(table)
     skipped += [{"sentence_id": s, "video_id": "", "reason": "empty_video_id", "detail": ""}
                 for s in table.sentence_id[no_video]]
     table = table[~no_video]
     offset = 0
+    # one recording in memory at a time; the cut audio goes straight to disk, so memory stays flat with corpus size.
+    # Each file is written under a temporary name, then renamed: an interrupted run never leaves a torn store.
+    partial_audio = out_dir / f".{AUDIO_FILE}.partial"
+    pcm_store = NpyAppendArray(str(partial_audio), delete_if_exists=True)
     for video_id, conv in tqdm(table.groupby("video_id", sort=True), desc="segment", disable=not progress):
         try:
             recording = read_resampled(recording_path(audio_dir, video_id), cfg.sample_rate)
@@ -141,17 +163,16 @@ def build_store(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: Segmen
                 continue
             wave, trimmed = segment_policy(wave, cfg.sample_rate, cfg.max_seconds, trim_threshold(cfg))
             pcm = np.clip(np.round(wave * 32767), -32768, 32767).astype(np.int16)
-            pieces.append(pcm)
+            pcm_store.append(pcm)
             rows.append({**row._asdict(), "position": position, "offset": offset, "n_samples": len(pcm),
                          "sample_rate": cfg.sample_rate, **({"trimmed_s": trimmed} if cfg.trim_to_speech else {})})
             offset += len(pcm)
             position += 1
+    pcm_store.close()
     if not rows:
+        partial_audio.unlink(missing_ok=True)
         raise DataError("no utterance could be cut: every row was skipped (see the segment report)")
     index = pd.DataFrame(rows)
-    # each file written under a temporary name, then renamed: an interrupted run never leaves a torn store
-    with open(out_dir / f".{AUDIO_FILE}.partial", "wb") as f:
-        np.save(f, np.concatenate(pieces))
     index.to_parquet(out_dir / f".{INDEX_FILE}.partial", index=False)
     for name in (AUDIO_FILE, INDEX_FILE):
         os.replace(out_dir / f".{name}.partial", out_dir / name)

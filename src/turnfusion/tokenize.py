@@ -82,7 +82,7 @@ class PackedTokens:
             if not (directory / name).exists():
                 raise DataError(f"{directory / name}: token store file missing (run the tokenize stage)")
         self.directory = directory
-        self.ids = np.load(directory / IDS_FILE)
+        self.ids = np.load(directory / IDS_FILE, mmap_mode="r")
         self.index = pd.read_parquet(directory / INDEX_FILE)
 
     def tokenizer(self):

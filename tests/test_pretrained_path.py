@@ -1,0 +1,71 @@
+"""The pretrained-encoder path that a user takes with `distilgpt2` / `ntu-spml/distilhubert`, run offline: both are
+saved at distil size from config (random weights) into local Hugging Face directories, and the embed and
+train@fusion stages and `turnfusion predict-csv` run with `text.tokenizer`, `model.text_encoder` and
+`model.audio_encoder` set to those paths. With the hub names, only the weights differ."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pipeline
+import yaml
+from conftest import REPO, params_config, utterance_table
+from transformers import GPT2Config, GPT2LMHeadModel, HubertConfig, HubertModel
+
+from turnfusion.config import SegmentConfig, TextConfig
+from turnfusion.segment import SegmentStore, build_store
+from turnfusion.tokenize import tokenize_table, train_tokenizer
+
+
+def run(cwd, *args):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=600,
+                          env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_distil_size_encoders_from_local_directories_embed_train_and_predict(tmp_path):
+    pipeline.recordings(tmp_path / "raw")
+    words = ["so i went to the market and", "did you", "yeah", "it was nice you know", "what about you", "right"]
+    rows = [("s1", f"s1_{i}", words[i % 6], i % 3, 0.5 * i, 0.5 * i + 0.45, i % 2) for i in range(12)]
+    rows += [("m1", f"m1_{i}", words[(i + 2) % 6], i % 3, 0.7 * i, 0.7 * i + 0.6, (i // 2) % 2) for i in range(7)]
+    table = utterance_table(rows).assign(split=["train"] * 12 + ["val"] * 7)
+    table.drop(columns="split").to_csv(tmp_path / "val.csv", index=False)
+
+    # what `save_pretrained` of distilgpt2 and distilhubert would leave on disk, at their sizes
+    gpt2_dir, hubert_dir = tmp_path / "distilgpt2", tmp_path / "distilhubert"
+    tokenizer = train_tokenizer(words * 5, 300, gpt2_dir)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_layer=6, n_embd=768, n_head=12)).save_pretrained(gpt2_dir)
+    HubertModel(HubertConfig(hidden_size=768, num_hidden_layers=2, num_attention_heads=12, intermediate_size=3072,
+                             conv_dim=[512] * 7)).save_pretrained(hubert_dir)
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["text"]["tokenizer"] = str(gpt2_dir)
+    params["model"].update(text_encoder=str(gpt2_dir), audio_encoder=str(hubert_dir))
+    params["train"].update(epochs=2, batch_size=4, device="cpu")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    segment = SegmentConfig(16000, 1.5, "mix", False, 0.5)
+    build_store(table, tmp_path / "raw", tmp_path / "segments", segment, progress=False)
+    text = params_config(TextConfig, tokenizer=str(gpt2_dir), max_length=24)
+    tokenize_table(SegmentStore.open(tmp_path / "segments").index, tmp_path / "tokens", text)
+    pd.DataFrame({"sentence_id": table.sentence_id, "trp": 0.5}).to_parquet(tmp_path / "trp.parquet")
+
+    run(tmp_path, "stages.embed", "--tokens", "tokens", "--segments", "segments", "--teacher", "unused",
+        "--audio-encoder", "unused", "--out", "embeddings", "--report", "embed.json")
+    report = json.loads((tmp_path / "embed.json").read_text())
+    assert (report["text_dim"], report["audio_dim"]) == (768, 768)
+    run(tmp_path, "stages.train", "--mode", "fusion", "--segments", "segments", "--tokens", "tokens", "--trp",
+        "trp.parquet", "--embeddings", "embeddings", "--out", "models/fusion", "--checkpoints", "ck", "--live", "live")
+    config = json.loads((tmp_path / "models/fusion/config.json").read_text())
+    assert config["text_config"]["n_layer"] == 6 and config["text_config"]["n_embd"] == 768
+    assert config["audio_config"]["num_hidden_layers"] == 2 and config["audio_config"]["conv_dim"] == [512] * 7
+
+    run(tmp_path, "turnfusion.cli", "predict-csv", "--model", "models/fusion", "--csv", "val.csv", "--audio-dir",
+        "raw", "--out", "predictions.csv")
+    predictions = pd.read_csv(tmp_path / "predictions.csv", keep_default_na=False)
+    assert len(predictions) == len(table) and (predictions.skipped == "").all()
+    probs = predictions[["p_keep", "p_shift", "p_backchannel"]].to_numpy(dtype=float)
+    assert abs(probs.sum(axis=1) - 1).max() < 1e-5
