@@ -120,4 +120,19 @@ def run(main) -> None:
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
-    logging.getLogger("stage").info("done in %.1f s", time.perf_counter() - started)
+    seconds, peak = time.perf_counter() - started, peak_rss_mb()
+    logging.getLogger("stage").info("done in %.1f s, peak RSS %.0f MB", seconds, peak)
+    if os.environ.get("TURNFUSION_RESOURCES_LOG"):  # one JSON line per stage run, for bench/scaling.py
+        with open(os.environ["TURNFUSION_RESOURCES_LOG"], "a") as f:
+            f.write(json.dumps({"stage": os.environ.get("DVC_STAGE", " ".join(sys.argv[1:3])),
+                                "seconds": round(seconds, 1), "peak_rss_mb": round(peak)}) + "\n")
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process and of its finished child processes (worker pools), in MB; the
+    largest of the two, since they do not all run at once."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024  # Linux reports KiB
