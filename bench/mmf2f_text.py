@@ -14,8 +14,7 @@ from pathlib import Path
 import yaml
 
 from turnfusion.config import TeacherConfig, TextConfig, from_params
-from turnfusion.schema import read_utterances
-from turnfusion.segment import conversation_order
+from turnfusion.schema import conversation_order, read_utterances
 from turnfusion.splits import add_split_column
 from turnfusion.teacher import fit_and_score
 from turnfusion.tokenize import tokenize_table

@@ -5,7 +5,7 @@ import argparse
 import logging
 
 from stages.common import config, run, write_json
-from turnfusion.config import ModelConfig, TextConfig
+from turnfusion.config import EmbedConfig, ModelConfig, TextConfig
 from turnfusion.embed import embed
 from turnfusion.segment import SegmentStore
 from turnfusion.tokenize import PackedTokens
@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--report", required=True)
     args = parser.parse_args()
     report = embed(PackedTokens(args.tokens), SegmentStore.open(args.segments), args.out, config(ModelConfig),
-                   config(TextConfig).max_length, args.teacher, args.audio_encoder)
+                   config(TextConfig).max_length, args.teacher, args.audio_encoder, config(EmbedConfig))
     write_json(args.report, report)
     logging.getLogger("embed").info("%s", report)
 

@@ -7,6 +7,7 @@ from turnfusion.config import (
     DemoConfig,
     DownloadConfig,
     DropSilentConfig,
+    EmbedConfig,
     Mmf2fConfig,
     ModelConfig,
     ParamsError,
@@ -21,7 +22,7 @@ from turnfusion.config import (
 )
 
 ALL = [DataConfig, DemoConfig, Mmf2fConfig, DownloadConfig, DropSilentConfig, SegmentConfig, SplitConfig, TextConfig,
-       TeacherConfig, PretrainAudioConfig, ModelConfig, TrainConfig]
+       TeacherConfig, PretrainAudioConfig, ModelConfig, EmbedConfig, TrainConfig]
 
 
 def shipped() -> dict:

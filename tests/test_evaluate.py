@@ -7,6 +7,7 @@ from turnfusion.evaluate import (
     per_class_f1_frame,
     predictions_frame,
     save_figures,
+    tfidf_baseline,
     trp_baseline,
 )
 from turnfusion.metrics import classification_report
@@ -39,3 +40,21 @@ def test_figures_are_valid_non_empty_pngs(tmp_path):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     f1 = per_class_f1_frame(reports)
     assert len(f1) == 6 and f1.f1.between(0, 1).all()
+
+
+def test_tfidf_baseline_learns_words_on_train_and_picks_c_on_val():
+    words = {0: "and then we went", 1: "what do you think", 2: "you know what i mean"}
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        labels = rng.integers(0, 3, n)
+        return pd.DataFrame({"text": [f"{words[k]} {rng.choice(['today', 'there', 'again'])}" for k in labels],
+                             "label": labels})
+
+    train, val, test = split(60), split(20), split(30)
+    probs, c = tfidf_baseline(train, val, test)
+    assert probs.shape == (30, 3) and np.allclose(probs.sum(1), 1) and c in (0.1, 1.0, 10.0)
+    assert (probs.argmax(1) == test.label.to_numpy()).all()
+    # a class missing from train gets probability 0, in its own column
+    probs, _ = tfidf_baseline(train[train.label != 2], val, test)
+    assert probs[:, 2].max() == 0 and np.allclose(probs.sum(1), 1)

@@ -253,6 +253,17 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class EmbedConfig:
+    section: ClassVar[str] = "embed"
+    device: str  # auto: CUDA when present, else CPU
+    batch_size: int  # contexts per text-encoder batch (audio segments are encoded one at a time)
+
+    def __post_init__(self):
+        _device(self.section, self.device)
+        _at_least(self.section, "batch_size", self.batch_size, 1)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     section: ClassVar[str] = "train"
     epochs: int
@@ -291,7 +302,7 @@ class TrainConfig:
 
 
 ALL_CONFIGS = (DataConfig, DemoConfig, Mmf2fConfig, DownloadConfig, DropSilentConfig, SegmentConfig, SplitConfig,
-               TextConfig, TeacherConfig, PretrainAudioConfig, ModelConfig, TrainConfig)
+               TextConfig, TeacherConfig, PretrainAudioConfig, ModelConfig, EmbedConfig, TrainConfig)
 
 
 def _is(value, kind) -> bool:

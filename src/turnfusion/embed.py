@@ -23,13 +23,14 @@ from tqdm import tqdm
 from transformers import GPT2Model, HubertModel
 
 from turnfusion.encoders import build_audio_encoder, build_text_encoder
+from turnfusion.loop import pick_device
 from turnfusion.models.encoding import encode_segment
 from turnfusion.schema import DataError
 from turnfusion.segment import SegmentStore
 from turnfusion.tokenize import PackedTokens, pad_right
 
 if TYPE_CHECKING:
-    from turnfusion.config import ModelConfig
+    from turnfusion.config import EmbedConfig, ModelConfig
 
 TEXT_CACHE, AUDIO_CACHE, AUDIO_INDEX, ENCODERS_DIR = "text.npy", "audio.npy", "audio_frames.parquet", "encoders"
 
@@ -40,6 +41,7 @@ def write_text_cache(encoder: GPT2Model, tokens: PackedTokens, path: Path, batch
     """Write the hidden state of every token of every context to `path` (float16, aligned with `tokens.ids`),
     a batch at a time. Returns the number of tokens."""
     encoder.eval()
+    device = next(encoder.parameters()).device
     offsets, lengths = tokens.index.tok_offset.to_numpy(), tokens.index.tok_length.to_numpy()
     if len(offsets) and (offsets[0] != 0 or (offsets[1:] != (offsets + lengths)[:-1]).any()):
         raise DataError(f"{tokens.directory}: token spans are not back to back in row order (rerun tokenize)")
@@ -47,9 +49,9 @@ def write_text_cache(encoder: GPT2Model, tokens: PackedTokens, path: Path, batch
     with NpyAppendArray(str(path), delete_if_exists=True) as out:
         for start in tqdm(range(0, n, batch_size), desc="text cache", disable=not progress):
             rows = list(range(start, min(n, start + batch_size)))
-            ids, mask = pad_right([tokens.row(i) for i in rows], 0)
-            hidden = encoder(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).last_hidden_state
-            out.append(np.concatenate([hidden[k, : lengths[i]].float().numpy() for k, i in enumerate(rows)])
+            ids, mask = (torch.from_numpy(a).to(device) for a in pad_right([tokens.row(i) for i in rows], 0))
+            hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state.float().cpu()
+            out.append(np.concatenate([hidden[k, : lengths[i]].numpy() for k, i in enumerate(rows)])
                        .astype(np.float16))
     return int(lengths.sum())
 
@@ -73,8 +75,9 @@ def write_audio_cache(encoder: HubertModel, store: SegmentStore, path: Path,
 
 
 def embed(tokens: PackedTokens, store: SegmentStore, out_dir: Path, cfg: ModelConfig, max_length: int,
-          teacher_dir: Path, audio_encoder_dir: Path) -> dict:
-    """The embed stage: build the encoders as `cfg` says, cache their hidden states in `out_dir`; returns a report."""
+          teacher_dir: Path, audio_encoder_dir: Path, run: EmbedConfig | None = None) -> dict:
+    """The embed stage: build the encoders as `cfg` says, run them where `run` says (CPU when None), cache their
+    hidden states in `out_dir`; returns a report."""
     torch.manual_seed(cfg.seed)  # encoders built from config get the same initial weights every run
     text_encoder = build_text_encoder(cfg.text_encoder, tokens.tokenizer(), cfg.text_config, teacher_dir,
                                       max_length + 1)
@@ -82,8 +85,11 @@ def embed(tokens: PackedTokens, store: SegmentStore, out_dir: Path, cfg: ModelCo
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # written under temporary names, then renamed: an interrupted run never leaves a torn cache
-    n_tokens = write_text_cache(text_encoder, tokens, out_dir / f".{TEXT_CACHE}.partial")
-    audio_index = write_audio_cache(audio_encoder, store, out_dir / f".{AUDIO_CACHE}.partial")
+    device = pick_device(run.device if run else "cpu")
+    n_tokens = write_text_cache(text_encoder.to(device), tokens, out_dir / f".{TEXT_CACHE}.partial",
+                                run.batch_size if run else 64)
+    audio_index = write_audio_cache(audio_encoder.to(device), store, out_dir / f".{AUDIO_CACHE}.partial")
+    text_encoder, audio_encoder = text_encoder.cpu(), audio_encoder.cpu()
     for name in (TEXT_CACHE, AUDIO_CACHE):
         os.replace(out_dir / f".{name}.partial", out_dir / name)
     audio_index.to_parquet(out_dir / AUDIO_INDEX, index=False)

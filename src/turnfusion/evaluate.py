@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from turnfusion.config import ModelConfig, TrainConfig
 
 PROB_COLUMNS = [f"p_{name}" for name in LABEL_NAMES.values()]
+BASELINES = ("majority", "trp_threshold", "tfidf_logreg")
 
 
 def predictions_frame(table: pd.DataFrame, probabilities: np.ndarray, model: str) -> pd.DataFrame:
@@ -47,6 +48,28 @@ def fit_trp_threshold(trp: np.ndarray, labels: np.ndarray) -> float:
     scores = [f1_score(labels, np.where(trp > c, SHIFT, KEEP), labels=list(LABEL_NAMES), average="macro",
                        zero_division=0) for c in candidates]
     return float(candidates[int(np.argmax(scores))])
+
+
+def tfidf_baseline(train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame,
+                   c_grid: tuple[float, ...] = (0.1, 1.0, 10.0)) -> tuple[np.ndarray, float]:
+    """(test probabilities, the C chosen) of the classic text baseline: TF-IDF of each utterance's words
+    (1-2 grams) and a class-balanced logistic regression fitted on train, its C chosen by macro F1 on val."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+    from sklearn.pipeline import make_pipeline
+
+    def fitted(c: float):
+        model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+                              LogisticRegression(C=c, class_weight="balanced", max_iter=2000))
+        return model.fit(train.text, train.label)
+
+    scores = {c: f1_score(val.label, fitted(c).predict(val.text), average="macro") for c in c_grid}
+    best = max(scores, key=scores.get)
+    model = fitted(best)
+    probs = np.zeros((len(test), len(LABEL_NAMES)))
+    probs[:, model.classes_] = model.predict_proba(test.text)
+    return probs, best
 
 
 def trp_baseline(trp: np.ndarray, threshold: float) -> np.ndarray:
@@ -101,6 +124,7 @@ def evaluate(models: dict[str, Path], segments: Path, tokens: Path, trp: Path, e
     probabilities = {"majority": majority_baseline(train.label.to_numpy(), len(test))}
     threshold = fit_trp_threshold(val.trp.to_numpy(), val.label.to_numpy())
     probabilities["trp_threshold"] = trp_baseline(test.trp.to_numpy(), threshold)
+    probabilities["tfidf_logreg"], tfidf_c = tfidf_baseline(train, val, test)
     device = pick_device(train_cfg.device)
     for name, directory in models.items():
         model = load_model(directory).to(device)
@@ -112,7 +136,8 @@ def evaluate(models: dict[str, Path], segments: Path, tokens: Path, trp: Path, e
     labels = test.label.to_numpy()
     reports = {name: classification_report(labels, p.argmax(1), p) for name, p in probabilities.items()}
     reports["trp_threshold"]["threshold"] = threshold
-    best = max((k for k in probabilities if k not in ("majority", "trp_threshold")), default="majority",
+    reports["tfidf_logreg"]["C"] = tfidf_c
+    best = max((k for k in probabilities if k not in BASELINES), default="majority",
                key=lambda k: reports[k]["macro_f1"])
     chosen = predictions[predictions.model == best]
     pairs = [{"actual": int(a), "predicted": int(b)} for a, b in zip(chosen.label, chosen.prediction, strict=True)]
