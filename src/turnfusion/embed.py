@@ -1,6 +1,6 @@
 """Stage `embed`: run the frozen encoders once and cache their hidden states for every context token and
 every audio segment (float16), with the encoders themselves, so training with frozen encoders never runs
-them again. `EmbeddingCache` reads what it writes, memory-mapped.
+them again. `EmbeddingCache` reads what it writes, a row range at a time (`arrays.NpyRows`).
 
 What is stored, and why: every token's and every frame's hidden state, not a pooled vector, because the
 pooling (attention, last_k, mean ...) is part of the trained model and learns from all of them. At distil
@@ -22,6 +22,7 @@ from npy_append_array import NpyAppendArray
 from tqdm import tqdm
 from transformers import GPT2Model, HubertModel
 
+from turnfusion.arrays import NpyRows
 from turnfusion.encoders import build_audio_encoder, build_text_encoder
 from turnfusion.loop import pick_device
 from turnfusion.models.encoding import encode_segment
@@ -95,7 +96,7 @@ def embed(tokens: PackedTokens, store: SegmentStore, out_dir: Path, cfg: ModelCo
     audio_index.to_parquet(out_dir / AUDIO_INDEX, index=False)
     text_encoder.save_pretrained(str(out_dir / ENCODERS_DIR / "text"))
     audio_encoder.save_pretrained(str(out_dir / ENCODERS_DIR / "audio"))
-    text, audio = (np.load(out_dir / name, mmap_mode="r") for name in (TEXT_CACHE, AUDIO_CACHE))
+    text, audio = (NpyRows(out_dir / name) for name in (TEXT_CACHE, AUDIO_CACHE))
     return {"text_tokens": n_tokens, "text_dim": text.shape[1], "audio_frames": len(audio),
             "audio_dim": audio.shape[1], "cache_mb": round((text.nbytes + audio.nbytes) / 2**20, 1)}
 
@@ -114,8 +115,7 @@ class EmbeddingCache:
         for name in (TEXT_CACHE, AUDIO_CACHE, AUDIO_INDEX):
             if not (cache_dir / name).exists():
                 raise DataError(f"{cache_dir / name}: embedding cache file missing (run the embed stage)")
-        self.text = np.load(cache_dir / TEXT_CACHE, mmap_mode="r")
-        self.audio = np.load(cache_dir / AUDIO_CACHE, mmap_mode="r")
+        self.text, self.audio = NpyRows(cache_dir / TEXT_CACHE), NpyRows(cache_dir / AUDIO_CACHE)
         frames = pd.read_parquet(cache_dir / AUDIO_INDEX)
         self.frame_offset, self.n_frames = frames.frame_offset.to_numpy(), frames.n_frames.to_numpy()
 

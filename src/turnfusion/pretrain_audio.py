@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 def pretrain_prosody(encoder, waves: Sequence[np.ndarray], sample_rate: int, cfg: PretrainAudioConfig,
                      progress: bool = True) -> list[dict]:
     """Train `encoder` (a HubertModel) in place on the last `cfg.crop_s` seconds of each waveform. `waves` is
-    read when a batch needs it (a memory-mapped store's segments: never all in memory)."""
+    read when a batch needs it (the segment store's rows: never all in memory)."""
     generator = seed_everything(cfg.seed)
     dev = pick_device(cfg.device)
     crop = int(cfg.crop_s * sample_rate)

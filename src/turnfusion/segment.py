@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from turnfusion.arrays import NpyRows
 from turnfusion.audio import keep_end, read_resampled, recording_path, select_channel
 from turnfusion.schema import LABEL_NAMES, DataError, conversation_order, has_video_id, row_problem
 from turnfusion.splits import SPLITS, add_split_column
@@ -33,7 +34,7 @@ TIME_TOLERANCE_S = 0.05  # annotations may end a few ms past the last sample
 
 @dataclass
 class SegmentStore:
-    audio: np.ndarray  # int16, all segments back to back (memory-mapped)
+    audio: NpyRows | np.ndarray  # int16, all segments back to back (read from disk when asked for)
     index: pd.DataFrame
     sample_rate: int
 
@@ -44,7 +45,7 @@ class SegmentStore:
             if not (directory / name).exists():
                 raise DataError(f"{directory / name}: segment store file missing (run the segment stage)")
         index = pd.read_parquet(directory / INDEX_FILE)
-        return cls(np.load(directory / AUDIO_FILE, mmap_mode="r"), index, int(index["sample_rate"].iat[0]))
+        return cls(NpyRows(directory / AUDIO_FILE), index, int(index["sample_rate"].iat[0]))
 
     def waveform(self, row: int) -> np.ndarray:
         """Float32 waveform of the segment at index position `row`."""
