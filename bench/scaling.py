@@ -23,6 +23,7 @@ SHORT = {"teacher": {"epochs": 1, "crossfit_folds": 2}, "pretrain_audio": {"epoc
 
 
 def outputs_of(stage: dict) -> list[str]:
+    stage = stage.get("do", stage)  # a foreach stage's outputs are under `do`
     outs = [next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", [])]
     return [o for o in outs if not o.startswith("reports/") and not o.startswith("dvclive/")]
 
