@@ -158,3 +158,22 @@ def test_a_sentence_id_in_two_annotation_files_is_a_one_line_error(tmp_path):
     assert done.stderr.strip().splitlines()[-1] == (
         f"error: sentence_id 'x1_0_0' appears in more than one annotation file: ['{tmp_path}/train.csv', "
         f"'{tmp_path}/val.csv']")
+
+
+def test_where_recordings_come_from_and_bad_recordings_params(tmp_path):
+    import pytest
+
+    from turnfusion.config import Mmf2fConfig, ParamsError
+    from turnfusion.schema import DataError
+    from turnfusion.sources.mmf2f import recording_urls
+
+    assert recording_urls(["ab"], "youtube") == ["https://www.youtube.com/watch?v=ab"]
+    assert recording_urls(["ab"], "file:///v/{video_id}.m4a") == ["file:///v/ab.m4a"]
+    (tmp_path / "ab.mkv").write_bytes(b"x")
+    assert recording_urls(["ab", "cd"], str(tmp_path)) == [str(tmp_path / "ab.mkv"), str(tmp_path / "cd.*")]
+    with pytest.raises(DataError, match="mmf2f.recordings: 'nowhere' is neither youtube, rehearsal"):
+        recording_urls(["ab"], "nowhere")
+    with pytest.raises(ParamsError, match=r"mmf2f.annotations key must be one of \['train', 'val', 'test', 'pool'\]"):
+        Mmf2fConfig({"training": "a.csv"}, "youtube")
+    with pytest.raises(ParamsError, match="mmf2f.annotations is empty"):
+        Mmf2fConfig({}, "youtube")
