@@ -67,7 +67,7 @@ def epoch_times(params: dict) -> dict:
 
     from turnfusion.config import ModelConfig, TrainConfig, from_params
     from turnfusion.datasets import examples_for, load_utterances
-    from turnfusion.train import build_model, make_loader
+    from turnfusion.train import build_model, collate_for
 
     m, t = from_params(ModelConfig, params), from_params(TrainConfig, params)
     store, tokens, table = load_utterances("data/segments", "data/tokens", "data/teacher/trp.parquet")
@@ -81,7 +81,9 @@ def epoch_times(params: dict) -> dict:
         dataset = examples_for(train, encoders, "data/embeddings", tokens, store)
         cfg = replace(t, batch_size=32, encoders=encoders)
         start = time.perf_counter()
-        for batch in make_loader(dataset, cfg, shuffle=True, generator=torch.Generator().manual_seed(0)):
+        loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True,
+                                             collate_fn=collate_for(cfg), generator=torch.Generator().manual_seed(0))
+        for batch in loader:
             logits = model.batch_logits(batch)  # re_encoding: frozen encoders, but run again on every batch
             loss = torch.nn.functional.cross_entropy(logits, batch["label"])
             optimizer.zero_grad()

@@ -3,8 +3,10 @@ config (the sizes of distilgpt2 / ntu-spml/distilhubert; weights do not change t
 own writers over synthetic utterances: 3 s segments (the default `segment.max_seconds`) and 64-token contexts.
 
     python bench/embed_throughput.py --n 300 --device auto
+    torchrun --standalone --nproc_per_node 4 bench/embed_throughput.py --n 1200   # every process a share
 
-Prints utterances/s for the audio and text caches, bytes per utterance and peak accelerator memory; the figures that
+Prints utterances/s (all processes together: the utterances over the slowest process's time) for the audio and
+text caches, bytes per utterance and peak accelerator memory; the figures that
 docs/scaling.md extrapolates to 210 h of MM-F2F.
 """
 
@@ -19,8 +21,8 @@ import pandas as pd
 import torch
 from transformers import GPT2Config, GPT2Model, HubertConfig, HubertModel
 
+from turnfusion.distributed import processes
 from turnfusion.embed import write_audio_cache, write_text_cache
-from turnfusion.loop import pick_device
 from turnfusion.segment import SegmentStore
 from turnfusion.tokenize import PackedTokens, write_packed
 
@@ -60,26 +62,34 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: autocast on CUDA")
     args = parser.parse_args()
-    device = pick_device(args.device)
+    procs = processes(args.device)
+    device = procs.device
     torch.manual_seed(0)
     text = GPT2Model(GPT2Config(vocab_size=50261, n_layer=6, n_embd=768, n_head=12)).to(device)
     audio = HubertModel(HubertConfig(hidden_size=768, num_hidden_layers=2, num_attention_heads=12,
                                      intermediate_size=3072, conv_dim=[512] * 7)).to(device)
-    store = synthetic_store(args.n, args.seconds)
+    share = procs.share(args.n)
+    store = synthetic_store(len(share), args.seconds)
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
-        tokens = synthetic_tokens(args.n, args.tokens, 50261, work / "tokens")
+        tokens = synthetic_tokens(len(share), args.tokens, 50261, work / "tokens")
         warm = synthetic_store(8, args.seconds)
         write_audio_cache(audio, warm, work / "warm.npy", progress=False)  # CUDA kernels, allocator
-        audio_s = timed(lambda: write_audio_cache(audio, store, work / "audio.npy", progress=False), device)
-        text_s = timed(lambda: write_text_cache(text, tokens, work / "text.npy", args.batch_size, progress=False),
-                       device)
-        audio_bytes = (work / "audio.npy").stat().st_size / args.n
-        text_bytes = (work / "text.npy").stat().st_size / args.n
+        procs.barrier()
+        audio_s = timed(lambda: write_audio_cache(audio, store, work / "audio.npy", progress=False,
+                                                  precision=args.precision), device)
+        text_s = timed(lambda: write_text_cache(text, tokens, work / "text.npy", args.batch_size, progress=False,
+                                                precision=args.precision), device)
+        audio_bytes = (work / "audio.npy").stat().st_size / max(1, len(share))
+        text_bytes = (work / "text.npy").stat().st_size / max(1, len(share))
+    audio_s, text_s = (max(procs.gather(t)) for t in (audio_s, text_s))  # the slowest process sets the pace
+    if not procs.main:
+        return
     report = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-              "threads": torch.get_num_threads(), "utterances": args.n, "segment_s": args.seconds,
-              "context_tokens": args.tokens,
+              "processes": procs.world, "threads": torch.get_num_threads(), "precision": args.precision,
+              "utterances": args.n, "segment_s": args.seconds, "context_tokens": args.tokens,
               "audio_utt_per_s": round(args.n / audio_s, 1), "text_utt_per_s": round(args.n / text_s, 1),
               "both_utt_per_s": round(args.n / (audio_s + text_s), 1),
               "audio_cache_kb_per_utt": round(audio_bytes / 1024, 1),

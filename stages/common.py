@@ -122,7 +122,8 @@ def run(main) -> None:
         sys.exit(1)
     seconds, peak = time.perf_counter() - started, peak_rss_mb()
     logging.getLogger("stage").info("done in %.1f s, peak RSS %.0f MB", seconds, peak)
-    if os.environ.get("TURNFUSION_RESOURCES_LOG"):  # one JSON line per stage run, for bench/scaling.py
+    # one JSON line per stage run (its main process's), for bench/scaling.py
+    if os.environ.get("TURNFUSION_RESOURCES_LOG") and os.environ.get("RANK", "0") == "0":
         with open(os.environ["TURNFUSION_RESOURCES_LOG"], "a") as f:
             f.write(json.dumps({"stage": os.environ.get("DVC_STAGE", " ".join(sys.argv[1:3])),
                                 "seconds": round(seconds, 1), "peak_rss_mb": round(peak)}) + "\n")

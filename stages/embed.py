@@ -5,7 +5,7 @@ import argparse
 import logging
 
 from stages.common import config, run, write_json
-from turnfusion.config import EmbedConfig, ModelConfig, TextConfig
+from turnfusion.config import ComputeConfig, EmbedConfig, ModelConfig, TextConfig
 from turnfusion.embed import embed
 from turnfusion.segment import SegmentStore
 from turnfusion.tokenize import PackedTokens
@@ -22,9 +22,11 @@ def main() -> None:
     parser.add_argument("--report", required=True)
     args = parser.parse_args()
     report = embed(PackedTokens(args.tokens), SegmentStore.open(args.segments), args.out, config(ModelConfig),
-                   config(TextConfig).max_length, args.teacher, args.audio_encoder, config(EmbedConfig))
-    write_json(args.report, report)
-    logging.getLogger("embed").info("%s", report)
+                   config(TextConfig).max_length, args.teacher, args.audio_encoder, config(EmbedConfig),
+                   config(ComputeConfig).precision)
+    if report is not None:  # the main process (launched as several, the others return None)
+        write_json(args.report, report)
+        logging.getLogger("embed").info("%s", report)
 
 
 if __name__ == "__main__":

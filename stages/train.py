@@ -2,12 +2,14 @@
 
 import argparse
 import logging
+from contextlib import nullcontext
 from dataclasses import asdict
 
 from stages.common import config, run
 from turnfusion.choices import MODES
-from turnfusion.config import ModelConfig, SegmentConfig, TextConfig, TrainConfig
+from turnfusion.config import ComputeConfig, ModelConfig, SegmentConfig, TextConfig, TrainConfig
 from turnfusion.datasets import examples_for, load_utterances
+from turnfusion.distributed import launched_world, processes
 from turnfusion.loop import seed_everything
 from turnfusion.train import build_model, preprocessing, train
 
@@ -31,17 +33,22 @@ def main() -> None:
     model = build_model(args.mode, m, args.embeddings, preprocessing(config(SegmentConfig), config(TextConfig)))
     sets = {s: examples_for(table[table.split == s], t.encoders, args.embeddings, tokens, store)
             for s in ("train", "val")}
-    with Live(args.live, save_dvc_exp=False, dvcyaml=None) as live:
-        live.log_params({"mode": args.mode,
-                         **{f"model.{k}": v for k, v in asdict(m).items() if not isinstance(v, dict)},
-                         **{f"train.{k}": v for k, v in asdict(t).items()}})
+    main_process = processes(t.device, "train.device").main  # launched as several: only the main one writes
+    with Live(args.live, save_dvc_exp=False, dvcyaml=None) if main_process else nullcontext() as live:
+        if live is not None:
+            live.log_params({"mode": args.mode, "compute.processes": launched_world(),
+                             **{f"model.{k}": v for k, v in asdict(m).items() if not isinstance(v, dict)},
+                             **{f"train.{k}": v for k, v in asdict(t).items()}})
         state = train(model, sets["train"], sets["val"], t, args.out, args.checkpoints, live,
-                      extra_fingerprint={"mode": args.mode, "model": asdict(m)})
+                      extra_fingerprint={"mode": args.mode, "model": asdict(m)},
+                      precision=config(ComputeConfig).precision)
         best = state["history"][state["best_epoch"] - 1]
-        live.summary.update({"best_epoch": state["best_epoch"], **{f"best_{k}": v for k, v in best.items()
-                                                                     if k.startswith("val_")}})
-    tokens.tokenizer().save_pretrained(args.out)
-    logging.getLogger("train").info("%s: best epoch %d, %s", args.mode, state["best_epoch"], best)
+        if live is not None:
+            live.summary.update({"best_epoch": state["best_epoch"],
+                                 **{f"best_{k}": v for k, v in best.items() if k.startswith("val_")}})
+    if main_process:
+        tokens.tokenizer().save_pretrained(args.out)
+        logging.getLogger("train").info("%s: best epoch %d, %s", args.mode, state["best_epoch"], best)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ import yaml
 from conftest import REPO
 
 from turnfusion.config import (
+    ComputeConfig,
     DataConfig,
     DemoConfig,
     DownloadConfig,
@@ -22,7 +23,8 @@ from turnfusion.config import (
 )
 
 ALL = [DataConfig, DemoConfig, Mmf2fConfig, DownloadConfig, DropSilentConfig, SegmentConfig, SplitConfig, TextConfig,
-       TeacherConfig, PretrainAudioConfig, ModelConfig, EmbedConfig, TrainConfig]
+       TeacherConfig, PretrainAudioConfig, ModelConfig, EmbedConfig, TrainConfig,
+       ComputeConfig]
 
 
 def shipped() -> dict:
@@ -94,3 +96,14 @@ def test_a_bad_param_of_a_late_stage_stops_the_first_stage_before_it_does_work(t
     assert done.stderr.strip().splitlines()[-1] == ("error: params.yaml: model.audio_pooling must be one of "
                                                     "['mean', 'max', 'attention', 'stats', 'last_k'], got 'median'")
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("precision", "fp16", r"compute.precision must be one of \['bf16', 'fp32'\], got 'fp16'"),
+    ("launcher", " ", r"compute.launcher must name a command"),
+])
+def test_bad_compute_params_are_named(key, value, message):
+    params = shipped()
+    params["compute"][key] = value
+    with pytest.raises(ParamsError, match=message):
+        validate_params(params)

@@ -1,6 +1,6 @@
 """A DVC remote that a team shares: an S3-compatible bucket, here moto's S3 server on 127.0.0.1 (the same API
 as AWS S3, MinIO or Ceph). One clone runs the pipeline and pushes; a fresh clone pulls and has nothing to
-recompute."""
+recompute; an experiment pushed with `dvc exp push` is pulled and applied in a third."""
 
 import os
 import shutil
@@ -74,3 +74,16 @@ def test_push_from_one_clone_pull_into_a_fresh_one_and_repro_is_a_no_op(s3, tmp_
     shutil.rmtree(second / ".dvc" / "cache")
     sh(second, "dvc", "pull", "-q")  # every object really is in the bucket, not only in a local cache
     assert (second / "models/model.txt").exists()
+
+    # an experiment, shared (`dvc exp push`): its git ref through the git remote, its outputs through the bucket
+    origin = tmp_path / "origin.git"
+    sh(tmp_path, "git", "init", "-q", "--bare", str(origin))
+    sh(first, "git", "remote", "add", "origin", str(origin))
+    sh(first, "git", "push", "-q", "origin", "HEAD")
+    sh(first, "dvc", "exp", "run", "-q", "-S", "make.rows=80", "--name", "rows80")
+    sh(first, "dvc", "exp", "push", "origin", "rows80")
+    third = tmp_path / "third"
+    sh(tmp_path, "git", "clone", "-q", str(origin), str(third))
+    sh(third, "dvc", "exp", "pull", "origin", "rows80")
+    sh(third, "dvc", "exp", "apply", "rows80")
+    assert (third / "models/model.txt").read_text() == str(sum(i * i for i in range(80)))

@@ -1,82 +1,53 @@
 import numpy as np
-import pandas as pd
 import pytest
 import torch
-from conftest import params_config
-from pipeline import AUDIO_CFG
+from toy import ToyCached, toy_model, train_cfg
 
-from turnfusion.config import TrainConfig
 from turnfusion.datasets import collate_cached
-from turnfusion.models import TurnFusionConfig, TurnFusionModel
-from turnfusion.train import class_alpha, class_balanced_sampler, make_loader, train
-
-TEXT_CFG = {"vocab_size": 50, "n_layer": 1, "n_embd": 16, "n_head": 2, "n_positions": 32}
-
-
-class ToyCached(torch.utils.data.Dataset):
-    """Cached-format examples whose label is readable from the text (class k: dimension k high) and
-    from the audio (last frames: dimension k high), with variable lengths and padding."""
-
-    def __init__(self, n: int, seed: int, noise: float = 0.5):
-        rng = np.random.default_rng(seed)
-        self.table = pd.DataFrame({"label": rng.integers(0, 3, n)})
-        self.items = []
-        for label in self.table.label:
-            t = rng.normal(0, noise, (rng.integers(3, 9), 16)).astype(np.float32)
-            t[-1, label] += 2.0
-            audio = []
-            for _ in range(3):
-                a = rng.normal(0, noise, (rng.integers(5, 15), 16)).astype(np.float32)
-                a[-3:, 3 + label] += 2.0
-                audio.append(torch.from_numpy(a))
-            self.items.append({"text": torch.from_numpy(t), "audio": audio, "trp": 0.5, "label": int(label)})
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        return self.items[i]
+from turnfusion.distributed import Processes
+from turnfusion.models import TurnFusionModel
+from turnfusion.schema import DataError
+from turnfusion.train import check_batch_split, class_alpha, epoch_batches, micro_batches, train
 
 
-def train_cfg(**overrides) -> TrainConfig:
-    return params_config(TrainConfig, **{"device": "cpu", **overrides})
-
-
-def toy_model(mode="fusion", head="concat", **kw):
-    torch.manual_seed(0)
-    return TurnFusionModel(TurnFusionConfig(mode=mode, text_config=TEXT_CFG, audio_config=AUDIO_CFG,
-                                            fusion_head=head, hidden_size=32, **kw))
-
-
-def test_weighted_sampler_draws_classes_in_balance():
+def test_weighted_batches_draw_classes_in_balance():
     labels = np.array([0] * 800 + [1] * 150 + [2] * 50)
-    sampler = class_balanced_sampler(labels, torch.Generator().manual_seed(0))
-    drawn = np.bincount(labels[list(sampler)], minlength=3) / len(labels)
+    batches = epoch_batches(labels, "weighted", 64, torch.Generator().manual_seed(0))
+    assert batches.shape == (16, 64)  # ceil(1000 / 64) full batches
+    drawn = np.bincount(labels[batches.ravel()], minlength=3) / batches.size
     assert np.allclose(drawn, 1 / 3, atol=0.05)
 
 
-class Labelled(torch.utils.data.Dataset):
-    def __init__(self, labels):
-        self.table = pd.DataFrame({"label": labels})
-
-    def __len__(self):
-        return len(self.table)
-
-    def __getitem__(self, i):
-        return {"text": torch.zeros(1, 2), "audio": [None], "trp": 0.0, "label": int(self.table.label[i])}
+def test_shuffled_batches_take_each_example_once_and_fill_the_last_batch():
+    labels = np.array([0] * 600 + [1] * 90 + [2] * 30)
+    batches = epoch_batches(labels, "shuffle", 64, torch.Generator().manual_seed(0))
+    assert batches.shape == (12, 64)
+    rows = batches.ravel()
+    assert sorted(set(rows.tolist())) == list(range(720))  # every example
+    assert np.array_equal(rows[720:], rows[: 768 - 720])  # the last batch filled up from the start
 
 
-def test_the_training_loader_uses_the_sampler_the_config_names():
-    data = Labelled([0] * 600 + [1] * 90 + [2] * 30)
-    drawn = {}
-    for sampler in ("weighted", "shuffle"):
-        loader = make_loader(data, train_cfg(sampler=sampler, batch_size=64), shuffle=True,
-                             generator=torch.Generator().manual_seed(0))
-        drawn[sampler] = np.bincount(torch.cat([b["label"] for b in loader]).numpy(), minlength=3)
-    assert np.allclose(drawn["weighted"] / len(data), 1 / 3, atol=0.06)  # class-balanced, with replacement
-    assert drawn["shuffle"].tolist() == [600, 90, 30]  # each example once
-    in_order = make_loader(data, train_cfg(sampler="weighted"), shuffle=False)  # evaluation: no sampling
-    assert torch.cat([b["label"] for b in in_order]).tolist() == data.table.label.tolist()
+def test_an_epochs_batches_depend_on_the_generator_only():
+    labels = np.array([0] * 50 + [1] * 20 + [2] * 10)
+    a, b, c = (epoch_batches(labels, "weighted", 16, torch.Generator().manual_seed(s)) for s in (3, 3, 4))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("world,accumulation", [(1, 1), (2, 1), (1, 4), (2, 2)])
+def test_micro_batches_split_every_global_batch_exactly_once(world, accumulation):
+    batches = np.arange(5 * 8).reshape(5, 8)
+    shares = [micro_batches(batches, Processes(r, world, torch.device("cpu")), accumulation) for r in range(world)]
+    for step in range(5):
+        pieces = [piece for share in shares for piece in share[step]]
+        assert len(pieces) == world * accumulation and {len(p) for p in pieces} == {8 // (world * accumulation)}
+        assert sorted(sum(pieces, [])) == batches[step].tolist()  # the whole global batch, nothing twice
+
+
+def test_a_batch_that_does_not_split_evenly_is_a_param_error():
+    with pytest.raises(DataError, match=r"train.batch_size 30 must be a multiple of .*\(4\) times "
+                                        r"train.grad_accumulation \(2\)"):
+        check_batch_split(train_cfg(batch_size=30, grad_accumulation=2), world=4)
+    check_batch_split(train_cfg(batch_size=32, grad_accumulation=2), world=4)
 
 
 def test_class_alpha_given_uniform_or_inverse_frequency():

@@ -55,3 +55,18 @@ class NpyRows:
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_fd": None, "_pid": None}
+
+
+def concatenate_npy(parts: list[Path], out: Path, chunk_rows: int = 65536) -> None:
+    """Write the rows of the .npy files `parts`, in order, to the .npy file `out`, a chunk at a time (memory stays
+    flat with their size); the parts are removed once copied."""
+    from npy_append_array import NpyAppendArray
+
+    with NpyAppendArray(str(out), delete_if_exists=True) as writer:
+        for part in parts:
+            rows = NpyRows(part)
+            writer.append(rows[0:0])  # the header, even when every part is empty
+            for start in range(0, len(rows), chunk_rows):
+                writer.append(np.ascontiguousarray(rows[start: start + chunk_rows]))
+    for part in parts:
+        Path(part).unlink()

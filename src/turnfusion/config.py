@@ -282,14 +282,15 @@ class TrainConfig:
     criterion: str  # macro_f1 or min_class_f1 (early stopping and best checkpoint)
     patience: int
     seed: int
-    device: str
+    device: str  # auto: CUDA when present (each launched process its own GPU), else CPU
+    grad_accumulation: int  # pieces each process cuts its share of a batch into (batch_size stays the global batch)
 
     def __post_init__(self):
         _one_of(self.section, "loss", self.loss, ("focal", "ce"))
         _one_of(self.section, "sampler", self.sampler, ("weighted", "shuffle"))
         _one_of(self.section, "encoders", self.encoders, ("frozen", "gradual", "full"))
         _one_of(self.section, "criterion", self.criterion, ("macro_f1", "min_class_f1"))
-        for name in ("epochs", "batch_size", "patience"):
+        for name in ("epochs", "batch_size", "patience", "grad_accumulation"):
             _at_least(self.section, name, getattr(self, name), 1)
         for name in ("lr_encoder", "weight_decay", "warmup_steps", "focal_gamma", "distill_weight", "unfreeze_epoch"):
             _at_least(self.section, name, getattr(self, name), 0)
@@ -301,8 +302,21 @@ class TrainConfig:
                               f"backchannel), got {alpha!r}")
 
 
+@dataclass(frozen=True)
+class ComputeConfig:
+    section: ClassVar[str] = "compute"
+    launcher: str  # what starts the train and embed commands (dvc.yaml): python (one process), or e.g.
+    # "torchrun --nproc_per_node 4", "accelerate launch --multi_gpu --num_processes 4", "srun torchrun ..."
+    precision: str  # bf16: bf16 autocast on CUDA in train and embed (CPU stays fp32); fp32: no autocast
+
+    def __post_init__(self):
+        _one_of(self.section, "precision", self.precision, ("bf16", "fp32"))
+        if not self.launcher.strip():
+            raise ParamsError("params.yaml: compute.launcher must name a command (python, torchrun ...), got ''")
+
+
 ALL_CONFIGS = (DataConfig, DemoConfig, Mmf2fConfig, DownloadConfig, DropSilentConfig, SegmentConfig, SplitConfig,
-               TextConfig, TeacherConfig, PretrainAudioConfig, ModelConfig, EmbedConfig, TrainConfig)
+               TextConfig, TeacherConfig, PretrainAudioConfig, ModelConfig, EmbedConfig, TrainConfig, ComputeConfig)
 
 
 def _is(value, kind) -> bool:

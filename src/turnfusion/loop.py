@@ -24,11 +24,12 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA, plain fp32 elsewhere."""
-    if device.type == "cuda":
+def autocast(device: torch.device, precision: str):
+    """`precision` bf16: bf16 autocast on CUDA (the CPU stays fp32: its bf16 kernels are slow and lossy there);
+    fp32: no autocast."""
+    if device.type == "cuda" and precision == "bf16":
         return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
+    return torch.autocast(device.type, enabled=False)
 
 
 def index_batches(n: int, batch_size: int, generator: torch.Generator | None = None) -> Iterator[list[int]]:

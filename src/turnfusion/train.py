@@ -5,6 +5,7 @@ encoder schedules, early stopping on a validation criterion, resumable checkpoin
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -18,11 +19,13 @@ import torch
 from tqdm import tqdm
 
 from turnfusion.datasets import collate_cached, collate_raw
+from turnfusion.distributed import Processes, processes
 from turnfusion.embed import load_encoders
-from turnfusion.loop import autocast, optimizer_step, pick_device, seed_everything
+from turnfusion.loop import autocast, seed_everything
 from turnfusion.losses import classification_loss, distillation_loss
 from turnfusion.metrics import classification_report
 from turnfusion.models import TurnFusionModel
+from turnfusion.schema import DataError
 from turnfusion.segment import trim_threshold
 
 if TYPE_CHECKING:
@@ -36,12 +39,41 @@ def fingerprint(cfg: TrainConfig, extra: dict) -> str:
     return hashlib.sha256(json.dumps([asdict(cfg), extra], sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def class_balanced_sampler(labels: np.ndarray, generator: torch.Generator) -> torch.utils.data.WeightedRandomSampler:
-    """Draws every class equally often in expectation (weight of a sample = 1 / its class count)."""
+def class_weights(labels: np.ndarray) -> np.ndarray:
+    """Sampling weights that draw every class equally often in expectation (1 / the sample's class count)."""
     counts = np.bincount(labels, minlength=int(labels.max()) + 1)
-    weights = 1.0 / counts[labels]
-    return torch.utils.data.WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), len(labels),
-                                                  replacement=True, generator=generator)
+    return 1.0 / counts[labels]
+
+
+def epoch_batches(labels: np.ndarray, sampler: str, batch_size: int, generator: torch.Generator) -> np.ndarray:
+    """The rows of every global batch of one epoch, (steps, batch_size), the same in every process.
+
+    weighted: ceil(n / batch_size) full batches drawn with replacement, class-balanced; shuffle: a permutation,
+    its last batch filled up from its start (as torch's DistributedSampler pads), so that every batch is full
+    and splits evenly over processes and accumulation steps."""
+    n = len(labels)
+    steps = -(-n // batch_size)
+    if sampler == "weighted":
+        weights = torch.as_tensor(class_weights(labels), dtype=torch.double)
+        rows = torch.multinomial(weights, steps * batch_size, replacement=True, generator=generator).numpy()
+    else:
+        rows = np.resize(torch.randperm(n, generator=generator).numpy(), steps * batch_size)
+    return rows.reshape(steps, batch_size)
+
+
+def micro_batches(batches: np.ndarray, processes: Processes, accumulation: int) -> list[list[list[int]]]:
+    """This process's micro-batches of every step: its 1 / world share of each global batch, cut into
+    `accumulation` pieces. With the gradients averaged over pieces and processes, a step is the step one
+    process would take on the whole batch."""
+    size = batches.shape[1] // (processes.world * accumulation)
+    mine = batches[:, processes.rank * size * accumulation: (processes.rank + 1) * size * accumulation]
+    return [[step[a * size: (a + 1) * size].tolist() for a in range(accumulation)] for step in mine]
+
+
+def check_batch_split(cfg: TrainConfig, world: int) -> None:
+    if cfg.batch_size % (world * cfg.grad_accumulation):
+        raise DataError(f"params.yaml: train.batch_size {cfg.batch_size} must be a multiple of the number of "
+                        f"processes ({world}) times train.grad_accumulation ({cfg.grad_accumulation})")
 
 
 def inverse_frequency_alpha(labels: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -60,13 +92,8 @@ def class_alpha(cfg: TrainConfig, labels: np.ndarray, n_classes: int) -> torch.T
     return inverse_frequency_alpha(labels, n_classes)
 
 
-def make_loader(dataset, cfg: TrainConfig, shuffle: bool, generator: torch.Generator | None = None):
-    collate = collate_raw if cfg.encoders != "frozen" else collate_cached
-    sampler = None
-    if shuffle and cfg.sampler == "weighted":
-        sampler = class_balanced_sampler(dataset.table.label.to_numpy(), generator)
-    return torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler,
-                                       shuffle=shuffle and sampler is None, collate_fn=collate, generator=generator)
+def collate_for(cfg: TrainConfig):
+    return collate_raw if cfg.encoders != "frozen" else collate_cached
 
 
 def set_encoders_trainable(model, trainable: bool) -> None:
@@ -87,30 +114,73 @@ def warmup_schedule(optimizer, warmup_steps: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(1, warmup_steps)))
 
 
+class BatchLogits(torch.nn.Module):
+    """The model as one module whose forward takes a whole batch, so that DistributedDataParallel sees the
+    encoders' part of the graph too (trainable encoders run in `batch_logits`, before `forward`)."""
+
+    def __init__(self, model: TurnFusionModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.model.batch_logits(batch)
+
+
+def wrap(model, processes: Processes) -> torch.nn.Module:
+    """The module that training calls: DistributedDataParallel over several processes (it averages the
+    gradients of the parameters that require them when it is built, hence rebuilt when encoders unfreeze)."""
+    step = BatchLogits(model)
+    if processes.world == 1:
+        return step
+    ids = [processes.device.index] if processes.device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(step, device_ids=ids)
+
+
 @torch.no_grad()
-def predict(model, dataset, cfg: TrainConfig, device, progress: bool = False) -> np.ndarray:
+def predict(model, dataset, cfg: TrainConfig, device, progress: bool = False,
+            precision: str = "fp32") -> np.ndarray:
     """Class probabilities for every example of `dataset`, in order."""
     model.eval()
     probs = []
-    for batch in tqdm(make_loader(dataset, cfg, shuffle=False), desc="predict", disable=not progress):
-        with autocast(device):
+    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=collate_for(cfg))
+    for batch in tqdm(loader, desc="predict", disable=not progress):
+        with autocast(device, precision):
             logits = model.batch_logits(batch)
         probs.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
-    return np.concatenate(probs)
+    return np.concatenate(probs) if probs else np.zeros((0, model.config.num_labels), np.float32)
+
+
+def predict_shared(model, dataset, cfg: TrainConfig, processes: Processes, precision: str) -> np.ndarray:
+    """`predict` with every process taking a contiguous share of `dataset`; every process gets all of it."""
+    share = processes.share(len(dataset))
+    mine = predict(model, torch.utils.data.Subset(dataset, share), cfg, processes.device, precision=precision)
+    return np.concatenate(processes.gather(mine))
+
+
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """Randomness of one epoch (batch order: rank 0's; dropout: each process its own), so that a resumed run
+    repeats the epochs an uninterrupted one would have run."""
+    return seed * 1_000_003 + epoch * 1_009 + rank
 
 
 def train(model, train_set, val_set, cfg: TrainConfig, out_dir: Path, checkpoint_dir: Path, live=None,
-          extra_fingerprint: dict | None = None, progress: bool = True) -> dict:
+          extra_fingerprint: dict | None = None, progress: bool = True, precision: str = "fp32") -> dict:
     """Train `model`; it ends with the best epoch's weights (by `cfg.criterion` on val), saved to `out_dir`.
 
-    After each epoch the full state goes to `checkpoint_dir/last.pt`; a run with the same config
-    resumes from it. The checkpoint is removed when training ends. Returns the history and best score.
+    Launched as several processes (torchrun, accelerate launch), each takes its share of every global batch
+    (`micro_batches`) and DistributedDataParallel averages the gradients; validation is shared out too. Only
+    the main process writes: `live`, checkpoints, the model. After each epoch the full state goes to
+    `checkpoint_dir/last.pt`; a run with the same config (and the same number of processes or not) resumes from
+    it. The checkpoint is removed when training ends. Returns the history and best score.
     """
-    device = pick_device(cfg.device)
-    generator = seed_everything(cfg.seed)
+    procs = processes(cfg.device, "train.device")
+    check_batch_split(cfg, procs.world)
+    seed_everything(cfg.seed)
+    device = procs.device
     model.to(device)
     n_classes = model.config.num_labels
-    alpha = class_alpha(cfg, train_set.table.label.to_numpy(), n_classes)
+    train_labels = train_set.table.label.to_numpy()
+    alpha = class_alpha(cfg, train_labels, n_classes).to(device)
     set_encoders_trainable(model, cfg.encoders == "full")
     optimizer = make_optimizer(model, cfg)
     scheduler = warmup_schedule(optimizer, cfg.warmup_steps)
@@ -119,43 +189,55 @@ def train(model, train_set, val_set, cfg: TrainConfig, out_dir: Path, checkpoint
     checkpoint = Path(checkpoint_dir) / "last.pt"
     expected = fingerprint(cfg, extra_fingerprint or {})
     if checkpoint.exists():
-        saved = torch.load(checkpoint, weights_only=False)
+        saved = torch.load(checkpoint, weights_only=False, map_location="cpu")
         if saved["fingerprint"] == expected:
+            if cfg.encoders == "gradual" and saved["state"]["epoch"] > cfg.unfreeze_epoch:
+                unfreeze(model, optimizer, cfg)
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
-            generator.set_state(saved["generator"])
-            torch.set_rng_state(saved["torch_rng"])
             state, best_weights = saved["state"], saved["best_weights"]
             log.info("resuming from %s after epoch %d", checkpoint, state["epoch"])
         else:
             log.info("ignoring %s: it was written with another configuration", checkpoint)
+    step_model = wrap(model, procs)
+    collate = collate_for(cfg)
     for epoch in range(state["epoch"], cfg.epochs):
         if cfg.encoders == "gradual" and epoch == cfg.unfreeze_epoch:
-            set_encoders_trainable(model, True)
-            optimizer.add_param_group({"params": [p for e in model.encoders() for p in e.parameters()],
-                                       "lr": cfg.lr_encoder})
+            unfreeze(model, optimizer, cfg)
             scheduler = warmup_schedule(optimizer, cfg.warmup_steps)
+            step_model = wrap(model, procs)
+        batches = epoch_batches(train_labels, cfg.sampler, cfg.batch_size,
+                                torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch)))
+        torch.manual_seed(epoch_seed(cfg.seed, epoch, procs.rank))
         model.train()
-        total, count = 0.0, 0
-        loader = make_loader(train_set, cfg, shuffle=True, generator=generator)
-        for batch in tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress):
-            with autocast(device):
-                logits = model.batch_logits(batch)
-            labels = batch["label"].to(device)
-            loss = classification_loss(cfg.loss, logits, labels, alpha, cfg.focal_gamma)
-            if cfg.distill_weight > 0:
-                loss = loss + cfg.distill_weight * distillation_loss(logits, batch["trp"].to(device))
-            optimizer_step(optimizer, loss, model.parameters())
+        total = np.zeros(2)  # loss sum, examples
+        for pieces in tqdm(micro_batches(batches, procs, cfg.grad_accumulation),
+                           desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (progress and procs.main)):
+            optimizer.zero_grad()
+            for k, rows in enumerate(pieces):
+                batch = collate([train_set[i] for i in rows])
+                last = k == len(pieces) - 1
+                with no_sync(step_model, not last):
+                    with autocast(device, precision):
+                        logits = step_model(batch).float()
+                    labels = batch["label"].to(device)
+                    loss = classification_loss(cfg.loss, logits, labels, alpha, cfg.focal_gamma)
+                    if cfg.distill_weight > 0:
+                        loss = loss + cfg.distill_weight * distillation_loss(logits, batch["trp"].to(device))
+                    (loss / len(pieces)).backward()  # the mean over the whole batch, once processes average
+                total += (loss.item() * len(labels), len(labels))
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
             scheduler.step()
-            total, count = total + loss.item() * len(labels), count + len(labels)
-        val_probs = predict(model, val_set, cfg, device)
+        loss_sum, count = procs.sum(total)
+        val_probs = predict_shared(model, val_set, cfg, procs, precision)
         val_labels = val_set.table.label.to_numpy()
         report = classification_report(val_labels, val_probs.argmax(1), val_probs)
         val_loss = classification_loss(cfg.loss, torch.log(torch.from_numpy(val_probs) + 1e-9),
-                                       torch.tensor(val_labels), alpha, cfg.focal_gamma).item()
+                                       torch.tensor(val_labels), alpha.cpu(), cfg.focal_gamma).item()
         score = report[cfg.criterion]
-        record = {"epoch": epoch + 1, "train_loss": total / max(count, 1), "val_loss": val_loss,
+        record = {"epoch": epoch + 1, "train_loss": loss_sum / max(count, 1), "val_loss": val_loss,
                   "val_macro_f1": report["macro_f1"], "val_balanced_accuracy": report["balanced_accuracy"],
                   "val_min_class_f1": report["min_class_f1"]}
         state["history"].append(record)
@@ -165,24 +247,40 @@ def train(model, train_set, val_set, cfg: TrainConfig, out_dir: Path, checkpoint
             best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         else:
             state["since_best"] += 1
-        if live is not None:
-            for key, value in record.items():
-                if key != "epoch":
-                    live.log_metric(key, value)
-            live.next_step()
-        log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in record.items()})
-        Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
-        torch.save({"fingerprint": expected, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
-                    "torch_rng": torch.get_rng_state(), "state": state, "best_weights": best_weights}, checkpoint)
+        if procs.main:
+            if live is not None:
+                for key, value in record.items():
+                    if key != "epoch":
+                        live.log_metric(key, value)
+                live.next_step()
+            log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in record.items()})
+            Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
+            torch.save({"fingerprint": expected, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "state": state, "best_weights": best_weights},
+                       checkpoint)
         if state["since_best"] >= cfg.patience:
             log.info("early stop after epoch %d (best epoch %d)", epoch + 1, state["best_epoch"])
             break
     if best_weights is not None:
         model.load_state_dict(best_weights)
-    model.save_pretrained(str(out_dir))
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    procs.barrier()  # nobody reads the checkpoint any more
+    if procs.main:
+        model.save_pretrained(str(out_dir))
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return state
+
+
+def unfreeze(model, optimizer, cfg: TrainConfig) -> None:
+    """`gradual`: the encoders start training, with their own learning rate."""
+    set_encoders_trainable(model, True)
+    optimizer.add_param_group({"params": [p for e in model.encoders() for p in e.parameters()], "lr": cfg.lr_encoder})
+
+
+def no_sync(step_model, skip: bool):
+    """Accumulation steps before the last need no gradient averaging (DistributedDataParallel.no_sync)."""
+    if skip and isinstance(step_model, torch.nn.parallel.DistributedDataParallel):
+        return step_model.no_sync()
+    return contextlib.nullcontext()
 
 
 def build_model(mode: str, cfg: ModelConfig, embeddings_dir: Path, preprocessing: dict) -> TurnFusionModel:
