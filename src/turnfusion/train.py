@@ -237,7 +237,7 @@ def train(model, train_set, val_set, cfg: TrainConfig, out_dir: Path, checkpoint
         val_loss = classification_loss(cfg.loss, torch.log(torch.from_numpy(val_probs) + 1e-9),
                                        torch.tensor(val_labels), alpha.cpu(), cfg.focal_gamma).item()
         score = report[cfg.criterion]
-        record = {"epoch": epoch + 1, "train_loss": loss_sum / max(count, 1), "val_loss": val_loss,
+        record = {"epoch": epoch + 1, "train_loss": float(loss_sum / max(count, 1)), "val_loss": val_loss,
                   "val_macro_f1": report["macro_f1"], "val_balanced_accuracy": report["balanced_accuracy"],
                   "val_min_class_f1": report["min_class_f1"]}
         state["history"].append(record)
@@ -259,7 +259,8 @@ def train(model, train_set, val_set, cfg: TrainConfig, out_dir: Path, checkpoint
                         "scheduler": scheduler.state_dict(), "state": state, "best_weights": best_weights},
                        checkpoint)
         if state["since_best"] >= cfg.patience:
-            log.info("early stop after epoch %d (best epoch %d)", epoch + 1, state["best_epoch"])
+            if procs.main:
+                log.info("early stop after epoch %d (best epoch %d)", epoch + 1, state["best_epoch"])
             break
     if best_weights is not None:
         model.load_state_dict(best_weights)
