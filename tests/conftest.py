@@ -40,3 +40,25 @@ def recording_dir(tmp_path):
 
 def utterance_table(rows):
     return pd.DataFrame(rows, columns=["video_id", "sentence_id", "text", "label", "start", "end", "speaker"])
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    """A small saved fusion model: config, safetensors weights and tokenizer in one directory."""
+    import torch
+    from pipeline import AUDIO_CFG
+
+    from turnfusion.models import TurnFusionConfig, TurnFusionModel
+    from turnfusion.tokenize import train_tokenizer
+
+    d = tmp_path_factory.mktemp("model")
+    tokenizer = train_tokenizer(["hello there how are you", "i went to the market and"] * 20, 300)
+    torch.manual_seed(0)
+    text = {"vocab_size": len(tokenizer), "n_layer": 1, "n_embd": 16, "n_head": 2, "n_positions": 32}
+    model = TurnFusionModel(TurnFusionConfig(mode="fusion", text_config=text, audio_config=AUDIO_CFG,
+                                             hidden_size=16, preprocessing={"max_length": 24}))
+    for param in model.head.parameters():  # a head that reacts to its inputs
+        torch.nn.init.normal_(param, std=0.2)
+    model.save_pretrained(d)
+    tokenizer.save_pretrained(d)
+    return d

@@ -58,3 +58,27 @@ def test_tfidf_baseline_learns_words_on_train_and_picks_c_on_val():
     # a class missing from train gets probability 0, in its own column
     probs, _ = tfidf_baseline(train[train.label != 2], val, test)
     assert probs[:, 2].max() == 0 and np.allclose(probs.sum(1), 1)
+
+
+def test_deployment_rows_compare_pytorch_onnx_and_the_telephone_band(tmp_path):
+    from conftest import params_config
+    from pipeline import build
+
+    from turnfusion.audio import telephone
+    from turnfusion.config import TrainConfig
+    from turnfusion.evaluate import deployment
+    from turnfusion.export import export
+
+    pipe = build(tmp_path / "p")
+    export(pipe.model_dir, tmp_path / "onnx")
+    rows = deployment(pipe.model_dir, tmp_path / "onnx", pipe.table, pipe.tokens, pipe.store,
+                      params_config(TrainConfig, device="cpu", batch_size=4))
+    assert set(rows) == {"pytorch", "onnx_fp32", "onnx_int8", "telephony"}
+    assert rows["onnx_fp32"]["max_abs_dp"] < 1e-4 and rows["onnx_fp32"]["agreement"] == 1.0
+    assert rows["onnx_fp32"]["macro_f1_delta"] == 0.0
+    assert 0 < rows["onnx_int8"]["max_abs_dp"] < 0.2  # quantisation moves the probabilities, a little
+    assert rows["telephony"]["macro_f1_drop"] == rows["pytorch"]["macro_f1"] - rows["telephony"]["macro_f1"]
+    wave = pipe.store.waveform(0)
+    spectrum = np.abs(np.fft.rfft(telephone(wave, 16000, mu_law=False)))
+    high = spectrum[len(spectrum) // 2:]  # above 4 kHz: gone
+    assert high.max() < 1e-2 * np.abs(np.fft.rfft(wave)).max()

@@ -7,7 +7,6 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import params_config, tone, utterance_table
-from pipeline import AUDIO_CFG
 
 from turnfusion.cli import main as cli
 from turnfusion.config import TrainConfig
@@ -17,22 +16,6 @@ from turnfusion.predict import TurnPredictor
 from turnfusion.schema import DataError
 from turnfusion.tokenize import train_tokenizer
 from turnfusion.train import predict
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """A small saved fusion model: config, safetensors weights and tokenizer in one directory."""
-    d = tmp_path_factory.mktemp("model")
-    tokenizer = train_tokenizer(["hello there how are you", "i went to the market and"] * 20, 300)
-    torch.manual_seed(0)
-    text = {"vocab_size": len(tokenizer), "n_layer": 1, "n_embd": 16, "n_head": 2, "n_positions": 32}
-    model = TurnFusionModel(TurnFusionConfig(mode="fusion", text_config=text, audio_config=AUDIO_CFG,
-                                             hidden_size=16, preprocessing={"max_length": 24}))
-    for param in model.head.parameters():  # a head that reacts to its inputs
-        torch.nn.init.normal_(param, std=0.2)
-    model.save_pretrained(d)
-    tokenizer.save_pretrained(d)
-    return d
 
 
 @pytest.fixture
@@ -105,9 +88,9 @@ def test_context_audio_is_encoded_once_and_results_do_not_change(model_dir, wavs
     predictor = TurnPredictor(model_dir)
     context = [{"text": "hello there", "speaker": 0, "audio": wavs / "b.wav"}]
     first = predictor.predict("how are you", wavs / "a.wav", 1, context)
-    assert len(predictor._audio_cache) == 2
+    assert len(predictor._encode_segment) == 2
     again = predictor.predict("how are you", wavs / "a.wav", 1, context)
-    assert again == first and len(predictor._audio_cache) == 2
+    assert again == first and len(predictor._encode_segment) == 2
 
 
 @pytest.mark.parametrize("channels,encoders", [("mix", "frozen"), ("speaker", "frozen"), ("mix", "full"),

@@ -2,6 +2,7 @@
 
     turnfusion predict --model models/fusion --text "do you know the museum" --audio current.wav \
         --context "0:i went there last week:prev.wav" --speaker 1
+    turnfusion predict --backend onnx --model models/fusion-onnx --text ... (int8 graphs on onnxruntime, no torch)
     turnfusion predict-csv --model models/fusion --csv utterances.csv --audio-dir data/raw --out predictions.csv
 """
 
@@ -34,7 +35,11 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Turn-taking prediction: keep / shift / backchannel")
     sub = parser.add_subparsers(dest="command", required=True)
     one = sub.add_parser("predict", help="one utterance with up to two previous utterances")
-    one.add_argument("--model", required=True, help="trained model directory (e.g. models/fusion)")
+    one.add_argument("--model", required=True,
+                     help="trained model directory (models/fusion), or an exported one with --backend onnx")
+    one.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+                     help="onnx: an exported directory (models/fusion-onnx) on onnxruntime, without torch")
+    one.add_argument("--precision", choices=["int8", "fp32"], default="int8", help="graphs of the onnx backend")
     one.add_argument("--text", required=True)
     one.add_argument("--audio", help="wav/flac file of the utterance (any sample rate, mono or stereo)")
     one.add_argument("--speaker", type=int, default=0, choices=[0, 1])
@@ -45,16 +50,23 @@ def main(argv: list[str] | None = None) -> int:
     many.add_argument("--audio-dir", required=True, help="folder with <video_id>.flac or .wav recordings")
     many.add_argument("--out", required=True, help="CSV of probabilities, prediction and skip reasons")
     args = parser.parse_args(argv)
-    from transformers.utils import logging as hf_logging
+    onnx = getattr(args, "backend", "torch") == "onnx"
+    if not onnx:
+        from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
     try:
-        from turnfusion.predict import TurnPredictor
-
         if args.command == "predict-csv" and not Path(args.out).absolute().parent.is_dir():
             raise DataError(f"--out {args.out}: its folder does not exist")
-        predictor = TurnPredictor(args.model)
+        if onnx:
+            from turnfusion.onnx_backend import OnnxTurnModel
+
+            predictor = OnnxTurnModel(args.model, args.precision)
+        else:
+            from turnfusion.predict import TurnPredictor
+
+            predictor = TurnPredictor(args.model)
         if args.command == "predict":
             context = [_context(c) for c in args.context]
             if len(context) > predictor.context_length:

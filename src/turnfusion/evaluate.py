@@ -4,13 +4,18 @@ look at."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import torch
+from sklearn.metrics import f1_score
 
-from turnfusion.datasets import examples_for, load_utterances
+from turnfusion.audio import telephone
+from turnfusion.datasets import RawExamples, examples_for, load_utterances
+from turnfusion.inputs import Remembered
 from turnfusion.loop import pick_device
 from turnfusion.metrics import classification_report, confusion
 from turnfusion.predict import load_model
@@ -19,6 +24,8 @@ from turnfusion.train import predict
 
 if TYPE_CHECKING:
     from turnfusion.config import ModelConfig, TrainConfig
+    from turnfusion.segment import SegmentStore
+    from turnfusion.tokenize import PackedTokens
 
 PROB_COLUMNS = [f"p_{name}" for name in LABEL_NAMES.values()]
 BASELINES = ("majority", "trp_threshold", "tfidf_logreg")
@@ -42,8 +49,6 @@ def majority_baseline(train_labels: np.ndarray, n: int) -> np.ndarray:
 
 def fit_trp_threshold(trp: np.ndarray, labels: np.ndarray) -> float:
     """Threshold on the teacher's TRP (shift above, keep below) that maximises macro F1 on the given set."""
-    from sklearn.metrics import f1_score
-
     candidates = np.unique(np.quantile(trp, np.linspace(0.01, 0.99, 99)))
     scores = [f1_score(labels, np.where(trp > c, SHIFT, KEEP), labels=list(LABEL_NAMES), average="macro",
                        zero_division=0) for c in candidates]
@@ -56,7 +61,6 @@ def tfidf_baseline(train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame,
     (1-2 grams) and a class-balanced logistic regression fitted on train, its C chosen by macro F1 on val."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import f1_score
     from sklearn.pipeline import make_pipeline
 
     def fitted(c: float):
@@ -115,9 +119,10 @@ def save_figures(predictions: pd.DataFrame, reports: dict[str, dict], out_dir: P
 
 
 def evaluate(models: dict[str, Path], segments: Path, tokens: Path, trp: Path, embeddings: Path, out_dir: Path,
-             model_cfg: ModelConfig, train_cfg: TrainConfig) -> dict:
+             model_cfg: ModelConfig, train_cfg: TrainConfig, exported: dict[str, Path] | None = None) -> dict:
     """The evaluate stage: test predictions of every model (`{name: directory}`) and of the baselines, metrics,
-    DVC plot data and PNGs in `out_dir`. Returns the metrics."""
+    DVC plot data and PNGs in `out_dir`; for each model in `exported` (`{name: export directory}`), what
+    deployment changes (`deployment`). Returns the metrics."""
     store, token_store, table = load_utterances(segments, tokens, trp, model_cfg.audio_segments)
     test, train, val = (table[table.split == s].reset_index(drop=True) for s in ("test", "train", "val"))
     examples = examples_for(test, train_cfg.encoders, embeddings, token_store, store)
@@ -144,4 +149,58 @@ def evaluate(models: dict[str, Path], segments: Path, tokens: Path, trp: Path, e
     (out / "confusion.json").write_text(json.dumps(pairs, indent=2) + "\n")
     per_class_f1_frame(reports).to_csv(out / "per_class_f1.csv", index=False)
     save_figures(predictions, reports, out, best)
-    return {"test_utterances": len(test), **reports}
+    deployed = {name: deployment(models[name], directory, test, token_store, store, train_cfg)
+                for name, directory in (exported or {}).items()}
+    return {"test_utterances": len(test), **reports, **({"deployment": deployed} if deployed else {})}
+
+
+class TelephoneSegments:
+    """A segment store whose waveforms come through the telephone band (`audio.telephone`)."""
+
+    def __init__(self, store: SegmentStore, mu_law: bool = True):
+        self.store, self.mu_law = store, mu_law
+
+    def waveform(self, row: int) -> np.ndarray:
+        return telephone(self.store.waveform(row), self.store.sample_rate, self.mu_law)
+
+
+def deployment(model_dir: Path, onnx_dir: Path, test: pd.DataFrame, tokens: PackedTokens, store: SegmentStore,
+               train_cfg: TrainConfig) -> dict:
+    """What deployment changes, on the test split: the PyTorch model on raw inputs (its encoders run, as in
+    `predict`) against its exported graphs in fp32 and int8, and the same model on telephone-band audio."""
+    from turnfusion.onnx_backend import OnnxTurnModel
+
+    model = load_model(model_dir)
+    raw = replace(train_cfg, encoders="full")  # token ids and waveforms, not the cache
+    labels = test.label.to_numpy()
+    reference = predict(model, RawExamples(test, tokens, store), raw, torch.device("cpu"), progress=True,
+                        encode_segment=Remembered(model.encode_segment))
+    rows = {"pytorch": classification_report(labels, reference.argmax(1), reference)}
+    for precision in ("fp32", "int8"):
+        graphs = OnnxTurnModel(onnx_dir, precision)
+        probs = onnx_probabilities(graphs, test, tokens, store)
+        rows[f"onnx_{precision}"] = {
+            "max_abs_dp": float(np.abs(probs - reference).max()),
+            "agreement": float((probs.argmax(1) == reference.argmax(1)).mean()),
+            "macro_f1_delta": float(f1_score(labels, probs.argmax(1), average="macro") - rows["pytorch"]["macro_f1"]),
+            **classification_report(labels, probs.argmax(1), probs)}
+    if model.config.uses_audio:
+        phone = predict(model, RawExamples(test, tokens, TelephoneSegments(store)), raw, torch.device("cpu"),
+                        progress=True, encode_segment=Remembered(model.encode_segment))
+        rows["telephony"] = {"band": "8 kHz, mu-law", **classification_report(labels, phone.argmax(1), phone),
+                             "macro_f1_drop": rows["pytorch"]["macro_f1"] - f1_score(labels, phone.argmax(1),
+                                                                                      average="macro")}
+    return rows
+
+
+def onnx_probabilities(graphs, table: pd.DataFrame, tokens: PackedTokens, store: SegmentStore,
+                       batch_size: int = 64) -> np.ndarray:
+    """The exported graphs' probabilities for the rows of `table`, from the token and segment stores."""
+    probs = []
+    for start in range(0, len(table), batch_size):
+        chunk = table.iloc[start: start + batch_size]
+        text = graphs.encode_ids([tokens.row(int(r)) for r in chunk.token_row]) if "text" in graphs.graphs else None
+        audio = (np.stack([graphs.segments_vector([store.waveform(int(r)) if r >= 0 else None for r in rows])
+                           for rows in chunk.audio_rows]) if "audio" in graphs.graphs else None)
+        probs.append(graphs.head(text, audio, np.nan_to_num(chunk.trp.to_numpy(dtype=float))))
+    return np.concatenate(probs)

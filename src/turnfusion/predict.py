@@ -6,30 +6,23 @@
                       context=[{"text": "i went there last week", "speaker": 0, "audio": "prev.wav"}], speaker=1)
     -> {"keep": 0.05, "shift": 0.91, "backchannel": 0.04}
 
-Inputs are prepared exactly as in training (the model's `preprocessing` config): text normalised with
-the same punctuation policy and left-truncated; audio mono, resampled to the training rate, the end
-kept. Audio is a file path or a 1-D array with its sample rate. Documented defaults: no context means
-the utterance is treated like the first of a conversation; a context utterance without audio has no
-audio segment (as at the start of a conversation). A context utterance may say `shift_after` (whether the
-other speaker took the turn after it, as the training labels say); without it, whether the next utterance
-is the other speaker's.
+Inputs are prepared exactly as in training (the model's `preprocessing` config) by `inputs.InputPreparer`,
+which documents the defaults; `onnx_backend` runs an exported model on the same inputs without torch.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from turnfusion.audio import load_mono, read_resampled, recording_path, resample, select_channel
+from turnfusion.audio import read_resampled, recording_path
+from turnfusion.inputs import InputPreparer, Remembered
 from turnfusion.schema import LABEL_NAMES, SHIFT, DataError, conversation_order, has_video_id, read_utterances
-from turnfusion.segment import cut_row, segment_policy
-from turnfusion.text import context_string, normalize
+from turnfusion.segment import cut_row
 from turnfusion.tokenize import encode_contexts, pad_right
 
 
@@ -66,85 +59,15 @@ class TurnPredictor:
         self.model = load_model(model_dir).to(device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         self.prep = self.model.config.preprocessing
-        # previous utterances the model reads: text context and audio segments beside the current one
-        self.context_length = max(self.prep["n_previous"], self.model.config.audio_segments - 1)
+        self.inputs = InputPreparer(self.prep, self.model.config.uses_audio, self.model.config.audio_segments)
+        self.context_length = self.inputs.context_length
         self.device = torch.device(device)
-        self._audio_cache: OrderedDict[bytes, torch.Tensor] = OrderedDict()
-
-    AUDIO_CACHE_SIZE = 64
-
-    def _encode_segment(self, wave: np.ndarray) -> torch.Tensor:
-        """The model's own encoding of one segment, remembered: in a live conversation each context
-        utterance was the current one before, so it is encoded once."""
-        key = hashlib.blake2b(np.ascontiguousarray(wave).tobytes(), digest_size=16).digest()
-        if key not in self._audio_cache:
-            self._audio_cache[key] = self.model.encode_segment(wave)
-            if len(self._audio_cache) > self.AUDIO_CACHE_SIZE:
-                self._audio_cache.popitem(last=False)
-        self._audio_cache.move_to_end(key)
-        return self._audio_cache[key]
-
-    # --- input preparation -------------------------------------------------------------------
-    def _text(self, text, what: str) -> str:
-        if not isinstance(text, str) or not normalize(text, self.prep["punctuation"]):
-            raise DataError(f"{what}: empty text (got {text!r}); every utterance needs its words")
-        return normalize(text, self.prep["punctuation"])
-
-    def _audio(self, audio, sample_rate: int | None, what: str, speaker: int) -> np.ndarray:
-        """Mono at the training rate, the end kept; with `channels: speaker` a stereo input gives the
-        speaker's own channel, as in training."""
-        rate = self.prep["sample_rate"]
-        channel = speaker if self.prep["channels"] == "speaker" else None
-        if isinstance(audio, (str, Path)):
-            wave = load_mono(audio, rate, channel)
-        elif isinstance(audio, np.ndarray):
-            if sample_rate is None:
-                raise DataError(f"{what}: an audio array needs its sample_rate")
-            wave = resample(select_channel(audio.astype(np.float32), channel if audio.ndim == 2 else None),
-                            sample_rate, rate)
-        else:
-            raise DataError(f"{what}: audio must be a file path or a numpy array, got {type(audio).__name__}")
-        if not np.isfinite(wave).all():
-            raise DataError(f"{what}: audio has non-finite samples (NaN or inf)")
-        if len(wave) < int(0.05 * rate):
-            raise DataError(f"{what}: audio is shorter than 50 ms ({len(wave)} samples at {rate} Hz)")
-        return segment_policy(wave, rate, self.prep["max_seconds"], self.prep["trim_vad_threshold"])[0]
+        self._encode_segment = Remembered(self.model.encode_segment)
 
     def prepare(self, text: str, audio, speaker: int = 0, context: list[dict] | None = None,
                 sample_rate: int | None = None) -> tuple[str, list]:
-        """(context string, [current, previous, ...] waveforms or None) for one utterance.
-
-        As in training, the text context holds the last `n_previous` utterances and the audio the current
-        segment and its `audio_segments - 1` predecessors.
-        """
-        n_text, n_audio = self.prep["n_previous"] + 1, self.model.config.audio_segments
-        context = list(context or [])[-self.context_length:] if self.context_length else []
-        utterances = [*context, {"text": text, "speaker": speaker, "audio": audio, "sample_rate": sample_rate}]
-        names = [f"context utterance {k + 1}" for k in range(len(context))] + ["current utterance"]
-        for u, what in zip(utterances, names, strict=True):
-            if u.get("speaker") not in (0, 1):
-                raise DataError(f"{what}: speaker must be 0 or 1, got {u.get('speaker')!r}")
-        texts = [self._text(u.get("text"), what) for u, what in zip(utterances, names, strict=True)]
-        speakers = [u["speaker"] for u in utterances]
-        # what followed each context utterance: as given, else whether the next one is the other speaker's
-        shifts = [bool(u.get("shift_after", speakers[k + 1] != u["speaker"] if k + 1 < len(utterances) else False))
-                  for k, u in enumerate(utterances)]
-        text = context_string(texts[-n_text:], speakers[-n_text:], shifts[-n_text:],
-                              self.prep.get("trim_overlap", False))
-        waves = []
-        if not self.model.config.uses_audio:  # unused, but a bad file is still an error, never ignored
-            for u, what in zip(utterances, names, strict=True):
-                if u.get("audio") is not None:
-                    self._audio(u["audio"], u.get("sample_rate", sample_rate), what, u["speaker"])
-        else:
-            if audio is None:
-                raise DataError("current utterance: this model needs its audio")
-            # current first, then its predecessors
-            for u, what in list(zip(utterances, names, strict=True))[::-1][:n_audio]:
-                waves.append(None if u.get("audio") is None else
-                             self._audio(u["audio"], u.get("sample_rate", sample_rate), what, u["speaker"]))
-            waves += [None] * (n_audio - len(waves))
-        return text, waves
+        """(context string, [current, previous, ...] waveforms or None): see `inputs.InputPreparer.prepare`."""
+        return self.inputs.prepare(text, audio, speaker, context, sample_rate)
 
     # --- prediction -----------------------------------------------------------------------------
     @torch.no_grad()

@@ -138,14 +138,15 @@ def wrap(model, processes: Processes) -> torch.nn.Module:
 
 @torch.no_grad()
 def predict(model, dataset, cfg: TrainConfig, device, progress: bool = False,
-            precision: str = "fp32") -> np.ndarray:
-    """Class probabilities for every example of `dataset`, in order."""
+            precision: str = "fp32", encode_segment=None) -> np.ndarray:
+    """Class probabilities for every example of `dataset`, in order (raw batches: audio segments encoded by
+    `encode_segment`, default the model's own)."""
     model.eval()
     probs = []
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=collate_for(cfg))
     for batch in tqdm(loader, desc="predict", disable=not progress):
         with autocast(device, precision):
-            logits = model.batch_logits(batch)
+            logits = model.batch_logits(batch, encode_segment)
         probs.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
     return np.concatenate(probs) if probs else np.zeros((0, model.config.num_labels), np.float32)
 

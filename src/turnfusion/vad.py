@@ -10,7 +10,6 @@ import functools
 
 import numpy as np
 import soxr
-import torch
 
 VAD_RATES = (8000, 16000)  # the rates Silero VAD runs at
 
@@ -26,6 +25,7 @@ def speech_spans(samples: np.ndarray, sample_rate: int, threshold: float) -> lis
     """(start, end) seconds of each speech span of a mono signal; other rates are resampled to 16 kHz."""
     if sample_rate not in VAD_RATES:
         samples, sample_rate = soxr.resample(samples, sample_rate, 16000), 16000
+    import torch  # here, not above: a deployment that never trims (onnx_backend) runs without torch
     from silero_vad import get_speech_timestamps
 
     with torch.inference_mode():

@@ -59,10 +59,10 @@ class Pooling(nn.Module):
         if self.kind == "mean_max":
             return torch.cat([masked_mean(x, mask), masked_max(x, mask)], dim=-1)
         if self.kind == "last":
-            out = x[torch.arange(len(x), device=x.device), last_positions(mask)]
+            out = x[torch.arange(x.shape[0], device=x.device), last_positions(mask)]
             return out * mask.any(1, keepdim=True)
         if self.kind == "last_k":  # mean of the last k real frames: the end carries the cues
-            from_end = mask.flip(1).cumsum(1).flip(1)  # 1 at the last real frame, 2 before it, ...
+            from_end = mask.long().flip(1).cumsum(1).flip(1)  # 1 at the last real frame, 2 before it, ...
             return masked_mean(x, mask & (from_end <= self.last_k))
         scores = self.score(x).squeeze(-1).masked_fill(~mask, float("-inf"))
         weights = torch.softmax(scores, dim=1).nan_to_num(0.0)  # all-padding rows: zero weights

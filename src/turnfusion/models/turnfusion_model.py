@@ -133,7 +133,7 @@ class TurnFusionModel(PreTrainedModel):
             ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
             out["text_hidden"], out["text_mask"] = self.encode_text(ids, mask), mask.bool()
         if self.config.uses_audio:
-            encode_one = encode_segment or self.encode_segment
+            encode_one = encode_segment if encode_segment is not None else self.encode_segment
             frames = [[None if w is None else encode_one(w) for w in item] for item in batch["waves"]]
             out["audio_hidden"], out["audio_mask"] = stack_segments(frames)
         return out

@@ -1,0 +1,24 @@
+"""Stage `export`: the trained fusion model as ONNX graphs (text path, audio path per segment, head), fp32 and
+int8, with its tokenizer and a manifest: one directory that `turnfusion.onnx_backend` runs without torch."""
+
+import argparse
+import logging
+
+from stages.common import run, write_json
+from turnfusion.export import export
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", required=True, help="trained model directory (models/fusion)")
+    parser.add_argument("--out", required=True, help="export directory")
+    parser.add_argument("--report", required=True)
+    args = parser.parse_args()
+    manifest = export(args.model, args.out)
+    report = {f"size_mb_{precision}": size for precision, size in manifest["size_mb"].items()}
+    write_json(args.report, report)
+    logging.getLogger("export").info("%s: %s", args.out, report)
+
+
+if __name__ == "__main__":
+    run(main)

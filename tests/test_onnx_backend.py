@@ -1,0 +1,93 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import tone
+from test_export import exported  # noqa: F401  (the fixture)
+
+from turnfusion.cli import main as cli
+from turnfusion.onnx_backend import OnnxTurnModel, TurnSession
+from turnfusion.predict import TurnPredictor
+from turnfusion.schema import DataError
+
+CONVERSATION = [("so i went to the market", 0, 1.4), ("yeah", 1, 0.4), ("and then we saw the museum", 0, 2.2),
+                ("did you like it", 1, 0.9), ("it was nice you know", 0, 3.5)]
+
+
+def waves():
+    rng = np.random.default_rng(1)
+    return [(tone(s, 16000, 140 + 50 * k) + rng.normal(0, 0.02, int(16000 * s))).astype(np.float32)
+            for k, (_, _, s) in enumerate(CONVERSATION)]
+
+
+def test_a_session_gives_what_batch_prediction_gives_and_encodes_each_segment_once(exported, model_dir):  # noqa: F811
+    session, predictor = TurnSession(exported, "fp32"), TurnPredictor(model_dir)
+    history = []
+    for (text, speaker, _), wave in zip(CONVERSATION, waves(), strict=True):
+        got = session.add(text, wave, speaker, sample_rate=16000)
+        want = predictor.predict(text, wave, speaker, history[-predictor.context_length:], sample_rate=16000)
+        assert max(abs(got[c] - want[c]) for c in want) < 1e-4
+        history.append({"text": text, "speaker": speaker, "audio": wave, "sample_rate": 16000})
+    assert len(session.history) == session.model.context_length == 2
+    assert len(session.model._audio_vector) == len(CONVERSATION)  # each utterance's audio encoded once
+    session.reset()
+    text, speaker, _ = CONVERSATION[2]
+    first = session.add(text, waves()[2], speaker, sample_rate=16000)
+    assert first == pytest.approx(predictor.predict(text, waves()[2], speaker, sample_rate=16000), abs=1e-4)
+
+
+def test_the_onnx_backend_runs_without_torch(exported):  # noqa: F811
+    code = (f"import sys, numpy as np\n"
+            f"from turnfusion.onnx_backend import TurnSession\n"
+            f"s = TurnSession({str(exported)!r})\n"
+            f"p = s.add('hello there', np.sin(np.arange(16000) / 9).astype('float32'), 0, sample_rate=16000)\n"
+            f"assert abs(sum(p.values()) - 1) < 1e-5, p\n"
+            f"print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"audio": np.zeros(16000, np.float32), "sample_rate": 0}, r"sample_rate must be a whole number .* got 0"),
+    ({"audio": np.zeros(16000, np.float32), "sample_rate": 16000.5}, r"sample_rate must be a whole number"),
+    ({"audio": np.zeros(0, np.float32), "sample_rate": 16000}, r"shorter than 50 ms"),
+    ({"audio": np.full(16000, np.nan, np.float32), "sample_rate": 16000}, r"non-finite"),
+    ({"audio": None}, r"needs its audio"),
+    ({"audio": np.zeros(16000, np.float32), "sample_rate": 16000, "speaker": np.zeros(3)},
+     r"current utterance: speaker must be 0 or 1, got ndarray"),
+])
+def test_bad_inputs_give_one_line_errors(exported, kwargs, message):  # noqa: F811
+    with pytest.raises(DataError, match=message) as err:
+        TurnSession(exported).add("hello there", **{"speaker": 0, **kwargs})
+    assert "\n" not in str(err.value)
+
+
+def test_a_missing_or_foreign_directory_is_named(exported, model_dir, tmp_path):  # noqa: F811
+    with pytest.raises(DataError, match=r"not an exported turnfusion model \(no manifest.json; run the export stage"):
+        OnnxTurnModel(model_dir)
+    broken = tmp_path / "broken"
+    shutil.copytree(exported, broken)
+    (broken / "int8" / "audio.onnx").unlink()
+    with pytest.raises(DataError, match=r"broken/int8/audio.onnx: missing \(listed in manifest.json\)"):
+        OnnxTurnModel(broken)
+    with pytest.raises(DataError, match=r"precision must be one of \['fp32', 'int8'\], got 'fp16'"):
+        OnnxTurnModel(exported, "fp16")
+
+
+def test_cli_predicts_with_the_onnx_backend(exported, tmp_path, capsys):  # noqa: F811
+    import soundfile as sf
+
+    sf.write(tmp_path / "a.wav", tone(1.5, 44100), 44100)
+    args = ["predict", "--backend", "onnx", "--model", str(exported), "--text", "how are you", "--audio",
+            str(tmp_path / "a.wav"), "--speaker", "1", "--context", "0:hello there"]
+    assert cli([*args, "--precision", "fp32"]) == 0
+    probs = json.loads(capsys.readouterr().out)
+    want = OnnxTurnModel(exported, "fp32").predict("how are you", tmp_path / "a.wav", 1,
+                                                  [{"text": "hello there", "speaker": 0}])
+    assert probs == pytest.approx(want)
+    assert cli(["predict", "--backend", "onnx", "--model", str(tmp_path), "--text", "hi"]) == 2
+    assert "no manifest.json" in capsys.readouterr().err
