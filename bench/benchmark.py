@@ -2,14 +2,19 @@
 
     python bench/benchmark.py [--repeats 50]
 
-1. Inference latency per utterance (current + two context utterances, 3 s of audio each), p50 / p95,
-   on CPU: the default trained model, and distil-size encoders built from config
-   (DistilGPT2: 6 layers x 768; DistilHuBERT: 2 layers x 768 with the standard 512-channel front end).
+1. Inference latency per utterance (current + two context utterances, 3 s of audio each), p50 / p95, on
+   CPU with 2 threads, side by side in one run: PyTorch, ONNX fp32 and ONNX int8 (stage `export`), cold
+   (all three segments encoded) and streaming (the context segments' encodings remembered), for the default
+   trained model and for distil-size encoders built from config (DistilGPT2: 6 layers x 768; DistilHuBERT:
+   2 layers x 768 with the standard 512-channel front end); and Smart Turn v3.2 (pipecat-ai's ONNX model,
+   fetched with `pip download --no-deps pipecat-ai==1.14.0` into bench/.cache) on the 8 s input it takes.
+   Sizes on disk in the same table.
 2. Training: epoch time with frozen encoders (cached embeddings) vs. re-encoding every epoch with the
    same encoders, their ratio, samples/s, and the peak memory of a `train@fusion` run.
 """
 
 import argparse
+import os
 import resource
 import subprocess
 import sys
@@ -22,7 +27,7 @@ import yaml
 
 
 def latency(predictor, repeats: int, rng, streaming: bool) -> tuple[float, float]:
-    """Per-utterance latency with two context utterances of 3 s audio each.
+    """Per-utterance latency with two context utterances of 3 s audio each, of a TurnPredictor or an OnnxTurnModel.
 
     streaming=False: all three segments are new (cold). streaming=True: a live conversation, where the
     two context utterances were the current ones of the previous calls (their encodings are remembered).
@@ -34,7 +39,7 @@ def latency(predictor, repeats: int, rng, streaming: bool) -> tuple[float, float
     for k in range(repeats + 3):
         waves.append(rng.normal(0, 0.1, 3 * rate).astype(np.float32))
         if not streaming:
-            predictor._audio_cache.clear()
+            predictor.audio_memory.clear()
         context = [{"text": texts[j], "speaker": 0, "audio": waves[-3 + j], "sample_rate": rate} for j in range(2)]
         start = time.perf_counter()
         predictor.predict(texts[2], waves[-1], 1, context, sample_rate=rate)
@@ -43,11 +48,49 @@ def latency(predictor, repeats: int, rng, streaming: bool) -> tuple[float, float
     return 1000 * float(np.percentile(times, 50)), 1000 * float(np.percentile(times, 95))
 
 
-def distil_size_predictor(model_dir: Path, tmp: Path):
+def smart_turn(repeats: int, rng, threads: int) -> tuple[tuple[float, float], float]:
+    """(p50, p95) ms of Smart Turn v3.2 on 8 s of audio (its Whisper features included), and its size in MB."""
+    import importlib.util
+    import zipfile
+
+    import onnxruntime as ort
+
+    cache = Path(__file__).parent / ".cache"
+    folder = "pipecat/audio/turn/smart_turn"
+    model, features = cache / folder / "data/smart-turn-v3.2-cpu.onnx", cache / folder / "_whisper_features.py"
+    if not model.exists():
+        cache.mkdir(exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "pipecat-ai==1.14.0", "-d",
+                        str(cache)], check=True)
+        with zipfile.ZipFile(next(cache.glob("pipecat_ai-1.14.0-*.whl"))) as wheel:
+            wheel.extractall(cache, [f"{folder}/data/smart-turn-v3.2-cpu.onnx", f"{folder}/_whisper_features.py"])
+    spec = importlib.util.spec_from_file_location("whisper_features", features)
+    whisper = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(whisper)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    times = []
+    for k in range(repeats + 3):
+        audio = rng.normal(0, 0.1, 8 * 16000).astype(np.float32)
+        start = time.perf_counter()
+        features_ = whisper.compute_whisper_log_mel_features(audio, do_normalize=True)[None]
+        session.run(None, {"input_features": features_.astype(np.float32)})
+        if k >= 3:
+            times.append(time.perf_counter() - start)
+    return ((1000 * float(np.percentile(times, 50)), 1000 * float(np.percentile(times, 95))),
+            model.stat().st_size / 2**20)
+
+
+def directory_mb(path: Path, files=None) -> float:
+    return sum(p.stat().st_size for p in (files or Path(path).rglob("*")) if p.is_file()) / 2**20
+
+
+def save_distil_size_model(model_dir: Path, tmp: Path) -> None:
+    """A model of distil size (random weights: they do not change the cost) with `model_dir`'s tokenizer."""
     from transformers import AutoTokenizer
 
     from turnfusion.models import TurnFusionConfig, TurnFusionModel
-    from turnfusion.predict import TurnPredictor
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     config = TurnFusionConfig(
@@ -58,7 +101,6 @@ def distil_size_predictor(model_dir: Path, tmp: Path):
         preprocessing=TurnFusionModel.from_pretrained(str(model_dir)).config.preprocessing)
     TurnFusionModel(config).save_pretrained(str(tmp))
     tokenizer.save_pretrained(str(tmp))
-    return TurnPredictor(tmp)
 
 
 def epoch_times(params: dict) -> dict:
@@ -104,30 +146,58 @@ def peak_memory_of_training() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB on Linux
 
 
+def backends(model_dir: Path, onnx_dir: Path, threads: int) -> dict:
+    """PyTorch, ONNX fp32 and ONNX int8 predictors of one model (exported to `onnx_dir` if it is not there),
+    with their sizes on disk in MB."""
+    import json
+
+    from turnfusion.export import export
+    from turnfusion.onnx_backend import OnnxTurnModel
+    from turnfusion.predict import TurnPredictor
+
+    if not (onnx_dir / "manifest.json").exists():
+        export(model_dir, onnx_dir)
+    sizes = json.loads((onnx_dir / "manifest.json").read_text())["size_mb"]
+    return {"PyTorch": (TurnPredictor(model_dir), directory_mb(model_dir)),
+            **{f"ONNX {p}": (OnnxTurnModel(onnx_dir, p, threads), sizes[p]) for p in ("fp32", "int8")}}
+
+
 def main() -> None:
     import tempfile
 
     from transformers.utils import logging as hf_logging
-
-    from turnfusion.predict import TurnPredictor
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--model", default="models/fusion")
+    parser.add_argument("--onnx", default="models/fusion-onnx", help="its export (made there if absent)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-training", action="store_true", help="latency only")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
-    predictors = {f"default model ({args.model})": (TurnPredictor(args.model), args.repeats),
-                  "distil-size encoders (6x768 GPT-2, 2x768 HuBERT)":
-                      (distil_size_predictor(Path(args.model), Path(tempfile.mkdtemp())), max(10, args.repeats // 5))}
-    for name, (predictor, repeats) in predictors.items():
-        for streaming in (False, True):
-            p50, p95 = latency(predictor, repeats, rng, streaming)
-            kind = "streaming (context encodings remembered)" if streaming else "cold (3 segments encoded)"
-            print(f"latency {name}, {kind}: p50 {p50:.1f} ms, p95 {p95:.1f} ms per utterance (+2 context)")
+    import platform
+
+    print(f"torch {torch.__version__}, {args.threads} threads, CPU: {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores")
+    tmp = Path(tempfile.mkdtemp())
+    save_distil_size_model(Path(args.model), tmp / "distil")
+    sizes = {f"default model ({args.model})": (Path(args.model), Path(args.onnx), args.repeats),
+             "distil-size encoders (6x768 GPT-2, 2x768 HuBERT)": (tmp / "distil", tmp / "distil-onnx",
+                                                                  max(10, args.repeats // 5))}
+    print("| model | backend | cold p50 / p95 ms | streaming p50 / p95 ms | size MB |")
+    print("|---|---|---|---|---|")
+    for name, (model_dir, onnx_dir, repeats) in sizes.items():
+        for backend, (predictor, mb) in backends(model_dir, onnx_dir, args.threads).items():
+            cold, stream = (latency(predictor, repeats, rng, streaming) for streaming in (False, True))
+            print(f"| {name} | {backend} | {cold[0]:.1f} / {cold[1]:.1f} | {stream[0]:.1f} / {stream[1]:.1f} "
+                  f"| {mb:.1f} |", flush=True)
+    (p50, p95), mb = smart_turn(args.repeats, rng, args.threads)
+    print(f"| Smart Turn v3.2 (8 s of audio, no text) | ONNX (as shipped) | {p50:.1f} / {p95:.1f} | | {mb:.1f} |")
+    if args.skip_training:
+        return
     epochs = epoch_times(yaml.safe_load(Path("params.yaml").read_text()))
     print(f"epoch, frozen encoders from cache: {epochs['frozen_cached']['epoch_s']} s "
           f"({epochs['frozen_cached']['samples_per_s']} samples/s)")

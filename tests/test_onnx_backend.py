@@ -32,7 +32,7 @@ def test_a_session_gives_what_batch_prediction_gives_and_encodes_each_segment_on
         assert max(abs(got[c] - want[c]) for c in want) < 1e-4
         history.append({"text": text, "speaker": speaker, "audio": wave, "sample_rate": 16000})
     assert len(session.history) == session.model.context_length == 2
-    assert len(session.model._audio_vector) == len(CONVERSATION)  # each utterance's audio encoded once
+    assert len(session.model.audio_memory) == len(CONVERSATION)  # each utterance's audio encoded once
     session.reset()
     text, speaker, _ = CONVERSATION[2]
     first = session.add(text, waves()[2], speaker, sample_rate=16000)

@@ -88,9 +88,9 @@ def test_context_audio_is_encoded_once_and_results_do_not_change(model_dir, wavs
     predictor = TurnPredictor(model_dir)
     context = [{"text": "hello there", "speaker": 0, "audio": wavs / "b.wav"}]
     first = predictor.predict("how are you", wavs / "a.wav", 1, context)
-    assert len(predictor._encode_segment) == 2
+    assert len(predictor.audio_memory) == 2
     again = predictor.predict("how are you", wavs / "a.wav", 1, context)
-    assert again == first and len(predictor._encode_segment) == 2
+    assert again == first and len(predictor.audio_memory) == 2
 
 
 @pytest.mark.parametrize("channels,encoders", [("mix", "frozen"), ("speaker", "frozen"), ("mix", "full"),

@@ -108,6 +108,9 @@ class Remembered:
     def __len__(self) -> int:
         return len(self._memory)
 
+    def clear(self) -> None:
+        self._memory.clear()
+
     def __call__(self, wave: np.ndarray):
         key = hashlib.blake2b(np.ascontiguousarray(wave, dtype=np.float32).tobytes(), digest_size=16).digest()
         if key not in self._memory:

@@ -59,7 +59,7 @@ class OnnxTurnModel:
         self.audio_segments = manifest["audio_segments"]
         self.inputs = InputPreparer(self.prep, "audio" in self.graphs, max(1, self.audio_segments))
         self.context_length = self.inputs.context_length
-        self._audio_vector = Remembered(self._encode_audio)
+        self.audio_memory = Remembered(self._encode_audio)
 
     # --- the three graphs ------------------------------------------------------------------------
     def text_vectors(self, contexts: list[str]) -> np.ndarray:
@@ -80,7 +80,7 @@ class OnnxTurnModel:
         so a segment seen as the current utterance is not encoded again as context."""
         if wave is None:
             return np.zeros(self.manifest["graphs"]["audio"]["dim"], np.float32)
-        return self._audio_vector(wave)
+        return self.audio_memory(wave)
 
     def _encode_audio(self, wave: np.ndarray) -> np.ndarray:
         return self.graphs["audio"].run(None, {"waveform": np.asarray(wave, np.float32)[None]})[0][0]

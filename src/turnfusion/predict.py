@@ -62,7 +62,7 @@ class TurnPredictor:
         self.inputs = InputPreparer(self.prep, self.model.config.uses_audio, self.model.config.audio_segments)
         self.context_length = self.inputs.context_length
         self.device = torch.device(device)
-        self._encode_segment = Remembered(self.model.encode_segment)
+        self.audio_memory = Remembered(self.model.encode_segment)
 
     def prepare(self, text: str, audio, speaker: int = 0, context: list[dict] | None = None,
                 sample_rate: int | None = None) -> tuple[str, list]:
@@ -78,7 +78,7 @@ class TurnPredictor:
         ids, mask = pad_right(encode_contexts(self.tokenizer, contexts, self.prep["max_length"])[0], 0)
         batch = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask), "waves": waves,
                  "trp": torch.tensor(trp if trp is not None else [0.0] * len(contexts))}
-        logits = self.model.batch_logits(batch, encode_segment=self._encode_segment)
+        logits = self.model.batch_logits(batch, encode_segment=self.audio_memory)
         return torch.softmax(logits.float(), dim=-1).cpu().numpy()
 
     def predict(self, text: str, audio=None, speaker: int = 0, context: list[dict] | None = None,
