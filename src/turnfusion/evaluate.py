@@ -4,7 +4,6 @@ look at."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +13,7 @@ import torch
 from sklearn.metrics import f1_score
 
 from turnfusion.audio import telephone
-from turnfusion.datasets import RawExamples, examples_for, load_utterances
+from turnfusion.datasets import RawExamples, collate_raw, examples_for, load_utterances
 from turnfusion.inputs import Remembered
 from turnfusion.loop import pick_device
 from turnfusion.metrics import classification_report, confusion
@@ -171,10 +170,9 @@ def deployment(model_dir: Path, onnx_dir: Path, test: pd.DataFrame, tokens: Pack
     from turnfusion.onnx_backend import OnnxTurnModel
 
     model = load_model(model_dir)
-    raw = replace(train_cfg, encoders="full")  # token ids and waveforms, not the cache
     labels = test.label.to_numpy()
-    reference = predict(model, RawExamples(test, tokens, store), raw, torch.device("cpu"), progress=True,
-                        encode_segment=Remembered(model.encode_segment))
+    reference = predict(model, RawExamples(test, tokens, store), train_cfg, torch.device("cpu"), progress=True,
+                        encode_segment=Remembered(model.encode_segment), collate=collate_raw)
     rows = {"pytorch": classification_report(labels, reference.argmax(1), reference)}
     for precision in ("fp32", "int8"):
         graphs = OnnxTurnModel(onnx_dir, precision)
@@ -185,8 +183,8 @@ def deployment(model_dir: Path, onnx_dir: Path, test: pd.DataFrame, tokens: Pack
             "macro_f1_delta": float(f1_score(labels, probs.argmax(1), average="macro") - rows["pytorch"]["macro_f1"]),
             **classification_report(labels, probs.argmax(1), probs)}
     if model.config.uses_audio:
-        phone = predict(model, RawExamples(test, tokens, TelephoneSegments(store)), raw, torch.device("cpu"),
-                        progress=True, encode_segment=Remembered(model.encode_segment))
+        phone = predict(model, RawExamples(test, tokens, TelephoneSegments(store)), train_cfg, torch.device("cpu"),
+                        progress=True, encode_segment=Remembered(model.encode_segment), collate=collate_raw)
         rows["telephony"] = {"band": "8 kHz, mu-law", **classification_report(labels, phone.argmax(1), phone),
                              "macro_f1_drop": rows["pytorch"]["macro_f1"] - f1_score(labels, phone.argmax(1),
                                                                                       average="macro")}

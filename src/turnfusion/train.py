@@ -138,12 +138,12 @@ def wrap(model, processes: Processes) -> torch.nn.Module:
 
 @torch.no_grad()
 def predict(model, dataset, cfg: TrainConfig, device, progress: bool = False,
-            precision: str = "fp32", encode_segment=None) -> np.ndarray:
-    """Class probabilities for every example of `dataset`, in order (raw batches: audio segments encoded by
-    `encode_segment`, default the model's own)."""
+            precision: str = "fp32", encode_segment=None, collate=None) -> np.ndarray:
+    """Class probabilities for every example of `dataset`, in order: batches made by `collate` (default: as
+    `cfg.encoders` says); in raw batches, audio segments encoded by `encode_segment` (default: the model's own)."""
     model.eval()
     probs = []
-    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=collate_for(cfg))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=collate or collate_for(cfg))
     for batch in tqdm(loader, desc="predict", disable=not progress):
         with autocast(device, precision):
             logits = model.batch_logits(batch, encode_segment)
