@@ -146,20 +146,43 @@ def peak_memory_of_training() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB on Linux
 
 
-def backends(model_dir: Path, onnx_dir: Path, threads: int) -> dict:
-    """PyTorch, ONNX fp32 and ONNX int8 predictors of one model (exported to `onnx_dir` if it is not there),
-    with their sizes on disk in MB."""
+def predictor_for(model_dir: Path, onnx_dir: Path, backend: str, threads: int):
+    """A TurnPredictor (backend "PyTorch") or an OnnxTurnModel ("ONNX fp32" / "ONNX int8"), and its size in MB."""
     import json
 
-    from turnfusion.export import export
-    from turnfusion.onnx_backend import OnnxTurnModel
-    from turnfusion.predict import TurnPredictor
+    if backend == "PyTorch":
+        from turnfusion.predict import TurnPredictor
 
-    if not (onnx_dir / "manifest.json").exists():
-        export(model_dir, onnx_dir)
-    sizes = json.loads((onnx_dir / "manifest.json").read_text())["size_mb"]
-    return {"PyTorch": (TurnPredictor(model_dir), directory_mb(model_dir)),
-            **{f"ONNX {p}": (OnnxTurnModel(onnx_dir, p, threads), sizes[p]) for p in ("fp32", "int8")}}
+        return TurnPredictor(model_dir), directory_mb(model_dir)
+    from turnfusion.onnx_backend import OnnxTurnModel
+
+    precision = backend.split()[-1]
+    size = json.loads((onnx_dir / "manifest.json").read_text())["size_mb"][precision]
+    return OnnxTurnModel(onnx_dir, precision, threads), size
+
+
+def one_row(args) -> None:
+    """Measure one backend of one model in this process (so that no other runtime's threads are alive)."""
+    import json
+
+    torch.set_num_threads(args.threads)
+    if args.row == "Smart Turn":
+        (p50, p95), mb = smart_turn(args.repeats, np.random.default_rng(0), args.threads)
+        print(json.dumps({"cold": [p50, p95], "mb": mb}))
+        return
+    predictor, mb = predictor_for(Path(args.model), Path(args.onnx), args.row, args.threads)
+    rng = np.random.default_rng(0)
+    cold, streaming = (latency(predictor, args.repeats, rng, s) for s in (False, True))
+    print(json.dumps({"cold": cold, "streaming": streaming, "mb": mb}))
+
+
+def measured(model_dir: Path, onnx_dir: Path, backend: str, repeats: int, threads: int) -> dict:
+    import json
+
+    done = subprocess.run([sys.executable, __file__, "--row", backend, "--model", str(model_dir), "--onnx",
+                           str(onnx_dir), "--repeats", str(repeats), "--threads", str(threads)],
+                          check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -175,9 +198,11 @@ def main() -> None:
     parser.add_argument("--onnx", default="models/fusion-onnx", help="its export (made there if absent)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-training", action="store_true", help="latency only")
+    parser.add_argument("--row", help=argparse.SUPPRESS)  # one backend, in a child process
     args = parser.parse_args()
+    if args.row:
+        return one_row(args)
     torch.set_num_threads(args.threads)
-    rng = np.random.default_rng(0)
     import platform
 
     print(f"torch {torch.__version__}, {args.threads} threads, CPU: {platform.processor() or platform.machine()}, "
@@ -190,12 +215,18 @@ def main() -> None:
     print("| model | backend | cold p50 / p95 ms | streaming p50 / p95 ms | size MB |")
     print("|---|---|---|---|---|")
     for name, (model_dir, onnx_dir, repeats) in sizes.items():
-        for backend, (predictor, mb) in backends(model_dir, onnx_dir, args.threads).items():
-            cold, stream = (latency(predictor, repeats, rng, streaming) for streaming in (False, True))
-            print(f"| {name} | {backend} | {cold[0]:.1f} / {cold[1]:.1f} | {stream[0]:.1f} / {stream[1]:.1f} "
-                  f"| {mb:.1f} |", flush=True)
-    (p50, p95), mb = smart_turn(args.repeats, rng, args.threads)
-    print(f"| Smart Turn v3.2 (8 s of audio, no text) | ONNX (as shipped) | {p50:.1f} / {p95:.1f} | | {mb:.1f} |")
+        if not (onnx_dir / "manifest.json").exists():
+            from turnfusion.export import export
+
+            export(model_dir, onnx_dir)
+        for backend in ("PyTorch", "ONNX fp32", "ONNX int8"):  # each in its own process
+            row = measured(model_dir, onnx_dir, backend, repeats, args.threads)
+            (c50, c95), (s50, s95) = row["cold"], row["streaming"]
+            print(f"| {name} | {backend} | {c50:.1f} / {c95:.1f} | {s50:.1f} / {s95:.1f} | {row['mb']:.1f} |",
+                  flush=True)
+    row = measured(Path(args.model), Path(args.onnx), "Smart Turn", args.repeats, args.threads)
+    print(f"| Smart Turn v3.2 (8 s of audio, no text) | ONNX (as shipped) | {row['cold'][0]:.1f} / "
+          f"{row['cold'][1]:.1f} | | {row['mb']:.1f} |")
     if args.skip_training:
         return
     epochs = epoch_times(yaml.safe_load(Path("params.yaml").read_text()))
