@@ -126,7 +126,7 @@ def export(model_dir: Path, out_dir: Path) -> dict:
         "format": FORMAT,
         "mode": cfg.mode,
         "labels": ["keep", "shift", "backchannel"],
-        "audio_segments": cfg.audio_segments if cfg.uses_audio else 0,
+        "audio_segments": cfg.audio_segments,
         "use_trp": cfg.use_trp,
         "preprocessing": cfg.preprocessing,
         "graphs": written,
@@ -134,9 +134,9 @@ def export(model_dir: Path, out_dir: Path) -> dict:
         "opset": 17,
         "files": {p.relative_to(out_dir).as_posix(): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
                   for p in files},
-        "size_mb": {prec: round(sum(p.stat().st_size for p in files if p.parent.name != ("int8" if prec == "fp32"
-                                                                                          else "fp32"))
-                                / 2**20, 2) for prec in ("fp32", "int8")},
+        # what a deployment of one precision ships: its graphs, the tokenizer and the config
+        "size_mb": {prec: round(sum(p.stat().st_size for p in files if p.parent.name != other) / 2**20, 2)
+                    for prec, other in (("fp32", "int8"), ("int8", "fp32"))},
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest

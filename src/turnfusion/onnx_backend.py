@@ -59,8 +59,7 @@ class OnnxTurnModel:
         self.manifest, self.precision = manifest, precision
         self.prep = manifest["preprocessing"]
         self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
-        self.audio_segments = manifest["audio_segments"]
-        self.inputs = InputPreparer(self.prep, "audio" in self.graphs, max(1, self.audio_segments))
+        self.inputs = InputPreparer(self.prep, "audio" in self.graphs, manifest["audio_segments"])
         self.context_length = self.inputs.context_length
         self.audio_memory = Remembered(self._encode_audio)
 
