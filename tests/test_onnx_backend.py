@@ -91,3 +91,22 @@ def test_cli_predicts_with_the_onnx_backend(exported, tmp_path, capsys):  # noqa
     assert probs == pytest.approx(want)
     assert cli(["predict", "--backend", "onnx", "--model", str(tmp_path), "--text", "hi"]) == 2
     assert "no manifest.json" in capsys.readouterr().err
+
+
+def test_predict_csv_with_the_onnx_backend_matches_pytorch_row_for_row(exported, model_dir, recording_dir,  # noqa: F811
+                                                                      tmp_path):
+    import pandas as pd
+    from conftest import utterance_table
+
+    utterance_table([("v1", "v1_0", "hello there", 0, 0.0, 1.0, 0), ("v1", "v1_1", "how are you", 1, 1.0, 2.0, 1),
+                     ("v1", "v1_2", "fine thanks", 2, 2.1, 3.5, 0), ("v2", "v2_0", "", 0, 0.0, 1.0, 0),
+                     ("v9", "v9_0", "no recording", 0, 0.0, 1.0, 0)]).to_csv(tmp_path / "u.csv", index=False)
+    want = TurnPredictor(model_dir).predict_csv(tmp_path / "u.csv", recording_dir)
+    assert cli(["predict-csv", "--backend", "onnx", "--precision", "fp32", "--model", str(exported), "--csv",
+                str(tmp_path / "u.csv"), "--audio-dir", str(recording_dir), "--out", str(tmp_path / "p.csv")]) == 0
+    got = pd.read_csv(tmp_path / "p.csv", keep_default_na=False, na_values=[""])
+    assert got.sentence_id.tolist() == want.sentence_id.tolist()
+    assert got.skipped.fillna("").tolist() == want.skipped.tolist()
+    columns = ["p_keep", "p_shift", "p_backchannel"]
+    assert np.allclose(got[columns].to_numpy(float), want[columns].to_numpy(float), atol=1e-4, equal_nan=True)
+    assert got[columns].notna().sum().sum() == 9  # three rows predicted, two skipped with their reason

@@ -4,6 +4,7 @@
         --context "0:i went there last week:prev.wav" --speaker 1
     turnfusion predict --backend onnx --model models/fusion-onnx --text ... (int8 graphs on onnxruntime, no torch)
     turnfusion predict-csv --model models/fusion --csv utterances.csv --audio-dir data/raw --out predictions.csv
+    turnfusion predict-csv --backend onnx --model models/fusion-onnx ...
 """
 
 from __future__ import annotations
@@ -37,9 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     one = sub.add_parser("predict", help="one utterance with up to two previous utterances")
     one.add_argument("--model", required=True,
                      help="trained model directory (models/fusion), or an exported one with --backend onnx")
-    one.add_argument("--backend", choices=["torch", "onnx"], default="torch",
-                     help="onnx: an exported directory (models/fusion-onnx) on onnxruntime, without torch")
-    one.add_argument("--precision", choices=["int8", "fp32"], default="int8", help="graphs of the onnx backend")
+
     one.add_argument("--text", required=True)
     one.add_argument("--audio", help="wav/flac file of the utterance (any sample rate, mono or stereo)")
     one.add_argument("--speaker", type=int, default=0, choices=[0, 1])
@@ -49,8 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     many.add_argument("--csv", required=True)
     many.add_argument("--audio-dir", required=True, help="folder with <video_id>.flac or .wav recordings")
     many.add_argument("--out", required=True, help="CSV of probabilities, prediction and skip reasons")
+    for command in (one, many):
+        command.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+                             help="onnx: an exported directory (models/fusion-onnx) on onnxruntime, without torch")
+        command.add_argument("--precision", choices=["int8", "fp32"], default="int8", help="of the onnx backend")
     args = parser.parse_args(argv)
-    onnx = getattr(args, "backend", "torch") == "onnx"
+    onnx = args.backend == "onnx"
     if not onnx:
         from transformers.utils import logging as hf_logging
 

@@ -109,10 +109,21 @@ class OnnxTurnModel:
         graph = self.graphs["head"]
         return graph.run(None, {i.name: feed[i.name] for i in graph.get_inputs()})[0]
 
+    def prepare(self, text: str, audio, speaker: int = 0, context: list[dict] | None = None,
+                sample_rate: int | None = None) -> tuple[str, list]:
+        """(context string, [current, previous, ...] waveforms or None): see `inputs.InputPreparer.prepare`."""
+        return self.inputs.prepare(text, audio, speaker, context, sample_rate)
+
     def predict(self, text: str, audio=None, speaker: int = 0, context: list[dict] | None = None,
                 sample_rate: int | None = None, trp: float | None = None) -> dict[str, float]:
         """Probabilities of keep / shift / backchannel after this utterance."""
-        return self.probabilities(*self.inputs.prepare(text, audio, speaker, context, sample_rate), trp)
+        return self.probabilities(*self.prepare(text, audio, speaker, context, sample_rate), trp)
+
+    def predict_csv(self, csv: str | Path, audio_dir: str | Path, batch_size: int = 32):
+        """Predictions for every row of an MM-F2F CSV: see `batch.predict_csv`."""
+        from turnfusion.batch import predict_csv
+
+        return predict_csv(self, csv, audio_dir, batch_size)
 
     def probabilities(self, context: str, waves: list, trp: float | None = None) -> dict[str, float]:
         probs = self.predict_prepared([context], [waves], None if trp is None else [trp])[0]

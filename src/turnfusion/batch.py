@@ -1,0 +1,61 @@
+"""Predictions for a whole MM-F2F CSV with either backend (`predict.TurnPredictor` or
+`onnx_backend.OnnxTurnModel`): every row in the output, the ones that cannot be used with their reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from turnfusion.audio import read_resampled, recording_path
+from turnfusion.schema import LABEL_NAMES, SHIFT, DataError, conversation_order, has_video_id, read_utterances
+from turnfusion.segment import cut_row
+
+
+def predict_csv(predictor, csv: str | Path, audio_dir: str | Path, batch_size: int = 32) -> pd.DataFrame:
+    """Predictions for every row of an MM-F2F CSV whose recordings are `audio_dir/<video_id>.flac` or `.wav`.
+
+    Every input row is in the output: rows that cannot be used (no video_id, bad speaker, empty text,
+    missing recording, bad timestamps, non-finite audio) with empty probabilities and the reason in
+    `skipped`.
+    """
+    if not Path(audio_dir).is_dir():
+        raise DataError(f"{audio_dir}: audio folder not found")
+    table = conversation_order(read_utterances(csv))
+    if table.empty:
+        raise DataError(f"{csv}: no utterance rows (only a header)")
+    rate = predictor.prep["sample_rate"]
+    rows, prepared = [], []
+    named = has_video_id(table)
+    rows += [{"sentence_id": r.sentence_id, "video_id": "", "label": r.label, "skipped": "empty_video_id"}
+             for r in table[~named].itertuples(index=False)]
+    for video_id, conv in table[named].groupby("video_id", sort=True):
+        try:
+            recording, problem_all = read_resampled(recording_path(audio_dir, video_id), rate), ""
+        except DataError as exc:
+            recording, problem_all = None, f"recording: {exc}"
+        history: list[dict] = []
+        for row in conv.itertuples(index=False):
+            wave, problem = (None, problem_all) if problem_all else cut_row(recording, rate, row,
+                                                                            predictor.prep["channels"])
+            rows.append({"sentence_id": row.sentence_id, "video_id": video_id, "label": row.label,
+                         "skipped": problem})
+            if problem:
+                continue
+            prepared.append((len(rows) - 1, *predictor.prepare(row.text, wave, int(row.speaker), history,
+                                                          sample_rate=rate)))
+            history.append({"text": row.text, "speaker": int(row.speaker), "audio": wave, "sample_rate": rate,
+                            "shift_after": row.label == SHIFT})
+    result = pd.DataFrame(rows)
+    for name in LABEL_NAMES.values():
+        result[f"p_{name}"] = np.nan
+    for start in range(0, len(prepared), batch_size):
+        chunk = prepared[start: start + batch_size]
+        probs = predictor.predict_prepared([c[1] for c in chunk], [c[2] for c in chunk])
+        for (row, _, _), p in zip(chunk, probs, strict=True):
+            result.loc[row, [f"p_{n}" for n in LABEL_NAMES.values()]] = p
+    done = result.skipped == ""
+    result["prediction"] = pd.Series(pd.NA, index=result.index, dtype="Int64")
+    result.loc[done, "prediction"] = result.loc[done, [f"p_{n}" for n in LABEL_NAMES.values()]].to_numpy().argmax(1)
+    return result
