@@ -3,11 +3,12 @@
 The C API is called through ctypes with a synth callback, so no system install of espeak-ng is
 needed. eSpeak NG keeps global state, so one process-wide engine is used and guarded by a lock.
 
-Determinism: eSpeak NG's waveforms jitter slightly from run to run (a few samples of length, small
-sample differences; seen with fixed seeds, libc rand seeded, ASLR off and synthesis isolated in forked
-processes). The text, labels, cues, voices and timing plan of the demo corpus are exact under a seed;
-the audio is reproducible to within about a millisecond per utterance. The corpus is generated once and
-cached by DVC, so every number downstream is computed from the same cached audio.
+Determinism: eSpeak NG draws noise (the breath of voices such as `en-us+f2`) from its own random generator,
+which starts from the clock: unseeded, two generations a second apart differed by a few samples per utterance
+(and then in timing). `espeak_ng_SetRandSeed` before every utterance makes the audio exact under the corpus
+seed, byte for byte across interpreters and machines with the same eSpeak NG build. What an utterance sounds
+like still depends on the utterances synthesized before it in the same process (eSpeak keeps prosodic
+state), so each conversation is synthesized in order, in a process of its own (`demo.map_in_fresh_processes`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ ESPEAK_CHARS_UTF8 = 1
 ESPEAK_SSML = 0x10
 ESPEAK_RATE, ESPEAK_VOLUME, ESPEAK_PITCH, ESPEAK_RANGE = 1, 2, 3, 4
 POS_CHARACTER = 1
+RAND_SEED = 0  # eSpeak NG's noise generator, reset before every utterance
 
 _SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
@@ -66,6 +68,7 @@ class _Engine:
             self.lib.espeak_SetParameter(ESPEAK_PITCH, voice.pitch, 0)
             self.lib.espeak_SetParameter(ESPEAK_RANGE, voice.pitch_range, 0)
             self._chunks = []
+            self.lib.espeak_ng_SetRandSeed(ctypes.c_long(RAND_SEED))
             data = text.encode("utf-8") + b"\0"
             flags = ESPEAK_CHARS_UTF8 | (ESPEAK_SSML if ssml else 0)
             err = self.lib.espeak_Synth(data, len(data), 0, POS_CHARACTER, 0, flags, None, None)
