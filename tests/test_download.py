@@ -70,6 +70,21 @@ def test_changed_local_source_is_fetched_again(tmp_path):
     assert sf.info(out / "a.flac").frames == 2 * 16000
 
 
+def test_a_source_regenerated_byte_for_byte_is_not_fetched_again_and_stamps_repeat(tmp_path):
+    import os
+
+    src = tmp_path / "a.flac"
+    sf.write(src, tone(1, 44100), 44100)
+    assert download_audio("a", str(src), tmp_path / "raw").status == "downloaded"
+    stamp = (tmp_path / "raw" / "a.source").read_text()
+    data = src.read_bytes()
+    src.unlink()
+    src.write_bytes(data)  # the same bytes, written again (a fresh clone's demo corpus)
+    os.utime(src, ns=(1, 1))
+    assert download_audio("a", str(src), tmp_path / "raw").status == "present"
+    assert (tmp_path / "raw" / "a.source").read_text() == stamp  # the stage's output does not depend on mtimes
+
+
 def test_failures_are_recorded_not_raised(http_server, tmp_path):
     root, base = http_server
     (root / "broken.flac").write_bytes(b"fLaC" + bytes(range(256)) * 8)
