@@ -64,8 +64,13 @@ def dvc_stages(root: Path) -> list[Stage]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("reads_dir", help="folder of <stage>.txt reads logs")
+    parser.add_argument("--missing", action="store_true",
+                        help="only print the stages with no reads log, one per line (to run them with `dvc repro -f`)")
     args = parser.parse_args()
     root = Path.cwd()
+    if args.missing:
+        print("\n".join(s.name for s in dvc_stages(root) if not (Path(args.reads_dir) / f"{s.name}.txt").exists()))
+        return 0
     problems, missing = [], []
     for stage in dvc_stages(root):
         log = Path(args.reads_dir) / f"{stage.name}.txt"
