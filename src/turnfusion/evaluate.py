@@ -177,17 +177,17 @@ def deployment(model_dir: Path, onnx_dir: Path, test: pd.DataFrame, tokens: Pack
     for precision in ("fp32", "int8"):
         graphs = OnnxTurnModel(onnx_dir, precision)
         probs = onnx_probabilities(graphs, test, tokens, store)
+        report = classification_report(labels, probs.argmax(1), probs)
         rows[f"onnx_{precision}"] = {
             "max_abs_dp": float(np.abs(probs - reference).max()),
             "agreement": float((probs.argmax(1) == reference.argmax(1)).mean()),
-            "macro_f1_delta": float(f1_score(labels, probs.argmax(1), average="macro") - rows["pytorch"]["macro_f1"]),
-            **classification_report(labels, probs.argmax(1), probs)}
+            "macro_f1_delta": report["macro_f1"] - rows["pytorch"]["macro_f1"], **report}
     if model.config.uses_audio:
         phone = predict(model, RawExamples(test, tokens, TelephoneSegments(store)), train_cfg, torch.device("cpu"),
                         progress=True, encode_segment=Remembered(model.encode_segment), collate=collate_raw)
-        rows["telephony"] = {"band": "8 kHz, mu-law", **classification_report(labels, phone.argmax(1), phone),
-                             "macro_f1_drop": rows["pytorch"]["macro_f1"] - f1_score(labels, phone.argmax(1),
-                                                                                      average="macro")}
+        report = classification_report(labels, phone.argmax(1), phone)
+        rows["telephony"] = {"band": "8 kHz, mu-law", **report,
+                             "macro_f1_drop": rows["pytorch"]["macro_f1"] - report["macro_f1"]}
     return rows
 
 

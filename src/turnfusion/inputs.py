@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from turnfusion.audio import load_mono, resample, select_channel
-from turnfusion.schema import DataError
+from turnfusion.schema import LABEL_NAMES, DataError
 from turnfusion.segment import segment_policy
 from turnfusion.text import context_string, normalize
 
@@ -119,3 +119,11 @@ class Remembered:
                 self._memory.popitem(last=False)
         self._memory.move_to_end(key)
         return self._memory[key]
+
+
+def class_probabilities(probs: np.ndarray) -> dict[str, float]:
+    """One prediction as both backends return it: {keep, shift, backchannel: probability}; a non-finite value is
+    an error, never NaN in the output."""
+    if not np.isfinite(probs).all():
+        raise DataError(f"the model gave non-finite probabilities ({probs}); its weights may be broken")
+    return {name: float(probs[k]) for k, name in LABEL_NAMES.items()}

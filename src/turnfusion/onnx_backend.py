@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from turnfusion.inputs import InputPreparer, Remembered
-from turnfusion.schema import LABEL_NAMES, DataError
+from turnfusion.inputs import InputPreparer, Remembered, class_probabilities
+from turnfusion.schema import DataError
 
 MANIFEST, FORMAT = "manifest.json", 1  # as turnfusion.export writes them (not imported: it imports torch)
 PRECISIONS = ("fp32", "int8")
@@ -126,10 +126,7 @@ class OnnxTurnModel:
         return predict_csv(self, csv, audio_dir, batch_size)
 
     def probabilities(self, context: str, waves: list, trp: float | None = None) -> dict[str, float]:
-        probs = self.predict_prepared([context], [waves], None if trp is None else [trp])[0]
-        if not np.isfinite(probs).all():
-            raise DataError(f"the model gave non-finite probabilities ({probs}); its weights may be broken")
-        return {name: float(probs[k]) for k, name in LABEL_NAMES.items()}
+        return class_probabilities(self.predict_prepared([context], [waves], None if trp is None else [trp])[0])
 
 
 class TurnSession:

@@ -20,8 +20,8 @@ import pandas as pd
 import torch
 
 from turnfusion.batch import predict_csv
-from turnfusion.inputs import InputPreparer, Remembered
-from turnfusion.schema import LABEL_NAMES, DataError
+from turnfusion.inputs import InputPreparer, Remembered, class_probabilities
+from turnfusion.schema import DataError
 from turnfusion.tokenize import encode_contexts, pad_right
 
 
@@ -84,10 +84,7 @@ class TurnPredictor:
                 sample_rate: int | None = None, trp: float | None = None) -> dict[str, float]:
         """Probabilities of keep / shift / backchannel after this utterance."""
         ctx, waves = self.prepare(text, audio, speaker, context, sample_rate)
-        probs = self.predict_prepared([ctx], [waves], None if trp is None else [trp])[0]
-        if not np.isfinite(probs).all():
-            raise DataError(f"the model gave non-finite probabilities ({probs}); its weights may be broken")
-        return {name: float(probs[k]) for k, name in LABEL_NAMES.items()}
+        return class_probabilities(self.predict_prepared([ctx], [waves], None if trp is None else [trp])[0])
 
     def predict_csv(self, csv: str | Path, audio_dir: str | Path, batch_size: int = 32) -> pd.DataFrame:
         """Predictions for every row of an MM-F2F CSV: see `batch.predict_csv`."""
