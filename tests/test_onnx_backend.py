@@ -76,6 +76,13 @@ def test_a_missing_or_foreign_directory_is_named(exported, model_dir, tmp_path):
         OnnxTurnModel(broken)
     with pytest.raises(DataError, match=r"precision must be one of \['fp32', 'int8'\], got 'fp16'"):
         OnnxTurnModel(exported, "fp16")
+    manifest = json.loads((exported / "manifest.json").read_text())
+    (broken / "manifest.json").write_text(json.dumps({**manifest, "format": 99}))
+    with pytest.raises(DataError, match=r"manifest.json: format 99, this turnfusion reads 1"):
+        OnnxTurnModel(broken)
+    (broken / "manifest.json").write_text("{not json")
+    with pytest.raises(DataError, match=r"broken/manifest.json: not JSON"):
+        OnnxTurnModel(broken)
 
 
 def test_cli_predicts_with_the_onnx_backend(exported, tmp_path, capsys):  # noqa: F811
