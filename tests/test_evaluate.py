@@ -7,6 +7,7 @@ from turnfusion.evaluate import (
     per_class_f1_frame,
     predictions_frame,
     save_figures,
+    slice_reports,
     tfidf_baseline,
     trp_baseline,
 )
@@ -82,3 +83,20 @@ def test_deployment_rows_compare_pytorch_onnx_and_the_telephone_band(tmp_path):
     spectrum = np.abs(np.fft.rfft(telephone(wave, 16000, mu_law=False)))
     high = spectrum[len(spectrum) // 2:]  # above 4 kHz: gone
     assert high.max() < 1e-2 * np.abs(np.fft.rfft(wave)).max()
+
+
+def test_slice_reports_score_each_model_on_the_overlap_and_channel_slices():
+    table = pd.DataFrame({"label": [0, 1, 2, 2, 0, 1], "overlap": [False, False, True, True, False, False],
+                          "stereo": [True, True, True, False, False, False]})
+    perfect = np.eye(3)[table.label]
+    hears_only_overlap = np.eye(3)[[0, 1, 2, 0, 0, 1]]  # finds the backchannel only where the listener is heard
+    slices = slice_reports(table, {"perfect": perfect, "leaky": hears_only_overlap})
+    assert slices["n"] == {"overlap": 2, "no_overlap": 4, "stereo": 3, "mono": 3, "mono_overlap": 1,
+                           "mono_no_overlap": 2, "stereo_overlap": 1, "stereo_no_overlap": 2}
+    assert all(s["macro_f1"] == 1.0 for s in slices["perfect"].values())
+    assert slices["leaky"]["overlap"]["backchannel_recall"] == 0.5
+    assert slices["leaky"]["overlap"]["macro_f1"] == 2 / 3  # backchannels only: their F1 (precision 1, recall 0.5)
+    assert slices["leaky"]["no_overlap"]["backchannel_recall"] is None  # no backchannel in the slice
+    assert slices["leaky"]["stereo"]["macro_f1"] == 1.0 and slices["leaky"]["mono"]["backchannel_recall"] == 0.0
+    assert slices["leaky"]["mono_overlap"]["backchannel_recall"] == 0.0
+    assert set(slice_reports(table.drop(columns="overlap"), {"perfect": perfect})["n"]) == {"stereo", "mono"}

@@ -6,7 +6,15 @@ from conftest import tone, utterance_table
 
 from turnfusion.config import SegmentConfig, SplitConfig
 from turnfusion.schema import DataError
-from turnfusion.segment import SegmentStore, build_store, cut_row, segment, segment_policy, timestamp_problem
+from turnfusion.segment import (
+    SegmentStore,
+    build_store,
+    cut_row,
+    listener_overlap,
+    segment,
+    segment_policy,
+    timestamp_problem,
+)
 
 
 def cfg(max_seconds=3.0, channels="mix", trim_to_speech=False):
@@ -153,3 +161,27 @@ def test_conversation_order_is_by_time_never_by_the_label_bearing_sentence_id():
     assert conversation_order(table).sentence_id.tolist() == ["v_1_0", "v_0_0", "v_0_1", "v_2_0"]
     relabelled = table.assign(sentence_id=["v_0_9", "v_2_9", "v_0_8", "v_1_8"])
     assert conversation_order(relabelled).text.tolist() == conversation_order(table).text.tolist()
+
+
+def test_listener_overlap_is_another_speaker_or_a_listener_event_in_the_last_moment():
+    conv = utterance_table([
+        ("v", "a", "x", 0, 0.0, 2.0, 0),  # speaker 1 starts 0.1 s before its end: overlap
+        ("v", "b", "x", 1, 1.9, 3.0, 1),  # nobody else after 2.0
+        ("v", "c", "x", 0, 3.5, 4.0, 0),  # the same speaker's next row does not count
+        ("v", "d", "x", 0, 4.0, 5.0, 0),  # listener event ends 0.2 s before the end: outside the 0.15 s window
+        ("v", "e", "x", 2, 6.0, 7.0, 0),  # listener event starting at the end: overlap only if it starts before it
+    ])
+    conv["listener_start"] = [np.nan, np.nan, np.nan, 4.5, 6.95]
+    conv["listener_end"] = [np.nan, np.nan, np.nan, 4.8, 7.3]
+    assert listener_overlap(conv).tolist() == [True, False, False, False, True]
+    assert listener_overlap(conv.drop(columns=["listener_start", "listener_end"])).tolist() == [
+        True, False, False, False, False]
+
+
+def test_the_index_says_which_rows_are_stereo_and_overlapped(recording_dir, tmp_path):
+    table = utterance_table([("v1", "a", "left", 0, 0.0, 1.0, 0), ("v1", "b", "right", 1, 0.95, 2.0, 1),
+                             ("v2", "c", "mono", 0, 0.0, 1.0, 0)])
+    table["split"] = "train"
+    index, _ = build_store(table, recording_dir, tmp_path / "s", cfg(channels="speaker"), progress=False)
+    assert index.stereo.tolist() == [True, True, False]
+    assert index.overlap.tolist() == [True, False, False]

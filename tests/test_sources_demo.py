@@ -66,6 +66,29 @@ def test_two_interpreters_generate_the_same_audio_byte_for_byte():
     assert runs[0].stdout == runs[1].stdout
 
 
+def test_backchannels_start_around_the_end_on_the_listeners_own_channel():
+    conv = generate_conversation("c", 24, 11, stereo=True)
+    table = pd.DataFrame(conv.utterances)
+    rate = 44100
+    bc = table.label == 2
+    assert bc.sum() >= 3 and table.listener_start[~bc].isna().all()
+    onset = table.listener_start[bc] - table.end[bc]
+    assert onset.between(-0.201, 0.151).all()  # BACKCHANNEL_ONSET, relative to the end of the utterance
+
+    def level(channel, start, end):
+        return rms_db(conv.audio[int(start * rate): int(end * rate), channel])
+
+    for row in table.itertuples():
+        speaking, listening = row.speaker, 1 - row.speaker
+        # the speaker's words are on their channel; the other channel has only the noise floor (before any
+        # backchannel, which is the listener's and on the listener's channel)
+        quiet_until = min(row.end, row.listener_start) if row.label == 2 else row.end
+        assert level(speaking, row.start, quiet_until) > level(listening, row.start, quiet_until) + 15
+        if row.label == 2:
+            heard = level(listening, row.listener_start, row.listener_end)
+            assert heard > level(listening, row.start, quiet_until) + 15
+
+
 def test_text_cues_look_as_specified():
     rng = np.random.default_rng(0)
     incomplete = [utterance_text("incomplete", rng) for _ in range(50)]

@@ -18,7 +18,7 @@ from turnfusion.inputs import Remembered
 from turnfusion.loop import pick_device
 from turnfusion.metrics import classification_report, confusion
 from turnfusion.predict import load_model
-from turnfusion.schema import KEEP, LABEL_NAMES, SHIFT
+from turnfusion.schema import BACKCHANNEL, KEEP, LABEL_NAMES, SHIFT
 from turnfusion.train import predict
 
 if TYPE_CHECKING:
@@ -79,6 +79,37 @@ def trp_baseline(trp: np.ndarray, threshold: float) -> np.ndarray:
     probs = np.zeros((len(trp), len(LABEL_NAMES)))
     probs[np.arange(len(trp)), np.where(trp > threshold, SHIFT, KEEP)] = 1.0
     return probs
+
+
+SLICES = {"overlap": {"overlap": True}, "no_overlap": {"overlap": False}, "stereo": {"stereo": True},
+          "mono": {"stereo": False}, "mono_overlap": {"stereo": False, "overlap": True},
+          "mono_no_overlap": {"stereo": False, "overlap": False}, "stereo_overlap": {"stereo": True, "overlap": True},
+          "stereo_no_overlap": {"stereo": True, "overlap": False}}
+
+
+def slice_reports(table: pd.DataFrame, probabilities: dict[str, np.ndarray]) -> dict:
+    """Macro F1 and backchannel recall (`slice_scores`) of every model on slices of `table`: rows whose last
+    `segment.LISTENER_WINDOW_S` has the listener in it (`overlap`, where mixed audio would hold the answer) or
+    not, rows of stereo vs mono recordings, and their crossings; `n` gives each slice's size. Slices on a
+    column the segment store lacks are left out."""
+    slices = {name: np.logical_and.reduce([(table[c] == v).to_numpy() for c, v in where.items()])
+              for name, where in SLICES.items() if set(where) <= set(table.columns)}
+    labels = table.label.to_numpy()
+    out = {"n": {name: int(rows.sum()) for name, rows in slices.items()}}
+    for model, probs in probabilities.items():
+        predicted = probs.argmax(1)
+        out[model] = {name: slice_scores(labels[rows], predicted[rows]) for name, rows in slices.items() if rows.any()}
+    return out
+
+
+def slice_scores(labels: np.ndarray, predicted: np.ndarray) -> dict:
+    """Macro F1 over the classes the slice has (a slice of backchannels only: their F1) and backchannel recall
+    (None: no backchannel in the slice)."""
+    backchannels = labels == BACKCHANNEL
+    recall = float((predicted[backchannels] == BACKCHANNEL).mean()) if backchannels.any() else None
+    return {"macro_f1": float(f1_score(labels, predicted, labels=np.unique(labels), average="macro",
+                                       zero_division=0)),
+            "backchannel_recall": recall}
 
 
 def per_class_f1_frame(reports: dict[str, dict]) -> pd.DataFrame:
@@ -150,7 +181,8 @@ def evaluate(models: dict[str, Path], segments: Path, tokens: Path, trp: Path, e
     save_figures(predictions, reports, out, best)
     deployed = {name: deployment(models[name], directory, test, token_store, store, train_cfg)
                 for name, directory in (exported or {}).items()}
-    return {"test_utterances": len(test), **reports, **({"deployment": deployed} if deployed else {})}
+    return {"test_utterances": len(test), **reports, "slices": slice_reports(test, probabilities),
+            **({"deployment": deployed} if deployed else {})}
 
 
 class TelephoneSegments:

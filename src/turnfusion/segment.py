@@ -2,7 +2,8 @@
 `segments.parquet`, with train/val/test splits by conversation.
 
 The index keeps conversation order (`position` within each video), so every utterance can find its
-predecessors, and `offset`/`n_samples` into the one array file.
+predecessors, and `offset`/`n_samples` into the one array file; `stereo` (the recording has several channels)
+and `overlap` (`listener_overlap`) say which slices of the evaluation the row belongs to.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 AUDIO_FILE, INDEX_FILE = "audio.npy", "segments.parquet"
 TIME_TOLERANCE_S = 0.05  # annotations may end a few ms past the last sample
+LISTENER_WINDOW_S = 0.15  # the end of an utterance where a listener heard in the input would leak the answer
 
 
 @dataclass
@@ -101,6 +103,21 @@ def cut_row(recording: np.ndarray, rate: int, row, channels: str) -> tuple[np.nd
     return mono, ""
 
 
+def listener_overlap(conv: pd.DataFrame, window_s: float = LISTENER_WINDOW_S) -> np.ndarray:
+    """For each row of one conversation, whether someone other than its speaker is heard in its last `window_s`
+    seconds: a row of the other speaker, or the row's own listener event (the optional `listener_start` /
+    `listener_end` columns, as the demo corpus writes its backchannels), overlaps [end - window_s, end]."""
+    start, end = conv.start.to_numpy(float), conv.end.to_numpy(float)
+    speaker = conv.speaker.to_numpy()
+    other = speaker[:, None] != speaker[None, :]
+    heard = other & (start[None, :] < end[:, None]) & (end[None, :] > end[:, None] - window_s)
+    overlap = heard.any(axis=1)
+    if {"listener_start", "listener_end"} <= set(conv.columns):
+        l_start, l_end = conv.listener_start.to_numpy(float), conv.listener_end.to_numpy(float)
+        overlap |= (l_start < end) & (l_end > end - window_s)  # NaN (no listener event) compares False
+    return overlap
+
+
 def segment_policy(wave: np.ndarray, rate: int, max_seconds: float,
                    vad_threshold: float | None) -> tuple[np.ndarray, float]:
     """(the segment a model sees, seconds of trailing non-speech cut): with `vad_threshold` (Silero VAD's),
@@ -154,8 +171,9 @@ def build_store(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: Segmen
             skipped += [{"sentence_id": s, "video_id": video_id, "reason": "unreadable_recording", "detail": str(exc)}
                         for s in conv["sentence_id"]]
             continue
-        position = 0
-        for row in conv.itertuples(index=False):
+        position, stereo = 0, recording.shape[1] > 1
+        overlap = listener_overlap(conv)
+        for row, overlapped in zip(conv.itertuples(index=False), overlap, strict=True):
             wave, problem = cut_row(recording, cfg.sample_rate, row, cfg.channels)
             if problem:
                 skipped.append({"sentence_id": row.sentence_id, "video_id": video_id, "reason": problem,
@@ -166,7 +184,8 @@ def build_store(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: Segmen
             pcm = np.clip(np.round(wave * 32767), -32768, 32767).astype(np.int16)
             pcm_store.append(pcm)
             rows.append({**row._asdict(), "position": position, "offset": offset, "n_samples": len(pcm),
-                         "sample_rate": cfg.sample_rate, **({"trimmed_s": trimmed} if cfg.trim_to_speech else {})})
+                         "sample_rate": cfg.sample_rate, "stereo": stereo, "overlap": bool(overlapped),
+                         **({"trimmed_s": trimmed} if cfg.trim_to_speech else {})})
             offset += len(pcm)
             position += 1
     pcm_store.close()

@@ -1,8 +1,10 @@
 """The embedded demo corpus (data source `demo`): two-party conversations spoken by eSpeak NG, with turn-taking cues.
 
-Every utterance gets a label first (keep / shift / backchannel), then, independently given the label,
-a text cue category and a prosody category (see docs/demo_corpus.md for the full generative spec).
-Text and prosody each carry part of the answer, so a model needs both to do well.
+A turn-taking process (`demo_turns`) decides who speaks, each utterance's label (keep / shift / backchannel)
+and, independently given the label, its text cue and final prosody category; this module turns them into
+words, speech and one recording per conversation (docs/demo_corpus.md has the full generative spec). Text
+and prosody each carry part of the answer, and the previous utterances another part, so a model needs all
+three to do well.
 """
 
 from __future__ import annotations
@@ -16,25 +18,14 @@ import pandas as pd
 import soundfile as sf
 import soxr
 
-from turnfusion.schema import BACKCHANNEL, KEEP, SHIFT, UTTERANCE_COLUMNS
+from turnfusion.schema import BACKCHANNEL, SHIFT, UTTERANCE_COLUMNS
 from turnfusion.sources import speech
+from turnfusion.sources.demo_turns import N_TOPICS, plan_conversation
 
 if TYPE_CHECKING:
     from turnfusion.config import DemoConfig
 
 # --- Generative spec: every number below is documented in docs/demo_corpus.md -----------------
-LABEL_PROBS = {KEEP: 0.42, SHIFT: 0.38, BACKCHANNEL: 0.20}
-
-TEXT_CUE_PROBS = {  # P(text cue category | label)
-    KEEP: {"incomplete": 0.85, "statement": 0.09, "narrative": 0.03, "question": 0.03},
-    SHIFT: {"question": 0.52, "statement": 0.38, "incomplete": 0.06, "narrative": 0.04},
-    BACKCHANNEL: {"narrative": 0.52, "statement": 0.38, "incomplete": 0.06, "question": 0.04},
-}
-PROSODY_PROBS = {  # P(final prosody | label)
-    KEEP: {"level": 0.70, "rise": 0.15, "fall": 0.15},
-    SHIFT: {"fall": 0.90, "level": 0.05, "rise": 0.05},
-    BACKCHANNEL: {"rise": 0.90, "level": 0.05, "fall": 0.05},
-}
 # Prosody of the final two words as (mean, sd) of the SSML pitch change in percent and of the rate in percent.
 PROSODY_SHAPES = {  # eSpeak's clause tune is chosen by the final punctuation (never part of the text)
     "fall": {"pitch": (-40.0, 10.0), "rate": (65.0, 8.0), "tune": "."},  # falling, lengthened
@@ -61,37 +52,38 @@ QUESTIONS = ["did you ever go to {obj}", "what do you think about {obj}", "have 
              "do you know {obj}", "how was your weekend", "what did you do {time}", "{statement} right",
              "can you believe that"]
 NARRATIVE_TAILS = ["you know", "and guess what", "so anyway", "if you see what i mean"]
+ON_TOPIC = 0.7  # share of statements and questions about the turn's topic (the others name any object)
+assert len(OBJECTS) == N_TOPICS
 
 
-def _pick(rng: np.random.Generator, probs: dict):
-    keys = list(probs)
-    return keys[rng.choice(len(keys), p=np.array([probs[k] for k in keys]))]
-
-
-def _statement(rng: np.random.Generator) -> str:
+def _statement(rng: np.random.Generator, topic: str) -> str:
     if rng.random() < 0.3:
         return str(rng.choice(OPINIONS))
-    words = [rng.choice(SUBJECTS), rng.choice(VERBS), rng.choice(OBJECTS), rng.choice(TIMES)]
+    words = [rng.choice(SUBJECTS), rng.choice(VERBS), _object(rng, topic), rng.choice(TIMES)]
     return " ".join(w for w in words if w)
 
 
-def utterance_text(cue: str, rng: np.random.Generator) -> str:
-    """Text of one utterance with the given text cue category."""
+def _object(rng: np.random.Generator, topic: str) -> str:
+    return topic if rng.random() < ON_TOPIC else str(rng.choice(OBJECTS))
+
+
+def utterance_text(cue: str, rng: np.random.Generator, topic: str = OBJECTS[0]) -> str:
+    """Text of one utterance with the given text cue category, mostly about `topic` (one of OBJECTS)."""
     if cue == "statement":
-        return _statement(rng)
+        return _statement(rng, topic)
     if cue == "question":
         template = str(rng.choice(QUESTIONS))
-        return " ".join(template.format(obj=rng.choice(OBJECTS), time=rng.choice(TIMES[:6]),
-                                        statement=_statement(rng)).split())
+        return " ".join(template.format(obj=_object(rng, topic), time=rng.choice(TIMES[:6]),
+                                        statement=_statement(rng, topic)).split())
     if cue == "incomplete":
         kind = rng.random()
         if kind < 0.5:
-            return f"{_statement(rng)} {rng.choice(CONJUNCTIONS)}"
+            return f"{_statement(rng, topic)} {rng.choice(CONJUNCTIONS)}"
         if kind < 0.8:
             return f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(FILLERS)}"
-        return f"{_statement(rng)} {rng.choice(FILLERS)}"
+        return f"{_statement(rng, topic)} {rng.choice(FILLERS)}"
     if cue == "narrative":
-        return f"{_statement(rng)} {rng.choice(NARRATIVE_TAILS)}"
+        return f"{_statement(rng, topic)} {rng.choice(NARRATIVE_TAILS)}"
     raise ValueError(f"unknown text cue {cue!r}")
 
 
@@ -130,35 +122,36 @@ def generate_conversation(video_id: str, n_utterances: int, seed: int, stereo: b
     tts_sr = speech.sample_rate()
     events = []  # (channel, start_s, samples)
     conv = Conversation(video_id=video_id, stereo=stereo)
-    t, speaker = 0.5 + rng.random(), int(rng.integers(2))
-    for idx in range(n_utterances):
-        label = _pick(rng, LABEL_PROBS)
-        cue, prosody = _pick(rng, TEXT_CUE_PROBS[label]), _pick(rng, PROSODY_PROBS[label])
-        text = utterance_text(cue, rng)
-        shape = PROSODY_SHAPES[prosody]
+    t = 0.5 + rng.random()
+    for idx, planned in enumerate(plan_conversation(n_utterances, rng)):
+        speaker, label = planned.speaker, planned.label
+        text = utterance_text(planned.cue, rng, OBJECTS[planned.topic])
+        shape = PROSODY_SHAPES[planned.prosody]
         pitch = rng.normal(*shape["pitch"])
         rate = float(np.clip(rng.normal(*shape["rate"]), 50, 150))
         samples = speech.speak(utterance_ssml(text, pitch, rate, shape["tune"]), voices[speaker], ssml=True)
         samples = trim_silence(samples)
-        duration = len(samples) / tts_sr
+        end = t + len(samples) / tts_sr
         events.append((speaker, t, samples))
-        conv.utterances.append({
+        row = {
             "video_id": video_id, "sentence_id": f"{video_id}_{label}_{idx}", "text": text, "label": label,
-            "start": round(t, 3), "end": round(t + duration, 3), "speaker": speaker,
-            "text_cue": cue, "prosody": prosody, "final_pitch_pct": round(pitch, 1),
-            "final_rate_pct": round(rate, 1),
-        })
-        end = t + duration
+            "start": round(t, 3), "end": round(end, 3), "speaker": speaker,
+            "text_cue": planned.cue, "prosody": planned.prosody, "final_pitch_pct": round(pitch, 1),
+            "final_rate_pct": round(rate, 1), "turn_kind": planned.turn_kind,
+            "turn_position": planned.turn_position, "topic": OBJECTS[planned.topic],
+            "listener_start": np.nan, "listener_end": np.nan,
+        }
         if label == SHIFT:
             t = end + float(np.clip(rng.normal(*GAP_BEFORE_SHIFT), 0.05, 1.5))
-            speaker = 1 - speaker
         else:
             if label == BACKCHANNEL:
                 onset = end + rng.uniform(*BACKCHANNEL_ONSET)
                 bc = trim_silence(speech.speak(str(rng.choice(BACKCHANNEL_WORDS)), voices[1 - speaker]))
                 events.append((1 - speaker, onset, 0.6 * bc))
+                row["listener_start"], row["listener_end"] = round(onset, 3), round(onset + len(bc) / tts_sr, 3)
                 end = max(end, onset + len(bc) / tts_sr)
             t = end + float(np.clip(rng.normal(*GAP_WITHIN_TURN), 0.15, 1.5))
+        conv.utterances.append(row)
     total = t + 0.5
     tracks = np.zeros((2, int(total * tts_sr) + 1), dtype=np.float32)
     for channel, start, samples in events:
