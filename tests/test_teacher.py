@@ -9,7 +9,8 @@ from sklearn.metrics import roc_auc_score
 import turnfusion.teacher as teacher
 from turnfusion.config import TeacherConfig, TextConfig
 from turnfusion.schema import BACKCHANNEL, KEEP, SHIFT
-from turnfusion.sources.demo import LABEL_PROBS, TEXT_CUE_PROBS, utterance_text
+from turnfusion.sources.demo import OBJECTS, utterance_text
+from turnfusion.sources.demo_turns import plan_conversation
 from turnfusion.teacher import fit_and_score, trp_histogram
 from turnfusion.tokenize import tokenize_table
 
@@ -25,16 +26,11 @@ def demo_dialogues(n_conversations: int, n_utterances: int, seed: int) -> pd.Dat
     """Text-only dialogues from the demo corpus' generative spec (no audio needed)."""
     rng = np.random.default_rng(seed)
     rows = []
-    labels, probs = list(LABEL_PROBS), list(LABEL_PROBS.values())
     for c in range(n_conversations):
-        speaker = 0
         split = "train" if c < 0.6 * n_conversations else "val" if c < 0.8 * n_conversations else "test"
-        for i in range(n_utterances):
-            label = labels[rng.choice(3, p=probs)]
-            cues = TEXT_CUE_PROBS[label]
-            cue = list(cues)[rng.choice(len(cues), p=list(cues.values()))]
-            rows.append((f"c{c}", f"c{c}_{i}", i, utterance_text(cue, rng), speaker, label, split))
-            speaker = 1 - speaker if label == SHIFT else speaker
+        for i, u in enumerate(plan_conversation(n_utterances, rng)):
+            rows.append((f"c{c}", f"c{c}_{i}", i, utterance_text(u.cue, rng, OBJECTS[u.topic]), u.speaker, u.label,
+                         split))
     return pd.DataFrame(rows, columns=["video_id", "sentence_id", "position", "text", "speaker", "label", "split"])
 
 

@@ -1,0 +1,66 @@
+"""The experiment table of the README: every DVC experiment on the current commit, what it changed and its
+macro F1 on val (the best epoch, what selection uses) and on test (what is reported).
+
+    dvc exp run --queue -n audio-last25 -S model.last_k=25     # queue variants ...
+    dvc queue start -j 1                                        # ... run them one after another
+    python bench/exp_table.py                                   # then print the table (markdown)
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+MODES = ("text", "audio", "fusion")
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def scores(data: dict) -> dict:
+    metrics = data.get("metrics", {})
+    test = metrics.get("reports/evaluate/metrics.json", {}).get("data", {})
+    row = {}
+    for mode in MODES:
+        val = metrics.get(f"dvclive/{mode}/metrics.json", {}).get("data", {}).get("best_val_macro_f1")
+        row[mode] = (val, test.get(mode, {}).get("macro_f1"))
+    row["probe"] = metrics.get("reports/probes.json", {}).get("data", {}).get("audio_macro_f1")
+    return row
+
+
+def cell(pair: tuple) -> str:
+    return " / ".join("-" if v is None else f"{v:.3f}" for v in pair)
+
+
+def main() -> None:
+    shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json", "--no-fetch"], check=True,
+                                      capture_output=True, text=True).stdout)
+    print("| experiment | changes | text val / test | audio val / test | fusion val / test | prosody probe (test) |")
+    print("|---|---|---|---|---|---|")
+    for commit in shown:
+        if commit["rev"] == "workspace" or not commit.get("data"):
+            continue
+        base = flatten(commit["data"]["params"]["params.yaml"]["data"])
+        rows = [(f"baseline {commit['rev'][:7]}", commit["data"])]
+        for experiment in commit.get("experiments") or []:
+            rev = experiment["revs"][0]
+            if rev.get("data") and rev["data"].get("metrics"):
+                rows.append((rev.get("name") or rev["rev"][:7], rev["data"]))
+        for name, data in rows:
+            params = flatten(data["params"]["params.yaml"]["data"])
+            changes = ", ".join(f"{k}={v}" for k, v in params.items() if base.get(k) != v) or "-"
+            row = scores(data)
+            probe = "-" if row["probe"] is None else f"{row['probe']:.3f}"
+            print(f"| {name} | {changes} | {cell(row['text'])} | {cell(row['audio'])} | {cell(row['fusion'])} "
+                  f"| {probe} |")
+
+
+if __name__ == "__main__":
+    main()
