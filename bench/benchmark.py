@@ -87,18 +87,20 @@ def directory_mb(path: Path, files=None) -> float:
 
 
 def save_distil_size_model(model_dir: Path, tmp: Path) -> None:
-    """A model of distil size (random weights: they do not change the cost) with `model_dir`'s tokenizer."""
+    """A model of distil size (random weights: they do not change the cost) with `model_dir`'s tokenizer, audio
+    segments and preprocessing."""
     from transformers import AutoTokenizer
 
     from turnfusion.models import TurnFusionConfig, TurnFusionModel
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    default = TurnFusionModel.from_pretrained(str(model_dir)).config
     config = TurnFusionConfig(
         mode="fusion", text_config={"vocab_size": len(tokenizer), "n_layer": 6, "n_embd": 768, "n_head": 12,
                                     "n_positions": 1024},
         audio_config={"hidden_size": 768, "num_hidden_layers": 2, "num_attention_heads": 12,
                       "intermediate_size": 3072, "apply_spec_augment": False},
-        preprocessing=TurnFusionModel.from_pretrained(str(model_dir)).config.preprocessing)
+        audio_segments=default.audio_segments, preprocessing=default.preprocessing)
     TurnFusionModel(config).save_pretrained(str(tmp))
     tokenizer.save_pretrained(str(tmp))
 
