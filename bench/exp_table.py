@@ -3,11 +3,14 @@ macro F1 on val (the best epoch, what selection uses) and on test (what is repor
 
     dvc exp run --queue -n audio-last25 -S model.last_k=25     # queue variants ...
     dvc queue start -j 1                                        # ... run them one after another
-    python bench/exp_table.py                                   # then print the table (markdown)
+    python bench/exp_table.py [--rev COMMIT]                    # then print the table (markdown)
+
+`--rev` names the commit the experiments were queued on, when it is no longer HEAD.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 
@@ -40,8 +43,11 @@ def cell(pair: tuple) -> str:
 
 
 def main() -> None:
-    shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json", "--no-fetch"], check=True,
-                                      capture_output=True, text=True).stdout)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rev", help="the experiments' base commit (default: HEAD)")
+    args = parser.parse_args()
+    command = ["dvc", "exp", "show", "--json", "--no-fetch", *(["--rev", args.rev] if args.rev else [])]
+    shown = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
     print("| experiment | changes | text val / test | audio val / test | fusion val / test | prosody probe (test) |")
     print("|---|---|---|---|---|---|")
     for commit in shown:
