@@ -4,7 +4,7 @@
 
 1. Inference latency per utterance (current + two context utterances, 3 s of audio each), p50 / p95, on
    CPU with 2 threads, side by side in one run: PyTorch, ONNX fp32 and ONNX int8 (stage `export`), cold
-   (all three segments encoded) and streaming (the context segments' encodings remembered), for the default
+   (every segment the model takes encoded) and streaming (the context segments' encodings remembered), for the default
    trained model and for distil-size encoders built from config (DistilGPT2: 6 layers x 768; DistilHuBERT:
    2 layers x 768 with the standard 512-channel front end); and Smart Turn v3.2 (pipecat-ai's ONNX model,
    fetched with `pip download --no-deps pipecat-ai==1.14.0` into bench/.cache) on the 8 s input it takes.
@@ -29,7 +29,7 @@ import yaml
 def latency(predictor, repeats: int, rng, streaming: bool) -> tuple[float, float]:
     """Per-utterance latency with two context utterances of 3 s audio each, of a TurnPredictor or an OnnxTurnModel.
 
-    streaming=False: all three segments are new (cold). streaming=True: a live conversation, where the
+    streaming=False: every segment is new (cold). streaming=True: a live conversation, where the
     two context utterances were the current ones of the previous calls (their encodings are remembered).
     """
     rate = predictor.prep["sample_rate"]
@@ -94,7 +94,7 @@ def save_distil_size_model(model_dir: Path, tmp: Path) -> None:
     from turnfusion.models import TurnFusionConfig, TurnFusionModel
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    default = TurnFusionModel.from_pretrained(str(model_dir)).config
+    default = TurnFusionConfig.from_pretrained(str(model_dir))
     config = TurnFusionConfig(
         mode="fusion", text_config={"vocab_size": len(tokenizer), "n_layer": 6, "n_embd": 768, "n_head": 12,
                                     "n_positions": 1024},
@@ -150,17 +150,14 @@ def peak_memory_of_training() -> float:
 
 def predictor_for(model_dir: Path, onnx_dir: Path, backend: str, threads: int):
     """A TurnPredictor (backend "PyTorch") or an OnnxTurnModel ("ONNX fp32" / "ONNX int8"), and its size in MB."""
-    import json
-
     if backend == "PyTorch":
         from turnfusion.predict import TurnPredictor
 
         return TurnPredictor(model_dir), directory_mb(model_dir)
     from turnfusion.onnx_backend import OnnxTurnModel
 
-    precision = backend.split()[-1]
-    size = json.loads((onnx_dir / "manifest.json").read_text())["size_mb"][precision]
-    return OnnxTurnModel(onnx_dir, precision, threads), size
+    model = OnnxTurnModel(onnx_dir, backend.split()[-1], threads)
+    return model, model.manifest["size_mb"][model.precision]
 
 
 def one_row(args) -> None:
