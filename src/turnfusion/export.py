@@ -18,9 +18,8 @@ import torch
 from torch import nn
 
 from turnfusion.models import TurnFusionModel
-
-MANIFEST = "manifest.json"
-FORMAT = 1  # of the directory's layout; onnx_backend refuses others
+from turnfusion.onnx_backend import FORMAT, MANIFEST
+from turnfusion.schema import LABEL_NAMES
 
 
 class TextPath(nn.Module):
@@ -125,7 +124,7 @@ def export(model_dir: Path, out_dir: Path) -> dict:
     manifest = {
         "format": FORMAT,
         "mode": cfg.mode,
-        "labels": ["keep", "shift", "backchannel"],
+        "labels": list(LABEL_NAMES.values()),
         "audio_segments": cfg.audio_segments,
         "use_trp": cfg.use_trp,
         "preprocessing": cfg.preprocessing,

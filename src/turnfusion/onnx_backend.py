@@ -21,7 +21,8 @@ import numpy as np
 from turnfusion.inputs import InputPreparer, Remembered, class_probabilities
 from turnfusion.schema import DataError
 
-MANIFEST, FORMAT = "manifest.json", 1  # as turnfusion.export writes them (not imported: it imports torch)
+MANIFEST = "manifest.json"  # an exported directory's index (written by turnfusion.export)
+FORMAT = 1  # of the directory's layout: other formats are refused
 PRECISIONS = ("fp32", "int8")
 
 
