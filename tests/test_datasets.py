@@ -6,7 +6,8 @@ from conftest import params_config, utterance_table
 from pipeline import AUDIO_CFG
 
 from turnfusion.config import SegmentConfig, TextConfig, TrainConfig
-from turnfusion.datasets import CachedExamples, RawExamples, collate_cached, collate_raw
+from turnfusion.datasets import (CachedExamples, RawExamples, TextTrainingExamples, collate_cached, collate_raw,
+                                 collate_text_training)
 from turnfusion.datasets import utterance_table as examples_table
 from turnfusion.embed import EmbeddingCache
 from turnfusion.models import TurnFusionConfig, TurnFusionModel
@@ -98,3 +99,34 @@ def test_collate_pads_with_masks_that_mark_only_real_positions(tiny):
     raw = collate_raw([RawExamples(tiny.table, tiny.tokens, tiny.store)[i] for i in (0, 1)])
     assert raw["attention_mask"].sum(1).tolist() == tiny.table.tok_length[:2].tolist()
     assert raw["waves"][0][1] is None and raw["waves"][1][1] is not None
+
+
+def test_text_training_batches_give_the_logits_of_cached_and_raw_ones(tiny):
+    """Token ids with the cached audio: the text through the encoder, the audio as cached; a bug that drops
+    the cached audio, or encodes the wrong row, changes the logits."""
+    model = TurnFusionModel.from_pretrained(str(tiny.model_dir)).eval()
+    rows = [0, 3, 7, 12]
+    batches = [collate_cached([CachedExamples(tiny.table, EmbeddingCache(tiny.cache))[i] for i in rows]),
+               collate_text_training([TextTrainingExamples(tiny.table, EmbeddingCache(tiny.cache), tiny.tokens)[i]
+                                      for i in rows]),
+               collate_raw([RawExamples(tiny.table, tiny.tokens, tiny.store)[i] for i in rows])]
+    assert "waves" not in batches[1] and "text_hidden" not in batches[1]
+    with torch.no_grad():
+        cached, text_training, raw = (model.batch_logits(b) for b in batches)
+    assert torch.allclose(text_training, cached, atol=1e-2)  # the cache is float16
+    assert torch.allclose(text_training, raw, atol=1e-2)
+    shuffled = dict(batches[1], audio_hidden=batches[1]["audio_hidden"].flip(0))
+    with torch.no_grad():
+        assert not torch.allclose(model.batch_logits(shuffled), text_training, atol=1e-2)
+
+
+def test_the_text_schedule_trains_the_text_encoder_and_leaves_the_audio_one(tiny, tmp_path):
+    model = TurnFusionModel.from_pretrained(str(tiny.model_dir))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    examples = TextTrainingExamples(tiny.table, EmbeddingCache(tiny.cache), tiny.tokens)
+    cfg = params_config(TrainConfig, epochs=1, batch_size=4, lr_encoder=1e-2, warmup_steps=1, encoders="text",
+                        device="cpu", patience=5)
+    train(model, examples, examples, cfg, tmp_path / "m", tmp_path / "ck", progress=False)
+    after = model.state_dict()
+    moved = {k.split(".")[0] for k, v in before.items() if not torch.equal(v, after[k])}
+    assert moved == {"text_encoder", "head"}

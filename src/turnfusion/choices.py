@@ -7,3 +7,4 @@ TEXT_POOLINGS = ("last", "mean", "max", "attention", "mean_max")
 FUSION_HEADS = ("concat", "gated", "tensor")
 SPLITS = ("train", "val", "test")
 POOL = "pool"  # a source's rows without a split of their own: split by conversation with the `split` params
+ENCODER_SCHEDULES = ("frozen", "text", "gradual", "full")  # train.encoders: which encoders train, and when

@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass
 from typing import ClassVar
 
-from turnfusion.choices import AUDIO_POOLINGS, FUSION_HEADS, POOL, SPLITS, TEXT_POOLINGS
+from turnfusion.choices import AUDIO_POOLINGS, ENCODER_SCHEDULES, FUSION_HEADS, POOL, SPLITS, TEXT_POOLINGS
 from turnfusion.schema import DataError
 
 
@@ -277,7 +277,7 @@ class TrainConfig:
     focal_alpha: list | None  # per class; None: uniform with the weighted sampler, inverse frequency otherwise
     distill_weight: float  # weight of the BCE term towards the teacher's TRP
     sampler: str  # weighted (class-balanced) or shuffle
-    encoders: str  # frozen (cached embeddings), gradual (unfrozen at unfreeze_epoch) or full
+    encoders: str  # frozen (cached embeddings), text (the text encoder trains, the audio is cached), gradual, full
     unfreeze_epoch: int
     criterion: str  # macro_f1 or min_class_f1 (early stopping and best checkpoint)
     patience: int
@@ -288,7 +288,7 @@ class TrainConfig:
     def __post_init__(self):
         _one_of(self.section, "loss", self.loss, ("focal", "ce"))
         _one_of(self.section, "sampler", self.sampler, ("weighted", "shuffle"))
-        _one_of(self.section, "encoders", self.encoders, ("frozen", "gradual", "full"))
+        _one_of(self.section, "encoders", self.encoders, ENCODER_SCHEDULES)
         _one_of(self.section, "criterion", self.criterion, ("macro_f1", "min_class_f1"))
         for name in ("epochs", "batch_size", "patience", "grad_accumulation"):
             _at_least(self.section, name, getattr(self, name), 1)

@@ -1,6 +1,6 @@
 """Training and evaluation examples: the utterance table joined from the stage outputs, datasets over the
-embedding cache (frozen encoders) or over token ids and waveforms (trainable encoders), and their collate
-functions. Both kinds of batch go to `TurnFusionModel.batch_logits`."""
+embedding cache (frozen encoders), over token ids and the cached audio (the text encoder trains alone) or over
+token ids and waveforms (trainable encoders), and their collate functions. Both kinds of batch go to `TurnFusionModel.batch_logits`."""
 
 from __future__ import annotations
 
@@ -71,6 +71,27 @@ def collate_cached(items: list[dict]) -> dict:
             "trp": torch.tensor([it["trp"] for it in items]), "label": torch.tensor([it["label"] for it in items])}
 
 
+class TextTrainingExamples(CachedExamples):
+    """Examples for training the text encoder alone: token ids, and the audio's hidden states from the cache."""
+
+    def __init__(self, table: pd.DataFrame, cache: EmbeddingCache, tokens: PackedTokens):
+        super().__init__(table, cache)
+        self.token_row, self.tokens = self.table.token_row.to_numpy(), tokens
+
+    def __getitem__(self, i: int) -> dict:
+        return {"ids": self.tokens.row(int(self.token_row[i])),
+                "audio": [self.cache.segment_frames(r) if r >= 0 else None for r in self.audio_rows[i]],
+                "trp": float(self.trp[i]), "label": int(self.labels[i])}
+
+
+def collate_text_training(items: list[dict]) -> dict:
+    ids, mask = pad_right([it["ids"] for it in items], 0)
+    audio, audio_mask = stack_segments([it["audio"] for it in items])
+    return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask), "audio_hidden": audio,
+            "audio_mask": audio_mask, "trp": torch.tensor([it["trp"] for it in items]),
+            "label": torch.tensor([it["label"] for it in items])}
+
+
 class RawExamples(torch.utils.data.Dataset):
     """Examples as token ids and waveforms, for training with trainable encoders."""
 
@@ -104,7 +125,10 @@ def load_utterances(segments_dir: Path, tokens_dir: Path, trp_path: Path | None,
 
 def examples_for(table: pd.DataFrame, encoders: str, embeddings_dir: Path, tokens: PackedTokens,
                  store: SegmentStore) -> torch.utils.data.Dataset:
-    """Cached hidden states when the encoders stay frozen, raw token ids and waveforms otherwise."""
+    """Cached hidden states when the encoders stay frozen; token ids and the cached audio when only the text
+    encoder trains (`text`); raw token ids and waveforms otherwise."""
     if encoders == "frozen":
         return CachedExamples(table, EmbeddingCache(embeddings_dir))
+    if encoders == "text":
+        return TextTrainingExamples(table, EmbeddingCache(embeddings_dir), tokens)
     return RawExamples(table, tokens, store)

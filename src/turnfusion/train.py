@@ -1,6 +1,6 @@
 """Stage `train@<mode>`: the model built around the cached encoders, and the training loop: class-balanced
-sampling, focal loss, AdamW with separate encoder/head learning rates and warmup, frozen / gradual / full
-encoder schedules, early stopping on a validation criterion, resumable checkpoints, and per-epoch logging
+sampling, focal loss, AdamW with separate encoder/head learning rates and warmup, frozen / text / gradual /
+full encoder schedules, early stopping on a validation criterion, resumable checkpoints, and per-epoch logging
 (DVCLive when given)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from turnfusion.datasets import collate_cached, collate_raw
+from turnfusion.datasets import collate_cached, collate_raw, collate_text_training
 from turnfusion.distributed import Processes, processes
 from turnfusion.embed import load_encoders
 from turnfusion.loop import autocast, seed_everything
@@ -93,20 +93,32 @@ def class_alpha(cfg: TrainConfig, labels: np.ndarray, n_classes: int) -> torch.T
 
 
 def collate_for(cfg: TrainConfig):
-    return collate_raw if cfg.encoders != "frozen" else collate_cached
+    return {"frozen": collate_cached, "text": collate_text_training}.get(cfg.encoders, collate_raw)
 
 
-def set_encoders_trainable(model, trainable: bool) -> None:
+def trained_encoders(model, cfg: TrainConfig) -> list[torch.nn.Module]:
+    """The encoders that `cfg.encoders` trains (`gradual`: once unfrozen): none, the text encoder alone, or all."""
+    if cfg.encoders == "frozen":
+        return []
+    if cfg.encoders == "text":
+        return [model.text_encoder] if model.config.uses_text else []
+    return model.encoders()
+
+
+def set_encoders_trainable(model, cfg: TrainConfig, trainable: bool) -> None:
     for encoder in model.encoders():
-        encoder.requires_grad_(trainable)
+        encoder.requires_grad_(False)
+    for encoder in trained_encoders(model, cfg) if trainable else []:
+        encoder.requires_grad_(True)
 
 
 def make_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
     encoder_params = {id(p) for e in model.encoders() for p in e.parameters()}
     head = [p for p in model.parameters() if id(p) not in encoder_params]
     groups = [{"params": head, "lr": cfg.lr_head}]
-    if cfg.encoders == "full":  # "gradual" adds the encoders' group when it unfreezes them
-        groups.append({"params": [p for e in model.encoders() for p in e.parameters()], "lr": cfg.lr_encoder})
+    trained = [p for e in trained_encoders(model, cfg) for p in e.parameters()]
+    if cfg.encoders in ("full", "text") and trained:  # "gradual" adds the encoders' group when it unfreezes them
+        groups.append({"params": trained, "lr": cfg.lr_encoder})
     return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
 
 
@@ -182,7 +194,7 @@ def train(model, train_set, val_set, cfg: TrainConfig, out_dir: Path, checkpoint
     n_classes = model.config.num_labels
     train_labels = train_set.table.label.to_numpy()
     alpha = class_alpha(cfg, train_labels, n_classes).to(device)
-    set_encoders_trainable(model, cfg.encoders == "full")
+    set_encoders_trainable(model, cfg, cfg.encoders in ("full", "text"))
     optimizer = make_optimizer(model, cfg)
     scheduler = warmup_schedule(optimizer, cfg.warmup_steps)
     state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "history": [], "since_best": 0}
@@ -274,8 +286,9 @@ def train(model, train_set, val_set, cfg: TrainConfig, out_dir: Path, checkpoint
 
 def unfreeze(model, optimizer, cfg: TrainConfig) -> None:
     """`gradual`: the encoders start training, with their own learning rate."""
-    set_encoders_trainable(model, True)
-    optimizer.add_param_group({"params": [p for e in model.encoders() for p in e.parameters()], "lr": cfg.lr_encoder})
+    set_encoders_trainable(model, cfg, True)
+    optimizer.add_param_group({"params": [p for e in trained_encoders(model, cfg) for p in e.parameters()],
+                               "lr": cfg.lr_encoder})
 
 
 def no_sync(step_model, skip: bool):

@@ -122,29 +122,28 @@ class TurnFusionModel(PreTrainedModel):
         return encode_segment(self.audio_encoder, wave)
 
     def encode(self, batch: dict, encode_segment: Callable | None = None) -> dict:
-        """Forward inputs from a raw batch (token ids, waveforms): the hidden-state batch the cache gives.
+        """Forward inputs from a raw batch: each modality through its encoder where the batch holds its raw
+        inputs, as given where it holds its hidden states (a batch may mix: token ids with cached audio).
 
-        batch: input_ids and attention_mask (B, T); waves: B lists of S waveforms (None where the utterance
-        has no such predecessor); trp (B,). `encode_segment` (waveform -> frames) defaults to the model's own.
+        batch: input_ids and attention_mask (B, T) or text_hidden / text_mask; waves: B lists of S waveforms
+        (None where the utterance has no such predecessor) or audio_hidden / audio_mask; trp (B,).
+        `encode_segment` (waveform -> frames) defaults to the model's own.
         """
         device = self.device
-        out = {"trp": batch["trp"].to(device)}
-        if self.config.uses_text:
+        out = {k: v.to(device) for k, v in batch.items() if k in FORWARD_INPUTS}
+        if self.config.uses_text and "input_ids" in batch:
             ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
             out["text_hidden"], out["text_mask"] = self.encode_text(ids, mask), mask.bool()
-        if self.config.uses_audio:
+        if self.config.uses_audio and "waves" in batch:
             encode_one = encode_segment if encode_segment is not None else self.encode_segment
             frames = [[None if w is None else encode_one(w) for w in item] for item in batch["waves"]]
             out["audio_hidden"], out["audio_mask"] = stack_segments(frames)
         return out
 
     def batch_logits(self, batch: dict, encode_segment: Callable | None = None) -> torch.Tensor:
-        """Logits for a batch of either kind: raw (`input_ids` / `waves`, through the encoders) or cached
-        hidden states (`text_hidden` / `audio_hidden`). The one place where a batch meets `forward`."""
-        if "input_ids" in batch or "waves" in batch:
-            inputs = self.encode(batch, encode_segment)
-        else:
-            inputs = {k: v.to(self.device) for k, v in batch.items() if k in FORWARD_INPUTS}
+        """Logits for a batch of either kind, or of both: raw (`input_ids` / `waves`, through the encoders) or
+        cached hidden states (`text_hidden` / `audio_hidden`). The one place where a batch meets `forward`."""
+        inputs = self.encode(batch, encode_segment)
         return self(**{k: inputs.get(k) for k in FORWARD_INPUTS})
 
     # --- from hidden states to logits ----------------------------------------------------------
