@@ -39,7 +39,8 @@ class ToyCached(torch.utils.data.Dataset):
 
 
 def train_cfg(**overrides) -> TrainConfig:
-    return params_config(TrainConfig, **{"device": "cpu", **overrides})
+    """The shipped train params for the toy's cached hidden states: frozen encoders (nothing to encode)."""
+    return params_config(TrainConfig, **{"device": "cpu", "encoders": "frozen", **overrides})
 
 
 def toy_model(mode="fusion", head="concat", **kw):
