@@ -6,7 +6,8 @@
    CPU with 2 threads, side by side in one run: PyTorch, ONNX fp32 and ONNX int8 (stage `export`), cold
    (every segment the model takes encoded) and streaming (the context segments' encodings remembered), for the default
    trained model and for distil-size encoders built from config (DistilGPT2: 6 layers x 768; DistilHuBERT:
-   2 layers x 768 with the standard 512-channel front end); and Smart Turn v3.2 (pipecat-ai's ONNX model,
+   2 layers x 768 with the standard 512-channel front end; its int8 audio path calibrated on the same train
+   segments as the stage's); and Smart Turn v3.2 (pipecat-ai's ONNX model,
    fetched with `pip download --no-deps pipecat-ai==1.14.0` into bench/.cache) on the 8 s input it takes.
    Sizes on disk in the same table.
 2. Training: epoch time with frozen encoders (cached embeddings) vs. re-encoding every epoch with the
@@ -214,10 +215,13 @@ def main() -> None:
     print("| model | backend | cold p50 / p95 ms | streaming p50 / p95 ms | size MB |")
     print("|---|---|---|---|---|")
     for name, (model_dir, onnx_dir, repeats) in sizes.items():
-        if not (onnx_dir / "manifest.json").exists():
+        if not (onnx_dir / "manifest.json").exists():  # exported as the stage does: int8 audio calibrated
+            from stages.export import calibration_waveforms
+            from turnfusion.config import ExportConfig, from_params
             from turnfusion.export import export
 
-            export(model_dir, onnx_dir)
+            params = yaml.safe_load(Path("params.yaml").read_text())
+            export(model_dir, onnx_dir, calibration_waveforms("data/segments", from_params(ExportConfig, params)))
         for backend in ("PyTorch", "ONNX fp32", "ONNX int8"):  # each in its own process
             row = measured(model_dir, onnx_dir, backend, repeats, args.threads)
             (c50, c95), (s50, s95) = row["cold"], row["streaming"]

@@ -4,17 +4,31 @@ int8, with its tokenizer and a manifest: one directory that `turnfusion.onnx_bac
 import argparse
 import logging
 
-from stages.common import run, write_json
+import numpy as np
+
+from stages.common import config, run, write_json
+from turnfusion.config import ExportConfig
 from turnfusion.export import export
+from turnfusion.segment import SegmentStore
+
+
+def calibration_waveforms(segments_dir: str, cfg: ExportConfig) -> list[np.ndarray]:
+    """`cfg.calibration_segments` train-split segments, drawn with `cfg.seed`: the audio path's real inputs."""
+    store = SegmentStore.open(segments_dir)
+    train = np.flatnonzero(store.index.split.to_numpy() == "train")
+    rows = np.random.default_rng(cfg.seed).choice(train, min(cfg.calibration_segments, len(train)), replace=False)
+    return [store.waveform(int(r)) for r in sorted(rows)]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True, help="trained model directory (models/fusion)")
     parser.add_argument("--out", required=True, help="export directory")
+    parser.add_argument("--segments", required=True, help="segment store (calibration of the int8 audio path)")
     parser.add_argument("--report", required=True)
     args = parser.parse_args()
-    manifest = export(args.model, args.out)
+    cfg = config(ExportConfig)
+    manifest = export(args.model, args.out, calibration_waveforms(args.segments, cfg) or None)
     report = {f"size_mb_{precision}": size for precision, size in manifest["size_mb"].items()}
     write_json(args.report, report)
     logging.getLogger("export").info("%s: %s", args.out, report)

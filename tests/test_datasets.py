@@ -6,8 +6,14 @@ from conftest import params_config, utterance_table
 from pipeline import AUDIO_CFG
 
 from turnfusion.config import SegmentConfig, TextConfig, TrainConfig
-from turnfusion.datasets import (CachedExamples, RawExamples, TextTrainingExamples, collate_cached, collate_raw,
-                                 collate_text_training)
+from turnfusion.datasets import (
+    CachedExamples,
+    RawExamples,
+    TextTrainingExamples,
+    collate_cached,
+    collate_raw,
+    collate_text_training,
+)
 from turnfusion.datasets import utterance_table as examples_table
 from turnfusion.embed import EmbeddingCache
 from turnfusion.models import TurnFusionConfig, TurnFusionModel

@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import tone
 
-from turnfusion.export import MANIFEST, export
+from turnfusion.export import FIRST_CONV, MANIFEST, export
 from turnfusion.onnx_backend import OnnxTurnModel
 from turnfusion.predict import TurnPredictor
 
@@ -15,6 +15,20 @@ from turnfusion.predict import TurnPredictor
 def exported(model_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("onnx") / "fusion-onnx"
     export(model_dir, out)
+    return out
+
+
+def speech_like(seconds: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (tone(seconds, 16000, 120 + 40 * seed) * (0.5 + rng.random())
+            + rng.normal(0, 0.01, int(16000 * seconds))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def calibrated(model_dir, tmp_path_factory):
+    """The export with its int8 audio path quantised statically, calibrated on a few waveforms."""
+    out = tmp_path_factory.mktemp("onnx") / "fusion-onnx-static"
+    export(model_dir, out, [speech_like(1 + k / 4, k) for k in range(6)])
     return out
 
 
@@ -56,10 +70,23 @@ def test_graphs_take_any_batch_token_and_sample_count(exported, model_dir):
         assert np.abs(graphs.audio_vector(wave) - want).max() < 1e-4
 
 
-@pytest.mark.parametrize("precision,tolerance", [("fp32", 1e-4), ("int8", 0.1)])
-def test_exported_predictions_match_pytorch(exported, model_dir, precision, tolerance):
+def test_a_calibrated_export_runs_the_audio_path_on_integer_kernels(calibrated, exported):
+    manifest = json.loads((calibrated / MANIFEST).read_text())
+    assert manifest["int8_audio"] == "static, calibrated on 6 segments"
+    assert json.loads((exported / MANIFEST).read_text())["int8_audio"] == "dynamic"
+    nodes = onnx.load(str(calibrated / "int8" / "audio.onnx")).graph.node
+    ops = [node.op_type for node in nodes]
+    assert "QLinearConv" in ops and "QLinearMatMul" in ops  # quantised activations: no float conv in between
+    assert [n.name for n in nodes if n.op_type == "Conv"] == [FIRST_CONV]  # the waveform's own conv stays fp32
+    text_ops = {node.op_type for node in onnx.load(str(calibrated / "int8" / "text.onnx")).graph.node}
+    assert "MatMulInteger" in text_ops  # the text path stays dynamic
+
+
+@pytest.mark.parametrize("precision,tolerance,export_dir", [("fp32", 1e-4, "exported"), ("int8", 0.1, "exported"),
+                                                            ("int8", 0.1, "calibrated")])
+def test_exported_predictions_match_pytorch(request, model_dir, precision, tolerance, export_dir):
     rng = np.random.default_rng(0)
-    torch_model, graphs = TurnPredictor(model_dir), OnnxTurnModel(exported, precision)
+    torch_model, graphs = TurnPredictor(model_dir), OnnxTurnModel(request.getfixturevalue(export_dir), precision)
     context = [{"text": "hello there", "speaker": 0, "audio": tone(1.1, 16000, 180), "sample_rate": 16000},
                {"text": "i went to the market", "speaker": 1, "audio": tone(0.8, 22050, 300), "sample_rate": 22050}]
     for k in range(4):
@@ -69,13 +96,32 @@ def test_exported_predictions_match_pytorch(exported, model_dir, precision, tole
         assert max(abs(got[c] - want[c]) for c in want) < tolerance
 
 
-def test_the_export_stage_writes_the_sizes(model_dir, tmp_path, monkeypatch):
+def test_the_export_stage_calibrates_on_train_segments_and_writes_the_sizes(model_dir, tmp_path, monkeypatch):
     import sys
 
-    from stages.export import main
+    import pandas as pd
+    from conftest import params_config
+    from pipeline import build
 
-    monkeypatch.setattr(sys, "argv", ["export", "--model", str(model_dir), "--out", str(tmp_path / "e"),
-                                      "--report", str(tmp_path / "export.json")])
+    from stages.export import calibration_waveforms, main
+    from turnfusion.config import ExportConfig
+    from turnfusion.segment import SegmentStore
+
+    segments = build(tmp_path / "pipeline").root / "segments"
+    index = pd.read_parquet(segments / "segments.parquet")
+    index["split"] = np.where(np.arange(len(index)) % 2, "val", "train")  # odd rows: not to be drawn
+    index.to_parquet(segments / "segments.parquet")
+    store = SegmentStore.open(segments)
+    cfg = params_config(ExportConfig, calibration_segments=3, seed=0)
+    drawn = calibration_waveforms(str(segments), cfg)
+    rows = [[r for r in range(len(index)) if np.array_equal(store.waveform(r), w)] for w in drawn]
+    assert len(drawn) == 3 and all(same and all(r % 2 == 0 for r in same) for same in rows)  # train rows only
+    assert all(np.array_equal(a, b) for a, b in zip(drawn, calibration_waveforms(str(segments), cfg), strict=True))
+    assert len(calibration_waveforms(str(segments), params_config(ExportConfig, calibration_segments=100, seed=0))) \
+        == (len(index) + 1) // 2  # no more than the train split has
+    monkeypatch.setattr(sys, "argv", ["export", "--model", str(model_dir), "--segments", str(segments), "--out",
+                                      str(tmp_path / "e"), "--report", str(tmp_path / "export.json")])
     main()
     report = json.loads((tmp_path / "export.json").read_text())
     assert set(report) == {"size_mb_fp32", "size_mb_int8"} and min(report.values()) > 0
+    assert json.loads((tmp_path / "e" / MANIFEST).read_text())["int8_audio"].startswith("static")

@@ -303,6 +303,16 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class ExportConfig:
+    section: ClassVar[str] = "export"
+    calibration_segments: int  # train-split segments calibrating the int8 audio path (static); 0: dynamic int8
+    seed: int  # which segments
+
+    def __post_init__(self):
+        _at_least(self.section, "calibration_segments", self.calibration_segments, 0)
+
+
+@dataclass(frozen=True)
 class ComputeConfig:
     section: ClassVar[str] = "compute"
     launcher: str  # what starts the train and embed commands (dvc.yaml): python (one process), or e.g.
@@ -316,7 +326,8 @@ class ComputeConfig:
 
 
 ALL_CONFIGS = (DataConfig, DemoConfig, Mmf2fConfig, DownloadConfig, DropSilentConfig, SegmentConfig, SplitConfig,
-               TextConfig, TeacherConfig, PretrainAudioConfig, ModelConfig, EmbedConfig, TrainConfig, ComputeConfig)
+               TextConfig, TeacherConfig, PretrainAudioConfig, ModelConfig, EmbedConfig, TrainConfig, ExportConfig,
+               ComputeConfig)
 
 
 def _is(value, kind) -> bool:

@@ -1,6 +1,7 @@
 """Training and evaluation examples: the utterance table joined from the stage outputs, datasets over the
 embedding cache (frozen encoders), over token ids and the cached audio (the text encoder trains alone) or over
-token ids and waveforms (trainable encoders), and their collate functions. Both kinds of batch go to `TurnFusionModel.batch_logits`."""
+token ids and waveforms (trainable encoders), and their collate functions. Every kind of batch goes to
+`TurnFusionModel.batch_logits`."""
 
 from __future__ import annotations
 
