@@ -6,9 +6,9 @@
    CPU with 2 threads, side by side in one run: PyTorch, ONNX fp32 and ONNX int8 (stage `export`), cold
    (every segment the model takes encoded) and streaming (the context segments' encodings remembered), for the default
    trained model and for distil-size encoders built from config (DistilGPT2: 6 layers x 768; DistilHuBERT:
-   2 layers x 768 with the standard 512-channel front end; its int8 audio path calibrated on the same train
-   segments as the stage's); and Smart Turn v3.2 (pipecat-ai's ONNX model,
-   fetched with `pip download --no-deps pipecat-ai==1.14.0` into bench/.cache) on the 8 s input it takes.
+   2 layers x 768 with the standard 512-channel front end), each also with its int8 audio path quantised
+   statically (calibrated on train segments, `export.calibration_segments`); and Smart Turn v3.2 (pipecat-ai's
+   ONNX model, fetched with `pip download --no-deps pipecat-ai==1.14.0` into bench/.cache) on the 8 s input it takes.
    Sizes on disk in the same table.
 2. Training: epoch time with frozen encoders (cached embeddings) vs. re-encoding every epoch with the
    same encoders, their ratio, samples/s, and the peak memory of a `train@fusion` run.
@@ -209,20 +209,33 @@ def main() -> None:
           f"{os.cpu_count()} cores")
     tmp = Path(tempfile.mkdtemp())
     save_distil_size_model(Path(args.model), tmp / "distil")
-    sizes = {f"default model ({args.model})": (Path(args.model), Path(args.onnx), args.repeats),
-             "distil-size encoders (6x768 GPT-2, 2x768 HuBERT)": (tmp / "distil", tmp / "distil-onnx",
-                                                                  max(10, args.repeats // 5))}
+    from turnfusion.config import ExportConfig, from_params
+    from turnfusion.export import calibration_waveforms
+
+    export_cfg = from_params(ExportConfig, yaml.safe_load(Path("params.yaml").read_text()))
+    static = max(export_cfg.calibration_segments, 64)
+    all_backends = ("PyTorch", "ONNX fp32", "ONNX int8")  # each in its own process
+    distil = "distil-size encoders (6x768 GPT-2, 2x768 HuBERT)"
+    # (model, export, its calibration segments (0: dynamic int8 audio), backends, repeats)
+    rows = {f"default model ({args.model})": (Path(args.model), Path(args.onnx), export_cfg.calibration_segments,
+                                              all_backends, args.repeats),
+            f"default model, int8 audio static ({static} segments)": (Path(args.model), tmp / "default-static",
+                                                                     static, ("ONNX int8",), args.repeats),
+            distil: (tmp / "distil", tmp / "distil-onnx", export_cfg.calibration_segments, all_backends,
+                     max(10, args.repeats // 5)),
+            f"{distil}, int8 audio static": (tmp / "distil", tmp / "distil-static", static, ("ONNX int8",),
+                                             max(10, args.repeats // 5))}
     print("| model | backend | cold p50 / p95 ms | streaming p50 / p95 ms | size MB |")
     print("|---|---|---|---|---|")
-    for name, (model_dir, onnx_dir, repeats) in sizes.items():
-        if not (onnx_dir / "manifest.json").exists():  # exported as the stage does: int8 audio calibrated
-            from stages.export import calibration_waveforms
-            from turnfusion.config import ExportConfig, from_params
+    for name, (model_dir, onnx_dir, calibration, backends, repeats) in rows.items():
+        if not (onnx_dir / "manifest.json").exists():  # exported as the stage does
+            from dataclasses import replace
+
             from turnfusion.export import export
 
-            params = yaml.safe_load(Path("params.yaml").read_text())
-            export(model_dir, onnx_dir, calibration_waveforms("data/segments", from_params(ExportConfig, params)))
-        for backend in ("PyTorch", "ONNX fp32", "ONNX int8"):  # each in its own process
+            waves = calibration_waveforms("data/segments", replace(export_cfg, calibration_segments=calibration))
+            export(model_dir, onnx_dir, waves or None)
+        for backend in backends:
             row = measured(model_dir, onnx_dir, backend, repeats, args.threads)
             (c50, c95), (s50, s95) = row["cold"], row["streaming"]
             print(f"| {name} | {backend} | {c50:.1f} / {c95:.1f} | {s50:.1f} / {s95:.1f} | {row['mb']:.1f} |",

@@ -4,20 +4,9 @@ int8, with its tokenizer and a manifest: one directory that `turnfusion.onnx_bac
 import argparse
 import logging
 
-import numpy as np
-
 from stages.common import config, run, write_json
 from turnfusion.config import ExportConfig
-from turnfusion.export import export
-from turnfusion.segment import SegmentStore
-
-
-def calibration_waveforms(segments_dir: str, cfg: ExportConfig) -> list[np.ndarray]:
-    """`cfg.calibration_segments` train-split segments, drawn with `cfg.seed`: the audio path's real inputs."""
-    store = SegmentStore.open(segments_dir)
-    train = np.flatnonzero(store.index.split.to_numpy() == "train")
-    rows = np.random.default_rng(cfg.seed).choice(train, min(cfg.calibration_segments, len(train)), replace=False)
-    return [store.waveform(int(r)) for r in sorted(rows)]
+from turnfusion.export import calibration_waveforms, export
 
 
 def main() -> None:

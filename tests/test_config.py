@@ -9,6 +9,7 @@ from turnfusion.config import (
     DownloadConfig,
     DropSilentConfig,
     EmbedConfig,
+    ExportConfig,
     Mmf2fConfig,
     ModelConfig,
     ParamsError,
@@ -23,7 +24,7 @@ from turnfusion.config import (
 )
 
 ALL = [DataConfig, DemoConfig, Mmf2fConfig, DownloadConfig, DropSilentConfig, SegmentConfig, SplitConfig, TextConfig,
-       TeacherConfig, PretrainAudioConfig, ModelConfig, EmbedConfig, TrainConfig,
+       TeacherConfig, PretrainAudioConfig, ModelConfig, EmbedConfig, TrainConfig, ExportConfig,
        ComputeConfig]
 
 

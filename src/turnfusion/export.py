@@ -13,6 +13,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,6 +22,10 @@ from torch import nn
 from turnfusion.models import TurnFusionModel
 from turnfusion.onnx_backend import FORMAT, MANIFEST
 from turnfusion.schema import LABEL_NAMES
+from turnfusion.segment import SegmentStore
+
+if TYPE_CHECKING:
+    from turnfusion.config import ExportConfig
 
 
 class TextPath(nn.Module):
@@ -126,6 +131,14 @@ def quantize_audio_static(fp32: Path, int8: Path, calibration: list[np.ndarray])
                     op_types_to_quantize=["Conv", "MatMul"], activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8, nodes_to_exclude=[FIRST_CONV])
     prepared.unlink()
+
+
+def calibration_waveforms(segments_dir: str | Path, cfg: ExportConfig) -> list[np.ndarray]:
+    """`cfg.calibration_segments` train-split segments, drawn with `cfg.seed`: the audio path's real inputs."""
+    store = SegmentStore.open(segments_dir)
+    train = np.flatnonzero(store.index.split.to_numpy() == "train")
+    rows = np.random.default_rng(cfg.seed).choice(train, min(cfg.calibration_segments, len(train)), replace=False)
+    return [store.waveform(int(r)) for r in sorted(rows)]
 
 
 def export(model_dir: Path, out_dir: Path, calibration: list[np.ndarray] | None = None) -> dict:
