@@ -126,3 +126,26 @@ def test_the_export_stage_calibrates_on_train_segments_and_writes_the_sizes(mode
     report = json.loads((tmp_path / "export.json").read_text())
     assert set(report) == {"size_mb_fp32", "size_mb_int8"} and min(report.values()) > 0
     assert json.loads((tmp_path / "e" / MANIFEST).read_text())["int8_audio"] == "dynamic"  # the shipped params
+
+
+def test_a_product_of_experts_head_exports_with_its_decision(model_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    from turnfusion.models import TurnFusionConfig, TurnFusionModel
+
+    base = TurnFusionModel.from_pretrained(model_dir)
+    torch.manual_seed(1)
+    model = TurnFusionModel(TurnFusionConfig(**{**base.config.to_dict(), "fusion_head": "experts_concat"}))
+    model.load_state_dict({k: v for k, v in base.state_dict().items() if not k.startswith("head.")}, strict=False)
+    for param in model.head.parameters():
+        torch.nn.init.normal_(param, std=0.2)
+    model.save_pretrained(tmp_path / "model")
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(tmp_path / "model")
+    export(tmp_path / "model", tmp_path / "onnx")
+    torch_model, graphs = TurnPredictor(tmp_path / "model"), OnnxTurnModel(tmp_path / "onnx", "fp32")
+    assert len(torch_model.model.head.experts) == 3
+    for k in range(2):
+        wave = tone(1 + k / 2, 16000, 150 + 60 * k)
+        want = torch_model.predict("how are you", wave, speaker=k, sample_rate=16000)
+        got = graphs.predict("how are you", wave, speaker=k, sample_rate=16000)
+        assert max(abs(got[c] - want[c]) for c in want) < 1e-4

@@ -1,7 +1,8 @@
 import torch
 import torch.nn.functional as F
 
-from turnfusion.losses import distillation_loss, focal_loss
+from turnfusion.losses import classification_loss, distillation_loss, experts_loss, focal_loss
+from turnfusion.models.fusion import product_of_experts
 
 
 def test_focal_equals_cross_entropy_at_gamma_zero_with_uniform_alpha():
@@ -36,3 +37,20 @@ def test_per_class_alpha_weights_each_sample_by_its_own_class():
     p_true = torch.softmax(logits, -1).gather(1, target[:, None]).squeeze(1)
     focal = (alpha[target] * (1 - p_true) ** 2 * per_sample).mean()
     assert torch.allclose(focal_loss(logits, target, alpha, gamma=2.0), focal)
+
+
+def test_experts_loss_trains_each_expert_alone():
+    target = torch.tensor([0, 1, 2, 1])
+    logits = torch.randn(4, 2, 3, requires_grad=True)
+    assert torch.allclose(experts_loss("focal", logits[:, :1], target, None, 2.0),
+                          classification_loss("focal", logits[:, 0], target, None, 2.0))
+    experts_loss("ce", logits, target, None, 0.0).backward()
+    first = logits.grad[:, 0].clone()
+    other = logits.detach().clone()
+    other[:, 1] += torch.randn(4, 3)  # another second expert: the first one's gradient must not move
+    other.requires_grad_(True)
+    experts_loss("ce", other, target, None, 0.0).backward()
+    assert torch.allclose(other.grad[:, 0], first)
+    joint = logits.detach().clone().requires_grad_(True)  # a loss on the product would couple them
+    classification_loss("ce", product_of_experts(joint), target, None, 0.0).backward()
+    assert not torch.allclose(joint.grad[:, 0], first)

@@ -59,7 +59,7 @@ def test_class_alpha_given_uniform_or_inverse_frequency():
     assert (alpha[2] / alpha[0]).item() == pytest.approx(6.0)  # counts 6 : 1
 
 
-@pytest.mark.parametrize("head", ["concat", "gated", "tensor"])
+@pytest.mark.parametrize("head", ["concat", "gated", "tensor", "experts", "experts_concat"])
 def test_short_training_learns_a_separable_set(tmp_path, head):
     model = toy_model(head=head)
     cfg = train_cfg(epochs=6, batch_size=16, lr_head=3e-3, warmup_steps=1, patience=10)

@@ -4,7 +4,7 @@ check (`config.py`) validates against them without importing torch."""
 MODES = ("text", "audio", "fusion")
 AUDIO_POOLINGS = ("mean", "max", "attention", "stats", "last_k")
 TEXT_POOLINGS = ("last", "mean", "max", "attention", "mean_max")
-FUSION_HEADS = ("concat", "gated", "tensor")
+FUSION_HEADS = ("concat", "gated", "tensor", "experts", "experts_concat")
 SPLITS = ("train", "val", "test")
 POOL = "pool"  # a source's rows without a split of their own: split by conversation with the `split` params
 ENCODER_SCHEDULES = ("frozen", "text", "gradual", "full")  # train.encoders: which encoders train, and when

@@ -34,3 +34,11 @@ def classification_loss(kind: str, logits: torch.Tensor, target: torch.Tensor, a
     if kind == "ce":
         return F.cross_entropy(logits.float(), target, weight=alpha.to(logits.device) if alpha is not None else None)
     raise ValueError(f"loss must be 'focal' or 'ce', got {kind!r}")
+
+
+def experts_loss(kind: str, expert_logits: torch.Tensor, target: torch.Tensor, alpha: torch.Tensor | None,
+                 gamma: float) -> torch.Tensor:
+    """The mean of each expert's `classification_loss` over its logits in (B, experts, classes): every expert
+    learns to classify alone (a single expert: exactly its loss)."""
+    return torch.stack([classification_loss(kind, expert_logits[:, k], target, alpha, gamma)
+                        for k in range(expert_logits.shape[1])]).mean()

@@ -22,9 +22,10 @@ from turnfusion.datasets import collate_cached, collate_raw, collate_text_traini
 from turnfusion.distributed import Processes, processes
 from turnfusion.embed import load_encoders
 from turnfusion.loop import autocast, seed_everything
-from turnfusion.losses import classification_loss, distillation_loss
+from turnfusion.losses import classification_loss, distillation_loss, experts_loss
 from turnfusion.metrics import classification_report
 from turnfusion.models import TurnFusionModel
+from turnfusion.models.fusion import product_of_experts
 from turnfusion.schema import DataError
 from turnfusion.segment import trim_threshold
 
@@ -128,14 +129,15 @@ def warmup_schedule(optimizer, warmup_steps: int):
 
 class BatchLogits(torch.nn.Module):
     """The model as one module whose forward takes a whole batch, so that DistributedDataParallel sees the
-    encoders' part of the graph too (trainable encoders run in `batch_logits`, before `forward`)."""
+    encoders' part of the graph too (trainable encoders run in `batch_logits`, before `forward`). It gives each
+    expert's logits (B, experts, classes), since each expert is trained as a classifier of its own."""
 
     def __init__(self, model: TurnFusionModel):
         super().__init__()
         self.model = model
 
     def forward(self, batch: dict) -> torch.Tensor:
-        return self.model.batch_logits(batch)
+        return self.model.batch_logits(batch, experts=True)
 
 
 def wrap(model, processes: Processes) -> torch.nn.Module:
@@ -235,9 +237,10 @@ def train(model, train_set, val_set, cfg: TrainConfig, out_dir: Path, checkpoint
                     with autocast(device, precision):
                         logits = step_model(batch).float()
                     labels = batch["label"].to(device)
-                    loss = classification_loss(cfg.loss, logits, labels, alpha, cfg.focal_gamma)
+                    loss = experts_loss(cfg.loss, logits, labels, alpha, cfg.focal_gamma)
                     if cfg.distill_weight > 0:
-                        loss = loss + cfg.distill_weight * distillation_loss(logits, batch["trp"].to(device))
+                        loss = loss + cfg.distill_weight * distillation_loss(product_of_experts(logits),
+                                                                             batch["trp"].to(device))
                     (loss / len(pieces)).backward()  # the mean over the whole batch, once processes average
                 total += (loss.item() * len(labels), len(labels))
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

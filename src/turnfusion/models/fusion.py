@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from turnfusion.choices import FUSION_HEADS
@@ -65,6 +66,38 @@ class TensorHead(nn.Module):
         return self.out(fused)
 
 
+class ExpertsHead(nn.Module):
+    """Product of experts: an MLP per modality (`experts`), and with `joint` one more on both (`experts_concat`),
+    each trained as a classifier of its own (`expert_logits`: the training loss is the mean of theirs); the
+    decision multiplies their probabilities. A joint head trained alone leans on the modality that is easiest
+    to fit and leaves the other's cues unused; experts that must each classify alone cannot."""
+
+    def __init__(self, dims: list[int], hidden: int, n_classes: int, dropout: float, joint: bool):
+        super().__init__()
+        self.joint = joint
+        self.experts = nn.ModuleList([mlp(d, hidden, n_classes, dropout) for d in dims]
+                                     + ([mlp(sum(dims), hidden, n_classes, dropout)] if joint else []))
+
+    def expert_logits(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        """(B, experts, classes): each expert's own logits."""
+        inputs = parts + ([torch.cat(parts, dim=-1)] if self.joint else [])
+        return torch.stack([expert(x) for expert, x in zip(self.experts, inputs, strict=True)], dim=1)
+
+    def forward(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        return product_of_experts(self.expert_logits(parts))
+
+
+def product_of_experts(expert_logits: torch.Tensor) -> torch.Tensor:
+    """Logits (B, classes) whose softmax is the normalised product of the experts' (B, experts, classes)
+    probabilities; of a single expert, its own logits up to a constant."""
+    return F.log_softmax(expert_logits.float(), dim=-1).sum(dim=1)
+
+
+def expert_logits(head: nn.Module, parts: list[torch.Tensor]) -> torch.Tensor:
+    """(B, experts, classes) of any head: one expert unless it is an `ExpertsHead`."""
+    return head.expert_logits(parts) if isinstance(head, ExpertsHead) else head(parts).unsqueeze(1)
+
+
 def make_head(kind: str, dims: list[int], hidden: int, n_classes: int, dropout: float, rank: int = 4) -> nn.Module:
     if len(dims) == 1 or kind == "concat":
         return ConcatHead(dims, hidden, n_classes, dropout)
@@ -72,4 +105,6 @@ def make_head(kind: str, dims: list[int], hidden: int, n_classes: int, dropout: 
         return GatedHead(dims, hidden, n_classes, dropout)
     if kind == "tensor":
         return TensorHead(dims, hidden, n_classes, dropout, rank)
+    if kind in ("experts", "experts_concat"):
+        return ExpertsHead(dims, hidden, n_classes, dropout, joint=kind == "experts_concat")
     raise ValueError(f"unknown fusion head {kind!r}; choose one of {FUSION_HEADS}")

@@ -14,7 +14,7 @@ from transformers import GPT2Config, GPT2Model, HubertConfig, HubertModel, Pretr
 
 from turnfusion.choices import MODES
 from turnfusion.models.encoding import encode_segment, stack_segments
-from turnfusion.models.fusion import make_head
+from turnfusion.models.fusion import expert_logits, make_head
 from turnfusion.models.pooling import Pooling
 
 FORWARD_INPUTS = ("text_hidden", "text_mask", "audio_hidden", "audio_mask", "trp")
@@ -28,7 +28,8 @@ class TurnFusionConfig(PretrainedConfig):
     text_pooling: last | mean | max | attention | mean_max; audio_pooling: mean | max | attention | stats |
         last_k, with last_k frames (20 ms each) for last_k.
     audio_segments: audio segments per example: the current utterance and its predecessors.
-    fusion_head: concat | gated | tensor; hidden_size, dropout and tensor_rank (tensor) of the head.
+    fusion_head: concat | gated | tensor | experts | experts_concat (`models.fusion`); hidden_size, dropout and
+        tensor_rank (tensor) of the head.
     modality_dropout: share of training samples that lose one whole modality.
     use_trp: the teacher's TRP is an input of the head.
     preprocessing: how inputs were prepared in training, so prediction prepares them the same way:
@@ -140,17 +141,18 @@ class TurnFusionModel(PreTrainedModel):
             out["audio_hidden"], out["audio_mask"] = stack_segments(frames)
         return out
 
-    def batch_logits(self, batch: dict, encode_segment: Callable | None = None) -> torch.Tensor:
+    def batch_logits(self, batch: dict, encode_segment: Callable | None = None, experts: bool = False) -> torch.Tensor:
         """Logits for a batch of either kind, or of both: raw (`input_ids` / `waves`, through the encoders) or
         cached hidden states (`text_hidden` / `audio_hidden`). The one place where a batch meets `forward`."""
         inputs = self.encode(batch, encode_segment)
-        return self(**{k: inputs.get(k) for k in FORWARD_INPUTS})
+        return self(**{k: inputs.get(k) for k in FORWARD_INPUTS}, experts=experts)
 
     # --- from hidden states to logits ----------------------------------------------------------
     def forward(self, text_hidden: torch.Tensor | None = None, text_mask: torch.Tensor | None = None,
                 audio_hidden: torch.Tensor | None = None, audio_mask: torch.Tensor | None = None,
-                trp: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits from encoder outputs.
+                trp: torch.Tensor | None = None, experts: bool = False) -> torch.Tensor:
+        """Logits (B, classes) from encoder outputs; with `experts`, each expert's (B, experts, classes), which
+        training scores one by one (one expert unless the head is a product of experts).
 
         text_hidden (B, T, Dt) with text_mask (B, T); audio_hidden (B, S, F, Da) with audio_mask (B, S, F),
         S = the current utterance's segment and its predecessors (all-zero mask where there is none).
@@ -166,7 +168,7 @@ class TurnFusionModel(PreTrainedModel):
             parts = self._modality_dropout(parts)
         if self.config.use_trp:
             parts[-1] = torch.cat([parts[-1], trp.to(parts[-1].dtype).unsqueeze(-1)], dim=-1)
-        return self.head(parts)
+        return expert_logits(self.head, parts) if experts else self.head(parts)
 
     def _modality_dropout(self, parts: list[torch.Tensor]) -> list[torch.Tensor]:
         """Drop one whole modality for a share of the samples, never both."""
