@@ -5,16 +5,22 @@ macro F1 on val (the best epoch, what selection uses) and on test (what is repor
     dvc queue start -j 1                                        # ... run them one after another
     python bench/exp_table.py [--rev COMMIT]                    # then print the table (markdown)
 
-`--rev` names the commit the experiments were queued on, when it is no longer HEAD.
+`--rev` names the commit the experiments were queued on, when it is no longer HEAD. Experiments that differ
+only in their seeds (`train.seed`, `model.seed`; the baseline is seed 0) are also summarised as mean ± standard
+deviation over their seeds, the way to compare variants whose difference is within one seed's noise:
+
+    dvc exp run --queue -n ema-s1 -S train.ema_decay=0.99 -S train.seed=1 -S model.seed=1
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 
 MODES = ("text", "audio", "fusion")
+SEED_PARAMS = ("train.seed", "model.seed")
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:
@@ -42,6 +48,29 @@ def cell(pair: tuple) -> str:
     return " / ".join("-" if v is None else f"{v:.3f}" for v in pair)
 
 
+def spread(values: list) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+
+
+def seed_table(rows: list[tuple[str, dict]]) -> None:
+    """Mean ± standard deviation over the rows that differ only in their seeds (groups of two or more)."""
+    groups: dict[str, list[dict]] = {}
+    for changes, row in rows:
+        key = ", ".join(c for c in changes.split(", ") if c.split("=")[0] not in SEED_PARAMS) or "-"
+        groups.setdefault(key, []).append(row)
+    groups = {k: v for k, v in groups.items() if len(v) > 1}
+    if not groups:
+        return
+    print("\n| variant (over seeds) | seeds | text val / test | audio val / test | fusion val / test |")
+    print("|---|---|---|---|---|")
+    for key, members in groups.items():
+        cells = [" / ".join(spread([m[mode][k] for m in members]) for k in (0, 1)) for mode in MODES]
+        print(f"| {key} | {len(members)} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rev", help="the experiments' base commit (default: HEAD)")
@@ -59,13 +88,16 @@ def main() -> None:
             rev = experiment["revs"][0]
             if rev.get("data") and rev["data"].get("metrics"):
                 rows.append((rev.get("name") or rev["rev"][:7], rev["data"]))
+        scored = []
         for name, data in rows:
             params = flatten(data["params"]["params.yaml"]["data"])
             changes = ", ".join(f"{k}={v}" for k, v in params.items() if base.get(k) != v) or "-"
             row = scores(data)
+            scored.append((changes, row))
             probe = "-" if row["probe"] is None else f"{row['probe']:.3f}"
             print(f"| {name} | {changes} | {cell(row['text'])} | {cell(row['audio'])} | {cell(row['fusion'])} "
                   f"| {probe} |")
+        seed_table(scored)
 
 
 if __name__ == "__main__":

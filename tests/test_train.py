@@ -3,6 +3,7 @@ import pytest
 import torch
 from toy import ToyCached, toy_model, train_cfg
 
+from turnfusion.config import ParamsError
 from turnfusion.datasets import collate_cached
 from turnfusion.distributed import Processes
 from turnfusion.models import TurnFusionModel
@@ -88,10 +89,11 @@ def test_save_and_load_give_identical_logits(tmp_path):
         assert torch.equal(model(*args), loaded(*args))
 
 
-def test_resume_continues_from_the_saved_epoch(tmp_path, monkeypatch):
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_resume_continues_from_the_saved_epoch(tmp_path, monkeypatch, ema_decay):
     import turnfusion.train as training
 
-    cfg = train_cfg(epochs=4, batch_size=16, lr_head=3e-3, warmup_steps=1, patience=10)
+    cfg = train_cfg(epochs=4, batch_size=16, lr_head=3e-3, warmup_steps=1, patience=10, ema_decay=ema_decay)
     full = train(toy_model(), ToyCached(64, 0), ToyCached(32, 1), cfg, tmp_path / "a", tmp_path / "cka",
                  progress=False)
 
@@ -114,6 +116,27 @@ def test_resume_continues_from_the_saved_epoch(tmp_path, monkeypatch):
     assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3, 4]
     for got, want in zip(resumed["history"], full["history"], strict=True):
         assert got == pytest.approx(want)
+
+
+def test_a_moving_average_is_what_val_scores_and_training_keeps(tmp_path):
+    def head_shift(ema_decay):  # how far the saved head is from the untrained one
+        model = toy_model()
+        start = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("head.")}
+        cfg = train_cfg(epochs=2, batch_size=16, lr_head=3e-3, warmup_steps=1, patience=10, ema_decay=ema_decay)
+        state = train(model, ToyCached(64, 0), ToyCached(32, 1), cfg, tmp_path / str(ema_decay),
+                      tmp_path / "ck", progress=False)
+        saved = TurnFusionModel.from_pretrained(tmp_path / str(ema_decay)).state_dict()
+        return sum((saved[k] - v).norm().item() for k, v in start.items()), state["history"]
+
+    raw, raw_history = head_shift(0.0)
+    slow, slow_history = head_shift(0.999)  # barely leaves the weights of the first step
+    assert slow < raw / 4
+    assert slow_history[-1]["val_macro_f1"] != raw_history[-1]["val_macro_f1"]  # val scored the average
+
+
+def test_ema_decay_outside_zero_to_one_is_a_param_error():
+    with pytest.raises(ParamsError, match=r"train.ema_decay must be >= 0 and < 1, got 1.0"):
+        train_cfg(ema_decay=1.0)
 
 
 def test_frozen_mode_does_not_change_encoder_weights(tmp_path):

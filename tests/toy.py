@@ -39,8 +39,9 @@ class ToyCached(torch.utils.data.Dataset):
 
 
 def train_cfg(**overrides) -> TrainConfig:
-    """The shipped train params for the toy's cached hidden states: frozen encoders (nothing to encode)."""
-    return params_config(TrainConfig, **{"device": "cpu", "encoders": "frozen", **overrides})
+    """The shipped train params for the toy's cached hidden states: frozen encoders (nothing to encode), and no
+    moving average (a few dozen steps would leave it near the initial weights)."""
+    return params_config(TrainConfig, **{"device": "cpu", "encoders": "frozen", "ema_decay": 0.0, **overrides})
 
 
 def toy_model(mode="fusion", head="concat", **kw):

@@ -284,9 +284,12 @@ class TrainConfig:
     seed: int
     device: str  # auto: CUDA when present (each launched process its own GPU), else CPU
     grad_accumulation: int  # pieces each process cuts its share of a batch into (batch_size stays the global batch)
+    ema_decay: float  # 0: off; else val, the best checkpoint and the saved model use this moving average of the weights
 
     def __post_init__(self):
         _one_of(self.section, "loss", self.loss, ("focal", "ce"))
+        if not 0 <= self.ema_decay < 1:
+            raise ParamsError(f"params.yaml: train.ema_decay must be >= 0 and < 1, got {self.ema_decay!r}")
         _one_of(self.section, "sampler", self.sampler, ("weighted", "shuffle"))
         _one_of(self.section, "encoders", self.encoders, ENCODER_SCHEDULES)
         _one_of(self.section, "criterion", self.criterion, ("macro_f1", "min_class_f1"))

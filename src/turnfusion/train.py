@@ -199,6 +199,8 @@ def train(model, train_set, val_set, cfg: TrainConfig, out_dir: Path, checkpoint
     set_encoders_trainable(model, cfg, cfg.encoders in ("full", "text"))
     optimizer = make_optimizer(model, cfg)
     scheduler = warmup_schedule(optimizer, cfg.warmup_steps)
+    ema = moving_average(model, cfg.ema_decay)
+    scored = ema.module if ema is not None else model  # the weights val scores and training keeps
     state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "history": [], "since_best": 0}
     best_weights = None
     checkpoint = Path(checkpoint_dir) / "last.pt"
@@ -211,6 +213,8 @@ def train(model, train_set, val_set, cfg: TrainConfig, out_dir: Path, checkpoint
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
+            if ema is not None:
+                ema.load_state_dict(saved["ema"])
             state, best_weights = saved["state"], saved["best_weights"]
             log.info("resuming from %s after epoch %d", checkpoint, state["epoch"])
         else:
@@ -246,8 +250,10 @@ def train(model, train_set, val_set, cfg: TrainConfig, out_dir: Path, checkpoint
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             scheduler.step()
+            if ema is not None:
+                ema.update_parameters(model)
         loss_sum, count = procs.sum(total)
-        val_probs = predict_shared(model, val_set, cfg, procs, precision)
+        val_probs = predict_shared(scored, val_set, cfg, procs, precision)
         val_labels = val_set.table.label.to_numpy()
         report = classification_report(val_labels, val_probs.argmax(1), val_probs)
         val_loss = classification_loss(cfg.loss, torch.log(torch.from_numpy(val_probs) + 1e-9),
@@ -260,7 +266,7 @@ def train(model, train_set, val_set, cfg: TrainConfig, out_dir: Path, checkpoint
         state["epoch"] = epoch + 1
         if score > state["best"]:
             state.update(best=score, best_epoch=epoch + 1, since_best=0)
-            best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            best_weights = {k: v.detach().cpu().clone() for k, v in scored.state_dict().items()}
         else:
             state["since_best"] += 1
         if procs.main:
@@ -272,7 +278,8 @@ def train(model, train_set, val_set, cfg: TrainConfig, out_dir: Path, checkpoint
             log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in record.items()})
             Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
             torch.save({"fingerprint": expected, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "state": state, "best_weights": best_weights},
+                        "scheduler": scheduler.state_dict(), "state": state, "best_weights": best_weights,
+                        "ema": ema.state_dict() if ema is not None else None},
                        checkpoint)
         if state["since_best"] >= cfg.patience:
             if procs.main:
@@ -292,6 +299,15 @@ def unfreeze(model, optimizer, cfg: TrainConfig) -> None:
     set_encoders_trainable(model, cfg, True)
     optimizer.add_param_group({"params": [p for e in trained_encoders(model, cfg) for p in e.parameters()],
                                "lr": cfg.lr_encoder})
+
+
+def moving_average(model, decay: float) -> torch.optim.swa_utils.AveragedModel | None:
+    """An exponential moving average of the model's weights and buffers (`train.ema_decay`; None when 0): it
+    smooths the last steps' noise out of the weights that val scores and that training keeps."""
+    if decay == 0:
+        return None
+    return torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def no_sync(step_model, skip: bool):
