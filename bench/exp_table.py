@@ -59,7 +59,8 @@ def seed_table(rows: list[tuple[str, dict]]) -> None:
     """Mean ± standard deviation over the rows that differ only in their seeds (groups of two or more)."""
     groups: dict[str, list[dict]] = {}
     for changes, row in rows:
-        key = ", ".join(c for c in changes.split(", ") if c.split("=")[0] not in SEED_PARAMS) or "-"
+        kept = [c for c in changes.split(", ") if c != "-" and c.split("=")[0] not in SEED_PARAMS]
+        key = ", ".join(kept) or "baseline"
         groups.setdefault(key, []).append(row)
     groups = {k: v for k, v in groups.items() if len(v) > 1}
     if not groups:
