@@ -68,19 +68,13 @@ def check_recording(video_id: str, path: Path, cfg: DropSilentConfig) -> Recordi
     return RecordingCheck(video_id, True, "ok", detail, seconds, speech)
 
 
-def _one_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)  # the VAD runs a small model frame by frame: processes, not threads, help
-
-
 def check_recordings(video_ids: list[str], audio_dir: Path, cfg: DropSilentConfig, workers: int = 1) -> pd.DataFrame:
     """One row per recording: video_id, keep, reason, detail, seconds, speech_seconds; `workers` processes."""
     jobs = [(v, recording_path(audio_dir, v), cfg) for v in video_ids]
     if workers > 1 and len(jobs) > 1:
         import multiprocessing
 
-        with multiprocessing.get_context("fork").Pool(min(workers, len(jobs)), initializer=_one_thread) as pool:
+        with multiprocessing.get_context("fork").Pool(min(workers, len(jobs))) as pool:
             checks = pool.starmap(check_recording, jobs, chunksize=1)
     else:
         checks = [check_recording(*job) for job in jobs]
