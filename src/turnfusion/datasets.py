@@ -60,16 +60,22 @@ class CachedExamples(torch.utils.data.Dataset):
         return len(self.table)
 
     def __getitem__(self, i: int) -> dict:
-        return {"text": self.cache.text_hidden(self.tok_offset[i], self.tok_length[i]),
-                "audio": [self.cache.segment_frames(r) if r >= 0 else None for r in self.audio_rows[i]],
+        return {"text": self.cache.text_hidden(self.tok_offset[i], self.tok_length[i]), **self.audio_and_label(i)}
+
+    def audio_and_label(self, i: int) -> dict:
+        return {"audio": [self.cache.segment_frames(r) if r >= 0 else None for r in self.audio_rows[i]],
                 "trp": float(self.trp[i]), "label": int(self.labels[i])}
+
+
+def collate_audio_and_label(items: list[dict]) -> dict:
+    audio, audio_mask = stack_segments([it["audio"] for it in items])
+    return {"audio_hidden": audio, "audio_mask": audio_mask, "trp": torch.tensor([it["trp"] for it in items]),
+            "label": torch.tensor([it["label"] for it in items])}
 
 
 def collate_cached(items: list[dict]) -> dict:
     text, text_mask = pad_sequences([it["text"] for it in items])
-    audio, audio_mask = stack_segments([it["audio"] for it in items])
-    return {"text_hidden": text, "text_mask": text_mask, "audio_hidden": audio, "audio_mask": audio_mask,
-            "trp": torch.tensor([it["trp"] for it in items]), "label": torch.tensor([it["label"] for it in items])}
+    return {"text_hidden": text, "text_mask": text_mask, **collate_audio_and_label(items)}
 
 
 class TextTrainingExamples(CachedExamples):
@@ -80,17 +86,13 @@ class TextTrainingExamples(CachedExamples):
         self.token_row, self.tokens = self.table.token_row.to_numpy(), tokens
 
     def __getitem__(self, i: int) -> dict:
-        return {"ids": self.tokens.row(int(self.token_row[i])),
-                "audio": [self.cache.segment_frames(r) if r >= 0 else None for r in self.audio_rows[i]],
-                "trp": float(self.trp[i]), "label": int(self.labels[i])}
+        return {"ids": self.tokens.row(int(self.token_row[i])), **self.audio_and_label(i)}
 
 
 def collate_text_training(items: list[dict]) -> dict:
     ids, mask = pad_right([it["ids"] for it in items], 0)
-    audio, audio_mask = stack_segments([it["audio"] for it in items])
-    return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask), "audio_hidden": audio,
-            "audio_mask": audio_mask, "trp": torch.tensor([it["trp"] for it in items]),
-            "label": torch.tensor([it["label"] for it in items])}
+    return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask),
+            **collate_audio_and_label(items)}
 
 
 class RawExamples(torch.utils.data.Dataset):
