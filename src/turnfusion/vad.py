@@ -5,8 +5,8 @@ by the one segment policy (`segment.segment_policy`) to cut an utterance's trail
 
 It runs Silero's *sequence* ONNX model (`load_silero_vad(sequence=True)`): the same network and the same
 per-frame probabilities as the streaming model, but one ONNX Runtime call per 16 s block instead of a Python
-step per 32 ms frame, so a recording takes a sixth of the time (`drop_silent` on the demo corpus: ~59 s -> ~10 s
-on 2 cores), and the spans it gives are the streaming model's (checked in tests/test_vad.py).
+step per 32 ms frame: the VAD takes a sixth of the time, the `drop_silent` stage on the demo corpus 17 s instead
+of 59 s (CI's fresh clone, 2 cores). The spans are the streaming model's (tests/test_vad.py).
 """
 
 from __future__ import annotations
