@@ -22,15 +22,18 @@ def text_probe():
     return make_pipeline(CountVectorizer(ngram_range=(1, 2)), LogisticRegression(max_iter=2000, C=1.0))
 
 
+def feature_probe(seed: int = 0):
+    """The probe on numeric features (the prosody probe; the both-modality probe on those and the text's)."""
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+
+
 def run_probes(train: pd.DataFrame, test: pd.DataFrame, train_audio: np.ndarray, test_audio: np.ndarray,
                seed: int = 0) -> dict[str, float]:
     """Macro F1 on `test` of a text probe (bag of n-grams), a prosody probe and one on both."""
     text = text_probe().fit(train["text"], train["label"])
     text_proba_train, text_proba_test = text.predict_proba(train["text"]), text.predict_proba(test["text"])
-    audio = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
-    audio.fit(train_audio, train["label"])
-    both = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
-    both.fit(np.hstack([train_audio, text_proba_train]), train["label"])
+    audio = feature_probe(seed).fit(train_audio, train["label"])
+    both = feature_probe(seed).fit(np.hstack([train_audio, text_proba_train]), train["label"])
     return {
         "text_macro_f1": f1_score(test["label"], text.predict(test["text"]), average="macro"),
         "audio_macro_f1": f1_score(test["label"], audio.predict(test_audio), average="macro"),
