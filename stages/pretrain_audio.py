@@ -17,8 +17,9 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--report", required=True)
     args = parser.parse_args()
-    encoder, report, history = pretrain_audio_encoder(SegmentStore.open(args.segments),
-                                                      config(ModelConfig).audio_config, config(PretrainAudioConfig))
+    model = config(ModelConfig)
+    encoder, report, history = pretrain_audio_encoder(SegmentStore.open(args.segments), model.audio_config,
+                                                      config(PretrainAudioConfig), model.last_k)
     encoder.save_pretrained(args.out)
     write_json(args.report, report)
     logging.getLogger("pretrain_audio").info("%s", history)

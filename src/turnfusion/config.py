@@ -213,9 +213,13 @@ class PretrainAudioConfig:
     crop_s: float  # last seconds of each training segment (the end carries the cues)
     seed: int
     device: str
+    summary_weight: float = 0.0  # weight of the loss on the final contour predicted from the pooled frames (0: off)
+    summary_s: float = 1.2  # seconds of the final contour that summary describes
 
     def __post_init__(self):
         _at_least(self.section, "epochs", self.epochs, 1)
+        _at_least(self.section, "summary_weight", self.summary_weight, 0)
+        _at_least(self.section, "summary_s", self.summary_s, 0, strictly=True)
         _at_least(self.section, "batch_size", self.batch_size, 1)
         _at_least(self.section, "lr", self.lr, 0, strictly=True)
         _at_least(self.section, "crop_s", self.crop_s, 0, strictly=True)
