@@ -30,8 +30,10 @@ from turnfusion.segment import SegmentStore
 PROSODIES = ("level", "fall", "rise")
 
 
-def contour_features(wave: np.ndarray, sample_rate: int, span_s: float) -> np.ndarray:
-    targets = frame_targets(keep_end(wave, int(1.5 * sample_rate)), sample_rate)
+def contour_features(wave: np.ndarray, sample_rate: int, span_s: float, crop_s: float = 1.5) -> np.ndarray:
+    """The contour summary of a segment's frame targets, computed as pretraining does (on its last `crop_s`,
+    the default `pretrain_audio.crop_s`)."""
+    targets = frame_targets(keep_end(wave, int(crop_s * sample_rate)), sample_rate)
     return contour_summary(torch.from_numpy(targets), int(round(span_s / FRAME_S))).numpy()
 
 
