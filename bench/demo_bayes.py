@@ -84,17 +84,20 @@ def perceive(data: dict[str, np.ndarray], confusion: np.ndarray, seed: int) -> d
     return out
 
 
-def prosody_hearing(index: pd.DataFrame, features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def prosody_hearing(index: pd.DataFrame, features: np.ndarray, seed: int = 0,
+                    classifier=None) -> tuple[np.ndarray, np.ndarray]:
     """How the prosody probe hears a demo corpus's prosody, from its segments' `features`
     (`turnfusion.prosody.prosody_features`): (P(perceived | true category) on the val split, rows: true; the category
-    it hears in every segment). The probe (`turnfusion.probe.feature_probe`) is fitted on the train split."""
+    it hears in every segment). The probe (`turnfusion.probe.feature_probe`, or `classifier`) is fitted on the
+    train split's spoken categories."""
     from sklearn.metrics import confusion_matrix
 
     from turnfusion.probe import feature_probe
 
     codes = index.prosody.map(PROSODIES).to_numpy()
     train, val = (index.split == "train").to_numpy(), (index.split == "val").to_numpy()
-    heard = feature_probe(seed).fit(features[train], codes[train]).predict(features)
+    classifier = feature_probe(seed) if classifier is None else classifier
+    heard = classifier.fit(features[train], codes[train]).predict(features)
     counts = confusion_matrix(codes[val], heard[val], labels=list(PROSODIES.values()))
     return counts / counts.sum(1, keepdims=True), heard
 
@@ -187,13 +190,6 @@ def fit_observer(data: dict[str, np.ndarray], current: list[str], context: list[
 def halves(data: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     half = len(data["label"]) // 2
     return {k: v[:half] for k, v in data.items()}, {k: v[half:] for k, v in data.items()}
-
-
-def bayes_macro_f1(data: dict[str, np.ndarray], current: list[str], context: list[str],
-                   confusion: np.ndarray | None = None) -> float:
-    """Macro F1 on the second half of the draws of the observer fitted on the first half."""
-    fitting, scoring = halves(data)
-    return fit_observer(fitting, current, context, confusion).macro_f1(scoring)
 
 
 def main() -> None:

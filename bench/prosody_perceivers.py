@@ -18,16 +18,15 @@ import argparse
 
 import numpy as np
 import torch
+from demo_bayes import prosody_hearing
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.metrics import confusion_matrix, f1_score
+from sklearn.metrics import f1_score
 
 from turnfusion.audio import keep_end
 from turnfusion.pretrain_audio import contour_summary
 from turnfusion.probe import feature_probe
 from turnfusion.prosody import FRAME_S, frame_targets, prosody_features
 from turnfusion.segment import SegmentStore
-
-PROSODIES = ("level", "fall", "rise")
 
 
 def contour_features(wave: np.ndarray, sample_rate: int, span_s: float, crop_s: float = 1.5) -> np.ndarray:
@@ -56,14 +55,11 @@ def main() -> None:
              lambda: HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, random_state=args.seed)),
     }
     split = {name: (index.split == name).to_numpy() for name in ("train", "val", "test")}
-    spoken = index.prosody.map({name: k for k, name in enumerate(PROSODIES)}).to_numpy()
     labels = index.label.to_numpy()
     print("| perceiver | P(heard | spoken) on val: level / fall / rise | heard as level when rise | "
           "label macro F1 val / test |\n|---|---|---|---|")
     for name, (features, make) in perceivers.items():
-        heard = make().fit(features[split["train"]], spoken[split["train"]]).predict(features[split["val"]])
-        counts = confusion_matrix(spoken[split["val"]], heard, labels=[0, 1, 2])
-        hearing = counts / counts.sum(1, keepdims=True)
+        hearing, _ = prosody_hearing(index, features, classifier=make())
         model = make().fit(features[split["train"]], labels[split["train"]])
         scores = [f1_score(labels[split[s]], model.predict(features[split[s]]), average="macro")
                   for s in ("val", "test")]
