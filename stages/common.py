@@ -116,6 +116,7 @@ def run(main) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
     try:
+        _params()  # every param checked before the stage reads any input
         main()
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)

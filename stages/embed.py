@@ -7,6 +7,7 @@ import logging
 from stages.common import config, run, write_json
 from turnfusion.config import ComputeConfig, EmbedConfig, ModelConfig, TextConfig
 from turnfusion.embed import embed
+from turnfusion.encoders import check_sizes
 from turnfusion.segment import SegmentStore
 from turnfusion.tokenize import PackedTokens
 
@@ -21,7 +22,9 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--report", required=True)
     args = parser.parse_args()
-    report = embed(PackedTokens(args.tokens), SegmentStore.open(args.segments), args.out, config(ModelConfig),
+    model = config(ModelConfig)
+    check_sizes(model)
+    report = embed(PackedTokens(args.tokens), SegmentStore.open(args.segments), args.out, model,
                    config(TextConfig).max_length, args.teacher, args.audio_encoder, config(EmbedConfig),
                    config(ComputeConfig).precision)
     if report is not None:  # the main process (launched as several, the others return None)

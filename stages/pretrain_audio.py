@@ -7,6 +7,7 @@ import logging
 
 from stages.common import config, run, write_json
 from turnfusion.config import ModelConfig, PretrainAudioConfig
+from turnfusion.encoders import check_sizes
 from turnfusion.pretrain_audio import pretrain_audio_encoder
 from turnfusion.segment import SegmentStore
 
@@ -18,6 +19,7 @@ def main() -> None:
     parser.add_argument("--report", required=True)
     args = parser.parse_args()
     model = config(ModelConfig)
+    check_sizes(model)
     encoder, report, history = pretrain_audio_encoder(SegmentStore.open(args.segments), model.audio_config,
                                                       config(PretrainAudioConfig), model.last_k)
     encoder.save_pretrained(args.out)

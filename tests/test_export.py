@@ -34,7 +34,8 @@ def calibrated(model_dir, tmp_path_factory):
 
 def test_the_export_is_one_directory_described_by_its_manifest(exported):
     manifest = json.loads((exported / MANIFEST).read_text())
-    assert set(manifest["graphs"]) == {"text", "audio", "head"} and manifest["audio_segments"] == 3
+    config = json.loads((exported / "config.json").read_text())
+    assert set(manifest["graphs"]) == {"text", "audio", "head"} and config["audio_segments"] == 3
     for precision in ("fp32", "int8"):
         for graph in manifest["graphs"]:
             onnx.checker.check_model(str(exported / precision / f"{graph}.onnx"))
@@ -46,7 +47,7 @@ def test_the_export_is_one_directory_described_by_its_manifest(exported):
            for precision in ("fp32", "int8")}
     assert "MatMulInteger" in ops["int8"] and "MatMulInteger" not in ops["fp32"]  # the int8 graphs multiply int8
     assert "ConvInteger" not in ops["int8"]  # the audio front end's convolutions stay fp32 (see export.quantize)
-    assert manifest["preprocessing"]["max_length"] == 24  # how inputs are prepared travels with the graphs
+    assert config["preprocessing"]["max_length"] == 24  # how inputs are prepared travels with the graphs
 
 
 def test_graphs_take_any_batch_token_and_sample_count(exported, model_dir):

@@ -167,7 +167,8 @@ def test_cli_context_text_may_hold_colons_and_is_limited_to_what_the_model_reads
 def test_text_model_still_checks_the_audio_it_is_given(tmp_path, capsys):
     tokenizer = train_tokenizer(["hello there how are you"] * 20, 300)
     model = TurnFusionModel(TurnFusionConfig(mode="text", text_config={"vocab_size": len(tokenizer), "n_layer": 1,
-                                                                       "n_embd": 16, "n_head": 2, "n_positions": 32}))
+                                                                       "n_embd": 16, "n_head": 2, "n_positions": 32},
+                                             preprocessing={"max_length": 24}))
     model.save_pretrained(tmp_path / "text")
     tokenizer.save_pretrained(tmp_path / "text")
     assert cli(["predict", "--model", str(tmp_path / "text"), "--text", "hi", "--audio", "/missing.wav"]) == 2

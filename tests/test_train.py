@@ -109,7 +109,7 @@ def test_resume_continues_from_the_saved_epoch(tmp_path, monkeypatch, ema_decay)
     monkeypatch.setattr(training, "predict", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train(toy_model(), ToyCached(64, 0), ToyCached(32, 1), cfg, tmp_path / "b", tmp_path / "ckb", progress=False)
-    assert torch.load(tmp_path / "ckb" / "last.pt", weights_only=False)["state"]["epoch"] == 2
+    assert torch.load(tmp_path / "ckb" / "last.pt", weights_only=True)["state"]["epoch"] == 2
     monkeypatch.setattr(training, "predict", real_predict)
     resumed = train(toy_model(), ToyCached(64, 0), ToyCached(32, 1), cfg, tmp_path / "b", tmp_path / "ckb",
                     progress=False)

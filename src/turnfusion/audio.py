@@ -8,15 +8,17 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from turnfusion.schema import DataError
+from turnfusion.errors import DataError
+from turnfusion.names import named_file
 
 RECORDING_SUFFIXES = (".flac", ".wav")  # what the download stage writes (flac), and plain wav folders
 
 
 def recording_path(audio_dir: Path | str, video_id: str) -> Path:
     """The recording of `video_id` in `audio_dir`: `<video_id>.flac` or `.wav` (the first present; the flac
-    path when neither is, so that reading it names the missing file)."""
-    candidates = [Path(audio_dir) / f"{video_id}{suffix}" for suffix in RECORDING_SUFFIXES]
+    path when neither is, so that reading it names the missing file). A `video_id` that is not a name is a
+    DataError."""
+    candidates = [named_file(audio_dir, video_id, suffix) for suffix in RECORDING_SUFFIXES]
     return next((p for p in candidates if p.exists()), candidates[0])
 
 

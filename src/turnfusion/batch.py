@@ -26,7 +26,16 @@ def predict_csv(predictor, csv: str | Path, audio_dir: str | Path, batch_size: i
     if table.empty:
         raise DataError(f"{csv}: no utterance rows (only a header)")
     rate = predictor.prep["sample_rate"]
-    rows, prepared = [], []
+    rows: list[dict] = []
+    probs = np.full((len(table), len(LABEL_NAMES)), np.nan)
+    pending: list[tuple] = []  # (output row, context, waves): predicted every `batch_size`, so memory stays flat
+
+    def flush() -> None:
+        if pending:
+            probs[[p[0] for p in pending]] = predictor.predict_prepared([p[1] for p in pending],
+                                                                        [p[2] for p in pending])
+            pending.clear()
+
     named = has_video_id(table)
     rows += [{"sentence_id": r.sentence_id, "video_id": "", "label": r.label, "skipped": "empty_video_id"}
              for r in table[~named].itertuples(index=False)]
@@ -43,19 +52,20 @@ def predict_csv(predictor, csv: str | Path, audio_dir: str | Path, batch_size: i
                          "skipped": problem})
             if problem:
                 continue
-            prepared.append((len(rows) - 1, *predictor.prepare(row.text, wave, int(row.speaker), history,
-                                                          sample_rate=rate)))
-            history.append({"text": row.text, "speaker": int(row.speaker), "audio": wave, "sample_rate": rate,
+            pending.append((len(rows) - 1, *predictor.prepare(row.text, wave, int(row.speaker), history,
+                                                             sample_rate=rate)))
+            history.append({"text": row.text, "speaker": int(row.speaker),
+                            "audio": wave if predictor.inputs.reads_context_audio else None, "sample_rate": rate,
                             "shift_after": row.label == SHIFT})
+            history = history[-predictor.context_length:] if predictor.context_length else []
+            if len(pending) >= batch_size:
+                flush()
+        del recording
+    flush()
     result = pd.DataFrame(rows)
-    for name in LABEL_NAMES.values():
-        result[f"p_{name}"] = np.nan
-    for start in range(0, len(prepared), batch_size):
-        chunk = prepared[start: start + batch_size]
-        probs = predictor.predict_prepared([c[1] for c in chunk], [c[2] for c in chunk])
-        for (row, _, _), p in zip(chunk, probs, strict=True):
-            result.loc[row, [f"p_{n}" for n in LABEL_NAMES.values()]] = p
+    for k, name in enumerate(LABEL_NAMES.values()):
+        result[f"p_{name}"] = probs[:, k]
     done = result.skipped == ""
     result["prediction"] = pd.Series(pd.NA, index=result.index, dtype="Int64")
-    result.loc[done, "prediction"] = result.loc[done, [f"p_{n}" for n in LABEL_NAMES.values()]].to_numpy().argmax(1)
+    result.loc[done, "prediction"] = probs[done.to_numpy()].argmax(1)
     return result

@@ -26,9 +26,23 @@ def _context(spec: str) -> dict:
     if speaker not in ("0", "1") or not rest:
         raise DataError(f"--context {spec!r}: expected SPEAKER:TEXT[:AUDIO] with SPEAKER 0 or 1")
     text, _, audio = rest.rpartition(":")
-    if not text or not audio.lower().endswith(AUDIO_SUFFIXES):
+    if not audio.lower().endswith(AUDIO_SUFFIXES):
         text, audio = rest, ""
+    elif not text:
+        raise DataError(f"--context {spec!r}: empty text before the audio file; every utterance needs its words")
     return {"speaker": int(speaker), "text": text, "audio": audio or None}
+
+
+def check_csv_paths(csv: Path, out: Path) -> None:
+    """`--csv` an existing file, `--out` a file in an existing folder, and never the input itself."""
+    if not csv.is_file():
+        raise DataError(f"--csv {csv}: {'a folder, not a file' if csv.is_dir() else 'not found'}")
+    if out.is_dir():
+        raise DataError(f"--out {out}: a folder; give the path of the CSV to write")
+    if not out.absolute().parent.is_dir():
+        raise DataError(f"--out {out}: its folder does not exist")
+    if out.exists() and out.samefile(csv):
+        raise DataError(f"--out {out}: the input CSV itself; write the predictions elsewhere")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--backend", choices=["torch", "onnx"], default="torch",
                              help="onnx: an exported directory (models/fusion-onnx) on onnxruntime, without torch")
         command.add_argument("--precision", choices=["int8", "fp32"], default="int8", help="of the onnx backend")
+        command.add_argument("--no-verify", action="store_true",
+                             help="onnx backend: skip the sha256 check of the export's files (for edited exports)")
     args = parser.parse_args(argv)
     onnx = args.backend == "onnx"
     if not onnx:
@@ -60,12 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
     try:
-        if args.command == "predict-csv" and not Path(args.out).absolute().parent.is_dir():
-            raise DataError(f"--out {args.out}: its folder does not exist")
+        if args.command == "predict-csv":
+            check_csv_paths(Path(args.csv), Path(args.out))
         if onnx:
             from turnfusion.onnx_backend import OnnxTurnModel
 
-            predictor = OnnxTurnModel(args.model, args.precision)
+            predictor = OnnxTurnModel(args.model, args.precision, verify=not args.no_verify)
         else:
             from turnfusion.predict import TurnPredictor
 

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from turnfusion.errors import DataError
+from turnfusion.names import NAME_RULE, is_name, named_file
+
 log = logging.getLogger(__name__)
 
 
@@ -77,8 +80,8 @@ def download_audio(video_id: str, url: str, out_dir: Path, retries: int = 2, tim
     import imageio_ffmpeg
 
     out_dir = Path(out_dir)
+    target, stamp_file = named_file(out_dir, video_id, ".flac"), named_file(out_dir, video_id, ".source")
     out_dir.mkdir(parents=True, exist_ok=True)
-    target, stamp_file = out_dir / f"{video_id}.flac", out_dir / f"{video_id}.source"
     stamp = f"{source_stamp(url)} -> flac {sample_rate} Hz {'mono' if mono else 'channels kept'}"
     if target.exists() and stamp_file.exists() and stamp_file.read_text() == stamp:
         return DownloadResult(video_id, "present")
@@ -104,7 +107,8 @@ def _fetch(video_id: str, url: str, out_dir: Path, retries: int, timeout_s: floa
 
     collector = _ErrorCollector()
     options = {
-        "outtmpl": str(out_dir / f"{video_id}.fetched.%(ext)s"),
+        # a template: `%` in the folder's own name is literal (the video_id, a name, has none)
+        "outtmpl": str(out_dir).replace("%", "%%") + f"/{video_id}.fetched.%(ext)s",
         "format": "bestaudio/best",
         "enable_file_urls": True,
         "retries": retries,
@@ -154,6 +158,10 @@ def download_all(manifest: pd.DataFrame, out_dir: Path, retries: int = 2, timeou
     """Download every recording of `manifest` (columns video_id, url). Returns one row per recording."""
     from tqdm import tqdm
 
+    bad = [k for k, v in enumerate(manifest.video_id) if not is_name(v)]
+    if bad:
+        raise DataError(f"manifest row {bad[0] + 2}: video_id {manifest.video_id.iat[bad[0]]!r:.80} is not a name "
+                        f"({NAME_RULE}; {len(bad)} such row(s))")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []

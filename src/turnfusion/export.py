@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from turnfusion.models import TurnFusionModel
-from turnfusion.onnx_backend import FORMAT, MANIFEST
+from turnfusion.onnx_backend import CONFIG, FORMAT, MANIFEST, TOKENIZER
 from turnfusion.schema import LABEL_NAMES
 from turnfusion.segment import SegmentStore
 
@@ -160,7 +160,7 @@ def export(model_dir: Path, out_dir: Path, calibration: list[np.ndarray] | None 
             quantize_audio_static(out_dir / "fp32" / "audio.onnx", out_dir / "int8" / "audio.onnx", calibration)
         else:
             quantize(out_dir / "fp32" / f"{name}.onnx", out_dir / "int8" / f"{name}.onnx")
-    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+    for name in (CONFIG, TOKENIZER, "tokenizer_config.json"):  # the config says how inputs are prepared
         if (model_dir / name).exists():
             shutil.copy(model_dir / name, out_dir / name)
     cfg = model.config
@@ -169,9 +169,6 @@ def export(model_dir: Path, out_dir: Path, calibration: list[np.ndarray] | None 
         "format": FORMAT,
         "mode": cfg.mode,
         "labels": list(LABEL_NAMES.values()),
-        "audio_segments": cfg.audio_segments,
-        "use_trp": cfg.use_trp,
-        "preprocessing": cfg.preprocessing,
         "graphs": written,
         "precisions": ["fp32", "int8"],
         "int8_audio": f"static, calibrated on {len(calibration)} segments" if calibration and "audio" in written

@@ -19,9 +19,93 @@ from pathlib import Path
 import numpy as np
 
 from turnfusion.audio import load_mono, resample, select_channel
-from turnfusion.schema import LABEL_NAMES, DataError
+from turnfusion.choices import AUDIO_POOLINGS, FUSION_HEADS, MODES, TEXT_POOLINGS
+from turnfusion.errors import DataError
+from turnfusion.schema import LABEL_NAMES
 from turnfusion.segment import segment_policy
-from turnfusion.text import context_string, normalize
+from turnfusion.text import PUNCTUATION_POLICIES, context_string, normalize
+
+PREPROCESSING_KEYS = {"sample_rate", "max_seconds", "channels", "trim_vad_threshold", "max_length", "n_previous",
+                      "punctuation", "trim_overlap"}
+FULL_SCALE_LIMIT = 2.0  # float audio is full scale [-1, 1]; past this it is int16 values as floats, or broken
+
+
+def check_preprocessing(prep, source: str, max_positions: int | None = None) -> None:
+    """A model's `preprocessing` (from its config.json, which strangers may hand-edit) checked before any input is
+    prepared with it: each key present, of its type and range; `max_length` within the text encoder's
+    `max_positions`. A DataError names `source` and the key."""
+    def bad(key: str, rule: str):
+        return DataError(f"{source}: preprocessing.{key} must be {rule}, got {prep.get(key)!r:.60}")
+
+    def whole(key: str, low: int) -> bool:
+        value = prep.get(key)
+        return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+    if not isinstance(prep, dict):
+        raise DataError(f"{source}: preprocessing must be an object, got {type(prep).__name__}")
+    missing = sorted(PREPROCESSING_KEYS - set(prep))
+    if missing:
+        raise DataError(f"{source}: preprocessing lacks {missing}")
+    if not whole("sample_rate", 1000) or prep["sample_rate"] > 384000:
+        raise bad("sample_rate", "a whole number of Hz from 1000 to 384000")
+    if not isinstance(prep["max_seconds"], (int, float)) or isinstance(prep["max_seconds"], bool) \
+            or not 0.05 <= prep["max_seconds"] <= 3600:
+        raise bad("max_seconds", "a number of seconds from 0.05 to 3600")
+    if prep["channels"] not in ("mix", "speaker"):
+        raise bad("channels", "mix or speaker")
+    threshold = prep["trim_vad_threshold"]
+    if threshold is not None and (not isinstance(threshold, (int, float)) or isinstance(threshold, bool)
+                                  or not 0 < threshold < 1):
+        raise bad("trim_vad_threshold", "null or a number strictly between 0 and 1")
+    if not whole("max_length", 1) or (max_positions is not None and prep["max_length"] > max_positions):
+        raise bad("max_length", f"a whole number from 1 to the text encoder's {max_positions or 'n_positions'}")
+    if not whole("n_previous", 0):
+        raise bad("n_previous", "a whole number >= 0")
+    if prep["punctuation"] not in PUNCTUATION_POLICIES:
+        raise bad("punctuation", f"one of {list(PUNCTUATION_POLICIES)}")
+    if not isinstance(prep["trim_overlap"], bool):
+        raise bad("trim_overlap", "true or false")
+
+
+def audio_array(audio: np.ndarray, what: str) -> np.ndarray:
+    """An audio array as float32: signed integer PCM scaled by its type's range (int16 / 32768), float as given;
+    other types (bool, unsigned, object, complex) are a DataError, never read as numbers."""
+    if np.issubdtype(audio.dtype, np.signedinteger):
+        return audio.astype(np.float32) / float(-np.iinfo(audio.dtype).min)
+    if not np.issubdtype(audio.dtype, np.floating):
+        raise DataError(f"{what}: audio samples must be float (full scale -1..1) or signed integer PCM, got "
+                        f"dtype {audio.dtype}")
+    if audio.ndim not in (1, 2):
+        raise DataError(f"{what}: audio must be 1-D, or 2-D with channels last, got shape {audio.shape}")
+    return audio.astype(np.float32, copy=False)
+
+
+def check_full_scale(wave: np.ndarray, what: str) -> None:
+    """Finite and within +-FULL_SCALE_LIMIT: what training saw (int16 PCM), give or take a resampler's overshoot."""
+    if not np.isfinite(wave).all():
+        raise DataError(f"{what}: audio has non-finite samples (NaN or inf)")
+    peak = float(np.abs(wave).max()) if wave.size else 0.0
+    if peak > FULL_SCALE_LIMIT:
+        raise DataError(f"{what}: audio reaches {peak:.3g}, but float audio is full scale (-1..1); integer PCM "
+                        "passed as floats? divide int16 samples by 32768")
+
+
+def check_model_config(config: dict, source: str) -> None:
+    """A model's config.json (a torch model directory's or an export's) checked before it is used: the names it
+    picks (mode, poolings, head), its sizes and its `preprocessing`; a DataError names `source` and the field."""
+    for key, allowed in (("mode", MODES), ("text_pooling", TEXT_POOLINGS), ("audio_pooling", AUDIO_POOLINGS),
+                         ("fusion_head", FUSION_HEADS)):
+        if config.get(key) not in allowed:
+            raise DataError(f"{source}: {key} must be one of {list(allowed)}, got {config.get(key)!r:.60}")
+    for key in ("audio_segments", "last_k"):
+        value = config.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise DataError(f"{source}: {key} must be a whole number >= 1, got {value!r:.60}")
+    if not isinstance(config.get("use_trp"), bool):
+        raise DataError(f"{source}: use_trp must be true or false, got {config.get('use_trp')!r:.60}")
+    text_config = config.get("text_config") or {}
+    max_positions = text_config.get("n_positions") if config["mode"] != "audio" else None
+    check_preprocessing(config.get("preprocessing"), source, max_positions)
 
 
 class InputPreparer:
@@ -29,8 +113,15 @@ class InputPreparer:
         self.prep, self.uses_audio, self.audio_segments = prep, uses_audio, audio_segments
         # previous utterances the model reads: text context and audio segments beside the current one
         self.context_length = max(prep["n_previous"], audio_segments - 1)
+        self.reads_context_audio = uses_audio and audio_segments > 1  # else a history needs no audio
 
     def _text(self, text, what: str) -> str:
+        if isinstance(text, str) and not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise DataError(f"{what}: text is not valid Unicode ({text[exc.start]!r} at character {exc.start}: "
+                                "bytes that are not UTF-8?)") from None
         if not isinstance(text, str) or not normalize(text, self.prep["punctuation"]):
             raise DataError(f"{what}: empty text (got {text!r}); every utterance needs its words")
         return normalize(text, self.prep["punctuation"])
@@ -48,12 +139,11 @@ class InputPreparer:
             if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate < 1000:
                 raise DataError(f"{what}: sample_rate must be a whole number of samples per second (>= 1000), "
                                 f"got {sample_rate!r}")
-            wave = resample(select_channel(audio.astype(np.float32), channel if audio.ndim == 2 else None),
+            wave = resample(select_channel(audio_array(audio, what), channel if audio.ndim == 2 else None),
                             sample_rate, rate)
         else:
             raise DataError(f"{what}: audio must be a file path or a numpy array, got {type(audio).__name__}")
-        if not np.isfinite(wave).all():
-            raise DataError(f"{what}: audio has non-finite samples (NaN or inf)")
+        check_full_scale(wave, what)
         if len(wave) < int(0.05 * rate):
             raise DataError(f"{what}: audio is shorter than 50 ms ({len(wave)} samples at {rate} Hz)")
         return segment_policy(wave, rate, self.prep["max_seconds"], self.prep["trim_vad_threshold"])[0]
@@ -81,20 +171,15 @@ class InputPreparer:
                   for k, u in enumerate(utterances)]
         text = context_string(texts[-n_text:], speakers[-n_text:], shifts[-n_text:],
                               self.prep.get("trim_overlap", False))
-        waves = []
-        if not self.uses_audio:  # unused, but a bad file is still an error, never ignored
-            for u, what in zip(utterances, names, strict=True):
-                if u.get("audio") is not None:
-                    self._audio(u["audio"], u.get("sample_rate", sample_rate), what, u["speaker"])
-        else:
-            if audio is None:
-                raise DataError("current utterance: this model needs its audio")
-            # current first, then its predecessors
-            for u, what in list(zip(utterances, names, strict=True))[::-1][:n_audio]:
-                waves.append(None if u.get("audio") is None else
-                             self._audio(u["audio"], u.get("sample_rate", sample_rate), what, u["speaker"]))
-            waves += [None] * (n_audio - len(waves))
-        return text, waves
+        if self.uses_audio and audio is None:
+            raise DataError("current utterance: this model needs its audio")
+        # current first, then its predecessors; audio the model does not read is still checked, never ignored
+        waves = [None if u.get("audio") is None else
+                 self._audio(u["audio"], u.get("sample_rate", sample_rate), what, u["speaker"])
+                 for u, what in list(zip(utterances, names, strict=True))[::-1]]
+        if not self.uses_audio:
+            return text, []
+        return text, waves[:n_audio] + [None] * (n_audio - len(waves))
 
 
 class Remembered:

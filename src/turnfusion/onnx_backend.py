@@ -12,55 +12,66 @@ are prepared by the same `inputs.InputPreparer`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from turnfusion.inputs import InputPreparer, Remembered, class_probabilities
-from turnfusion.schema import DataError
+from turnfusion.errors import DataError
+from turnfusion.inputs import InputPreparer, Remembered, check_model_config, class_probabilities
+from turnfusion.names import path_inside
 
 MANIFEST = "manifest.json"  # an exported directory's index (written by turnfusion.export)
-FORMAT = 1  # of the directory's layout: other formats are refused
+CONFIG, TOKENIZER = "config.json", "tokenizer.json"  # the model's config (how inputs are prepared) and tokenizer
+FORMAT = 2  # of the directory's layout: other formats are refused (2: the config, not the manifest, describes)
 PRECISIONS = ("fp32", "int8")
+GRAPH_INPUTS = {"text": {"input_ids", "attention_mask"}, "audio": {"waveform"},
+                "head": {"text_vector", "audio_vectors", "trp"}}
 
 
 class OnnxTurnModel:
     """The graphs of an exported directory, and predictions from prepared inputs."""
 
-    def __init__(self, directory: str | Path, precision: str = "int8", threads: int | None = None):
+    def __init__(self, directory: str | Path, precision: str = "int8", threads: int | None = None,
+                 verify: bool = True):
+        """`verify=False` skips the sha256 check of each file against the manifest (for someone who edits an
+        export by hand); names that leave the folder and malformed files are refused either way."""
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         directory = Path(directory)
         if precision not in PRECISIONS:
             raise DataError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
-        manifest_path = directory / MANIFEST
-        if not manifest_path.is_file():
-            raise DataError(f"{directory}: not an exported turnfusion model (no {MANIFEST}; run the export stage)")
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{manifest_path}: not JSON ({exc})") from None
-        if manifest.get("format") != FORMAT:
-            raise DataError(f"{manifest_path}: format {manifest.get('format')!r}, this turnfusion reads {FORMAT}")
-        for name in manifest["files"]:
-            if not (directory / name).is_file():
-                raise DataError(f"{directory / name}: missing (listed in {MANIFEST}); export the model again")
+        manifest = read_manifest(directory)
+        used = [CONFIG, *([TOKENIZER] if "text" in manifest["graphs"] else []),
+                *(f"{precision}/{name}.onnx" for name in manifest["graphs"])]
+        for name in used:
+            path = directory / name
+            if name not in manifest["files"]:
+                raise DataError(f"{path}: not listed in {MANIFEST}; export the model again")
+            if verify and _sha256(path) != manifest["files"][name].get("sha256"):
+                raise DataError(f"{path}: its sha256 does not match {MANIFEST} (changed or corrupted since the "
+                                "export); export the model again, or load with verify=False if you edited it")
+        config = _json_object(directory / CONFIG)
+        check_model_config(config, str(directory / CONFIG))
+        self.prep, self.use_trp = config["preprocessing"], config["use_trp"]
+        mode = config["mode"]
+        wanted = {"head", *(["text"] if mode != "audio" else []), *(["audio"] if mode != "text" else [])}
+        if set(manifest["graphs"]) != wanted:
+            raise DataError(f"{directory / MANIFEST}: graphs {sorted(manifest['graphs'])}, but a {mode} model has "
+                            f"{sorted(wanted)}")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
         options.inter_op_num_threads = 1
         # three sessions run one after the other: threads that spin-wait after a run would take the cores the next
         # session needs (measured: 28 ms per utterance with spinning, see the README's benchmark)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.graphs = {name: ort.InferenceSession(str(directory / precision / f"{name}.onnx"), options,
-                                                  providers=["CPUExecutionProvider"])
+        self.graphs = {name: _session(directory / precision / f"{name}.onnx", name, options)
                        for name in manifest["graphs"]}
         self.manifest, self.precision = manifest, precision
-        self.prep = manifest["preprocessing"]
-        self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
-        self.inputs = InputPreparer(self.prep, "audio" in self.graphs, manifest["audio_segments"])
+        self.tokenizer = _tokenizer(directory / TOKENIZER) if "text" in self.graphs else None
+        self.inputs = InputPreparer(self.prep, "audio" in self.graphs, config["audio_segments"])
         self.context_length = self.inputs.context_length
         self.audio_memory = Remembered(self._encode_audio)
 
@@ -90,7 +101,7 @@ class OnnxTurnModel:
 
     def predict_prepared(self, contexts: list[str], waves: list[list], trp: list[float] | None = None) -> np.ndarray:
         """Class probabilities (n, 3) for prepared inputs (`InputPreparer.prepare`)."""
-        if self.manifest["use_trp"] and trp is None:
+        if self.use_trp and trp is None:
             raise DataError("this model takes the teacher's TRP as an input: pass trp")
         n = len(contexts)
         text = self.text_vectors(contexts) if "text" in self.graphs else None
@@ -130,6 +141,73 @@ class OnnxTurnModel:
         return class_probabilities(self.predict_prepared([context], [waves], None if trp is None else [trp])[0])
 
 
+def read_manifest(directory: Path) -> dict:
+    """The manifest of an exported directory, checked: its format, graphs named as the export names them, and every
+    listed file inside the folder and present."""
+    manifest_path = directory / MANIFEST
+    if not manifest_path.is_file():
+        raise DataError(f"{directory}: not an exported turnfusion model (no {MANIFEST}; run the export stage)")
+    manifest = _json_object(manifest_path)
+    if manifest.get("format") != FORMAT:
+        raise DataError(f"{manifest_path}: format {manifest.get('format')!r}, this turnfusion reads {FORMAT}; "
+                        "export the model again")
+    files, graphs = manifest.get("files"), manifest.get("graphs")
+    if not isinstance(files, dict) or not files:
+        raise DataError(f"{manifest_path}: no `files` with their sha256; export the model again")
+    if not isinstance(graphs, dict) or "head" not in graphs or not set(graphs) <= set(GRAPH_INPUTS):
+        raise DataError(f"{manifest_path}: `graphs` must name the head and at most {sorted(GRAPH_INPUTS)}, got "
+                        f"{sorted(graphs) if isinstance(graphs, dict) else graphs!r:.80}")
+    for name, entry in files.items():
+        path = path_inside(directory, name, f"{manifest_path}: file")
+        if not isinstance(entry, dict):
+            raise DataError(f"{manifest_path}: the entry of {name!r} is not an object with its sha256")
+        if not path.is_file():
+            raise DataError(f"{path}: missing (listed in {MANIFEST}); export the model again")
+    return manifest
+
+
+def _json_object(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not JSON ({' '.join(str(exc).split())[:120]})") from None
+    if not isinstance(value, dict):
+        raise DataError(f"{path}: not a JSON object")
+    return value
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _session(path: Path, name: str, options):
+    """An onnxruntime session of the graph `name`, refused when the file is not a graph or takes other inputs."""
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own InvalidProtobuf / Fail / InvalidGraph types
+        raise DataError(f"{path}: not a loadable ONNX graph ({' '.join(str(exc).split())[:160]})") from None
+    inputs = {i.name for i in session.get_inputs()}
+    if not inputs or not inputs <= GRAPH_INPUTS[name]:  # the exporter drops inputs a graph does not use (trp)
+        raise DataError(f"{path}: takes inputs {sorted(inputs)}, but the {name} graph takes "
+                        f"{sorted(GRAPH_INPUTS[name])}; export the model again")
+    return session
+
+
+def _tokenizer(path: Path):
+    from tokenizers import Tokenizer
+
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises a bare Exception for a malformed file
+        raise DataError(f"{path}: not a tokenizer file ({' '.join(str(exc).split())[:160]})") from None
+
+
 class TurnSession:
     """A live conversation: feed each finished utterance, get what happens next.
 
@@ -139,8 +217,9 @@ class TurnSession:
     utterance defaults to whether the next one is the other speaker's, as in `inputs.InputPreparer`.
     """
 
-    def __init__(self, model: OnnxTurnModel | str | Path, precision: str = "int8", threads: int | None = None):
-        self.model = model if isinstance(model, OnnxTurnModel) else OnnxTurnModel(model, precision, threads)
+    def __init__(self, model: OnnxTurnModel | str | Path, precision: str = "int8", threads: int | None = None,
+                 verify: bool = True):
+        self.model = model if isinstance(model, OnnxTurnModel) else OnnxTurnModel(model, precision, threads, verify)
         self.history: list[dict] = []
 
     def add(self, text: str, audio=None, speaker: int = 0, sample_rate: int | None = None,
@@ -149,7 +228,8 @@ class TurnSession:
         context, waves = self.model.inputs.prepare(text, audio, speaker, self.history, sample_rate)
         probs = self.model.probabilities(context, waves, trp)
         if self.model.context_length:  # kept prepared: at the model's rate, cut as the policy says
-            current = {"text": text, "speaker": speaker, "audio": waves[0] if waves else None,
+            current = {"text": text, "speaker": speaker,
+                       "audio": waves[0] if self.model.inputs.reads_context_audio else None,
                        "sample_rate": self.model.prep["sample_rate"]}
             self.history = [*self.history, current][-self.model.context_length:]
         return probs

@@ -20,28 +20,37 @@ import pandas as pd
 import torch
 
 from turnfusion.batch import predict_csv
-from turnfusion.inputs import InputPreparer, Remembered, class_probabilities
+from turnfusion.inputs import InputPreparer, Remembered, check_model_config, class_probabilities
 from turnfusion.schema import DataError
 from turnfusion.tokenize import encode_contexts, pad_right
 
 
 def load_model(model_dir: str | Path):
-    """A trained TurnFusionModel directory, loaded strictly: another model type, or weights that are missing
-    or unexpected (which from_pretrained would fill with random values), are a DataError."""
+    """A trained TurnFusionModel directory, checked before it is used: its config.json (`inputs.check_model_config`)
+    and safetensors weights only (never a pickled `.bin`), loaded strictly: weights that are missing, unexpected
+    or of other sizes (which from_pretrained would fill with random values) are a DataError naming the file."""
     from turnfusion.models import TurnFusionModel
 
     model_dir = Path(model_dir)
-    config = model_dir / "config.json"
-    if not config.exists():
+    config_path, weights = model_dir / "config.json", model_dir / "model.safetensors"
+    if not config_path.exists():
         raise DataError(f"{model_dir}: not a trained model directory (no config.json)")
     try:
-        model_type = json.loads(config.read_text()).get("model_type")
-    except (json.JSONDecodeError, AttributeError) as exc:
-        raise DataError(f"{config}: not a model config ({exc})") from None
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{config_path}: not a model config ({exc})") from None
+    model_type = config.get("model_type") if isinstance(config, dict) else None
     if model_type != TurnFusionModel.config_class.model_type:
         raise DataError(f"{model_dir}: a {model_type!r} model, not a turnfusion model (models/text, models/audio "
                         "or models/fusion)")
-    model, info = TurnFusionModel.from_pretrained(str(model_dir), output_loading_info=True)
+    check_model_config(config, str(config_path))
+    if not weights.is_file():
+        raise DataError(f"{weights}: missing; a trained model directory has its weights as safetensors")
+    try:
+        model, info = TurnFusionModel.from_pretrained(str(model_dir), output_loading_info=True, use_safetensors=True)
+    except Exception as exc:  # safetensors, torch and transformers raise many types for a torn or foreign file
+        raise DataError(f"{weights}: cannot be loaded as the model config.json describes "
+                        f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
     for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
         if info.get(kind):
             keys = sorted(str(k) for k in info[kind])
@@ -50,13 +59,24 @@ def load_model(model_dir: str | Path):
     return model
 
 
+def load_tokenizer(model_dir: Path):
+    """The tokenizer saved beside a model (tokenizer.json), or a DataError naming the folder."""
+    from transformers import PreTrainedTokenizerFast
+
+    path = model_dir / "tokenizer.json"
+    if not path.is_file():
+        raise DataError(f"{path}: missing; a text model directory has its tokenizer")
+    try:
+        return PreTrainedTokenizerFast.from_pretrained(str(model_dir))
+    except Exception as exc:  # tokenizers raises a bare Exception for a malformed file
+        raise DataError(f"{path}: not a tokenizer ({' '.join(str(exc).split())[:160]})") from None
+
+
 class TurnPredictor:
     def __init__(self, model_dir: str | Path, device: str = "cpu"):
-        from transformers import AutoTokenizer
-
         model_dir = Path(model_dir)
         self.model = load_model(model_dir).to(device).eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        self.tokenizer = load_tokenizer(model_dir) if self.model.config.uses_text else None
         self.prep = self.model.config.preprocessing
         self.inputs = InputPreparer(self.prep, self.model.config.uses_audio, self.model.config.audio_segments)
         self.context_length = self.inputs.context_length
@@ -74,9 +94,10 @@ class TurnPredictor:
         """Class probabilities (n, 3) for prepared inputs."""
         if self.model.config.use_trp and trp is None:
             raise DataError("this model takes the teacher's TRP as an input: pass trp")
-        ids, mask = pad_right(encode_contexts(self.tokenizer, contexts, self.prep["max_length"])[0], 0)
-        batch = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask), "waves": waves,
-                 "trp": torch.tensor(trp if trp is not None else [0.0] * len(contexts))}
+        batch = {"waves": waves, "trp": torch.tensor(trp if trp is not None else [0.0] * len(contexts))}
+        if self.tokenizer is not None:
+            ids, mask = pad_right(encode_contexts(self.tokenizer, contexts, self.prep["max_length"])[0], 0)
+            batch.update(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
         logits = self.model.batch_logits(batch, encode_segment=self.audio_memory)
         return torch.softmax(logits.float(), dim=-1).cpu().numpy()
 

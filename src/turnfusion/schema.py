@@ -8,15 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from turnfusion.errors import DataError
+from turnfusion.names import NAME_RULE, is_name
+
 log = logging.getLogger(__name__)
 
 KEEP, SHIFT, BACKCHANNEL = 0, 1, 2
 LABEL_NAMES = {KEEP: "keep", SHIFT: "shift", BACKCHANNEL: "backchannel"}
 UTTERANCE_COLUMNS = ["video_id", "sentence_id", "text", "label", "start", "end", "speaker"]
-
-
-class DataError(ValueError):
-    """Input data that cannot be used; the message names the file/row and what is wrong."""
 
 
 def read_utterances(path: Path | str) -> pd.DataFrame:
@@ -28,6 +27,8 @@ def read_utterances(path: Path | str) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: utterance table not found")
+    if not path.is_file():
+        raise DataError(f"{path}: a folder, not an utterance table")
     try:
         table = pd.read_csv(path, dtype={"video_id": str, "sentence_id": str, "text": str}, keep_default_na=False,
                             na_values=[""])
@@ -51,11 +52,23 @@ def read_utterances(path: Path | str) -> pd.DataFrame:
     dup = table["sentence_id"].duplicated()
     if dup.any():
         raise DataError(f"{path}: sentence_id {table.loc[dup, 'sentence_id'].iloc[0]!r} appears more than once")
+    check_video_ids(table, path)
     problems = pd.Series([row_problem(row) for row in table.itertuples(index=False)], index=table.index, dtype=str)
     for reason, rows in problems[problems != ""].groupby(problems).groups.items():
         log.warning("%s: %d row(s) with %s, skipped where used, e.g. row %d (%s)", path, len(rows), reason,
                     rows[0] + 2, table.at[rows[0], "sentence_id"])
     return table
+
+
+def check_video_ids(table: pd.DataFrame, path: Path | str) -> None:
+    """A `video_id` names a recording and becomes a file name (`<video_id>.flac`): one that is not a name
+    (`names.NAME_RULE`: `../x`, `/etc/x`, `%(id)s`) is a DataError naming the file and row. An empty one is a
+    counted skip (`row_problem`)."""
+    bad = table.index[table.video_id.map(lambda v: is_video_id(v) and not is_name(v)).astype(bool)]
+    if len(bad):
+        row = bad[0]
+        raise DataError(f"{path}: row {row + 2} ({table.at[row, 'sentence_id']}): video_id "
+                        f"{table.at[row, 'video_id']!r:.80} is not a name ({NAME_RULE}; {len(bad)} such row(s))")
 
 
 def is_video_id(value) -> bool:

@@ -206,7 +206,7 @@ def train(model, train_set, val_set, cfg: TrainConfig, out_dir: Path, checkpoint
     checkpoint = Path(checkpoint_dir) / "last.pt"
     expected = fingerprint(cfg, extra_fingerprint or {})
     if checkpoint.exists():
-        saved = torch.load(checkpoint, weights_only=False, map_location="cpu")
+        saved = load_checkpoint(checkpoint)
         if saved["fingerprint"] == expected:
             if cfg.encoders == "gradual" and saved["state"]["epoch"] > cfg.unfreeze_epoch:
                 unfreeze(model, optimizer, cfg)
@@ -292,6 +292,17 @@ def train(model, train_set, val_set, cfg: TrainConfig, out_dir: Path, checkpoint
         model.save_pretrained(str(out_dir))
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return state
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A checkpoint of `train`, loaded with `weights_only=True`: tensors, numbers, strings and containers only,
+    so a crafted file cannot run code when it is read. Anything else is a DataError naming the file."""
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exc:  # pickle.UnpicklingError for a payload, RuntimeError / EOFError for a torn file
+        reason = " ".join(str(exc).split())[:160]
+        raise DataError(f"{path}: not a checkpoint of plain tensors and values, refused ({type(exc).__name__}: "
+                        f"{reason}); delete it to train from the start") from None
 
 
 def unfreeze(model, optimizer, cfg: TrainConfig) -> None:

@@ -18,6 +18,7 @@ import pandas as pd
 import soundfile as sf
 import soxr
 
+from turnfusion.names import named_file
 from turnfusion.schema import BACKCHANNEL, SHIFT, UTTERANCE_COLUMNS
 from turnfusion.sources import speech
 from turnfusion.sources.demo_turns import N_TOPICS, plan_conversation
@@ -224,7 +225,7 @@ def map_in_fresh_processes(function, jobs: list, workers: int) -> list:
 
 def _generate_and_write(video_id, n_utterances, seed, stereo, sample_rate, snr_db, kind, remote):
     conv = generate_conversation(video_id, n_utterances, seed, stereo, sample_rate, snr_db)
-    path = Path(remote) / f"{video_id}.flac"
+    path = named_file(remote, video_id, ".flac")
     _write_recording(path, conv.audio, sample_rate, kind, np.random.default_rng(seed))
     return conv.utterances, {"video_id": video_id, "url": path.as_posix(), "kind": kind}
 

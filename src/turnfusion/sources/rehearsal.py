@@ -21,6 +21,7 @@ import pandas as pd
 import soundfile as sf
 import soxr
 
+from turnfusion.names import named_file
 from turnfusion.schema import row_problem
 from turnfusion.sources import speech
 from turnfusion.sources.demo import add_noise, map_in_fresh_processes, pick_voices, trim_silence
@@ -97,9 +98,8 @@ def render_video(rows: pd.DataFrame, seed: int) -> tuple[np.ndarray, dict]:
     return (0.9 * audio / peak if peak > 0 else audio), counts
 
 
-def _render_and_write(video_id: str, rows: pd.DataFrame, seed: int, remote: Path) -> dict:
+def _render_and_write(video_id: str, rows: pd.DataFrame, seed: int, path: Path) -> dict:
     audio, counts = render_video(rows, video_seed(video_id, seed))
-    path = Path(remote) / f"{video_id}.flac"
     sf.write(path, audio, SAMPLE_RATE, subtype="PCM_16")
     return {"video_id": video_id, "url": path.as_posix(), "seconds": round(len(audio) / SAMPLE_RATE, 1), **counts}
 
@@ -109,5 +109,6 @@ def render_rehearsal(table: pd.DataFrame, out_dir: Path, seed: int, workers: int
     video: video_id, url, seconds and the counts of `render_video`."""
     remote = Path(out_dir) / "remote"
     remote.mkdir(parents=True, exist_ok=True)
-    jobs = [(video_id, rows, seed, remote) for video_id, rows in table.groupby("video_id", sort=True)]
+    jobs = [(video_id, rows, seed, named_file(remote, video_id, ".flac"))
+            for video_id, rows in table.groupby("video_id", sort=True)]
     return pd.DataFrame(map_in_fresh_processes(_render_and_write, jobs, workers))
