@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--report", required=True)
     args = parser.parse_args()
     model = config(ModelConfig)
-    check_sizes(model)
+    check_sizes(model, "text_config", "audio_config")
     report = embed(PackedTokens(args.tokens), SegmentStore.open(args.segments), args.out, model,
                    config(TextConfig).max_length, args.teacher, args.audio_encoder, config(EmbedConfig),
                    config(ComputeConfig).precision)

@@ -19,7 +19,7 @@ def main() -> None:
     parser.add_argument("--report", required=True)
     args = parser.parse_args()
     model = config(ModelConfig)
-    check_sizes(model)
+    check_sizes(model, "audio_config")
     encoder, report, history = pretrain_audio_encoder(SegmentStore.open(args.segments), model.audio_config,
                                                       config(PretrainAudioConfig), model.last_k)
     encoder.save_pretrained(args.out)

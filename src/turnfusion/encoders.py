@@ -10,16 +10,16 @@ from turnfusion.config import ModelConfig, ParamsError
 from turnfusion.schema import DataError
 
 
-def check_sizes(cfg: ModelConfig) -> None:
-    """`model.text_config` / `model.audio_config` hold only fields of GPT2Config / HubertConfig: Hugging Face
-    configs take unknown keys silently, and a typo would train a model of other sizes. Called by the stages that
-    build encoders, before they read their inputs (config.py itself stays free of transformers)."""
-    for name, given, known in (("text_config", cfg.text_config, GPT2Config().to_dict()),
-                               ("audio_config", cfg.audio_config, HubertConfig().to_dict())):
-        unknown = sorted(set(given) - set(known))
+def check_sizes(cfg: ModelConfig, *names: str) -> None:
+    """`model.text_config` / `model.audio_config` (`names`) hold only fields of GPT2Config / HubertConfig: Hugging
+    Face configs take unknown keys silently, and a typo would train a model of other sizes. Called by the stages
+    that build encoders, before they read their inputs (config.py itself stays free of transformers)."""
+    classes = {"text_config": GPT2Config, "audio_config": HubertConfig}
+    for name in names:
+        unknown = sorted(set(getattr(cfg, name)) - set(classes[name]().to_dict()))
         if unknown:
-            raise ParamsError(f"params.yaml: model.{name}.{unknown[0]} is not a field of "
-                              f"{'GPT2Config' if name == 'text_config' else 'HubertConfig'} ({len(unknown)} unknown)")
+            raise ParamsError(f"params.yaml: model.{name}.{unknown[0]} is not a field of {classes[name].__name__} "
+                              f"({len(unknown)} unknown)")
 
 
 def build_text_encoder(source: str, tokenizer, config: dict, teacher_dir: Path, n_positions: int) -> GPT2Model:
