@@ -55,7 +55,7 @@ def build(root: Path, channels: str = "mix", n_previous: int = 1, audio_segments
     table.to_csv(root / "utterances.csv", index=False)
     table["split"] = "train"
     segment = SegmentConfig(sample_rate=16000, max_seconds=max_seconds, channels=channels, trim_to_speech=False,
-                            trim_vad_threshold=0.5)
+                            trim_vad_threshold=0.5, conflicting_labels="keep")
     build_store(table, root / "raw", root / "segments", segment, progress=False)
     text = params_config(TextConfig, vocab_size=300, max_length=max_length, n_previous=n_previous)
     tokenize_table(load_segments(root), root / "tokens", text)

@@ -27,7 +27,7 @@ def raw_sets(recording_dir, tmp_path):
     rows += [("v2", f"v2_{i}", "yes right", i % 3, 0.5 * i, 0.5 * i + 0.5, 0) for i in range(6)]
     table = utterance_table(rows)
     table["split"] = ["train"] * 8 + ["val"] * 6
-    segment = SegmentConfig(16000, 3.0, "mix", False, 0.5)
+    segment = SegmentConfig(16000, 3.0, "mix", False, 0.5, "keep")
     index, _ = build_store(table, recording_dir, tmp_path / "seg", segment, progress=False)
     tokenize_table(index, tmp_path / "tok", params_config(TextConfig, vocab_size=300, max_length=16))
     tokens, store = PackedTokens(tmp_path / "tok"), SegmentStore.open(tmp_path / "seg")
@@ -72,13 +72,17 @@ def tiny(tmp_path_factory):
     return pipeline.build(tmp_path_factory.mktemp("pipeline"), n_previous=1, audio_segments=3)
 
 
-def test_utterance_table_links_each_row_to_its_predecessors_in_its_conversation(tiny):
+def test_utterance_table_links_each_row_to_its_history_in_its_conversation(tiny):
     table = tiny.table
     assert len(table) == len(tiny.store.index) == len(tiny.tokens.index)
+    overlapped = 0
     for _, row in table.iterrows():
-        same = table[(table.video_id == row.video_id) & (table.position <= row.position)].segment_row.tolist()
-        want = (same[::-1] + [-1, -1, -1])[:3]  # current, previous, the one before; -1: none
+        ended = table[(table.video_id == row.video_id) & (table.end <= row.start)].sort_values(["end", "start"])
+        want = ([row.segment_row] + ended.segment_row.tolist()[::-1] + [-1, -1, -1])[:3]  # current, last ended, ...
         assert row.audio_rows.tolist() == want
+        same = table.video_id == row.video_id
+        overlapped += int((same & (table.start < row.start) & (table.end > row.start)).any())
+    assert overlapped > 0  # the fixture has rows that started before and overlap: never a predecessor
 
 
 def test_cached_and_raw_examples_carry_the_same_utterance(tiny):

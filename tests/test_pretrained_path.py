@@ -47,7 +47,7 @@ def test_distil_size_encoders_from_local_directories_embed_train_and_predict(tmp
     params["model"].update(text_encoder=str(gpt2_dir), audio_encoder=str(hubert_dir))
     params["train"].update(epochs=2, batch_size=4, device="cpu")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    segment = SegmentConfig(16000, 1.5, "mix", False, 0.5)
+    segment = SegmentConfig(16000, 1.5, "mix", False, 0.5, "keep")
     build_store(table, tmp_path / "raw", tmp_path / "segments", segment, progress=False)
     text = params_config(TextConfig, tokenizer=str(gpt2_dir), max_length=24)
     tokenize_table(SegmentStore.open(tmp_path / "segments").index, tmp_path / "tokens", text)

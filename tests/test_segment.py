@@ -1,3 +1,5 @@
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,9 +19,9 @@ from turnfusion.segment import (
 )
 
 
-def cfg(max_seconds=3.0, channels="mix", trim_to_speech=False):
+def cfg(max_seconds=3.0, channels="mix", trim_to_speech=False, conflicting="keep"):
     return SegmentConfig(sample_rate=16000, max_seconds=max_seconds, channels=channels,
-                         trim_to_speech=trim_to_speech, trim_vad_threshold=0.5)
+                         trim_to_speech=trim_to_speech, trim_vad_threshold=0.5, conflicting_labels=conflicting)
 
 
 @pytest.mark.parametrize("start,end,problem", [
@@ -53,6 +55,31 @@ def test_store_cuts_resamples_and_skips_bad_rows_with_reasons(recording_dir, tmp
     wave = store.waveform(1)
     assert wave.dtype == np.float32 and len(wave) == 32000
     assert 0.15 < np.abs(wave).max() < 0.25  # mix of 0.3 and 0.1 tones
+
+
+@pytest.mark.parametrize("policy", ["keep", "drop"])
+def test_identical_windows_with_different_labels_are_counted_and_kept_or_dropped(recording_dir, tmp_path, policy):
+    from turnfusion.config import SplitConfig
+    from turnfusion.segment import segment
+
+    table = utterance_table([("v1", "v1_0_0", "can you hear me", 0, 0.0, 1.0, 0),  # one input, two answers
+                             ("v1", "v1_1_0", "can you hear me", 1, 0.0, 1.0, 0),
+                             ("v1", "v1_1_1", "can you hear me", 1, 1.0, 2.0, 0),  # same words, other times
+                             ("v1", "v1_2_1", "you hear me", 2, 1.0, 2.0, 1),  # same times, other speaker
+                             ("v2", "v2_0_0", "okay", 0, 0.5, 1.5, 0), ("v2", "v2_1_0", "okay", 0, 0.5, 1.5, 0),
+                             ("v3", "v3_0_0", "okay", 0, 0.5, 1.5, 0)])
+    table["split"] = ["train", "train", "train", "train", "val", "val", "test"]
+    shutil.copy(recording_dir / "v2.wav", recording_dir / "v3.wav")
+    index, skipped, report = segment(table, recording_dir, tmp_path / "store", cfg(conflicting=policy),
+                                     SplitConfig(0.2, 0.2, 0))
+    assert report["conflicting_label_groups"] == 1
+    if policy == "keep":
+        assert len(index) == 7 and skipped.empty
+    else:
+        # v2: the same window twice with the same label is no conflict
+        assert sorted(index.sentence_id) == ["v1_1_1", "v1_2_1", "v2_0_0", "v2_1_0", "v3_0_0"]
+        assert skipped.set_index("sentence_id").reason.to_dict() == {"v1_0_0": "conflicting_labels",
+                                                                      "v1_1_0": "conflicting_labels"}
 
 
 def test_speaker_channel_policy_takes_the_speakers_channel(recording_dir, tmp_path):

@@ -31,7 +31,8 @@ def demo_dialogues(n_conversations: int, n_utterances: int, seed: int) -> pd.Dat
         for i, u in enumerate(plan_conversation(n_utterances, rng)):
             rows.append((f"c{c}", f"c{c}_{i}", i, utterance_text(u.cue, rng, OBJECTS[u.topic]), u.speaker, u.label,
                          split))
-    return pd.DataFrame(rows, columns=["video_id", "sentence_id", "position", "text", "speaker", "label", "split"])
+    table = pd.DataFrame(rows, columns=["video_id", "sentence_id", "position", "text", "speaker", "label", "split"])
+    return table.assign(start=table.position * 1.0, end=table.position * 1.0 + 0.8)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,9 @@ from turnfusion.text import build_contexts, normalize, trim_repeated
 
 
 def dialogue(rows):
-    return pd.DataFrame(rows, columns=["video_id", "sentence_id", "position", "text", "speaker", "label", "split"])
+    """Rows one after the other (each ends before the next starts), with their position in the conversation."""
+    table = pd.DataFrame(rows, columns=["video_id", "sentence_id", "position", "text", "speaker", "label", "split"])
+    return table.assign(start=table.position * 1.0, end=table.position * 1.0 + 0.8)
 
 
 TABLE = dialogue([
@@ -58,13 +60,55 @@ def test_bad_speaker_value_is_a_clear_error():
         build_contexts(table)
 
 
-def test_turn_shift_marks_follow_the_label_not_the_speaker_column():
-    # MM-F2F: rows are windows; a shift is what the label says, whoever the next row's speaker is
+def test_turn_shift_marks_follow_the_speaker_and_no_label_reaches_a_context():
     table = dialogue([("w", "w0", 0, "so we went", 0, 1, "train"), ("w", "w1", 1, "went home", 0, 0, "train"),
                       ("w", "w2", 2, "yes", 1, 2, "train"), ("w", "w3", 3, "and then", 0, 0, "train")])
     ctx = build_contexts(table, n_previous=3).set_index("sentence_id").context
-    assert ctx["w1"] == "<speaker0> so we went <ts> <speaker0> went home"
-    assert ctx["w3"] == "<speaker0> so we went <ts> <speaker0> went home <speaker1> yes <speaker0> and then"
+    assert ctx["w1"] == "<speaker0> so we went <speaker0> went home"  # labelled shift, but the same speaker went on
+    assert ctx["w3"] == "<speaker0> so we went <speaker0> went home <ts> <speaker1> yes <ts> <speaker0> and then"
+    for labels in ([0, 0, 0, 0], [1, 1, 1, 1], [2, 1, 0, 2]):
+        assert build_contexts(table.assign(label=labels), n_previous=3).context.tolist() == ctx.tolist()
+    assert build_contexts(table.drop(columns="label"), n_previous=3).context.tolist() == ctx.tolist()
+
+
+# MM-F2F's first rows (../shared/mmf2f/val.csv): each `k` is a shift row and a keep window cut from the same turn
+MMF2F_ROWS = [("1BIHGw299eI", "1BIHGw299eI_0_0", "yes i can hear you", 0, 4.564, 6.706, 0),
+              ("1BIHGw299eI", "1BIHGw299eI_1_0", "can hear you very well", 1, 6.125, 7.467, 0),
+              ("1BIHGw299eI", "1BIHGw299eI_0_1", "i can hear you well", 0, 11.245, 12.187, 1),
+              ("1BIHGw299eI", "1BIHGw299eI_1_1", "i can hear you well as well", 1, 11.245, 12.588, 1),
+              ("1BIHGw299eI", "1BIHGw299eI_0_2", "oh very good very good so have we", 0, 12.608, 17.181, 0)]
+
+
+def mmf2f_table(rows=MMF2F_ROWS):
+    return pd.DataFrame(rows, columns=["video_id", "sentence_id", "text", "label", "start", "end", "speaker"])
+
+
+def test_a_window_never_reads_its_twin_or_anything_that_ended_after_it_started():
+    table = mmf2f_table()
+    ctx = build_contexts(table).set_index("sentence_id")
+    # 1_1's twin 0_1 starts with it: not history. Before the drop-after-trim fix, trim_overlap lost this <ts>.
+    assert ctx.context["1BIHGw299eI_1_1"] == ("<speaker0> yes i can hear you <speaker0> can hear you very well "
+                                              "<ts> <speaker1> i can hear you well as well")
+    trimmed = build_contexts(table, trim_overlap=True).set_index("sentence_id").context
+    assert trimmed["1BIHGw299eI_1_1"] == ("<speaker0> yes i <speaker0> can hear you very well <ts> <speaker1> i can "
+                                          "hear you well as well")
+    assert ctx.context["1BIHGw299eI_1_0"] == "<speaker0> can hear you very well"  # 0_0 ends after 1_0 starts
+    for row in ctx.itertuples():  # every piece of every context ended at or before the row started
+        earlier = table[table.end <= row.start]
+        assert row.n_previous_used == min(2, len(earlier))
+
+
+def test_rows_that_tie_on_time_are_ordered_by_content_never_by_file_order():
+    rows = [*MMF2F_ROWS, ("1BIHGw299eI", "1BIHGw299eI_0_9", "so what do you like", 0, 20.0, 21.0, 1),
+            ("1BIHGw299eI", "1BIHGw299eI_1_9", "what do you like", 1, 20.0, 21.0, 1),
+            ("1BIHGw299eI", "1BIHGw299eI_0_10", "music", 0, 21.5, 22.0, 0)]
+    want = build_contexts(mmf2f_table(rows)).set_index("sentence_id").context
+    for order in (rows[::-1], rows[3:] + rows[:3]):
+        got = build_contexts(mmf2f_table(order)).set_index("sentence_id").context
+        assert got.to_dict() == want.to_dict()
+    relabelled = mmf2f_table([(v, s.replace("_0_", "_x_").replace("_1_", "_0_").replace("_x_", "_1_"), t, 1 - lab % 2,
+                               a, b, sp) for v, s, t, lab, a, b, sp in rows])
+    assert build_contexts(relabelled).context.tolist() == want.tolist()
 
 
 @pytest.mark.parametrize("previous, following, kept", [

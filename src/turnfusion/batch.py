@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from turnfusion.audio import read_resampled, recording_path
-from turnfusion.schema import LABEL_NAMES, SHIFT, DataError, conversation_order, has_video_id, read_utterances
+from turnfusion.history import histories
+from turnfusion.schema import LABEL_NAMES, DataError, conversation_order, has_video_id, read_utterances
 from turnfusion.segment import cut_row
 
 
@@ -44,23 +45,24 @@ def predict_csv(predictor, csv: str | Path, audio_dir: str | Path, batch_size: i
             recording, problem_all = read_resampled(recording_path(audio_dir, video_id), rate), ""
         except DataError as exc:
             recording, problem_all = None, f"recording: {exc}"
-        history: list[dict] = []
-        for row in conv.itertuples(index=False):
-            wave, problem = (None, problem_all) if problem_all else cut_row(recording, rate, row,
-                                                                            predictor.prep["channels"])
-            rows.append({"sentence_id": row.sentence_id, "video_id": video_id, "label": row.label,
-                         "skipped": problem})
-            if problem:
-                continue
-            pending.append((len(rows) - 1, *predictor.prepare(row.text, wave, int(row.speaker), history,
-                                                             sample_rate=rate)))
-            history.append({"text": row.text, "speaker": int(row.speaker),
-                            "audio": wave if predictor.inputs.reads_context_audio else None, "sample_rate": rate,
-                            "shift_after": row.label == SHIFT})
-            history = history[-predictor.context_length:] if predictor.context_length else []
+        cuts = [(None, problem_all) if problem_all else cut_row(recording, rate, row, predictor.prep["channels"])
+                for row in conv.itertuples(index=False)]
+        del recording
+        rows += [{"sentence_id": row.sentence_id, "video_id": video_id, "label": row.label, "skipped": problem}
+                 for row, (_, problem) in zip(conv.itertuples(index=False), cuts, strict=True)]
+        first = len(rows) - len(conv)
+        usable = np.flatnonzero([problem == "" for _, problem in cuts])
+        used = conv.iloc[usable].reset_index(drop=True)  # the rows a history may hold: those the model reads
+        texts, speakers = used.text.tolist(), used.speaker.astype(int).tolist()
+        # the history rule of training (`history`): what ended before each row began, never its label
+        for k, previous in enumerate(histories(used, predictor.context_length)):
+            context = [{"text": texts[j], "speaker": speakers[j], "sample_rate": rate,
+                        "audio": cuts[usable[j]][0] if predictor.inputs.reads_context_audio else None}
+                       for j in previous]
+            pending.append((first + usable[k], *predictor.prepare(texts[k], cuts[usable[k]][0], speakers[k], context,
+                                                                 sample_rate=rate)))
             if len(pending) >= batch_size:
                 flush()
-        del recording
     flush()
     result = pd.DataFrame(rows)
     for k, name in enumerate(LABEL_NAMES.values()):

@@ -136,9 +136,11 @@ class SegmentConfig:
     channels: str  # mix (average channels) or speaker (the speaker's own channel of stereo recordings)
     trim_to_speech: bool  # cut each segment's trailing non-speech (by Silero VAD); real timestamps are loose
     trim_vad_threshold: float  # the VAD's speech probability threshold for trimming
+    conflicting_labels: str  # keep or drop the rows of identical windows (times, speaker) labelled differently
 
     def __post_init__(self):
         _one_of(self.section, "channels", self.channels, ("mix", "speaker"))
+        _one_of(self.section, "conflicting_labels", self.conflicting_labels, ("keep", "drop"))
         _fraction(self.section, "trim_vad_threshold", self.trim_vad_threshold, open_interval=True)
         _at_least(self.section, "sample_rate", self.sample_rate, 1)
         _at_least(self.section, "max_seconds", self.max_seconds, 0, strictly=True)

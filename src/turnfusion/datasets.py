@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from turnfusion.embed import EmbeddingCache
+from turnfusion.history import histories
 from turnfusion.models.encoding import pad_sequences, stack_segments
 from turnfusion.segment import SegmentStore
 from turnfusion.tokenize import PackedTokens, pad_right
@@ -23,7 +24,8 @@ log = logging.getLogger(__name__)
 def utterance_table(segments: pd.DataFrame, tokens: pd.DataFrame, trp: pd.DataFrame | None,
                     n_audio_segments: int = 3) -> pd.DataFrame:
     """One row per utterance that has both audio and text: split, label, token span, segment row,
-    TRP, and `audio_rows` = segment rows of the current utterance and its predecessors (-1: none)."""
+    TRP, and `audio_rows` = segment rows of the current utterance and its history, the most recently ended first
+    (`history`; -1: none)."""
     seg = segments.reset_index(drop=True).assign(segment_row=np.arange(len(segments)))
     table = seg.merge(tokens[["sentence_id", "tok_offset", "tok_length"]].assign(token_row=np.arange(len(tokens))),
                       on="sentence_id", how="inner")
@@ -36,11 +38,10 @@ def utterance_table(segments: pd.DataFrame, tokens: pd.DataFrame, trp: pd.DataFr
         log.warning("%d segment(s) have no token context (dropped by the tokenize stage) and are left out", lost)
     table = table.sort_values(["video_id", "position"], kind="stable").reset_index(drop=True)
     rows = np.full((len(table), n_audio_segments), -1, dtype=np.int64)
-    video, seg_row = table.video_id.to_numpy(), table.segment_row.to_numpy()
-    for i in range(len(table)):
-        for k in range(n_audio_segments):
-            if i - k >= 0 and video[i - k] == video[i]:
-                rows[i, k] = seg_row[i - k]
+    seg_row = table.segment_row.to_numpy()
+    for i, previous in enumerate(histories(table, n_audio_segments - 1)):  # the same history as the text context
+        chain = [i, *previous[::-1]]  # current first, then the most recently ended
+        rows[i, : len(chain)] = seg_row[chain]
     table["audio_rows"] = list(rows)
     return table
 

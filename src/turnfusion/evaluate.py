@@ -14,6 +14,7 @@ from sklearn.metrics import f1_score
 
 from turnfusion.audio import telephone
 from turnfusion.datasets import RawExamples, collate_raw, examples_for, load_utterances
+from turnfusion.floors import FLOORS, floor_probabilities
 from turnfusion.inputs import Remembered
 from turnfusion.loop import pick_device
 from turnfusion.metrics import classification_report, confusion
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from turnfusion.tokenize import PackedTokens
 
 PROB_COLUMNS = [f"p_{name}" for name in LABEL_NAMES.values()]
-BASELINES = ("majority", "trp_threshold", "tfidf_logreg")
+BASELINES = ("majority", "trp_threshold", "tfidf_logreg", *FLOORS)  # FLOORS: inputs without a turn-taking cue
 
 
 def predictions_frame(table: pd.DataFrame, probabilities: np.ndarray, model: str) -> pd.DataFrame:
@@ -160,6 +161,9 @@ def evaluate(models: dict[str, Path], segments: Path, tokens: Path, trp: Path, e
     threshold = fit_trp_threshold(val.trp.to_numpy(), val.label.to_numpy())
     probabilities["trp_threshold"] = trp_baseline(test.trp.to_numpy(), threshold)
     probabilities["tfidf_logreg"], tfidf_c = tfidf_baseline(train, val, test)
+    contexts = token_store.index.set_index("sentence_id")["context"]
+    probabilities.update(floor_probabilities(*(t.assign(context=t.sentence_id.map(contexts)) for t in (train, test)),
+                                             len(LABEL_NAMES), train_cfg.seed))
     device = pick_device(train_cfg.device)
     for name, directory in models.items():
         model = load_model(directory).to(device)

@@ -4,9 +4,9 @@ context (the same `text.context_string` as the tokenize stage) and each audio se
 torch, so a deployment needs neither.
 
 Documented defaults: no context means the utterance is treated like the first of a conversation; a context
-utterance without audio has no audio segment (as at the start of a conversation). A context utterance may say
-`shift_after` (whether the other speaker took the turn after it, as the training labels say); without it,
-whether the next utterance is the other speaker's. Audio is a file path or an array (1-D, or 2-D with channels
+utterance without audio has no audio segment (as at the start of a conversation). The context is the history as
+a live system has it: utterances that ended before this one began, oldest first; a `<ts>` goes wherever the
+speaker changes (the `history` rule of training). Audio is a file path or an array (1-D, or 2-D with channels
 last) with its sample rate.
 """
 
@@ -164,13 +164,12 @@ class InputPreparer:
             whole = isinstance(speaker_id, (int, np.integer)) and not isinstance(speaker_id, bool)
             if not whole or speaker_id not in (0, 1):
                 raise DataError(f"{what}: speaker must be 0 or 1, got {type(speaker_id).__name__} {speaker_id!r:.40}")
+            if "shift_after" in u:
+                raise DataError(f"{what}: shift_after is not read: a turn shift is where the speaker changes, as "
+                                "a live system observes it (labels never reach an input)")
         texts = [self._text(u.get("text"), what) for u, what in zip(utterances, names, strict=True)]
         speakers = [u["speaker"] for u in utterances]
-        # what followed each context utterance: as given, else whether the next one is the other speaker's
-        shifts = [bool(u.get("shift_after", speakers[k + 1] != u["speaker"] if k + 1 < len(utterances) else False))
-                  for k, u in enumerate(utterances)]
-        text = context_string(texts[-n_text:], speakers[-n_text:], shifts[-n_text:],
-                              self.prep.get("trim_overlap", False))
+        text = context_string(texts[-n_text:], speakers[-n_text:], self.prep["trim_overlap"])
         if self.uses_audio and audio is None:
             raise DataError("current utterance: this model needs its audio")
         # current first, then its predecessors; audio the model does not read is still checked, never ignored

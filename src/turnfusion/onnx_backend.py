@@ -213,8 +213,8 @@ class TurnSession:
 
     The session remembers the previous utterances (as many as the model reads) and their audio encodings, so
     each call encodes only the new utterance's audio; the text context is encoded again, because it changes
-    with every utterance (truncation, repeated words of overlapping windows). `shift_after` of a past
-    utterance defaults to whether the next one is the other speaker's, as in `inputs.InputPreparer`.
+    with every utterance (truncation, repeated words of overlapping windows). Each utterance is taken to have
+    ended before the next began (the `history` rule); a `<ts>` goes where the speaker changes.
     """
 
     def __init__(self, model: OnnxTurnModel | str | Path, precision: str = "int8", threads: int | None = None,

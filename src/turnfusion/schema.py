@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from pathlib import Path
@@ -82,9 +83,29 @@ def has_video_id(table: pd.DataFrame) -> pd.Series:
 
 
 def conversation_order(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows in the order they were spoken, conversation by conversation: by start, end and speaker, then as
-    listed. Never by `sentence_id`: MM-F2F's encodes the label, so the order would depend on the answer."""
-    return table.sort_values(["video_id", "start", "end", "speaker"], kind="stable").reset_index(drop=True)
+    """Rows in the order they were spoken, conversation by conversation: by start, end and speaker, then by a hash
+    of the row's words and times. Never by `sentence_id` (MM-F2F's encodes the label) nor by file order (MM-F2F
+    lists a turn's keep window before its shift row): the order never depends on the answer."""
+    return (table.assign(_content=content_hash(table))
+            .sort_values(["video_id", "start", "end", "speaker", "_content"], kind="stable")
+            .drop(columns="_content").reset_index(drop=True))
+
+
+def content_hash(table: pd.DataFrame) -> pd.Series:
+    """Per row: a 64-bit hash of what was said and when (text, start, end, speaker), never of its label or id."""
+    def one(text, start, end, speaker) -> int:
+        key = f"{text}\x1f{start!r}\x1f{end!r}\x1f{speaker!r}".encode("utf-8", "surrogatepass")
+        return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
+
+    return pd.Series([one(*row) for row in zip(table["text"], table["start"], table["end"], table["speaker"],
+                                               strict=True)], index=table.index, dtype="int64")
+
+
+def conflicting_labels(table: pd.DataFrame) -> pd.Series:
+    """Per row: whether another row of its conversation is the same window (start, end, speaker: the same audio)
+    with another label. MM-F2F has such windows, mostly with the same words too: one input, two answers."""
+    key = ["video_id", "start", "end", "speaker"]
+    return table.groupby(key, dropna=False)["label"].transform("nunique").gt(1).reindex(table.index, fill_value=False)
 
 
 def row_problem(row) -> str:

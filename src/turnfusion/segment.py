@@ -21,7 +21,14 @@ import pandas as pd
 
 from turnfusion.arrays import NpyRows
 from turnfusion.audio import keep_end, read_resampled, recording_path, select_channel
-from turnfusion.schema import LABEL_NAMES, DataError, conversation_order, has_video_id, row_problem
+from turnfusion.schema import (
+    LABEL_NAMES,
+    DataError,
+    conflicting_labels,
+    conversation_order,
+    has_video_id,
+    row_problem,
+)
 from turnfusion.splits import SPLITS, add_split_column
 from turnfusion.vad import speech_spans
 
@@ -159,6 +166,11 @@ def build_store(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: Segmen
     skipped += [{"sentence_id": s, "video_id": "", "reason": "empty_video_id", "detail": ""}
                 for s in table.sentence_id[no_video]]
     table = table[~no_video]
+    if cfg.conflicting_labels == "drop":  # counted by `segment` whether kept or dropped
+        conflicting = conflicting_labels(table)
+        skipped += [{"sentence_id": r.sentence_id, "video_id": r.video_id, "reason": "conflicting_labels",
+                     "detail": f"label {r.label}"} for r in table[conflicting].itertuples(index=False)]
+        table = table[~conflicting]
     offset = 0
     # one recording in memory at a time; the cut audio goes straight to disk, so memory stays flat with corpus size.
     # Each file is written under a temporary name, then renamed: an interrupted run never leaves a torn store.
@@ -204,13 +216,18 @@ def segment(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: SegmentCon
     """The segment stage: splits by conversation, the packed store; returns (index, skipped, report)."""
     given = "split" in table.columns
     table = add_split_column(table, split.val_fraction, split.test_fraction, split.seed)
+    conflicts = conflicting_labels(table)
+    groups = table[conflicts].groupby(["video_id", "start", "end", "speaker"]).ngroups if conflicts.any() else 0
+    if groups:
+        log.warning("%d identical window(s) with different labels (%d rows), %s (segment.conflicting_labels)",
+                    groups, int(conflicts.sum()), "dropped" if cfg.conflicting_labels == "drop" else "kept")
     index, skipped = build_store(table, audio_dir, out_dir, cfg)
     empty = [name for name in SPLITS if not (index.split == name).any()]
     if empty:
         fix = ("the source gives the splits: add annotation files for them (mmf2f.annotations)" if given else
                "too few conversations for split.val_fraction / split.test_fraction")
         raise DataError(f"split(s) {empty} have no usable utterance ({fix})")
-    report = {"utterances": len(index), "skipped": len(skipped),
+    report = {"utterances": len(index), "skipped": len(skipped), "conflicting_label_groups": groups,
               **(trim_report(index.trimmed_s.to_numpy()) if cfg.trim_to_speech else {}),
               **{f"skipped_{r}": int(n) for r, n in skipped.reason.value_counts().items()},
               "seconds": round(float(index.n_samples.sum() / cfg.sample_rate), 1),

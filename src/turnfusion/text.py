@@ -1,14 +1,13 @@
 """Text of a dialogue: normalisation and the TurnGPT-style context of each utterance.
 
-A context is the current utterance and its (up to) `n_previous` predecessors in the same conversation, each
-opened by its speaker token, with the turn-shift token after each utterance the other speaker followed:
+A context is the current utterance and its history (`history`: up to `n_previous` utterances of the same
+conversation that ended before it started, oldest first), each opened by its speaker token, with the
+turn-shift token wherever the speaker changes:
 
     <speaker0> so i went there <ts> <speaker1> did you <speaker1> what was it like
 
-Where the turn shifted comes from what the source annotates: the `label` of each row (1 = the other person
-took the turn after it). In the demo corpus that is exactly where the next row's speaker differs; in MM-F2F it
-is the annotation itself, since its rows are overlapping windows whose next row says little about the turn.
-A live system knows it too: the previous utterance was followed by the other speaker or not.
+`<ts>` is what a live system observes (who spoke next), never a label: the one context rule of the tokenize
+stage, `predict`, `predict-csv` and `TurnSession`.
 
 Windowed annotations repeat words: a row often starts with the previous row's last words, or contains it.
 With `trim_overlap`, each previous utterance in a context loses the words its successor repeats, so the
@@ -23,7 +22,8 @@ import string
 
 import pandas as pd
 
-from turnfusion.schema import SHIFT, DataError
+from turnfusion.history import histories
+from turnfusion.schema import DataError, conversation_order
 
 log = logging.getLogger(__name__)
 
@@ -80,44 +80,41 @@ def find_words(haystack: list[str], needle: list[str]) -> int:
     return -1
 
 
-def context_string(texts: list[str], speakers: list, shifts: list[bool], trim_overlap: bool) -> str:
-    """The context of the last of `texts` (normalised, oldest first): `shifts[k]` says whether the other speaker
-    took the turn after utterance k (the last one's is what is predicted, never read). The one context builder
-    of training and prediction."""
+def context_string(texts: list[str], speakers: list, trim_overlap: bool) -> str:
+    """The context of the last of `texts` (normalised, oldest first, each with its speaker): a `<ts>` between two
+    pieces where the speaker changes. The one context builder of training and prediction."""
     if trim_overlap:
         texts = [trim_repeated(t, texts[k + 1]) for k, t in enumerate(texts[:-1])] + [texts[-1]]
-    pieces = []
-    for k, text in enumerate(texts):
+    pieces, previous = [], None
+    for text, speaker in zip(texts, speakers, strict=True):
         if not text:  # wholly repeated by its successor
             continue
-        shift = f"{TURN_SHIFT} " if pieces and shifts[k - 1] else ""
-        pieces.append(f"{shift}{speaker_token(speakers[k])} {text}")
+        token = speaker_token(speaker)
+        pieces.append(f"{TURN_SHIFT} {token} {text}" if previous not in (None, token) else f"{token} {text}")
+        previous = token
     return " ".join(pieces)
 
 
 def build_contexts(table: pd.DataFrame, n_previous: int = 2, punctuation: str = "strip",
                    trim_overlap: bool = False) -> pd.DataFrame:
-    """Context string for every utterance of `table` (columns video_id, position, text, speaker, label).
+    """Context string for every utterance of `table`, a table in the MM-F2F schema (video_id, sentence_id, text,
+    start, end, speaker; a `label` is never read): its history (`history.histories`) and itself.
 
-    Context never crosses conversations; the first utterances of a conversation have fewer predecessors.
-    Rows with empty or NaN text are dropped and counted (returned frame has `n_previous_used`); the
-    caller reports the count. Returns the table in conversation order with a `context` column.
+    Context never crosses conversations and never holds a row that ended after the current one started. Rows with
+    empty or NaN text are dropped and counted (returned frame has `n_previous_used`); the caller reports the
+    count. Returns the table in conversation order with a `context` column.
     """
-    table = table.sort_values(["video_id", "position"], kind="stable").reset_index(drop=True)
+    table = conversation_order(table)
     texts = table["text"].map(lambda t: normalize(t, punctuation) if isinstance(t, str) else "")
     empty = texts == ""
     if empty.any():
         log.warning("%d utterance(s) with empty or NaN text skipped, e.g. %s", int(empty.sum()),
                     table.loc[empty, "sentence_id"].iloc[0])
     table, texts = table[~empty].reset_index(drop=True), texts[~empty].tolist()
+    speakers = table["speaker"].tolist()
     contexts, used = [], []
-    video, speakers = table["video_id"].to_numpy(), table["speaker"].to_numpy()
-    shifts = (table["label"].to_numpy() == SHIFT).tolist()
-    for i in range(len(table)):
-        first = i
-        while first > 0 and i - first < n_previous and video[first - 1] == video[i]:
-            first -= 1
-        contexts.append(context_string(texts[first: i + 1], speakers[first: i + 1], shifts[first: i + 1],
-                                       trim_overlap))
-        used.append(i - first)
+    for i, previous in enumerate(histories(table, n_previous)):
+        rows = [*previous, i]
+        contexts.append(context_string([texts[r] for r in rows], [speakers[r] for r in rows], trim_overlap))
+        used.append(len(previous))
     return table.assign(context=contexts, n_previous_used=used, n_empty_text=int(empty.sum()))
