@@ -20,11 +20,11 @@ import pandas as pd
 import torch
 from npy_append_array import NpyAppendArray
 from tqdm import tqdm
-from transformers import GPT2Model, HubertModel
+from transformers import HubertModel, PreTrainedModel
 
 from turnfusion.arrays import NpyRows, concatenate_npy
 from turnfusion.distributed import processes
-from turnfusion.encoders import build_audio_encoder, build_text_encoder
+from turnfusion.encoders import build_audio_encoder, build_text_encoder, pretrained_text_encoder
 from turnfusion.loop import autocast
 from turnfusion.models.encoding import encode_segment
 from turnfusion.schema import DataError
@@ -38,7 +38,7 @@ TEXT_CACHE, AUDIO_CACHE, AUDIO_INDEX, ENCODERS_DIR = "text.npy", "audio.npy", "a
 
 
 @torch.no_grad()
-def write_text_cache(encoder: GPT2Model, tokens: PackedTokens, path: Path, batch_size: int = 64,
+def write_text_cache(encoder: PreTrainedModel, tokens: PackedTokens, path: Path, batch_size: int = 64,
                      progress: bool = True, rows: range | None = None, precision: str = "fp32") -> int:
     """Write the hidden state of every token of the contexts `rows` (default: all) to `path` (float16, aligned
     with `tokens.ids`), a batch at a time. Returns the number of tokens."""
@@ -121,10 +121,10 @@ def embed(tokens: PackedTokens, store: SegmentStore, out_dir: Path, cfg: ModelCo
             "processes": procs.world}
 
 
-def load_encoders(cache_dir: Path) -> tuple[GPT2Model, HubertModel]:
+def load_encoders(cache_dir: Path) -> tuple[PreTrainedModel, HubertModel]:
     """The encoders the cache was made with."""
     encoders = Path(cache_dir) / ENCODERS_DIR
-    return GPT2Model.from_pretrained(str(encoders / "text")), HubertModel.from_pretrained(str(encoders / "audio"))
+    return pretrained_text_encoder(str(encoders / "text")), HubertModel.from_pretrained(str(encoders / "audio"))
 
 
 class EmbeddingCache:

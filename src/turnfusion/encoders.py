@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transformers import GPT2Config, GPT2Model, HubertConfig, HubertModel
+from transformers import AutoConfig, GPT2Config, GPT2Model, HubertConfig, HubertModel, PreTrainedModel
 
 from turnfusion.config import ModelConfig, ParamsError
+from turnfusion.models.turnfusion_model import TEXT_ENCODERS
 from turnfusion.schema import DataError
 
 
@@ -22,8 +23,10 @@ def check_sizes(cfg: ModelConfig, *names: str) -> None:
                               f"({len(unknown)} unknown)")
 
 
-def build_text_encoder(source: str, tokenizer, config: dict, teacher_dir: Path, n_positions: int) -> GPT2Model:
-    """GPT2Model from the trained teacher (`teacher`), from config sizes (`config`), or a hub name / local path."""
+def build_text_encoder(source: str, tokenizer, config: dict, teacher_dir: Path, n_positions: int) -> PreTrainedModel:
+    """The text encoder: the trained teacher's transformer (`teacher`), a GPT-2 from config sizes (`config`), or
+    a GPT-2 or BERT-type model by hub name / local path (e.g. all-MiniLM-L6-v2's folder), its token embeddings
+    resized to the tokenizer (which adds the speaker and turn-shift tokens)."""
     if source == "teacher":
         if not Path(teacher_dir).exists():
             raise DataError(f"text encoder 'teacher' asked for, but {teacher_dir} does not exist "
@@ -31,9 +34,17 @@ def build_text_encoder(source: str, tokenizer, config: dict, teacher_dir: Path, 
         return GPT2Model.from_pretrained(str(teacher_dir))
     if source == "config":
         return GPT2Model(GPT2Config(vocab_size=len(tokenizer), n_positions=n_positions, **config))
-    model = GPT2Model.from_pretrained(source)
+    model = pretrained_text_encoder(source)
     model.resize_token_embeddings(len(tokenizer))
     return model
+
+
+def pretrained_text_encoder(source: str) -> PreTrainedModel:
+    """A saved text encoder (hub name or local path) of a kind a TurnFusionModel can hold (`TEXT_ENCODERS`)."""
+    kind = AutoConfig.from_pretrained(source).model_type
+    if kind not in TEXT_ENCODERS:
+        raise DataError(f"text encoder {source}: a {kind!r} model; turnfusion takes {sorted(TEXT_ENCODERS)}")
+    return TEXT_ENCODERS[kind][1].from_pretrained(source)
 
 
 def build_audio_encoder(source: str, config: dict, pretrained_dir: Path | None = None) -> HubertModel:

@@ -163,7 +163,7 @@ def evaluate(models: dict[str, Path], segments: Path, tokens: Path, trp: Path, e
     probabilities["tfidf_logreg"], tfidf_c = tfidf_baseline(train, val, test)
     contexts = token_store.index.set_index("sentence_id")["context"]
     probabilities.update(floor_probabilities(*(t.assign(context=t.sentence_id.map(contexts)) for t in (train, test)),
-                                             len(LABEL_NAMES), train_cfg.seed))
+                                             len(LABEL_NAMES)))
     device = pick_device(train_cfg.device)
     for name, directory in models.items():
         model = load_model(directory).to(device)

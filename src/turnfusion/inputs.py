@@ -104,7 +104,9 @@ def check_model_config(config: dict, source: str) -> None:
     if not isinstance(config.get("use_trp"), bool):
         raise DataError(f"{source}: use_trp must be true or false, got {config.get('use_trp')!r:.60}")
     text_config = config.get("text_config") or {}
-    max_positions = text_config.get("n_positions") if config["mode"] != "audio" else None
+    # GPT-2 names it n_positions, BERT max_position_embeddings
+    positions = text_config.get("n_positions", text_config.get("max_position_embeddings"))
+    max_positions = positions if config["mode"] != "audio" else None
     check_preprocessing(config.get("preprocessing"), source, max_positions)
 
 

