@@ -9,7 +9,6 @@ vectors -> probabilities). Each audio segment is encoded alone, as in training (
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -20,7 +19,7 @@ import torch
 from torch import nn
 
 from turnfusion.models import TurnFusionModel
-from turnfusion.onnx_backend import CONFIG, FORMAT, MANIFEST, TOKENIZER
+from turnfusion.onnx_backend import CONFIG, FORMAT, MANIFEST, TOKENIZER, file_sha256
 from turnfusion.schema import LABEL_NAMES
 from turnfusion.segment import SegmentStore
 
@@ -174,7 +173,7 @@ def export(model_dir: Path, out_dir: Path, calibration: list[np.ndarray] | None 
         "int8_audio": f"static, calibrated on {len(calibration)} segments" if calibration and "audio" in written
         else "dynamic",
         "opset": 17,
-        "files": {p.relative_to(out_dir).as_posix(): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+        "files": {p.relative_to(out_dir).as_posix(): {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
                   for p in files},
         # what a deployment of one precision ships: its graphs, the tokenizer and the config
         "size_mb": {prec: round(sum(p.stat().st_size for p in files if p.parent.name != other) / 2**20, 2)
@@ -182,7 +181,3 @@ def export(model_dir: Path, out_dir: Path, calibration: list[np.ndarray] | None 
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -50,7 +50,7 @@ class OnnxTurnModel:
             path = directory / name
             if name not in manifest["files"]:
                 raise DataError(f"{path}: not listed in {MANIFEST}; export the model again")
-            if verify and _sha256(path) != manifest["files"][name].get("sha256"):
+            if verify and file_sha256(path) != manifest["files"][name].get("sha256"):
                 raise DataError(f"{path}: its sha256 does not match {MANIFEST} (changed or corrupted since the "
                                 "export); export the model again, or load with verify=False if you edited it")
         config = _json_object(directory / CONFIG)
@@ -176,7 +176,8 @@ def _json_object(path: Path) -> dict:
     return value
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in blocks (what an export's manifest lists for each file)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
