@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pipeline
 import pytest
 import torch
@@ -83,6 +84,18 @@ def test_utterance_table_links_each_row_to_its_history_in_its_conversation(tiny)
         same = table.video_id == row.video_id
         overlapped += int((same & (table.start < row.start) & (table.end > row.start)).any())
     assert overlapped > 0  # the fixture has rows that started before and overlap: never a predecessor
+
+
+def test_excluded_rows_are_history_for_others_but_never_examples():
+    from turnfusion.datasets import utterance_table
+
+    segments = pd.DataFrame({"sentence_id": ["a", "b", "c"], "video_id": "v", "position": [0, 1, 2],
+                             "start": [0.0, 0.0, 2.0], "end": [1.0, 1.0, 3.0], "label": [0, 1, 1],
+                             "excluded": [True, True, False]})
+    tokens = pd.DataFrame({"sentence_id": ["a", "b", "c"], "tok_offset": [0, 2, 4], "tok_length": [2, 2, 2]})
+    table = utterance_table(segments, tokens, None, n_audio_segments=3)
+    assert table.sentence_id.tolist() == ["c"]
+    assert table.audio_rows[0].tolist() == [2, 1, 0]  # its history: the two excluded windows, last ended first
 
 
 def test_cached_and_raw_examples_carry_the_same_utterance(tiny):

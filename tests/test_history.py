@@ -29,6 +29,11 @@ def test_previous_rows_are_the_last_that_ended_before_the_start_in_the_order_the
                    for short, long in zip(previous_rows(starts, ends, 1), got, strict=True))
 
 
+def test_a_row_without_a_start_or_of_zero_length_never_reads_itself_or_the_future():
+    got = previous_rows(np.array([0.0, 1.0, np.nan, 3.0, 4.0]), np.array([1.0, 2.0, 5.0, 4.0, 4.0]), 2)
+    assert [h.tolist() for h in got] == [[], [0], [], [0, 1], [1, 3]]
+
+
 def test_histories_stay_in_their_conversation():
     table = conversation_order(pd.DataFrame({"video_id": ["a", "b", "a", "b"], "text": ["x", "y", "z", "w"],
                                              "start": [0.0, 0.0, 2.0, 2.0], "end": [1.0, 1.5, 3.0, 3.0],

@@ -27,7 +27,15 @@ from turnfusion.sources.rehearsal import render_rehearsal
 from turnfusion.train import load_checkpoint
 
 REPO = Path(__file__).parents[1]
-HOSTILE_IDS = ["../victim", "../../x", "%(id)s/../../../x", "/abs/x", "..", ".hidden", "-rf", "a/b", "x\x00y"]
+HOSTILE_IDS = ["../victim", "../../x", "%(id)s/../../../x", "/abs/x", "..", ".hidden", "a/b", "x\x00y", "a b"]
+
+
+def test_youtube_ids_are_names_even_when_they_start_with_a_dash(tmp_path):
+    csv = tmp_path / "ann.csv"
+    utterance_table([("-3BxP7cRk1E", "s0", "hello there", 0, 0.0, 1.0, 0),
+                     ("1BIHGw299eI", "s1", "how are you", 1, 1.0, 2.0, 1)]).to_csv(csv, index=False)
+    assert read_utterances(csv).video_id.tolist() == ["-3BxP7cRk1E", "1BIHGw299eI"]
+    assert recording_path(tmp_path, "-3BxP7cRk1E") == tmp_path / "-3BxP7cRk1E.flac"
 
 
 def snapshot(root: Path, writable: Path | None = None) -> dict:
@@ -52,7 +60,7 @@ def test_an_annotation_id_that_is_a_path_is_a_one_line_error_naming_file_and_row
     csv = tmp_path / "ann.csv"
     utterance_table([("ok_id", "s0", "hello there", 0, 0.0, 1.0, 0),
                      (video_id, "s1", "how are you", 1, 1.0, 2.0, 1)]).to_csv(csv, index=False)
-    with pytest.raises(DataError, match=r"ann.csv: row 3 \(s1\): video_id .* is not a name") as err:
+    with pytest.raises(DataError, match=r"ann.csv: row 3 \('s1'\): video_id .* is not a name") as err:
         read_utterances(csv)
     assert "\n" not in str(err.value)
 
@@ -109,7 +117,7 @@ def test_the_source_stage_stops_on_a_path_as_id_before_writing_anything(victims)
     done = subprocess.run([sys.executable, "-m", "stages.source", "--out", "data/source"], cwd=box,
                           capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert "row 2 (s0): video_id '../escaped' is not a name" in done.stderr.strip().splitlines()[-1]
+    assert "row 2 ('s0'): video_id '../escaped' is not a name" in done.stderr.strip().splitlines()[-1]
     assert snapshot(victims, writable=box / "data") == before
 
 
@@ -345,3 +353,24 @@ def test_unknown_encoder_sizes_fail_before_a_stage_reads_its_inputs(tmp_path):
                            "--report", "r.json"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 1 and "train.epochs" in done.stderr.strip().splitlines()[-1]
+
+
+def test_a_row_the_model_refuses_is_a_counted_skip_in_a_batch_not_the_end_of_the_run(model_dir, recording_dir,
+                                                                                      tmp_path, capsys):
+    import soundfile as sf
+
+    sf.write(recording_dir / "loud.wav", tone(3, 16000) * 10, 16000, subtype="FLOAT")  # past full scale
+    csv = tmp_path / "in.csv"
+    utterance_table([("v1", "v1_0", "hello there", 0, 0.0, 1.0, 0), ("v1", "v1_1", "hm", 2, 1.2, 1.23, 1),
+                     ("v1", "v1_2", "how are you", 1, 1.5, 2.5, 1),
+                     ("loud", "loud_0", "so loud", 0, 0.0, 1.0, 0)]).to_csv(csv, index=False)
+    assert cli(["predict-csv", "--model", str(model_dir), "--csv", str(csv), "--audio-dir", str(recording_dir),
+                "--out", str(tmp_path / "p.csv")]) == 0
+    result = pd.read_csv(tmp_path / "p.csv", keep_default_na=False).set_index("sentence_id")
+    assert result.skipped["v1_1"] == "shorter_than_50ms"  # as the segment stage skips it (`timestamp_problem`)
+    assert result.skipped["loud_0"].startswith("input: current utterance: audio reaches 3")
+    assert result.skipped["v1_0"] == result.skipped["v1_2"] == ""
+    out = capsys.readouterr().out
+    assert "2 of 4 rows predicted" in out and "1 shorter_than_50ms" in out and "1 input" in out
+    assert cli(["predict", "--model", str(model_dir), "--text", "hi", "--no-verify"]) == 2  # an onnx-only flag
+    assert "--no-verify checks an ONNX export's files" in capsys.readouterr().err

@@ -8,7 +8,7 @@ from turnfusion.schema import DataError, read_utterances, row_problem
 def test_unknown_label_names_the_row(tmp_path):
     path = tmp_path / "u.csv"
     utterance_table([("v", "v_0", "a", 0, 0, 1, 0), ("v", "v_1", "b", 7, 1, 2, 0)]).to_csv(path, index=False)
-    with pytest.raises(DataError, match=r"u.csv: row 3 \(v_1\): label .7. is not"):
+    with pytest.raises(DataError, match=r"u.csv: row 3 \('v_1'\): label .7. is not"):
         read_utterances(path)
 
 

@@ -72,14 +72,11 @@ def test_identical_windows_with_different_labels_are_counted_and_kept_or_dropped
     shutil.copy(recording_dir / "v2.wav", recording_dir / "v3.wav")
     index, skipped, report = segment(table, recording_dir, tmp_path / "store", cfg(conflicting=policy),
                                      SplitConfig(0.2, 0.2, 0))
-    assert report["conflicting_label_groups"] == 1
-    if policy == "keep":
-        assert len(index) == 7 and skipped.empty
-    else:
-        # v2: the same window twice with the same label is no conflict
-        assert sorted(index.sentence_id) == ["v1_1_1", "v1_2_1", "v2_0_0", "v2_1_0", "v3_0_0"]
-        assert skipped.set_index("sentence_id").reason.to_dict() == {"v1_0_0": "conflicting_labels",
-                                                                      "v1_1_0": "conflicting_labels"}
+    assert report["conflicting_label_groups"] == 1 and len(index) == 7 and skipped.empty  # all stay in the store
+    excluded = sorted(index.sentence_id[index.excluded])
+    # v2: the same window twice with the same label is no conflict; `drop` only excludes from training and scoring
+    assert excluded == ([] if policy == "keep" else ["v1_0_0", "v1_1_0"])
+    assert report["excluded_conflicting"] == len(excluded)
 
 
 def test_speaker_channel_policy_takes_the_speakers_channel(recording_dir, tmp_path):

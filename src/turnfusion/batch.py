@@ -18,8 +18,8 @@ def predict_csv(predictor, csv: str | Path, audio_dir: str | Path, batch_size: i
     """Predictions for every row of an MM-F2F CSV whose recordings are `audio_dir/<video_id>.flac` or `.wav`.
 
     Every input row is in the output: rows that cannot be used (no video_id, bad speaker, empty text,
-    missing recording, bad timestamps, non-finite audio) with empty probabilities and the reason in
-    `skipped`.
+    missing recording, bad timestamps, non-finite audio, an input the model refuses) with empty probabilities and
+    the reason in `skipped`. A row's history is the usable rows that ended before it started (`history`).
     """
     if not Path(audio_dir).is_dir():
         raise DataError(f"{audio_dir}: audio folder not found")
@@ -59,8 +59,12 @@ def predict_csv(predictor, csv: str | Path, audio_dir: str | Path, batch_size: i
             context = [{"text": texts[j], "speaker": speakers[j], "sample_rate": rate,
                         "audio": cuts[usable[j]][0] if predictor.inputs.reads_context_audio else None}
                        for j in previous]
-            pending.append((first + usable[k], *predictor.prepare(texts[k], cuts[usable[k]][0], speakers[k], context,
-                                                                 sample_rate=rate)))
+            try:
+                prepared = predictor.prepare(texts[k], cuts[usable[k]][0], speakers[k], context, sample_rate=rate)
+            except DataError as exc:  # this row's input (a window under 50 ms, audio past full scale): its reason
+                rows[first + usable[k]]["skipped"] = f"input: {exc}"
+                continue
+            pending.append((first + usable[k], *prepared))
             if len(pending) >= batch_size:
                 flush()
     flush()

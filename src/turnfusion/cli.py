@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
     try:
+        if args.no_verify and not onnx:
+            raise DataError("--no-verify checks an ONNX export's files: it goes with --backend onnx")
         if args.command == "predict-csv":
             check_csv_paths(Path(args.csv), Path(args.out))
         if onnx:

@@ -136,7 +136,7 @@ class SegmentConfig:
     channels: str  # mix (average channels) or speaker (the speaker's own channel of stereo recordings)
     trim_to_speech: bool  # cut each segment's trailing non-speech (by Silero VAD); real timestamps are loose
     trim_vad_threshold: float  # the VAD's speech probability threshold for trimming
-    conflicting_labels: str  # keep or drop the rows of identical windows (times, speaker) labelled differently
+    conflicting_labels: str  # keep, or drop from training and scoring, identical windows labelled differently
 
     def __post_init__(self):
         _one_of(self.section, "channels", self.channels, ("mix", "speaker"))

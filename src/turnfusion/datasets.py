@@ -43,6 +43,8 @@ def utterance_table(segments: pd.DataFrame, tokens: pd.DataFrame, trp: pd.DataFr
         chain = [i, *previous[::-1]]  # current first, then the most recently ended
         rows[i, : len(chain)] = seg_row[chain]
     table["audio_rows"] = list(rows)
+    if "excluded" in table:  # segment.conflicting_labels: drop: in others' history, never trained or scored on
+        table = table[~table.excluded.astype(bool)].reset_index(drop=True)
     return table
 
 

@@ -4,3 +4,8 @@ names the file / row / param and what is wrong. Kept apart so that light modules
 
 class DataError(ValueError):
     """Input data that cannot be used; the message names the file/row and what is wrong."""
+
+
+def one_line(exc: BaseException, limit: int = 160) -> str:
+    """An exception's message on one line, at most `limit` characters: for a DataError that quotes a library's."""
+    return " ".join(str(exc).split())[:limit]

@@ -27,9 +27,12 @@ def previous_rows(starts: np.ndarray, ends: np.ndarray, n: int) -> list[np.ndarr
     by_end = np.lexsort((np.arange(len(ends)), starts, ends))  # most recently ended last; ties in conversation order
     sorted_ends = ends[by_end]
     histories = []
-    for start in starts:
-        ended = np.searchsorted(sorted_ends, start + HISTORY_TOLERANCE_S, side="right")
-        histories.append(by_end[max(0, ended - n): ended] if n > 0 else by_end[:0])
+    for i, start in enumerate(starts):
+        if not np.isfinite(start) or n <= 0:  # a row with no start has no known past
+            histories.append(by_end[:0])
+            continue
+        ended = by_end[: np.searchsorted(sorted_ends, start + HISTORY_TOLERANCE_S, side="right")]
+        histories.append(ended[ended != i][-n:])  # never itself (a zero-length row ends at its start)
     return histories
 
 
@@ -37,10 +40,8 @@ def histories(table: pd.DataFrame, n: int) -> list[np.ndarray]:
     """For each row of `table` (columns video_id, start, end; in conversation order), the row positions of its
     history (`previous_rows`), within its own conversation."""
     result: list[np.ndarray] = [np.zeros(0, np.int64)] * len(table)
-    videos = table["video_id"].to_numpy()
-    for rows in pd.Series(np.arange(len(table))).groupby(videos, sort=False).indices.values():
-        rows = np.asarray(rows)
-        for k, previous in zip(rows, previous_rows(table["start"].to_numpy()[rows], table["end"].to_numpy()[rows], n),
-                               strict=True):
+    starts, ends = table["start"].to_numpy(float), table["end"].to_numpy(float)
+    for rows in pd.Series(np.arange(len(table))).groupby(table["video_id"].to_numpy(), sort=False).indices.values():
+        for k, previous in zip(rows, previous_rows(starts[rows], ends[rows], n), strict=True):
             result[k] = rows[previous]
     return result

@@ -22,7 +22,7 @@ from turnfusion.audio import load_mono, resample, select_channel
 from turnfusion.choices import AUDIO_POOLINGS, FUSION_HEADS, MODES, TEXT_POOLINGS
 from turnfusion.errors import DataError
 from turnfusion.schema import LABEL_NAMES
-from turnfusion.segment import segment_policy
+from turnfusion.segment import MIN_SECONDS, segment_policy
 from turnfusion.text import PUNCTUATION_POLICIES, context_string, normalize
 
 PREPROCESSING_KEYS = {"sample_rate", "max_seconds", "channels", "trim_vad_threshold", "max_length", "n_previous",
@@ -103,10 +103,15 @@ def check_model_config(config: dict, source: str) -> None:
             raise DataError(f"{source}: {key} must be a whole number >= 1, got {value!r:.60}")
     if not isinstance(config.get("use_trp"), bool):
         raise DataError(f"{source}: use_trp must be true or false, got {config.get('use_trp')!r:.60}")
-    text_config = config.get("text_config") or {}
-    # GPT-2 names it n_positions, BERT max_position_embeddings
-    positions = text_config.get("n_positions", text_config.get("max_position_embeddings"))
-    max_positions = positions if config["mode"] != "audio" else None
+    max_positions = None
+    if config["mode"] != "audio":
+        text_config = config.get("text_config")
+        # GPT-2 names it n_positions, BERT max_position_embeddings
+        max_positions = text_config.get("n_positions", text_config.get("max_position_embeddings")) \
+            if isinstance(text_config, dict) else None
+        if not isinstance(max_positions, int) or isinstance(max_positions, bool) or max_positions < 1:
+            raise DataError(f"{source}: text_config must give the text encoder's positions (n_positions or "
+                            f"max_position_embeddings) as a whole number, got {max_positions!r:.60}")
     check_preprocessing(config.get("preprocessing"), source, max_positions)
 
 
@@ -124,9 +129,10 @@ class InputPreparer:
             except UnicodeEncodeError as exc:
                 raise DataError(f"{what}: text is not valid Unicode ({text[exc.start]!r} at character {exc.start}: "
                                 "bytes that are not UTF-8?)") from None
-        if not isinstance(text, str) or not normalize(text, self.prep["punctuation"]):
-            raise DataError(f"{what}: empty text (got {text!r}); every utterance needs its words")
-        return normalize(text, self.prep["punctuation"])
+        normalized = normalize(text, self.prep["punctuation"]) if isinstance(text, str) else ""
+        if not normalized:
+            raise DataError(f"{what}: empty text (got {text!r:.60}); every utterance needs its words")
+        return normalized
 
     def _audio(self, audio, sample_rate: int | None, what: str, speaker: int) -> np.ndarray:
         """Mono at the training rate, the end kept; with `channels: speaker` a stereo input gives the
@@ -146,7 +152,7 @@ class InputPreparer:
         else:
             raise DataError(f"{what}: audio must be a file path or a numpy array, got {type(audio).__name__}")
         check_full_scale(wave, what)
-        if len(wave) < int(0.05 * rate):
+        if len(wave) < int(MIN_SECONDS * rate):
             raise DataError(f"{what}: audio is shorter than 50 ms ({len(wave)} samples at {rate} Hz)")
         return segment_policy(wave, rate, self.prep["max_seconds"], self.prep["trim_vad_threshold"])[0]
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from turnfusion.errors import DataError
 
-# A recording's name: letters, digits, `_`, `-` and `.` (YouTube ids, file stems), not starting with `.` or `-`
-# (no hidden files, no `..`, nothing a command line reads as an option), at most 200 characters.
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}")
-NAME_RULE = "letters, digits, '_', '-' and '.' only, not starting with '.' or '-', at most 200 characters"
+# A recording's name: letters, digits, `_`, `-` and `.` (YouTube ids, which may start with `-`; file stems), not
+# starting with `.` (no hidden files, no `..`), at most 200 characters. It only ever becomes `<folder>/<name>.flac`
+# or a URL, never a command-line argument of its own.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,199}")
+NAME_RULE = "letters, digits, '_', '-' and '.' only, not starting with '.', at most 200 characters"
 
 
 def is_name(value) -> bool:

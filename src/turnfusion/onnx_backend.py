@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from turnfusion.errors import DataError
+from turnfusion.errors import DataError, one_line
 from turnfusion.inputs import InputPreparer, Remembered, check_model_config, class_probabilities
 from turnfusion.names import path_inside
 
@@ -170,7 +170,7 @@ def _json_object(path: Path) -> dict:
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: not JSON ({' '.join(str(exc).split())[:120]})") from None
+        raise DataError(f"{path}: not JSON ({one_line(exc, 120)})") from None
     if not isinstance(value, dict):
         raise DataError(f"{path}: not a JSON object")
     return value
@@ -192,7 +192,7 @@ def _session(path: Path, name: str, options):
     try:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own InvalidProtobuf / Fail / InvalidGraph types
-        raise DataError(f"{path}: not a loadable ONNX graph ({' '.join(str(exc).split())[:160]})") from None
+        raise DataError(f"{path}: not a loadable ONNX graph ({one_line(exc)})") from None
     inputs = {i.name for i in session.get_inputs()}
     if not inputs or not inputs <= GRAPH_INPUTS[name]:  # the exporter drops inputs a graph does not use (trp)
         raise DataError(f"{path}: takes inputs {sorted(inputs)}, but the {name} graph takes "
@@ -206,7 +206,7 @@ def _tokenizer(path: Path):
     try:
         return Tokenizer.from_file(str(path))
     except Exception as exc:  # tokenizers raises a bare Exception for a malformed file
-        raise DataError(f"{path}: not a tokenizer file ({' '.join(str(exc).split())[:160]})") from None
+        raise DataError(f"{path}: not a tokenizer file ({one_line(exc)})") from None
 
 
 class TurnSession:

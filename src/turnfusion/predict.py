@@ -20,8 +20,8 @@ import pandas as pd
 import torch
 
 from turnfusion.batch import predict_csv
+from turnfusion.errors import DataError, one_line
 from turnfusion.inputs import InputPreparer, Remembered, check_model_config, class_probabilities
-from turnfusion.schema import DataError
 from turnfusion.tokenize import encode_contexts, pad_right
 
 
@@ -37,8 +37,8 @@ def load_model(model_dir: str | Path):
         raise DataError(f"{model_dir}: not a trained model directory (no config.json)")
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{config_path}: not a model config ({exc})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{config_path}: not a model config ({one_line(exc)})") from None
     model_type = config.get("model_type") if isinstance(config, dict) else None
     if model_type != TurnFusionModel.config_class.model_type:
         raise DataError(f"{model_dir}: a {model_type!r} model, not a turnfusion model (models/text, models/audio "
@@ -50,7 +50,7 @@ def load_model(model_dir: str | Path):
         model, info = TurnFusionModel.from_pretrained(str(model_dir), output_loading_info=True, use_safetensors=True)
     except Exception as exc:  # safetensors, torch and transformers raise many types for a torn or foreign file
         raise DataError(f"{weights}: cannot be loaded as the model config.json describes "
-                        f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
+                        f"({type(exc).__name__}: {one_line(exc, 200)})") from None
     for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
         if info.get(kind):
             keys = sorted(str(k) for k in info[kind])
@@ -69,7 +69,7 @@ def load_tokenizer(model_dir: Path):
     try:
         return PreTrainedTokenizerFast.from_pretrained(str(model_dir))
     except Exception as exc:  # tokenizers raises a bare Exception for a malformed file
-        raise DataError(f"{path}: not a tokenizer ({' '.join(str(exc).split())[:160]})") from None
+        raise DataError(f"{path}: not a tokenizer ({one_line(exc)})") from None
 
 
 class TurnPredictor:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from turnfusion.errors import DataError
+from turnfusion.errors import DataError, one_line
 from turnfusion.names import NAME_RULE, is_name
 
 log = logging.getLogger(__name__)
@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 KEEP, SHIFT, BACKCHANNEL = 0, 1, 2
 LABEL_NAMES = {KEEP: "keep", SHIFT: "shift", BACKCHANNEL: "backchannel"}
 UTTERANCE_COLUMNS = ["video_id", "sentence_id", "text", "label", "start", "end", "speaker"]
+CONFLICT_KEY = ["video_id", "start", "end", "speaker"]  # one window: the same audio
 
 
 def read_utterances(path: Path | str) -> pd.DataFrame:
@@ -34,7 +35,7 @@ def read_utterances(path: Path | str) -> pd.DataFrame:
         table = pd.read_csv(path, dtype={"video_id": str, "sentence_id": str, "text": str}, keep_default_na=False,
                             na_values=[""])
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataError(f"{path}: not a readable CSV ({' '.join(str(exc).split())[:200]})") from None
+        raise DataError(f"{path}: not a readable CSV ({one_line(exc, 200)})") from None
     missing = [c for c in UTTERANCE_COLUMNS if c not in table.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; expected {UTTERANCE_COLUMNS}")
@@ -42,7 +43,7 @@ def read_utterances(path: Path | str) -> pd.DataFrame:
     bad = table.index[~labels.isin(list(LABEL_NAMES))]
     if len(bad):
         row = bad[0]
-        raise DataError(f"{path}: row {row + 2} ({table.at[row, 'sentence_id']}): label "
+        raise DataError(f"{path}: row {row + 2} ({table.at[row, 'sentence_id']!r:.80}): label "
                         f"'{table.at[row, 'label']}' is not one of {sorted(LABEL_NAMES)} "
                         f"({len(bad)} bad row(s) in all)")
     table["label"] = labels.astype(int)
@@ -68,7 +69,7 @@ def check_video_ids(table: pd.DataFrame, path: Path | str) -> None:
     bad = table.index[table.video_id.map(lambda v: is_video_id(v) and not is_name(v)).astype(bool)]
     if len(bad):
         row = bad[0]
-        raise DataError(f"{path}: row {row + 2} ({table.at[row, 'sentence_id']}): video_id "
+        raise DataError(f"{path}: row {row + 2} ({table.at[row, 'sentence_id']!r:.80}): video_id "
                         f"{table.at[row, 'video_id']!r:.80} is not a name ({NAME_RULE}; {len(bad)} such row(s))")
 
 
@@ -92,9 +93,10 @@ def conversation_order(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def content_hash(table: pd.DataFrame) -> pd.Series:
-    """Per row: a 64-bit hash of what was said and when (text, start, end, speaker), never of its label or id."""
+    """Per row: a 64-bit hash of what was said and when (text, start, end, speaker, as numbers: the same whatever
+    the columns' types), never of its label or id."""
     def one(text, start, end, speaker) -> int:
-        key = f"{text}\x1f{start!r}\x1f{end!r}\x1f{speaker!r}".encode("utf-8", "surrogatepass")
+        key = f"{text}\x1f{float(start)!r}\x1f{float(end)!r}\x1f{float(speaker)!r}".encode("utf-8", "surrogatepass")
         return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
 
     return pd.Series([one(*row) for row in zip(table["text"], table["start"], table["end"], table["speaker"],
@@ -104,8 +106,8 @@ def content_hash(table: pd.DataFrame) -> pd.Series:
 def conflicting_labels(table: pd.DataFrame) -> pd.Series:
     """Per row: whether another row of its conversation is the same window (start, end, speaker: the same audio)
     with another label. MM-F2F has such windows, mostly with the same words too: one input, two answers."""
-    key = ["video_id", "start", "end", "speaker"]
-    return table.groupby(key, dropna=False)["label"].transform("nunique").gt(1).reindex(table.index, fill_value=False)
+    labels = table.groupby(CONFLICT_KEY, dropna=False)["label"].transform("nunique")
+    return labels.gt(1).reindex(table.index, fill_value=False)
 
 
 def row_problem(row) -> str:
@@ -115,6 +117,6 @@ def row_problem(row) -> str:
         return "empty_video_id"
     if row.speaker not in (0, 1):
         return "bad_speaker"
-    if not isinstance(row.text, str) or not re.search(r"\w", row.text):
+    if not isinstance(row.text, str) or not re.search(r"[^\W_]", row.text):  # `_` alone normalises to nothing
         return "empty_text"
     return ""

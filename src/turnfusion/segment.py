@@ -22,6 +22,7 @@ import pandas as pd
 from turnfusion.arrays import NpyRows
 from turnfusion.audio import keep_end, read_resampled, recording_path, select_channel
 from turnfusion.schema import (
+    CONFLICT_KEY,
     LABEL_NAMES,
     DataError,
     conflicting_labels,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 AUDIO_FILE, INDEX_FILE = "audio.npy", "segments.parquet"
 TIME_TOLERANCE_S = 0.05  # annotations may end a few ms past the last sample
+MIN_SECONDS = 0.05  # a shorter utterance is no input, in training (skipped) as in prediction (refused)
 LISTENER_WINDOW_S = 0.15  # the end of an utterance where a listener heard in the input would leak the answer
 
 
@@ -86,6 +88,8 @@ def timestamp_problem(start: float, end: float, duration: float) -> str | None:
         return "negative_start"
     if start >= end:
         return "start_not_before_end"
+    if end - start < MIN_SECONDS:
+        return "shorter_than_50ms"
     if start >= duration or end > duration + TIME_TOLERANCE_S:
         return "beyond_recording"
     return None
@@ -166,11 +170,9 @@ def build_store(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: Segmen
     skipped += [{"sentence_id": s, "video_id": "", "reason": "empty_video_id", "detail": ""}
                 for s in table.sentence_id[no_video]]
     table = table[~no_video]
-    if cfg.conflicting_labels == "drop":  # counted by `segment` whether kept or dropped
-        conflicting = conflicting_labels(table)
-        skipped += [{"sentence_id": r.sentence_id, "video_id": r.video_id, "reason": "conflicting_labels",
-                     "detail": f"label {r.label}"} for r in table[conflicting].itertuples(index=False)]
-        table = table[~conflicting]
+    # `drop`: such rows stay in the store, so other rows' history (the inputs) never depends on labels, but are
+    # `excluded` from training and scoring (`datasets.utterance_table`)
+    table = table.assign(excluded=conflicting_labels(table) & (cfg.conflicting_labels == "drop"))
     offset = 0
     # one recording in memory at a time; the cut audio goes straight to disk, so memory stays flat with corpus size.
     # Each file is written under a temporary name, then renamed: an interrupted run never leaves a torn store.
@@ -217,10 +219,11 @@ def segment(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: SegmentCon
     given = "split" in table.columns
     table = add_split_column(table, split.val_fraction, split.test_fraction, split.seed)
     conflicts = conflicting_labels(table)
-    groups = table[conflicts].groupby(["video_id", "start", "end", "speaker"]).ngroups if conflicts.any() else 0
+    groups = table[conflicts].groupby(CONFLICT_KEY, dropna=False).ngroups
     if groups:
         log.warning("%d identical window(s) with different labels (%d rows), %s (segment.conflicting_labels)",
-                    groups, int(conflicts.sum()), "dropped" if cfg.conflicting_labels == "drop" else "kept")
+                    groups, int(conflicts.sum()),
+                    "excluded from training and scoring" if cfg.conflicting_labels == "drop" else "kept")
     index, skipped = build_store(table, audio_dir, out_dir, cfg)
     empty = [name for name in SPLITS if not (index.split == name).any()]
     if empty:
@@ -228,6 +231,7 @@ def segment(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: SegmentCon
                "too few conversations for split.val_fraction / split.test_fraction")
         raise DataError(f"split(s) {empty} have no usable utterance ({fix})")
     report = {"utterances": len(index), "skipped": len(skipped), "conflicting_label_groups": groups,
+              "excluded_conflicting": int(index.excluded.sum()),
               **(trim_report(index.trimmed_s.to_numpy()) if cfg.trim_to_speech else {}),
               **{f"skipped_{r}": int(n) for r, n in skipped.reason.value_counts().items()},
               "seconds": round(float(index.n_samples.sum() / cfg.sample_rate), 1),

@@ -21,12 +21,12 @@ from tqdm import tqdm
 from turnfusion.datasets import collate_cached, collate_raw, collate_text_training
 from turnfusion.distributed import Processes, processes
 from turnfusion.embed import load_encoders
+from turnfusion.errors import DataError, one_line
 from turnfusion.loop import autocast, seed_everything
 from turnfusion.losses import classification_loss, distillation_loss, experts_loss
 from turnfusion.metrics import classification_report
 from turnfusion.models import TurnFusionModel
 from turnfusion.models.fusion import product_of_experts
-from turnfusion.schema import DataError
 from turnfusion.segment import trim_threshold
 
 if TYPE_CHECKING:
@@ -300,7 +300,7 @@ def load_checkpoint(path: Path) -> dict:
     try:
         return torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # pickle.UnpicklingError for a payload, RuntimeError / EOFError for a torn file
-        reason = " ".join(str(exc).split())[:160]
+        reason = one_line(exc)
         raise DataError(f"{path}: not a checkpoint of plain tensors and values, refused ({type(exc).__name__}: "
                         f"{reason}); delete it to train from the start") from None
 
