@@ -68,6 +68,8 @@ def test_names_outside_the_allowed_set_fail_at_load_naming_the_param(cls, key, v
     (TextConfig, "max_length", 0, "text.max_length must be >= 1, got 0"),
     (TextConfig, "max_length", -5, "text.max_length must be >= 1, got -5"),
     (TextConfig, "n_previous", -1, "text.n_previous must be >= 0, got -1"),
+    (TextConfig, "n_previous", 65, "text.n_previous must be <= 64, got 65"),
+    (ModelConfig, "audio_segments", 66, "model.audio_segments must be <= 65, got 66"),
     (DownloadConfig, "retries", "many", "download.retries must be int, got 'many'"),
     (DownloadConfig, "timeout_s", -3, "download.timeout_s must be > 0, got -3"),
     (SplitConfig, "val_fraction", 0.9, r"split.val_fraction \+ split.test_fraction must be < 1"),

@@ -215,6 +215,10 @@ def listed_outside(folder: Path) -> None:
      r"config.json: preprocessing.max_length must be a whole number from 1 to the text encoder's 32"),
     (lambda d: edit_json(d / "config.json", lambda c: c.update(audio_pooling="median")), True,
      r"config.json: audio_pooling must be one of"),
+    (lambda d: edit_json(d / "config.json", lambda c: c.update(audio_segments=10**9)), True,
+     r"config.json: audio_segments must be a whole number from 1 to 65, got 1000000000"),
+    (lambda d: edit_json(d / "config.json", lambda c: c["preprocessing"].update(n_previous=10**6)), True,
+     r"config.json: preprocessing.n_previous must be a whole number from 0 to 64"),
     (lambda d: (d / "tokenizer.json").write_text("{"), True, r"tokenizer.json: not a tokenizer file"),
     (lambda d: (d / "tokenizer.json").unlink(), False, r"tokenizer.json: missing \(listed in manifest.json\)"),
 ])

@@ -8,3 +8,4 @@ FUSION_HEADS = ("concat", "gated", "tensor", "experts", "experts_concat")
 SPLITS = ("train", "val", "test")
 POOL = "pool"  # a source's rows without a split of their own: split by conversation with the `split` params
 ENCODER_SCHEDULES = ("frozen", "text", "gradual", "full")  # train.encoders: which encoders train, and when
+MAX_CONTEXT = 64  # previous utterances a model may read (text or audio): a bound a crafted model config cannot pass

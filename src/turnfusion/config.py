@@ -15,7 +15,15 @@ import typing
 from dataclasses import dataclass
 from typing import ClassVar
 
-from turnfusion.choices import AUDIO_POOLINGS, ENCODER_SCHEDULES, FUSION_HEADS, POOL, SPLITS, TEXT_POOLINGS
+from turnfusion.choices import (
+    AUDIO_POOLINGS,
+    ENCODER_SCHEDULES,
+    FUSION_HEADS,
+    MAX_CONTEXT,
+    POOL,
+    SPLITS,
+    TEXT_POOLINGS,
+)
 from turnfusion.schema import DataError
 
 
@@ -31,6 +39,11 @@ def _one_of(section: str, name: str, value, allowed) -> None:
 def _at_least(section: str, name: str, value, low, strictly: bool = False) -> None:
     if value < low or (strictly and value == low):
         raise ParamsError(f"params.yaml: {section}.{name} must be {'>' if strictly else '>='} {low}, got {value!r}")
+
+
+def _at_most(section: str, name: str, value, high) -> None:
+    if value > high:
+        raise ParamsError(f"params.yaml: {section}.{name} must be <= {high}, got {value!r}")
 
 
 def _fraction(section: str, name: str, value, open_interval: bool = False) -> None:
@@ -176,6 +189,7 @@ class TextConfig:
         _at_least(self.section, "vocab_size", self.vocab_size, 262)  # 256 bytes + our 5 special tokens + 1
         _at_least(self.section, "max_length", self.max_length, 1)
         _at_least(self.section, "n_previous", self.n_previous, 0)
+        _at_most(self.section, "n_previous", self.n_previous, MAX_CONTEXT)
 
 
 @dataclass(frozen=True)
@@ -251,6 +265,7 @@ class ModelConfig:
         _one_of(self.section, "text_pooling", self.text_pooling, TEXT_POOLINGS)
         _one_of(self.section, "audio_pooling", self.audio_pooling, AUDIO_POOLINGS)
         _one_of(self.section, "fusion_head", self.fusion_head, FUSION_HEADS)
+        _at_most(self.section, "audio_segments", self.audio_segments, MAX_CONTEXT + 1)
         for name in ("last_k", "audio_segments", "hidden_size", "tensor_rank"):
             _at_least(self.section, name, getattr(self, name), 1)
         _fraction(self.section, "modality_dropout", self.modality_dropout)

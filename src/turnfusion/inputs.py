@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from turnfusion.audio import load_mono, resample, select_channel
-from turnfusion.choices import AUDIO_POOLINGS, FUSION_HEADS, MODES, TEXT_POOLINGS
+from turnfusion.choices import AUDIO_POOLINGS, FUSION_HEADS, MAX_CONTEXT, MODES, TEXT_POOLINGS
 from turnfusion.errors import DataError
 from turnfusion.schema import LABEL_NAMES
 from turnfusion.segment import MIN_SECONDS, segment_policy
@@ -59,8 +59,8 @@ def check_preprocessing(prep, source: str, max_positions: int | None = None) -> 
         raise bad("trim_vad_threshold", "null or a number strictly between 0 and 1")
     if not whole("max_length", 1) or (max_positions is not None and prep["max_length"] > max_positions):
         raise bad("max_length", f"a whole number from 1 to the text encoder's {max_positions or 'n_positions'}")
-    if not whole("n_previous", 0):
-        raise bad("n_previous", "a whole number >= 0")
+    if not whole("n_previous", 0) or prep["n_previous"] > MAX_CONTEXT:
+        raise bad("n_previous", f"a whole number from 0 to {MAX_CONTEXT}")
     if prep["punctuation"] not in PUNCTUATION_POLICIES:
         raise bad("punctuation", f"one of {list(PUNCTUATION_POLICIES)}")
     if not isinstance(prep["trim_overlap"], bool):
@@ -97,10 +97,10 @@ def check_model_config(config: dict, source: str) -> None:
                          ("fusion_head", FUSION_HEADS)):
         if config.get(key) not in allowed:
             raise DataError(f"{source}: {key} must be one of {list(allowed)}, got {config.get(key)!r:.60}")
-    for key in ("audio_segments", "last_k"):
+    for key, most in (("audio_segments", MAX_CONTEXT + 1), ("last_k", 10_000)):
         value = config.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise DataError(f"{source}: {key} must be a whole number >= 1, got {value!r:.60}")
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+            raise DataError(f"{source}: {key} must be a whole number from 1 to {most}, got {value!r:.60}")
     if not isinstance(config.get("use_trp"), bool):
         raise DataError(f"{source}: use_trp must be true or false, got {config.get('use_trp')!r:.60}")
     max_positions = None
