@@ -59,8 +59,9 @@ def load_model(model_dir: str | Path):
     return model
 
 
-def load_tokenizer(model_dir: Path):
-    """The tokenizer saved beside a model (tokenizer.json), or a DataError naming the folder."""
+def saved_tokenizer(model_dir: Path):
+    """The tokenizer saved beside a trained model (tokenizer.json), or a DataError naming the file. Not
+    `tokenize.load_tokenizer`, which prepares a pretrained one for training (adds our special tokens)."""
     from transformers import PreTrainedTokenizerFast
 
     path = model_dir / "tokenizer.json"
@@ -76,7 +77,7 @@ class TurnPredictor:
     def __init__(self, model_dir: str | Path, device: str = "cpu"):
         model_dir = Path(model_dir)
         self.model = load_model(model_dir).to(device).eval()
-        self.tokenizer = load_tokenizer(model_dir) if self.model.config.uses_text else None
+        self.tokenizer = saved_tokenizer(model_dir) if self.model.config.uses_text else None
         self.prep = self.model.config.preprocessing
         self.inputs = InputPreparer(self.prep, self.model.config.uses_audio, self.model.config.audio_segments)
         self.context_length = self.inputs.context_length
