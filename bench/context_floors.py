@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from turnfusion.floors import FLOORS, cross_validated_macro_f1, floor_classifier, skeleton
+from turnfusion.floors import TEXT_FLOORS, cross_validated_macro_f1, floor_classifier, skeleton
 from turnfusion.schema import read_utterances
 from turnfusion.text import build_contexts
 
@@ -68,7 +68,7 @@ def main() -> None:
           f"trim_overlap {args.trim_overlap}; {args.folds}-fold CV grouped by video, class-balanced logistic "
           "regression")
     print("| classifier of | macro F1 |\n|---|---|")
-    rows = {**{name: floor_classifier(name) for name in FLOORS},
+    rows = {**{name: floor_classifier(name) for name in TEXT_FLOORS},
             "words of the current utterance (TF-IDF 1-2 grams)": words_classifier(False),
             "skeleton + words": words_classifier(True)}
     for name, classifier in rows.items():

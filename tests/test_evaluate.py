@@ -100,3 +100,20 @@ def test_slice_reports_score_each_model_on_the_overlap_and_channel_slices():
     assert slices["leaky"]["stereo"]["macro_f1"] == 1.0 and slices["leaky"]["mono"]["backchannel_recall"] == 0.0
     assert slices["leaky"]["mono_overlap"]["backchannel_recall"] == 0.0
     assert set(slice_reports(table.drop(columns="overlap"), {"perfect": perfect})["n"]) == {"stereo", "mono"}
+
+
+def test_floor_inputs_give_each_row_its_context_and_the_rendering_of_its_own_segment(tmp_path):
+    from pipeline import build
+
+    from turnfusion.evaluate import floor_inputs
+    from turnfusion.floors import RENDERING_COLUMNS, frame_levels
+
+    pipe = build(tmp_path / "p")
+    table = pipe.table.reset_index(drop=True)
+    train, test = floor_inputs(table, table.iloc[::-1], pipe.tokens, pipe.store)
+    contexts = pipe.tokens.index.set_index("sentence_id")["context"]
+    assert (train.context == train.sentence_id.map(contexts)).all() and train.context.str.len().gt(0).all()
+    own = int(table.audio_rows[0][0])  # the current utterance's segment, not a predecessor's
+    assert train.r_seconds[0] == len(frame_levels(pipe.store.waveform(own), pipe.store.sample_rate)) * 0.02
+    assert np.array_equal(test.loc[train.index, RENDERING_COLUMNS], train[RENDERING_COLUMNS])  # aligned by index
+    assert (train.r_speech_s <= train.r_seconds).all() and train.r_speech_s.gt(0).any()

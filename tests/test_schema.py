@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import utterance_table
@@ -54,3 +55,13 @@ def test_a_binary_file_is_a_one_line_error(tmp_path):
     (tmp_path / "u.csv").write_bytes(bytes(range(256)) * 8)
     with pytest.raises(DataError, match="u.csv: not a readable CSV"):
         read_utterances(tmp_path / "u.csv")
+
+
+def test_an_audio_span_needs_both_of_its_columns(tmp_path):
+    csv = tmp_path / "t.csv"
+    csv.write_text("video_id,sentence_id,text,label,start,end,speaker,audio_start\nv,v_0_0,hi,0,1,2,0,0.5\n")
+    with pytest.raises(DataError, match="t.csv: column 'audio_start' without 'audio_end'; give both"):
+        read_utterances(csv)
+    csv.write_text("video_id,sentence_id,text,label,start,end,speaker,audio_start,audio_end\nv,v_0_0,hi,0,1,2,0,0.5,x\n")
+    table = read_utterances(csv)
+    assert table.audio_start[0] == 0.5 and np.isnan(table.audio_end[0])  # counted as nan_timestamp where cut

@@ -113,6 +113,18 @@ def test_cut_row_validates_cuts_and_keeps_the_end():
     assert cut_row(recording, 16000, empty, "mix") == (None, "empty_text")
 
 
+def test_a_row_with_an_audio_span_is_cut_there_and_its_annotated_window_still_checked():
+    recording = np.arange(48000, dtype=np.float32)[:, None]  # 3 s at 16 kHz, mono
+    rows = utterance_table([("v", "a", "words", 0, 10.0, 12.0, 0), ("v", "b", "words", 0, 12.0, 11.0, 0),
+                            ("v", "c", "words", 0, 1.0, 2.0, 0)])
+    rows = rows.assign(audio_start=[0.5, 0.5, 2.5], audio_end=[1.0, 1.0, 9.0])
+    spanned, backwards, late = rows.itertuples(index=False)
+    wave, problem = cut_row(recording, 16000, spanned, "mix")  # annotated at 10-12 s, its audio at 0.5-1 s
+    assert problem == "" and wave.tolist() == np.arange(8000, 16000).tolist()
+    assert cut_row(recording, 16000, backwards, "mix") == (None, "start_not_before_end")
+    assert cut_row(recording, 16000, late, "mix") == (None, "beyond_recording")
+
+
 def test_every_row_is_in_the_store_or_skipped_with_its_reason(recording_dir, tmp_path):
     samples = tone(3, 16000)
     samples[20000] = np.nan  # one bad sample in the second second

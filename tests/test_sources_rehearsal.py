@@ -1,42 +1,49 @@
-import pytest
+import numpy as np
 from conftest import rms_db, utterance_table
 
 from turnfusion.schema import conversation_order
-from turnfusion.sources.rehearsal import SAMPLE_RATE, render_video, unspoken_words
+from turnfusion.sources.demo import map_in_fresh_processes
+from turnfusion.sources.rehearsal import GAP_S, SAMPLE_RATE, render_video
 
-
-@pytest.mark.parametrize("previous, words, unspoken", [
-    ("", "so we went there", "so we went there"),
-    ("so we went there", "went there and came back", "and came back"),  # a repeated prefix
-    ("so we went there and came back", "went there", ""),  # wholly said already
-    ("went there", "so we went there and came back", "and came back"),  # the row contains its predecessor
-    ("i said", "i was there", "i was there"),  # one shared word is chance
-])
-def test_unspoken_words(previous, words, unspoken):
-    assert unspoken_words(previous.split(), words.split()) == unspoken.split()
+ROWS = [
+    ("v", "v_0_0", "so we went to the market yesterday", 0, 0.5, 3.0, 0),
+    ("v", "v_1_0", "went to the market yesterday and it was nice", 1, 2.0, 4.5, 0),  # overlaps the row before
+    ("v", "v_2_0", "yeah", 2, 4.3, 5.0, 1),  # the listener, overlapping the end
+    ("v", "v_0_1", "it was nice", 0, 4.0, 4.4, 0),  # wholly said by an earlier row
+    ("v", "v_1_1", " ".join(["word"] * 30), 1, 6.0, 7.0, 1),  # far too long for its window
+    ("v", "v_0_2", "", 0, 8.0, 8.5, 1),  # no words: not renderable
+]
 
 
 def level(audio, channel, start, end):
     return rms_db(audio[int(start * SAMPLE_RATE): int(end * SAMPLE_RATE), channel])
 
 
-def test_each_row_is_spoken_in_its_window_on_its_speakers_channel():
-    rows = conversation_order(utterance_table([
-        ("v", "v_0_0", "so we went to the market yesterday", 0, 0.5, 3.0, 0),
-        ("v", "v_1_0", "went to the market yesterday and it was nice", 1, 2.0, 4.5, 0),  # overlaps: only new words
-        ("v", "v_2_0", "yeah", 2, 4.3, 5.0, 1),  # the listener, on the other channel, overlapping the end
-        ("v", "v_0_1", "it was nice", 0, 4.0, 4.4, 0),  # wholly repeated: silent
-        ("v", "v_1_1", " ".join(["word"] * 60), 1, 6.0, 7.0, 1),  # far too long for its window
-        ("v", "v_0_2", "bad", 0, 8.0, 7.5, 1),  # end before start: not renderable
-    ]))
-    audio, counts = render_video(rows, seed=1)
-    assert audio.shape[1] == 2 and abs(len(audio) - 8.0 * SAMPLE_RATE) < 50  # the last row ends at 7 s, + 1 s
-    assert counts == {"rows": 6, "spoken": 4, "repeated": 1, "no_window": 0, "faster": 1, "cut": 1,
-                      "not_renderable": 1}
-    noise = level(audio, 1, 0.0, 0.4)
-    assert level(audio, 0, 2.5, 3.0) > noise + 20  # speaker 0 speaks up to the end of each row
-    assert level(audio, 0, 4.0, 4.5) > noise + 20
-    assert level(audio, 1, 0.5, 4.2) < noise + 3  # the listener's channel is silent until the backchannel
-    assert level(audio, 1, 4.5, 5.0) > noise + 20
-    assert level(audio, 0, 5.2, 5.9) < noise + 3 and level(audio, 1, 5.2, 5.9) < noise + 3  # a gap
-    assert level(audio, 1, 6.0, 7.0) > noise + 20 and level(audio, 1, 7.1, 8.0) < noise + 3  # cut to its window
+def test_each_row_is_its_own_full_clip_on_its_speakers_channel_whatever_the_windows():
+    rows = conversation_order(utterance_table(ROWS))
+    audio, spans, counts = render_video(rows, seed=1)
+    assert counts == {"rows": 6, "spoken": 5, "not_renderable": 1}
+    assert audio.shape[1] == 2 and "v_0_2" not in set(spans.sentence_id)
+    spans = spans.set_index("sentence_id")
+    starts, ends = spans.audio_start.to_numpy(), spans.audio_end.to_numpy()
+    assert np.all(starts[1:] - ends[:-1] > GAP_S - 0.01)  # one clip after another, never overlapping
+    assert abs(len(audio) / SAMPLE_RATE - (ends[-1] + GAP_S)) < 0.01
+    noise = level(audio, 0, 0.0, GAP_S - 0.05)
+    for sentence_id, (start, end) in spans.iterrows():
+        speaker = int(rows.set_index("sentence_id").speaker[sentence_id])
+        assert level(audio, speaker, start, end) > noise + 20, sentence_id  # spoken, even if "already said"
+        assert level(audio, 1 - speaker, start, end) < noise + 3, sentence_id  # the listener's channel: no speech
+    # no row is sped up or cut to its window: 30 words take about 30 times as long as one word, at one rate
+    seconds = spans.audio_end - spans.audio_start
+    assert seconds["v_1_1"] > 5.0 and seconds["v_2_0"] < 0.8
+
+
+def test_a_rows_audio_never_depends_on_its_label_or_its_window():
+    rows = conversation_order(utterance_table(ROWS))
+    relabelled = rows.assign(label=(rows.label + 1) % 3, end=rows.end + np.arange(len(rows)) * 0.3,
+                             sentence_id=rows.sentence_id + "x")
+    # each in a fresh process, as the source stage renders a video (eSpeak NG keeps state between utterances)
+    (first, first_spans, _), (second, second_spans, _) = map_in_fresh_processes(
+        render_video, [(rows, 7), (relabelled, 7)], workers=1)
+    assert np.array_equal(first, second)
+    assert np.array_equal(first_spans[["audio_start", "audio_end"]], second_spans[["audio_start", "audio_end"]])

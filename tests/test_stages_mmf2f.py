@@ -73,6 +73,27 @@ def talk(video_id, n, shift_every=3):
     return rows
 
 
+TIMELINE_RATE = 16000
+
+
+def timeline_recording(table):
+    """A stereo recording as a camera would give it: each row's words end at its annotated `end`, on its
+    speaker's channel, over a little noise."""
+    import numpy as np
+    import soxr
+
+    from turnfusion.sources import speech
+
+    rate = speech.sample_rate()
+    tracks = np.zeros((2, int((table.end.max() + 1.0) * rate)), dtype=np.float32)
+    for row in table.itertuples():
+        clip = speech.speak(row.text)[: int((row.end - row.start) * rate)]
+        end = int(row.end * rate)
+        tracks[row.speaker, end - len(clip): end] += clip
+    audio = soxr.resample(tracks.T, rate, TIMELINE_RATE)
+    return (audio + np.random.default_rng(0).normal(0, 1e-3, audio.shape)).astype(np.float32)
+
+
 def run_front(tmp_path):
     """source -> download -> drop_silent -> segment, as dvc.yaml runs them; returns the segment stage's result."""
     stages = [("source", "--out", "data/source"),
@@ -95,9 +116,6 @@ def test_local_recordings_of_any_container_run_the_real_path_with_every_bad_row_
     import soundfile as sf
     from conftest import utterance_table
 
-    from turnfusion.schema import conversation_order
-    from turnfusion.sources.rehearsal import SAMPLE_RATE, render_video
-
     videos = tmp_path / "videos"
     videos.mkdir()
     rows = []
@@ -107,10 +125,10 @@ def test_local_recordings_of_any_container_run_the_real_path_with_every_bad_row_
         rows += talk(video_id, 8)
         if suffix is None:
             continue  # vidE: annotated, but nobody has its recording
-        audio, _ = render_video(conversation_order(table), seed=3)
+        audio = timeline_recording(table)
         if video_id == "vidD":
-            audio = audio[: int(8.0 * SAMPLE_RATE)]  # the recording stops before its last rows
-        sf.write(videos / f"{video_id}{suffix}", audio, SAMPLE_RATE)
+            audio = audio[: int(8.0 * TIMELINE_RATE)]  # the recording stops before its last rows
+        sf.write(videos / f"{video_id}{suffix}", audio, TIMELINE_RATE)
     rows.append(("vidA", "vidA_0_99", "far beyond the end", 0, 300.0, 302.0, 0))
     pd.DataFrame(rows, columns=["video_id", "sentence_id", "text", "label", "start", "end", "speaker"]).to_csv(
         tmp_path / "pool.csv", index=False)
@@ -144,6 +162,8 @@ def test_the_rehearsal_speaks_an_annotation_table_and_the_real_path_runs_on_it(t
     assert rehearsal["videos"] == 4 and rehearsal["spoken"] == 24 and "no real turn-taking cue" in rehearsal["note"]
     assert reports["download"]["downloaded"] == 4 and reports["drop_silent"]["kept"] == 4
     assert reports["segment"]["utterances"] == 24 and reports["segment"]["skipped"] == 0
+    spoken = pd.read_csv(tmp_path / "data/source/utterances.csv")
+    assert spoken.audio_start.notna().all() and (spoken.audio_end > spoken.audio_start).all()
 
 
 def test_a_sentence_id_in_two_annotation_files_is_a_one_line_error(tmp_path):

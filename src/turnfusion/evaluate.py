@@ -14,7 +14,7 @@ from sklearn.metrics import f1_score
 
 from turnfusion.audio import telephone
 from turnfusion.datasets import RawExamples, collate_raw, examples_for, load_utterances
-from turnfusion.floors import FLOORS, floor_probabilities
+from turnfusion.floors import FLOORS, floor_probabilities, frame_levels, rendering_features, speech_threshold
 from turnfusion.inputs import Remembered
 from turnfusion.loop import pick_device
 from turnfusion.metrics import classification_report, confusion
@@ -149,6 +149,20 @@ def save_figures(predictions: pd.DataFrame, reports: dict[str, dict], out_dir: P
     return paths
 
 
+def floor_inputs(train: pd.DataFrame, test: pd.DataFrame, tokens: PackedTokens,
+                 store: SegmentStore) -> list[pd.DataFrame]:
+    """`train` and `test` with what the no-cue floors read: each row's context string and the rendering features
+    of its own segment (`floors.rendering_features`, the speech threshold set on train)."""
+    contexts = tokens.index.set_index("sentence_id")["context"]
+    levels = [[frame_levels(store.waveform(int(rows[0])), store.sample_rate) for rows in t.audio_rows]
+              for t in (train, test)]
+    threshold = speech_threshold(levels[0])
+    return [t.assign(context=t.sentence_id.map(contexts),
+                     **rendering_features(lv, t.text.map(lambda x: len(str(x).split())).to_numpy(), threshold)
+                     .set_index(t.index))
+            for t, lv in zip((train, test), levels, strict=True)]
+
+
 def evaluate(models: dict[str, Path], segments: Path, tokens: Path, trp: Path, embeddings: Path, out_dir: Path,
              model_cfg: ModelConfig, train_cfg: TrainConfig, exported: dict[str, Path] | None = None) -> dict:
     """The evaluate stage: test predictions of every model (`{name: directory}`) and of the baselines, metrics,
@@ -161,9 +175,7 @@ def evaluate(models: dict[str, Path], segments: Path, tokens: Path, trp: Path, e
     threshold = fit_trp_threshold(val.trp.to_numpy(), val.label.to_numpy())
     probabilities["trp_threshold"] = trp_baseline(test.trp.to_numpy(), threshold)
     probabilities["tfidf_logreg"], tfidf_c = tfidf_baseline(train, val, test)
-    contexts = token_store.index.set_index("sentence_id")["context"]
-    probabilities.update(floor_probabilities(*(t.assign(context=t.sentence_id.map(contexts)) for t in (train, test)),
-                                             len(LABEL_NAMES)))
+    probabilities.update(floor_probabilities(*floor_inputs(train, test, token_store, store), len(LABEL_NAMES)))
     device = pick_device(train_cfg.device)
     for name, directory in models.items():
         model = load_model(directory).to(device)

@@ -18,6 +18,9 @@ KEEP, SHIFT, BACKCHANNEL = 0, 1, 2
 LABEL_NAMES = {KEEP: "keep", SHIFT: "shift", BACKCHANNEL: "backchannel"}
 UTTERANCE_COLUMNS = ["video_id", "sentence_id", "text", "label", "start", "end", "speaker"]
 CONFLICT_KEY = ["video_id", "start", "end", "speaker"]  # one window: the same audio
+# optional: where a row's audio lies in its recording when not at its annotated start / end (the rehearsal speaks
+# each row into a clip of its own); start / end still order the conversation
+AUDIO_SPAN_COLUMNS = ["audio_start", "audio_end"]
 
 
 def read_utterances(path: Path | str) -> pd.DataFrame:
@@ -47,7 +50,11 @@ def read_utterances(path: Path | str) -> pd.DataFrame:
                         f"'{table.at[row, 'label']}' is not one of {sorted(LABEL_NAMES)} "
                         f"({len(bad)} bad row(s) in all)")
     table["label"] = labels.astype(int)
-    for col in ("start", "end", "speaker"):
+    span = [c for c in AUDIO_SPAN_COLUMNS if c in table.columns]
+    if span and len(span) < len(AUDIO_SPAN_COLUMNS):
+        other = next(c for c in AUDIO_SPAN_COLUMNS if c not in span)
+        raise DataError(f"{path}: column {span[0]!r} without {other!r}; give both {AUDIO_SPAN_COLUMNS} or neither")
+    for col in ("start", "end", "speaker", *span):
         table[col] = pd.to_numeric(table[col], errors="coerce")
     if table["speaker"].isin([0, 1]).all():
         table["speaker"] = table["speaker"].astype(int)
@@ -60,6 +67,14 @@ def read_utterances(path: Path | str) -> pd.DataFrame:
         log.warning("%s: %d row(s) with %s, skipped where used, e.g. row %d (%s)", path, len(rows), reason,
                     rows[0] + 2, table.at[rows[0], "sentence_id"])
     return table
+
+
+def audio_span(row) -> tuple[float, float]:
+    """(start, end) in seconds of a row's audio in its recording: `audio_start` / `audio_end` where the table
+    has them, else the annotated start / end."""
+    if hasattr(row, "audio_start"):
+        return row.audio_start, row.audio_end
+    return row.start, row.end
 
 
 def check_video_ids(table: pd.DataFrame, path: Path | str) -> None:

@@ -25,6 +25,7 @@ from turnfusion.schema import (
     CONFLICT_KEY,
     LABEL_NAMES,
     DataError,
+    audio_span,
     conflicting_labels,
     conversation_order,
     has_video_id,
@@ -100,14 +101,17 @@ def cut_row(recording: np.ndarray, rate: int, row, channels: str) -> tuple[np.nd
     timestamp problem, or non-finite samples): the one cut-and-validate policy of the segment stage and of
     batch prediction; `segment_policy` then shapes the cut.
 
-    `recording`: (samples, channels) at `rate`; `row` has start, end, text and speaker; `channels`: "mix"
+    `recording`: (samples, channels) at `rate`; `row` has start, end, text and speaker, and where its audio is
+    elsewhere in the recording `audio_start` / `audio_end` (`schema.audio_span`); `channels`: "mix"
     averages the channels, "speaker" takes the speaker's own channel (0 = left, 1 = right) of a stereo
     recording.
     """
-    problem = row_problem(row) or timestamp_problem(row.start, row.end, len(recording) / rate)
+    start, end = audio_span(row)
+    problem = (row_problem(row) or timestamp_problem(row.start, row.end, math.inf)
+               or timestamp_problem(start, end, len(recording) / rate))
     if problem:
         return None, problem
-    cut = recording[int(round(row.start * rate)): int(round(row.end * rate))]
+    cut = recording[int(round(start * rate)): int(round(end * rate))]
     mono = select_channel(cut, int(row.speaker) if channels == "speaker" else None)
     if not np.isfinite(mono).all():
         return None, "non_finite_audio"

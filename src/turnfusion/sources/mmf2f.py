@@ -52,25 +52,27 @@ def recording_urls(video_ids: list[str], recordings: str) -> list[str]:
 
 def import_mmf2f(cfg: Mmf2fConfig, out_dir: Path, seed: int) -> pd.DataFrame:
     """Write `utterances.csv` (the annotation rows with their split; `pool` rows are split later, by video) and
-    `manifest.csv` (video_id, url); with `recordings: rehearsal` also the spoken recordings under `remote/` and
-    `rehearsal.json`. Returns the utterance table."""
+    `manifest.csv` (video_id, url); with `recordings: rehearsal` also the spoken recordings under `remote/`,
+    `rehearsal.json`, and each row's `audio_start` / `audio_end` in the table. Returns the utterance table."""
     table = read_annotations(cfg.annotations)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out_dir / "utterances.csv", index=False)
     videos = sorted(table.loc[has_video_id(table), "video_id"].unique())
     if cfg.recordings == "rehearsal":
         from turnfusion.sources.rehearsal import render_rehearsal
 
         named = table[has_video_id(table)]
-        rendered = render_rehearsal(conversation_order(named), out_dir, seed)
+        rendered, spans = render_rehearsal(conversation_order(named), out_dir, seed)
+        table = table.merge(spans, on="sentence_id", how="left")  # where each row's own clip lies
         manifest = rendered[["video_id", "url"]]
         totals = rendered.drop(columns=["video_id", "url"]).sum()
         (out_dir / "rehearsal.json").write_text(json.dumps(
             {"videos": len(rendered), "hours": round(float(totals.pop("seconds")) / 3600, 2),
              **{k: int(v) for k, v in totals.items()},
-             "note": "eSpeak NG speech of the annotation table: no real turn-taking cue in the audio"}, indent=2))
+             "note": "eSpeak NG speech of the annotation table, each row in a clip of its own: no real "
+                     "turn-taking cue in the audio"}, indent=2))
     else:
         manifest = pd.DataFrame({"video_id": videos, "url": recording_urls(videos, cfg.recordings)})
+    table.to_csv(out_dir / "utterances.csv", index=False)
     manifest.to_csv(out_dir / "manifest.csv", index=False)
     return table
