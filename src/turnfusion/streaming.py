@@ -1,0 +1,330 @@
+"""Live use: a session fed audio chunks as they arrive and words as a speech recogniser emits them, giving a
+decision (keep / shift / backchannel) at every end of the user's speech. Built on the ONNX backend: numpy,
+onnxruntime, tokenizers and soxr, no torch.
+
+    session = StreamingTurnSession("models/fusion-onnx", sample_rate=16000)
+    for chunk in microphone:                       # 10-32 ms of int16 or float samples, one rate per session
+        decision = session.push_audio(chunk)
+        ...
+    session.push_words("so i went to the", final=False)       # interim, replaced by the next words
+    session.push_words("so i went to the market", final=True)  # final, kept
+    session.bot_said("did you like it")             # the agent's turn joins the context (speaker 1)
+
+The user is speaker 0, the agent speaker 1, as a `<ts>` goes wherever the speaker changes (`history`).
+
+End of speech: Silero VAD's streaming model (`SileroStream`) marks each 32 ms frame; after speech, the first
+frame below `StreamConfig.threshold - 0.15` is where the speech ended, and `min_silence_s` of silence later the
+decision is given for the utterance up to that end. The audio is encoded as soon as the speech ends (the model
+then waits for the silence), so the decision after the last chunk costs the text encoder and the head only;
+speech that resumes within `min_silence_s` continues the same utterance and the early encoding is dropped.
+
+Words belong to the utterance being spoken. A final with times (`start` in seconds of this session's audio)
+that began before the last decided utterance ended belongs to that one (recognisers finalise late): it
+replaces that utterance's words in the context, and the next decision reads it. Without words at the end of
+speech, the decision waits for them (`push_words` then returns it) for up to `max_word_wait_s`, then the
+utterance is dropped (`Decision` is not given; counted in `skipped_without_words`).
+
+Memory is bounded whatever the session's length: the utterance's audio keeps its last `model max_seconds`
+(plus the silence being waited out), the context its last utterances, the encodings cache a fixed number.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soxr
+
+from turnfusion.errors import DataError
+from turnfusion.inputs import audio_array, check_full_scale
+from turnfusion.onnx_backend import OnnxTurnModel
+
+VAD_RATE, VAD_FRAME, VAD_CONTEXT = 16000, 512, 64  # Silero's streaming model at 16 kHz: 32 ms frames
+MAX_CHUNK_S = 1.0  # a longer chunk is no live stream
+COMMON_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
+USER, AGENT = 0, 1
+
+
+def silero_model_path() -> Path:
+    """Silero VAD's streaming ONNX model, from the installed `silero-vad` wheel (found without importing it:
+    the package imports torch)."""
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("silero-vad is not installed (pip install silero-vad): the streaming session's VAD")
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / "silero_vad.onnx"
+
+
+class SileroStream:
+    """Speech probability of each 32 ms frame (512 samples at 16 kHz), Silero's state carried between frames."""
+
+    def __init__(self):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+        self.session = ort.InferenceSession(str(silero_model_path()), options, providers=["CPUExecutionProvider"])
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = np.zeros((2, 1, 128), np.float32)
+        self.context = np.zeros(VAD_CONTEXT, np.float32)
+
+    def __call__(self, frame: np.ndarray) -> float:
+        x = np.concatenate([self.context, frame.astype(np.float32, copy=False)])[None]
+        out, self.state = self.session.run(None, {"input": x, "state": self.state, "sr": np.array(VAD_RATE, np.int64)})
+        self.context = x[0, -VAD_CONTEXT:]
+        return float(out.reshape(-1)[0])
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    threshold: float = 0.5  # Silero speech probability where speech starts (it ends below threshold - 0.15)
+    min_silence_s: float = 0.2  # silence after speech before the decision (speech resuming earlier continues it)
+    min_speech_s: float = 0.1  # shorter speech is a noise, not an utterance
+    pre_roll_s: float = 0.1  # audio kept from before the detected start (the VAD reacts a frame late)
+    max_word_wait_s: float = 1.0  # how long a decision waits for words after the end of speech
+
+    def __post_init__(self):
+        for name in ("threshold", "min_silence_s", "min_speech_s", "pre_roll_s", "max_word_wait_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise DataError(f"StreamConfig.{name} must be a number >= 0, got {value!r}")
+        if not 0.15 < self.threshold < 1:
+            raise DataError(f"StreamConfig.threshold must be in (0.15, 1), got {self.threshold!r}")
+
+
+@dataclass
+class Decision:
+    """What happens after one user utterance, given at `decided_s` (seconds of session audio)."""
+    probabilities: dict[str, float]  # keep / shift / backchannel
+    text: str  # the words the decision read
+    speech_start_s: float
+    speech_end_s: float
+    decided_s: float
+    compute_ms: float  # time spent in the call that gave the decision (after its last chunk or words)
+
+    @property
+    def label(self) -> str:
+        return max(self.probabilities, key=self.probabilities.get)
+
+
+@dataclass
+class _Words:
+    finals: list[str] = field(default_factory=list)
+    interim: str = ""
+
+    def add(self, text: str, final: bool) -> None:
+        if final:
+            self.finals.append(text)
+            self.interim = ""
+        else:
+            self.interim = text
+
+    def text(self) -> str:
+        return " ".join(" ".join([*self.finals, self.interim]).split())
+
+
+@dataclass
+class _Utterance:
+    start: int  # session sample (model rate) of the first kept audio sample
+    speech_start: int
+    audio: list[np.ndarray]
+    words: _Words
+    speech_end: int | None = None  # set while the silence after it is waited out
+
+
+class StreamingTurnSession:
+    """A live conversation fed chunk by chunk: see the module's docstring."""
+
+    def __init__(self, model: OnnxTurnModel | str | Path, sample_rate: int, config: StreamConfig | None = None,
+                 precision: str = "int8", threads: int | None = None, verify: bool = True):
+        self.model = model if isinstance(model, OnnxTurnModel) else OnnxTurnModel(model, precision, threads, verify)
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or not (
+                8000 <= sample_rate <= 192000):
+            raise DataError(f"sample_rate must be a whole number of samples per second in 8000..192000 (common: "
+                            f"{list(COMMON_RATES)}), got {sample_rate!r}")
+        self.sample_rate, self.config = int(sample_rate), config or StreamConfig()
+        self.rate = self.model.prep["sample_rate"]
+        frame = VAD_FRAME / VAD_RATE
+        self.keep = int((self.model.prep["max_seconds"] + self.config.min_silence_s + 2 * frame) * self.rate)
+        self.pre_roll = int((self.config.pre_roll_s + 2 * frame) * self.rate)
+        self.vad = SileroStream()
+        self.reset()
+
+    def reset(self) -> None:
+        """A new conversation: no context, the clock back at 0."""
+        self.vad.reset()
+        self._to_model = soxr.ResampleStream(self.sample_rate, self.rate, 1, dtype="float32")
+        self._to_vad = soxr.ResampleStream(self.sample_rate, VAD_RATE, 1, dtype="float32")
+        self._vad_pending = np.zeros(0, np.float32)
+        self._recent = np.zeros(0, np.float32)  # the last model-rate audio, the pre-roll of the next utterance
+        self.samples = 0  # model-rate samples received
+        self._vad_samples = 0  # VAD-rate samples judged
+        self.chunks = 0
+        self._speaking = False  # the VAD's state
+        self._utterance: _Utterance | None = None
+        self._waiting: _Utterance | None = None  # its speech ended without words: the decision waits for them
+        self._early = _Words()  # words that came before the speech they belong to
+        self._last_finals: list[str] = []
+        self.history: list[dict] = []
+        self.skipped_without_words = 0
+        self.last_decided_end_s: float | None = None
+
+    # --- input ---------------------------------------------------------------------------------
+    def push_audio(self, chunk, sample_rate: int | None = None) -> Decision | None:
+        """Feed one chunk (mono int16 / int32 PCM or float -1..1, any length up to MAX_CHUNK_S); returns the
+        decision when this chunk completes an end of speech. An empty chunk changes nothing."""
+        self.chunks += 1
+        what = f"audio chunk {self.chunks}"
+        if sample_rate is not None and sample_rate != self.sample_rate:
+            raise DataError(f"{what}: sample rate {sample_rate!r}, but this session streams {self.sample_rate} Hz "
+                            "(one rate per session: start a new one for another)")
+        wave = audio_array(np.asarray(chunk), what)
+        if wave.ndim == 2:
+            if wave.shape[1] != 1:
+                raise DataError(f"{what}: a live stream is mono, got {wave.shape[1]} channels")
+            wave = wave[:, 0]
+        if wave.size == 0:
+            return None
+        if len(wave) > MAX_CHUNK_S * self.sample_rate:
+            raise DataError(f"{what}: {len(wave) / self.sample_rate:.2f} s in one chunk; a live stream sends "
+                            f"10-32 ms chunks (at most {MAX_CHUNK_S} s)")
+        check_full_scale(wave, what)
+        started = time.perf_counter()
+        self._append(self._to_model.resample_chunk(wave))
+        self._vad_pending = np.concatenate([self._vad_pending, self._to_vad.resample_chunk(wave)])
+        decision = None
+        while len(self._vad_pending) >= VAD_FRAME:
+            frame, self._vad_pending = self._vad_pending[:VAD_FRAME], self._vad_pending[VAD_FRAME:]
+            self._vad_samples += VAD_FRAME
+            decision = self._on_frame(self.vad(frame), started) or decision
+        if self._waiting is not None and self._seconds_since_end(self._waiting) > self.config.max_word_wait_s:
+            self._skip_waiting()
+        return decision
+
+    def push_words(self, text: str, final: bool, start: float | None = None,
+                   end: float | None = None) -> Decision | None:
+        """Words from the speech recogniser: an interim hypothesis (replaced by the next words) or a final one
+        (kept), with its start / end in seconds of this session's audio when known. Returns the decision that
+        was waiting for words, if any."""
+        if not isinstance(text, str):
+            raise DataError(f"words must be a string, got {type(text).__name__}")
+        for name, value in (("start", start), ("end", end)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value) or value < 0):
+                raise DataError(f"words {text!r:.40}: {name} must be seconds >= 0, got {value!r}")
+        if start is not None and end is not None and end < start:
+            raise DataError(f"words {text!r:.40}: end {end} is before start {start}")
+        received = self.samples / self.rate
+        if start is not None and start > received + 0.5:
+            raise DataError(f"words {text!r:.40}: start {start} s is after the audio received ({received:.2f} s): "
+                            "times are seconds of this session's audio")
+        started = time.perf_counter()
+        late = (final and start is not None and self.last_decided_end_s is not None and start < self.last_decided_end_s
+                and self._waiting is None and self.history and self.history[-1]["speaker"] == USER)
+        if late:  # a final of an utterance already decided: it replaces that utterance's interim words
+            self._last_finals.append(text)
+            self.history[-1]["text"] = " ".join(self._last_finals)
+            return None
+        target = self._waiting or self._utterance
+        (target.words if target is not None else self._early).add(text, final)
+        if self._waiting is not None and self._waiting.words.text():
+            waiting, self._waiting = self._waiting, None
+            return self._decide(waiting, started)
+        return None
+
+    def bot_said(self, text: str) -> None:
+        """The agent's utterance (what it said, whole or as far as it got): it joins the context as speaker 1."""
+        self._remember({"text": text, "speaker": AGENT, "audio": None})
+
+    @property
+    def user_speaking(self) -> bool:
+        """Whether the user is speaking now (or paused for less than `min_silence_s`)."""
+        return self._utterance is not None
+
+    # --- internals -----------------------------------------------------------------------------
+    def _remember(self, utterance: dict) -> None:
+        self.history = [*self.history, utterance][-max(1, self.model.context_length):]
+
+    def _append(self, wave: np.ndarray) -> None:
+        self.samples += len(wave)
+        self._recent = np.concatenate([self._recent, wave])[-self.pre_roll:]
+        u = self._utterance
+        if u is None:
+            return
+        u.audio.append(wave)
+        kept = sum(len(a) for a in u.audio)
+        if kept > 2 * self.keep:  # the policy reads the last max_seconds only
+            joined = np.concatenate(u.audio)[-self.keep:]
+            u.start += kept - len(joined)
+            u.audio = [joined]
+
+    def _frame_start(self) -> int:
+        """Model-rate session sample where the last judged VAD frame starts."""
+        return int(round((self._vad_samples - VAD_FRAME) * self.rate / VAD_RATE))
+
+    def _seconds_since_end(self, u: _Utterance) -> float:
+        return (self._frame_start() - u.speech_end) / self.rate
+
+    def _on_frame(self, probability: float, started: float) -> Decision | None:
+        cfg, u = self.config, self._utterance
+        if probability >= cfg.threshold:
+            if not self._speaking:
+                self._speaking = True
+                if u is None:
+                    if self._waiting is not None:  # the user goes on before any words came: that utterance is lost
+                        self._skip_waiting()
+                    words, self._early = self._early, _Words()
+                    self._utterance = _Utterance(self.samples - len(self._recent), self._frame_start(),
+                                                 [self._recent.copy()], words)
+                else:
+                    u.speech_end = None  # speech resumed within min_silence_s: the same utterance
+            return None
+        if u is None or probability >= cfg.threshold - 0.15:
+            return None
+        if self._speaking:  # the first frame below: the speech ended where it starts
+            self._speaking = False
+            u.speech_end = self._frame_start()
+            if self._long_enough(u):
+                self._encode_early(u)
+        if self._seconds_since_end(u) < cfg.min_silence_s:
+            return None
+        self._utterance = None
+        if not self._long_enough(u):
+            return None
+        if not u.words.text():
+            self._waiting = u
+            return None
+        return self._decide(u, started)
+
+    def _long_enough(self, u: _Utterance) -> bool:
+        return (u.speech_end - u.speech_start) / self.rate >= self.config.min_speech_s
+
+    def _skip_waiting(self) -> None:
+        self._waiting = None
+        self.skipped_without_words += 1
+
+    def _audio_of(self, u: _Utterance) -> np.ndarray:
+        return np.concatenate(u.audio)[: max(0, u.speech_end - u.start)]
+
+    def _encode_early(self, u: _Utterance) -> None:
+        """Encode the utterance's audio as soon as its speech ends: the decision then finds it remembered."""
+        if self.model.inputs.uses_audio:
+            waves = self.model.inputs.prepare("x", self._audio_of(u), USER, [], self.rate)[1]
+            self.model.audio_vector(waves[0])
+
+    def _decide(self, u: _Utterance, started: float) -> Decision:
+        text, audio = u.words.text(), self._audio_of(u)
+        context, waves = self.model.prepare(text, audio, USER, self.history, self.rate)
+        probabilities = self.model.probabilities(context, waves)
+        self._remember({"text": text, "speaker": USER, "sample_rate": self.rate,
+                        "audio": audio if self.model.inputs.reads_context_audio else None})
+        self._last_finals = list(u.words.finals)
+        self.last_decided_end_s = u.speech_end / self.rate
+        return Decision(probabilities, text, u.speech_start / self.rate, u.speech_end / self.rate,
+                        (self._frame_start() + VAD_FRAME * self.rate // VAD_RATE) / self.rate,
+                        (time.perf_counter() - started) * 1000)

@@ -1,0 +1,170 @@
+"""The streaming session on scripted streams: eSpeak NG speech and silence in 20 ms chunks at a rate of its own."""
+
+import numpy as np
+import pytest
+import soxr
+from test_export import exported  # noqa: F401  (the fixture)
+
+from turnfusion.schema import DataError
+from turnfusion.sources import speech
+from turnfusion.streaming import StreamConfig, StreamingTurnSession
+
+RATE = 48000
+CHUNK = RATE // 50  # 20 ms
+
+
+def said(text: str) -> np.ndarray:
+    clip = speech.speak(text)
+    voiced = np.flatnonzero(np.abs(clip) > 1e-3)
+    return soxr.resample(clip[voiced[0]: voiced[-1] + 1], speech.sample_rate(), RATE).astype(np.float32)
+
+
+def silence(seconds: float, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0, 1e-4, int(seconds * RATE)).astype(np.float32)
+
+
+def chunks(wave: np.ndarray, int16: bool = True):
+    pcm = np.clip(np.round(wave * 32767), -32768, 32767).astype(np.int16) if int16 else wave
+    for k in range(0, len(pcm), CHUNK):
+        yield pcm[k: k + CHUNK]
+
+
+def feed(session, wave, words=None, at=None):
+    """Push `wave` chunk by chunk; `words` (text, final) go in after chunk `at`. Returns [(chunk index, decision)]."""
+    decisions = []
+    for k, chunk in enumerate(chunks(wave)):
+        decision = session.push_audio(chunk)
+        if decision:
+            decisions.append((k, decision))
+        if words and k == at:
+            for text, final in words:
+                session.push_words(text, final)
+    return decisions
+
+
+@pytest.fixture
+def session(exported):  # noqa: F811
+    return StreamingTurnSession(exported, RATE, precision="fp32")
+
+
+def test_one_decision_per_end_of_speech_after_the_silence_and_not_before(session):
+    first, second = said("so i went to the market"), said("did you like it")
+    stream = np.concatenate([silence(0.5), first, silence(0.8), second, silence(0.8)])
+    decisions = []
+    for k, chunk in enumerate(chunks(stream)):
+        if k == 10:  # before any speech: the words open the next utterance
+            session.push_words("so i went", final=False)
+        if k == int((0.5 + len(first) / RATE) / 0.02):
+            session.push_words("so i went to the market", final=True)
+        if k == int((1.3 + len(first) / RATE) / 0.02) + 5:
+            session.push_words("did you like it", final=True)
+        if k == int((1.3 + len(first) / RATE) / 0.02) + 10:
+            assert session.user_speaking
+        decision = session.push_audio(chunk)
+        if decision:
+            decisions.append(decision)
+    assert [d.text for d in decisions] == ["so i went to the market", "did you like it"]
+    ends = [0.5 + len(first) / RATE, 1.3 + (len(first) + len(second)) / RATE]
+    for decision, end in zip(decisions, ends, strict=True):
+        assert abs(decision.speech_end_s - end) < 0.15  # where the speech ended, give or take the VAD's frames
+        assert 0.2 <= decision.decided_s - decision.speech_end_s < 0.3  # min_silence_s later, no sooner
+        assert sum(decision.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert not session.user_speaking
+    assert [h["text"] for h in session.history] == ["so i went to the market", "did you like it"][
+        -session.model.context_length:]
+
+
+def test_a_short_pause_continues_the_utterance(session):
+    words = said("well i think")
+    stream = np.concatenate([silence(0.3), words, silence(0.1), words, silence(0.6)])
+    decisions = feed(session, stream, [("well i think well i think", True)], at=20)
+    assert len(decisions) == 1
+    assert decisions[0][1].speech_end_s - decisions[0][1].speech_start_s > 2 * len(words) / RATE - 0.1
+
+
+def test_the_audio_is_encoded_when_the_speech_ends_not_after_the_silence(session):
+    calls = []
+    encode = session.model._encode_audio
+    session.model.audio_memory.function = lambda wave: calls.append(len(wave)) or encode(wave)
+    stream = np.concatenate([silence(0.3), said("i went to the market yesterday"), silence(0.6)])
+    session.push_words("i went to the market yesterday", final=True)
+    counted = []
+    for chunk in chunks(stream):
+        decision = session.push_audio(chunk)
+        counted.append(len(calls))
+        if decision:
+            break
+    assert decision is not None
+    # encoded at each end of speech (a pause between words too), never in the chunk that gave the decision
+    assert calls and counted[-1] == counted[-2]
+    speech_s = decision.speech_end_s - decision.speech_start_s
+    assert 0 <= calls[-1] / 16000 - speech_s < 0.25  # the last encoding is the whole utterance (and its pre-roll)
+
+
+def test_the_decision_waits_for_words_and_gives_up_after_max_word_wait(exported):  # noqa: F811
+    session = StreamingTurnSession(exported, RATE, StreamConfig(max_word_wait_s=0.5), precision="fp32")
+    utterance = np.concatenate([silence(0.3), said("so we went there"), silence(0.4)])
+    assert feed(session, utterance) == []
+    decision = session.push_words("so we went there", final=True)
+    assert decision is not None and decision.text == "so we went there"
+    assert feed(session, np.concatenate([utterance, silence(0.6)])) == []  # no words this time
+    assert session.skipped_without_words == 1
+    assert session.push_words("too late", final=True) is None and session.history[-1]["text"] == "so we went there"
+
+
+def test_a_late_final_with_times_replaces_the_interim_words_of_the_utterance_it_belongs_to(session):
+    clip = said("so we went to the market")
+    end = 0.3 + len(clip) / RATE
+    decisions = feed(session, np.concatenate([silence(0.3), clip, silence(0.5)]), [("so we went to", False)], at=30)
+    assert decisions[0][1].text == "so we went to"
+    session.push_words("so we went to the market", final=True, start=0.3, end=end)
+    assert session.history[-1]["text"] == "so we went to the market"
+
+
+def test_bad_input_is_a_one_line_error_and_leaves_the_session_usable(session):
+    session.push_audio(np.zeros(CHUNK, np.int16))
+    bad = [
+        (lambda: session.push_audio(np.zeros(CHUNK, np.int16), sample_rate=16000), "audio chunk 2: sample rate 16000"),
+        (lambda: session.push_audio(np.full(CHUNK, np.nan, np.float32)), "audio chunk 3: audio has non-finite"),
+        (lambda: session.push_audio(np.zeros((CHUNK, 2), np.float32)), "audio chunk 4: a live stream is mono"),
+        (lambda: session.push_audio(np.zeros(2 * RATE, np.float32)), "audio chunk 5: 2.00 s in one chunk"),
+        (lambda: session.push_audio(np.full(CHUNK, 300.0, np.float32)), "audio chunk 6: audio reaches 300"),
+        (lambda: session.push_words("hi", True, start=2.0, end=1.0), "words 'hi': end 1.0 is before start 2.0"),
+        (lambda: session.push_words("hi", True, start=9.0), "words 'hi': start 9.0 s is after the audio received"),
+        (lambda: session.push_words("hi", True, start=float("nan")), "words 'hi': start must be seconds >= 0"),
+        (lambda: session.push_words(b"hi", True), "words must be a string, got bytes"),
+        (lambda: StreamingTurnSession(session.model, 0), "sample_rate must be a whole number"),
+        (lambda: StreamConfig(min_silence_s=-1), "StreamConfig.min_silence_s must be a number >= 0"),
+    ]
+    for call, message in bad:
+        with pytest.raises(DataError, match=message.replace("(", r"\(")) as caught:
+            call()
+        assert "\n" not in str(caught.value)
+    samples = session.samples
+    assert session.push_audio(np.zeros(0, np.int16)) is None and session.samples == samples  # empty: nothing
+    session.push_words("so i went to the market", True)
+    stream = np.concatenate([said("so i went to the market"), silence(0.5)])
+    assert len(feed(session, stream)) == 1  # still works
+
+
+def test_memory_stays_bounded_over_a_long_session(session):
+    talk = np.concatenate([said("so i went to the market and then we saw the museum and it was nice"),
+                           silence(0.5)])
+    sizes = []
+    for _minute in range(3):
+        for _ in range(int(60 * RATE / len(talk))):
+            session.push_words("so i went to the market and then we saw the museum", final=True)
+            feed(session, talk)
+            session.bot_said("tell me more")
+        sizes.append((len(session.history), len(session._recent), len(session.model.audio_memory),
+                      len(session._vad_pending)))
+    for history, recent, memory, pending in sizes:
+        assert history <= max(1, session.model.context_length) and recent <= session.pre_roll
+        assert memory <= 64 and pending < 512
+    monologue = np.concatenate([talk[: -RATE // 2]] * 8)  # 30 s without a pause long enough to end it
+    kept = []
+    for chunk in chunks(monologue):
+        session.push_audio(chunk)
+        if session._utterance is not None:
+            kept.append(sum(len(a) for a in session._utterance.audio))
+    assert max(kept) <= 2 * session.keep + 16000  # the end of the utterance, not all of it
