@@ -39,6 +39,22 @@ def test_a_session_gives_what_batch_prediction_gives_and_encodes_each_segment_on
     assert first == pytest.approx(predictor.predict(text, waves()[2], speaker, sample_rate=16000), abs=1e-4)
 
 
+def test_an_agents_remembered_words_are_context_like_any_utterance(exported, model_dir):  # noqa: F811
+    session, predictor = TurnSession(exported, "fp32"), TurnPredictor(model_dir)
+    session.remember("did you like it", 1)  # what the agent said: no audio, no prediction
+    wave = waves()[4]
+    got = session.add("it was nice you know", wave, 0, sample_rate=16000)
+    want = predictor.predict("it was nice you know", wave, 0, [{"text": "did you like it", "speaker": 1}],
+                             sample_rate=16000)
+    alone = predictor.predict("it was nice you know", wave, 0, sample_rate=16000)
+    assert max(abs(got[c] - want[c]) for c in want) < 1e-4 and got != pytest.approx(alone, abs=1e-4)
+    assert [h["speaker"] for h in session.history] == [1, 0]
+    with pytest.raises(DataError, match="remembered utterance: empty text"):
+        session.remember("  ", 1)
+    with pytest.raises(DataError, match="remembered utterance: speaker must be 0 or 1"):
+        session.remember("hello", 2)
+
+
 def test_the_onnx_backend_runs_without_torch(exported):  # noqa: F811
     code = (f"import sys, numpy as np\n"
             f"from turnfusion.onnx_backend import TurnSession\n"

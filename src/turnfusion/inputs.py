@@ -122,7 +122,9 @@ class InputPreparer:
         self.context_length = max(prep["n_previous"], audio_segments - 1)
         self.reads_context_audio = uses_audio and audio_segments > 1  # else a history needs no audio
 
-    def _text(self, text, what: str) -> str:
+    def words(self, text, what: str) -> str:
+        """The normalised words of one utterance; a DataError naming `what` when there are none or they are not
+        Unicode."""
         if isinstance(text, str) and not text.isascii():
             try:
                 text.encode("utf-8")
@@ -175,7 +177,7 @@ class InputPreparer:
             if "shift_after" in u:
                 raise DataError(f"{what}: shift_after is not read: a turn shift is where the speaker changes, as "
                                 "a live system observes it (labels never reach an input)")
-        texts = [self._text(u.get("text"), what) for u, what in zip(utterances, names, strict=True)]
+        texts = [self.words(u.get("text"), what) for u, what in zip(utterances, names, strict=True)]
         speakers = [u["speaker"] for u in utterances]
         text = context_string(texts[-n_text:], speakers[-n_text:], self.prep["trim_overlap"])
         if self.uses_audio and audio is None:

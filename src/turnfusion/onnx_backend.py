@@ -228,12 +228,20 @@ class TurnSession:
         """Probabilities of keep / shift / backchannel after this utterance; then it joins the context."""
         context, waves = self.model.inputs.prepare(text, audio, speaker, self.history, sample_rate)
         probs = self.model.probabilities(context, waves, trp)
-        if self.model.context_length:  # kept prepared: at the model's rate, cut as the policy says
-            current = {"text": text, "speaker": speaker,
-                       "audio": waves[0] if self.model.inputs.reads_context_audio else None,
-                       "sample_rate": self.model.prep["sample_rate"]}
-            self.history = [*self.history, current][-self.model.context_length:]
+        self._remember(text, speaker, waves[0] if self.model.inputs.reads_context_audio else None)
         return probs
+
+    def remember(self, text: str, speaker: int) -> None:
+        """An utterance joins the context without a prediction (an agent's own words; its audio is not read)."""
+        self.model.inputs.words(text, "remembered utterance")
+        if speaker not in (0, 1) or isinstance(speaker, bool):
+            raise DataError(f"remembered utterance: speaker must be 0 or 1, got {speaker!r:.40}")
+        self._remember(text, speaker, None)
+
+    def _remember(self, text: str, speaker: int, wave) -> None:
+        if self.model.context_length:  # kept prepared: at the model's rate, cut as the policy says
+            current = {"text": text, "speaker": speaker, "audio": wave, "sample_rate": self.model.prep["sample_rate"]}
+            self.history = [*self.history, current][-self.model.context_length:]
 
     def reset(self) -> None:
         """A new conversation."""

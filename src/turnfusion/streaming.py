@@ -41,7 +41,7 @@ import soxr
 
 from turnfusion.errors import DataError
 from turnfusion.inputs import audio_array, check_full_scale
-from turnfusion.onnx_backend import OnnxTurnModel
+from turnfusion.onnx_backend import OnnxTurnModel, TurnSession
 
 VAD_RATE, VAD_FRAME, VAD_CONTEXT = 16000, 512, 64  # Silero's streaming model at 16 kHz: 32 ms frames
 MAX_CHUNK_S = 1.0  # a longer chunk is no live stream
@@ -143,6 +143,7 @@ class StreamingTurnSession:
     def __init__(self, model: OnnxTurnModel | str | Path, sample_rate: int, config: StreamConfig | None = None,
                  precision: str = "int8", threads: int | None = None, verify: bool = True):
         self.model = model if isinstance(model, OnnxTurnModel) else OnnxTurnModel(model, precision, threads, verify)
+        self.turns = TurnSession(self.model)  # the context, and the prediction of each utterance
         if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or not (
                 8000 <= sample_rate <= 192000):
             raise DataError(f"sample_rate must be a whole number of samples per second in 8000..192000 (common: "
@@ -170,7 +171,7 @@ class StreamingTurnSession:
         self._waiting: _Utterance | None = None  # its speech ended without words: the decision waits for them
         self._early = _Words()  # words that came before the speech they belong to
         self._last_finals: list[str] = []
-        self.history: list[dict] = []
+        self.turns.reset()
         self.skipped_without_words = 0
         self.last_decided_end_s: float | None = None
 
@@ -228,7 +229,7 @@ class StreamingTurnSession:
                 and self._waiting is None and self.history and self.history[-1]["speaker"] == USER)
         if late:  # a final of an utterance already decided: it replaces that utterance's interim words
             self._last_finals.append(text)
-            self.history[-1]["text"] = " ".join(self._last_finals)
+            self.turns.history[-1]["text"] = " ".join(self._last_finals)
             return None
         target = self._waiting or self._utterance
         (target.words if target is not None else self._early).add(text, final)
@@ -239,7 +240,7 @@ class StreamingTurnSession:
 
     def bot_said(self, text: str) -> None:
         """The agent's utterance (what it said, whole or as far as it got): it joins the context as speaker 1."""
-        self._remember({"text": text, "speaker": AGENT, "audio": None})
+        self.turns.remember(text, AGENT)
 
     @property
     def user_speaking(self) -> bool:
@@ -247,8 +248,10 @@ class StreamingTurnSession:
         return self._utterance is not None
 
     # --- internals -----------------------------------------------------------------------------
-    def _remember(self, utterance: dict) -> None:
-        self.history = [*self.history, utterance][-max(1, self.model.context_length):]
+    @property
+    def history(self) -> list[dict]:
+        """The utterances the next decision reads as context (`TurnSession.history`)."""
+        return self.turns.history
 
     def _append(self, wave: np.ndarray) -> None:
         self.samples += len(wave)
@@ -319,10 +322,7 @@ class StreamingTurnSession:
 
     def _decide(self, u: _Utterance, started: float) -> Decision:
         text, audio = u.words.text(), self._audio_of(u)
-        context, waves = self.model.prepare(text, audio, USER, self.history, self.rate)
-        probabilities = self.model.probabilities(context, waves)
-        self._remember({"text": text, "speaker": USER, "sample_rate": self.rate,
-                        "audio": audio if self.model.inputs.reads_context_audio else None})
+        probabilities = self.turns.add(text, audio, USER, self.rate)
         self._last_finals = list(u.words.finals)
         self.last_decided_end_s = u.speech_end / self.rate
         return Decision(probabilities, text, u.speech_start / self.rate, u.speech_end / self.rate,
