@@ -1,0 +1,239 @@
+"""turnfusion in a pipecat voice agent (`pip install turnfusion[pipecat]`: pipecat-ai 1.14, Python >= 3.11).
+
+- `TurnFusionTurnAnalyzer`: a pipecat turn analyzer (`BaseTurnAnalyzer`) on an exported turnfusion model. At
+  the end of the user's speech (pipecat's VAD stop) it reads the speech and the words heard so far, and the
+  user's turn is complete when the model says the other person takes the turn (shift); otherwise the agent
+  waits (the user goes on, or only a backchannel would fit). `stop_secs` of silence ends the turn whatever the
+  model says, as with Smart Turn.
+- `TurnFusionUserTurnStopStrategy`: pipecat's `TurnAnalyzerUserTurnStopStrategy` that also hands the
+  transcriptions to the analyzer (the model reads words, Smart Turn does not).
+- `BackchannelUserTurnStartStrategy`: while the agent speaks, a short listener response ("mm-hmm", "yeah",
+  "right") does not start a user turn, so the agent is not cut off; anything else does (a real barge-in).
+  While the agent is silent, speech starts the turn as pipecat's VAD strategy does.
+
+    analyzer = TurnFusionTurnAnalyzer("models/fusion-onnx")
+    strategies = UserTurnStrategies(start=[BackchannelUserTurnStartStrategy()],
+                                    stop=[TurnFusionUserTurnStopStrategy(turn_analyzer=analyzer)])
+    user_aggregator = LLMUserAggregator(context, params=LLMUserAggregatorParams(
+        user_turn_strategies=strategies, vad_analyzer=SileroVADAnalyzer()))
+
+What the agent said reaches the model's context through `analyzer.bot_said(text)` (call it when the agent's
+turn ends, e.g. from the assistant aggregator's `on_assistant_turn_stopped`). `examples/pipecat_agent.py` runs
+one scripted conversation through pipecat's own classes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from pipecat.audio.turn.base_turn_analyzer import BaseTurnAnalyzer, BaseTurnParams, EndOfTurnState
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    Frame,
+    InterimTranscriptionFrame,
+    TranscriptionFrame,
+    UserBackchannelFrame,
+    VADUserStartedSpeakingFrame,
+)
+from pipecat.metrics.metrics import MetricsData, TurnMetricsData
+from pipecat.turns.types import ProcessFrameResult
+from pipecat.turns.user_start.base_user_turn_start_strategy import BaseUserTurnStartStrategy
+from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import TurnAnalyzerUserTurnStopStrategy
+
+from turnfusion.onnx_backend import OnnxTurnModel, TurnSession
+
+USER, AGENT = 0, 1
+# what listeners say to show they follow without taking the turn (Switchboard's and MM-F2F's commonest backchannels)
+BACKCHANNEL_WORDS = frozenset(
+    "mm mhm hmm mmhmm uh huh uhhuh yeah yep yes yea right okay ok sure alright wow oh ah i see true exactly "
+    "totally definitely really nice cool great got it gotcha".split())
+
+
+class TurnFusionParams(BaseTurnParams):
+    """Settings of `TurnFusionTurnAnalyzer`."""
+
+    stop_secs: float = 3.0  # silence after speech that ends the turn whatever the model says
+    pre_speech_ms: float = 300.0  # audio kept from before the VAD's start
+    max_duration_secs: float = 8.0  # the most audio kept for one utterance (the model reads its last seconds)
+    shift_threshold: float | None = None  # complete when P(shift) >= this; None: when shift is the likeliest class
+
+
+class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
+    """pipecat's turn analyzer interface on an exported turnfusion model (see the module's docstring)."""
+
+    def __init__(self, model: OnnxTurnModel | str | Path, *, precision: str = "int8", threads: int | None = 1,
+                 sample_rate: int | None = None, params: TurnFusionParams | None = None):
+        super().__init__(sample_rate=sample_rate)
+        self._params = params or TurnFusionParams()
+        self.turns = TurnSession(model, precision, threads)
+        self._executor: ThreadPoolExecutor | None = None
+        self.last_probabilities: dict[str, float] | None = None
+        self.clear()
+        self._finals: list[str] = []
+        self._interim = ""
+        self._late_finals: list[str] | None = None  # the last analysed utterance's finals, while late ones may come
+
+    @property
+    def speech_triggered(self) -> bool:
+        return self._speech_triggered
+
+    @property
+    def params(self) -> TurnFusionParams:
+        return self._params
+
+    # --- words -----------------------------------------------------------------------------------
+    def add_transcription(self, text: str, final: bool) -> None:
+        """Words of the user from the speech recogniser: interim (replaced by the next) or final (kept). A final
+        that comes after its utterance was analysed (recognisers finalise late) replaces that utterance's
+        interim words in the context."""
+        if final and self._late_finals is not None:
+            self._late_finals.append(text)
+            if self.turns.history and self.turns.history[-1]["speaker"] == USER:
+                self.turns.history[-1]["text"] = " ".join(self._late_finals)
+            return
+        if final:
+            self._finals.append(text)
+            self._interim = ""
+        else:
+            self._interim = text
+
+    def bot_said(self, text: str) -> None:
+        """What the agent said (whole, or as far as it got before an interruption): context for the next turn."""
+        if text.strip():
+            self.turns.remember(text, AGENT)
+
+    def words(self) -> str:
+        return " ".join(" ".join([*self._finals, self._interim]).split())
+
+    # --- audio -----------------------------------------------------------------------------------
+    def append_audio(self, buffer: bytes, is_speech: bool) -> EndOfTurnState:
+        samples = np.frombuffer(buffer, dtype=np.int16)
+        self._audio.append(samples)
+        self._samples += len(samples)
+        rate = self.sample_rate or 16000
+        if is_speech:  # the user speaks (again): later words are this utterance's
+            self._silence_s, self._speech_triggered, self._late_finals = 0.0, True, None
+        elif self._speech_triggered:
+            self._silence_s += len(samples) / rate
+            if self._silence_s >= self._params.stop_secs:
+                self.clear()
+                return EndOfTurnState.COMPLETE
+        limit = int((self._params.max_duration_secs if self._speech_triggered else self._params.pre_speech_ms / 1000)
+                    * rate)
+        while self._audio and self._samples - len(self._audio[0]) >= limit:
+            self._samples -= len(self._audio.pop(0))
+        return EndOfTurnState.INCOMPLETE
+
+    async def analyze_end_of_turn(self) -> tuple[EndOfTurnState, MetricsData | None]:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.decide)
+
+    def decide(self) -> tuple[EndOfTurnState, MetricsData | None]:
+        """The analysis of the utterance heard since the last one: the model's probabilities of what happens next,
+        COMPLETE on shift. Without words or audio yet: INCOMPLETE (`stop_secs` still ends the turn)."""
+        started = time.perf_counter()
+        text = self.words()
+        self.waiting_for_words = bool(self._audio) and not re.search(r"[^\W_]", text)
+        if not self._audio or self.waiting_for_words:
+            return EndOfTurnState.INCOMPLETE, None
+        audio = np.concatenate(self._audio).astype(np.float32) / 32768.0
+        probabilities = self.turns.add(text, audio, USER, self.sample_rate or 16000)
+        self.last_probabilities = probabilities
+        threshold = self._params.shift_threshold
+        complete = (probabilities["shift"] >= threshold if threshold is not None
+                    else max(probabilities, key=probabilities.get) == "shift")
+        self._late_finals, self._finals, self._interim = list(self._finals), [], ""
+        self._audio, self._samples = [], 0
+        state = EndOfTurnState.COMPLETE if complete else EndOfTurnState.INCOMPLETE
+        if complete:
+            self._speech_triggered, self._silence_s = False, 0.0
+        return state, TurnMetricsData(processor="TurnFusionTurnAnalyzer", model="turnfusion", is_complete=complete,
+                                      probability=probabilities["shift"],
+                                      e2e_processing_time_ms=(time.perf_counter() - started) * 1000)
+
+    def clear(self) -> None:
+        self.waiting_for_words = False  # the last analysis found speech but no words: it is redone when they come
+        self._audio: list[np.ndarray] = []
+        self._samples = 0
+        self._speech_triggered = False
+        self._silence_s = 0.0
+
+    async def cleanup(self) -> None:
+        if self._executor is not None:  # the analyzer stays usable: pipecat sets strategies up again
+            self._executor.shutdown(wait=False)
+            self._executor = None
+
+
+class TurnFusionUserTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
+    """pipecat's turn-analyzer stop strategy that also gives the user's words to a `TurnFusionTurnAnalyzer`, and
+    analyses again when the words of an utterance come after its end of speech (the VAD's stop is a system frame:
+    it overtakes transcriptions still queued)."""
+
+    def __init__(self, *, turn_analyzer: TurnFusionTurnAnalyzer, **kwargs):
+        super().__init__(turn_analyzer=turn_analyzer, **kwargs)
+        self.analyzer = turn_analyzer
+
+    async def process_frame(self, frame: Frame) -> ProcessFrameResult:
+        words = isinstance(frame, (TranscriptionFrame, InterimTranscriptionFrame))
+        if words:
+            self.analyzer.add_transcription(frame.text, final=isinstance(frame, TranscriptionFrame))
+        result = await super().process_frame(frame)
+        if words and self.analyzer.waiting_for_words and self._vad_stopped and not self._vad_user_speaking:
+            state, metrics = await self.analyzer.analyze_end_of_turn()
+            await self._handle_prediction_result(metrics)
+            self._turn_complete = state == EndOfTurnState.COMPLETE
+            await self._maybe_trigger_user_turn_stopped()
+        return result
+
+
+def is_backchannel(text: str, max_words: int = 3) -> bool:
+    """Whether words are only a listener's response: at most `max_words` words, every one a backchannel word
+    ("mm-hmm", "yeah", "oh right"); a question or any other word is a turn ("what", "wait", "no")."""
+    words = re.findall(r"[a-z]+", text.lower().replace("-", ""))
+    return 0 < len(words) <= max_words and all(w in BACKCHANNEL_WORDS for w in words)
+
+
+class BackchannelUserTurnStartStrategy(BaseUserTurnStartStrategy):
+    """Starts the user's turn on speech while the agent is silent; while the agent speaks, only on words that are
+    not a backchannel (`is_backchannel`); a backchannel's final words are dropped from the user's aggregation and
+    go on as a `UserBackchannelFrame`."""
+
+    def __init__(self, *, max_backchannel_words: int = 3, use_interim: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.max_backchannel_words, self.use_interim = max_backchannel_words, use_interim
+        self.bot_speaking = False
+        self.backchannels: list[str] = []  # what the user said that let the agent go on
+
+    async def handle_user_turn_started(self):
+        self.bot_speaking = False
+
+    async def process_frame(self, frame: Frame) -> ProcessFrameResult:
+        if isinstance(frame, BotStartedSpeakingFrame):
+            self.bot_speaking = True
+        elif isinstance(frame, BotStoppedSpeakingFrame):
+            self.bot_speaking = False
+        elif isinstance(frame, VADUserStartedSpeakingFrame) and not self.bot_speaking:
+            await self.trigger_user_turn_started()
+            return ProcessFrameResult.STOP
+        elif isinstance(frame, TranscriptionFrame) or (
+                self.use_interim and isinstance(frame, InterimTranscriptionFrame)):
+            if not self.bot_speaking:
+                await self.trigger_user_turn_started()
+                return ProcessFrameResult.STOP
+            if is_backchannel(frame.text, self.max_backchannel_words):
+                if isinstance(frame, TranscriptionFrame):  # the agent goes on; these words are no user turn
+                    self.backchannels.append(frame.text)
+                    await self.trigger_reset_aggregation()
+                    await self.push_frame(UserBackchannelFrame(text=frame.text, user_id=frame.user_id,
+                                                               timestamp=frame.timestamp))
+                return ProcessFrameResult.CONTINUE
+            await self.trigger_user_turn_started()
+            return ProcessFrameResult.STOP
+        return ProcessFrameResult.CONTINUE

@@ -1,0 +1,181 @@
+"""turnfusion inside pipecat 1.14: its real aggregator, controller and strategies driven by scripted frames (audio
+chunks, interim and final transcriptions, the bot starting and stopping to speak)."""
+
+import asyncio
+import shutil
+
+import numpy as np
+import pytest
+import soxr
+
+pytest.importorskip("pipecat")
+
+from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState  # noqa: E402
+from pipecat.frames.frames import (  # noqa: E402
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    InputAudioRawFrame,
+    InterimTranscriptionFrame,
+    STTMetadataFrame,
+    TranscriptionFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.processors.aggregators.llm_context import LLMContext  # noqa: E402
+from pipecat.processors.aggregators.llm_response_universal import (  # noqa: E402
+    LLMUserAggregator,
+    LLMUserAggregatorParams,
+)
+from pipecat.tests.utils import SleepFrame, run_test  # noqa: E402
+from pipecat.turns.user_turn_strategies import UserTurnStrategies  # noqa: E402
+
+from turnfusion.pipecat_turns import (  # noqa: E402
+    BackchannelUserTurnStartStrategy,
+    TurnFusionParams,
+    TurnFusionTurnAnalyzer,
+    TurnFusionUserTurnStopStrategy,
+    is_backchannel,
+)
+from turnfusion.schema import LABEL_NAMES  # noqa: E402
+from turnfusion.sources import speech  # noqa: E402
+
+RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def leaning(model_dir, tmp_path_factory):
+    """Exports of the small test model whose head leans to one class: {"shift": dir, "keep": dir}."""
+    import torch
+
+    from turnfusion.export import export
+    from turnfusion.models import TurnFusionModel
+
+    out = {}
+    for label, name in LABEL_NAMES.items():
+        if name == "backchannel":
+            continue
+        d = tmp_path_factory.mktemp(f"leaning-{name}")
+        shutil.copytree(model_dir, d, dirs_exist_ok=True)
+        model = TurnFusionModel.from_pretrained(model_dir)
+        last = [m for m in model.head.modules() if isinstance(m, torch.nn.Linear)][-1]
+        with torch.no_grad():
+            last.weight.mul_(0.01)
+            last.bias.zero_()
+            last.bias[label] = 6.0
+        model.save_pretrained(d)
+        export(d, d / "onnx")
+        out[name] = d / "onnx"
+    return out
+
+
+def audio_frames(text: str, silence_s: float = 0.0):
+    clip = soxr.resample(speech.speak(text), speech.sample_rate(), RATE)
+    wave = np.concatenate([clip, np.zeros(int(silence_s * RATE), np.float32)])
+    pcm = np.clip(np.round(wave * 32767), -32768, 32767).astype(np.int16)
+    return [InputAudioRawFrame(audio=pcm[k: k + 320].tobytes(), sample_rate=RATE, num_channels=1)
+            for k in range(0, len(pcm) - 319, 320)]
+
+
+def user_says(text: str, interim: str | None = None):
+    """The user's speech; its interim words while it is spoken (if any), its final words after the VAD's stop."""
+    return [VADUserStartedSpeakingFrame(start_secs=0.2), *audio_frames(text),
+            *([InterimTranscriptionFrame(text=interim, user_id="u", timestamp="")] if interim else []),
+            SleepFrame(0.05), VADUserStoppedSpeakingFrame(stop_secs=0.2), SleepFrame(0.05),
+            TranscriptionFrame(text=text, user_id="u", timestamp="", finalized=True), SleepFrame(0.4)]
+
+
+def aggregator(analyzer, events=None):
+    """pipecat's user aggregator with the turnfusion strategies; `events` collects (event, strategy class name)."""
+    user = LLMUserAggregator(LLMContext(), params=LLMUserAggregatorParams(user_turn_strategies=UserTurnStrategies(
+        start=[BackchannelUserTurnStartStrategy()], stop=[TurnFusionUserTurnStopStrategy(turn_analyzer=analyzer)])))
+    if events is not None:
+        for event in ("on_user_turn_started", "on_user_turn_stopped"):
+            def record(aggregator, strategy, *rest, event=event):
+                events.append((event, type(strategy).__name__))
+            user.add_event_handler(event, record)
+    return user
+
+
+def names(frames):
+    return [type(f).__name__ for f in frames]
+
+
+def test_a_finished_user_turn_is_complete_and_an_unfinished_one_is_not(leaning):
+    results = {}
+    for lean, directory in leaning.items():
+        for interim in ("did you like", None):  # words heard before the end of speech, or only after it
+            analyzer, events = TurnFusionTurnAnalyzer(directory, precision="fp32"), []
+            asyncio.run(run_test(aggregator(analyzer, events), expected_down_frames=None, frames_to_send=[
+                STTMetadataFrame(service_name="stt", ttfs_p99_latency=0.1),
+                *user_says("did you like the museum", interim)]))
+            results[lean, interim] = (events, analyzer.last_probabilities, analyzer.turns.history[-1]["text"])
+    for interim in ("did you like", None):
+        shift_events, shift_probs, _ = results["shift", interim]
+        keep_events, keep_probs, keep_text = results["keep", interim]
+        assert shift_probs["shift"] > 0.9 and keep_probs["keep"] > 0.9  # the model read the turn
+        started = ("on_user_turn_started", "BackchannelUserTurnStartStrategy")
+        stopped = ("on_user_turn_stopped", "TurnFusionUserTurnStopStrategy")
+        assert shift_events[:2] == [started, stopped]  # the agent answers
+        assert keep_events[0] == started and stopped not in keep_events  # it waits (the session's end stops it)
+        assert keep_text == "did you like the museum"  # the final words replace the interim ones in the context
+
+
+def test_a_backchannel_while_the_bot_speaks_does_not_start_a_user_turn_and_a_question_does(leaning):
+    runs = {}
+    for words, interim in (("mm-hmm", "mm"), ("wait what do you mean by that", "wait what")):
+        analyzer = TurnFusionTurnAnalyzer(leaning["shift"], precision="fp32")
+        down, up = asyncio.run(run_test(aggregator(analyzer), expected_down_frames=None, frames_to_send=[
+            STTMetadataFrame(service_name="stt", ttfs_p99_latency=0.1), BotStartedSpeakingFrame(),
+            *user_says(words, interim), BotStoppedSpeakingFrame(), SleepFrame(0.2)]))
+        runs[words] = names(down) + names(up)
+    assert not {"UserStartedSpeakingFrame", "InterruptionFrame", "LLMContextFrame"} & set(runs["mm-hmm"])
+    assert "UserBackchannelFrame" in runs["mm-hmm"]
+    assert "UserBackchannelFrame" not in runs["wait what do you mean by that"]
+    assert {"UserStartedSpeakingFrame", "InterruptionFrame"} <= set(runs["wait what do you mean by that"])
+
+
+def test_with_the_bot_silent_speech_starts_the_turn_even_a_short_one(leaning):
+    analyzer = TurnFusionTurnAnalyzer(leaning["shift"], precision="fp32")
+    down, _ = asyncio.run(run_test(aggregator(analyzer), expected_down_frames=None, frames_to_send=[
+        STTMetadataFrame(service_name="stt", ttfs_p99_latency=0.1), *user_says("yeah")]))
+    assert "UserStartedSpeakingFrame" in names(down) and "UserStoppedSpeakingFrame" in names(down)
+
+
+@pytest.mark.parametrize("text, backchannel", [
+    ("mm-hmm", True), ("Yeah.", True), ("oh right", True), ("uh huh yeah", True), ("i see", True),
+    ("what", False), ("wait", False), ("no", False), ("yeah but why", False), ("yeah yeah yeah yeah", False),
+    ("", False), ("...", False)])
+def test_is_backchannel(text, backchannel):
+    assert is_backchannel(text) == backchannel
+
+
+def test_the_analyzer_waits_for_words_ends_on_stop_secs_and_keeps_late_finals(leaning):
+    analyzer = TurnFusionTurnAnalyzer(leaning["keep"], precision="fp32", params=TurnFusionParams(stop_secs=0.5))
+    analyzer.set_sample_rate(RATE)
+    for frame in audio_frames("so we went there"):
+        assert analyzer.append_audio(frame.audio, True) == EndOfTurnState.INCOMPLETE
+    assert analyzer.decide() == (EndOfTurnState.INCOMPLETE, None)  # no words yet: nothing to read
+    analyzer.add_transcription("so we went", final=False)
+    state, metrics = analyzer.decide()
+    assert state == EndOfTurnState.INCOMPLETE and metrics.probability == analyzer.last_probabilities["shift"]
+    assert analyzer.turns.history[-1]["text"] == "so we went"
+    analyzer.add_transcription("so we went there", final=True)  # late: it belongs to the utterance just read
+    assert analyzer.turns.history[-1]["text"] == "so we went there" and analyzer.words() == ""
+    silent = np.zeros(320, np.int16).tobytes()
+    states = [analyzer.append_audio(silent, False) for _ in range(int(0.5 * RATE / 320) + 1)]
+    assert EndOfTurnState.COMPLETE in states[-2:] and EndOfTurnState.COMPLETE not in states[:-2]  # at 0.5 s
+    analyzer.bot_said("and did you like it")
+    assert [h["speaker"] for h in analyzer.turns.history][-2:] == [0, 1]
+
+
+def test_the_analyzer_keeps_a_bounded_buffer(leaning):
+    analyzer = TurnFusionTurnAnalyzer(leaning["keep"], precision="fp32", params=TurnFusionParams(max_duration_secs=2))
+    analyzer.set_sample_rate(RATE)
+    chunk = (np.sin(np.arange(320) * 0.2) * 8000).astype(np.int16).tobytes()
+    for _ in range(50 * 60):  # a minute of speech without a stop
+        analyzer.append_audio(chunk, True)
+    assert analyzer._samples <= 2 * RATE and sum(len(a) for a in analyzer._audio) == analyzer._samples
+    for _ in range(50 * 60):  # and a minute of silence before any speech
+        analyzer.clear()
+        analyzer.append_audio(np.zeros(320, np.int16).tobytes(), False)
+    assert analyzer._samples <= 0.3 * RATE + 320
