@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--model", default="models/fusion-onnx", help="an exported turnfusion model")
     args = parser.parse_args()
     analyzer = TurnFusionTurnAnalyzer(args.model)
-    start = BackchannelUserTurnStartStrategy()
+    start = BackchannelUserTurnStartStrategy(analyzer=analyzer)
     user = LLMUserAggregator(LLMContext(), params=LLMUserAggregatorParams(user_turn_strategies=UserTurnStrategies(
         start=[start], stop=[TurnFusionUserTurnStopStrategy(turn_analyzer=analyzer)])))
     began = time.perf_counter()

@@ -12,7 +12,7 @@
   While the agent is silent, speech starts the turn as pipecat's VAD strategy does.
 
     analyzer = TurnFusionTurnAnalyzer("models/fusion-onnx")
-    strategies = UserTurnStrategies(start=[BackchannelUserTurnStartStrategy()],
+    strategies = UserTurnStrategies(start=[BackchannelUserTurnStartStrategy(analyzer=analyzer)],
                                     stop=[TurnFusionUserTurnStopStrategy(turn_analyzer=analyzer)])
     user_aggregator = LLMUserAggregator(context, params=LLMUserAggregatorParams(
         user_turn_strategies=strategies, vad_analyzer=SileroVADAnalyzer()))
@@ -65,7 +65,10 @@ class TurnFusionParams(BaseTurnParams):
 
 
 class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
-    """pipecat's turn analyzer interface on an exported turnfusion model (see the module's docstring)."""
+    """pipecat's turn analyzer interface on an exported turnfusion model (see the module's docstring).
+
+    pipecat calls `append_audio` and `add_transcription` on its event loop and `analyze_end_of_turn` there too;
+    what the model reads is taken on the loop, and only the model runs in the analyzer's thread."""
 
     def __init__(self, model: OnnxTurnModel | str | Path, *, precision: str = "int8", threads: int | None = 1,
                  sample_rate: int | None = None, params: TurnFusionParams | None = None):
@@ -74,10 +77,12 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         self.turns = TurnSession(model, precision, threads)
         self._executor: ThreadPoolExecutor | None = None
         self.last_probabilities: dict[str, float] | None = None
-        self.clear()
+        self._vad_start_secs = 0.0
         self._finals: list[str] = []
         self._interim = ""
         self._late_finals: list[str] | None = None  # the last analysed utterance's finals, while late ones may come
+        self._ignoring = False  # the utterance being heard is a backchannel: never read, never context
+        self.clear()
 
     @property
     def speech_triggered(self) -> bool:
@@ -87,11 +92,17 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
     def params(self) -> TurnFusionParams:
         return self._params
 
+    def update_vad_start_secs(self, vad_start_secs: float) -> None:
+        """The VAD starts `vad_start_secs` into the speech: that much more audio is kept from before its start."""
+        self._vad_start_secs = vad_start_secs
+
     # --- words -----------------------------------------------------------------------------------
     def add_transcription(self, text: str, final: bool) -> None:
         """Words of the user from the speech recogniser: interim (replaced by the next) or final (kept). A final
         that comes after its utterance was analysed (recognisers finalise late) replaces that utterance's
         interim words in the context."""
+        if self._ignoring:
+            return
         if final and self._late_finals is not None:
             self._late_finals.append(text)
             if self.turns.history and self.turns.history[-1]["speaker"] == USER:
@@ -108,61 +119,90 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         if text.strip():
             self.turns.remember(text, AGENT)
 
+    def ignore_backchannel(self) -> None:
+        """The utterance being heard (or just analysed) was a backchannel while the agent spoke: it leaves the
+        buffers and the context, and its later words are dropped, until the user speaks again."""
+        if self._late_finals is not None and self.turns.history and self.turns.history[-1]["speaker"] == USER:
+            self.turns.history.pop()
+        self._finals, self._interim, self._late_finals, self._ignoring = [], "", None, True
+        self._audio, self._samples, self._utterance_open = [], 0, False
+        self.waiting_for_words = False
+
     def words(self) -> str:
         return " ".join(" ".join([*self._finals, self._interim]).split())
 
     # --- audio -----------------------------------------------------------------------------------
     def append_audio(self, buffer: bytes, is_speech: bool) -> EndOfTurnState:
         samples = np.frombuffer(buffer, dtype=np.int16)
-        self._audio.append(samples)
-        self._samples += len(samples)
         rate = self.sample_rate or 16000
-        if is_speech:  # the user speaks (again): later words are this utterance's
-            self._silence_s, self._speech_triggered, self._late_finals = 0.0, True, None
+        if is_speech and not self._utterance_open:  # the user speaks again: a new utterance, with its own words
+            self._utterance_open, self._late_finals, self._ignoring = True, None, False
+        if is_speech:
+            self._silence_s, self._speech_triggered = 0.0, True
         elif self._speech_triggered:
             self._silence_s += len(samples) / rate
             if self._silence_s >= self._params.stop_secs:
                 self.clear()
                 return EndOfTurnState.COMPLETE
-        limit = int((self._params.max_duration_secs if self._speech_triggered else self._params.pre_speech_ms / 1000)
-                    * rate)
-        while self._audio and self._samples - len(self._audio[0]) >= limit:
+        self._audio.append(samples)
+        self._samples += len(samples)
+        seconds = (self._params.max_duration_secs if self._utterance_open
+                   else self._params.pre_speech_ms / 1000 + self._vad_start_secs)
+        while self._audio and self._samples - len(self._audio[0]) >= int(seconds * rate):
             self._samples -= len(self._audio.pop(0))
         return EndOfTurnState.INCOMPLETE
 
     async def analyze_end_of_turn(self) -> tuple[EndOfTurnState, MetricsData | None]:
+        heard = self._take()
+        if heard is None:
+            return EndOfTurnState.INCOMPLETE, None
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self.decide)
+        probabilities = await asyncio.get_running_loop().run_in_executor(self._executor, self._predict, *heard)
+        return self._verdict(probabilities, heard[2])
 
     def decide(self) -> tuple[EndOfTurnState, MetricsData | None]:
-        """The analysis of the utterance heard since the last one: the model's probabilities of what happens next,
-        COMPLETE on shift. Without words or audio yet: INCOMPLETE (`stop_secs` still ends the turn)."""
-        started = time.perf_counter()
+        """`analyze_end_of_turn` without the thread: the model's probabilities of what happens after the utterance
+        heard since the last analysis, COMPLETE on shift; INCOMPLETE without words or audio yet (`stop_secs`
+        still ends the turn)."""
+        heard = self._take()
+        if heard is None:
+            return EndOfTurnState.INCOMPLETE, None
+        return self._verdict(self._predict(*heard), heard[2])
+
+    def _take(self) -> tuple[str, np.ndarray, float] | None:
+        """(words, audio, start time) of the utterance heard since the last analysis, taken out of the buffers;
+        None (buffers kept) when there is nothing to read yet."""
         text = self.words()
         self.waiting_for_words = bool(self._audio) and not re.search(r"[^\W_]", text)
-        if not self._audio or self.waiting_for_words:
-            return EndOfTurnState.INCOMPLETE, None
+        if not self._audio or self.waiting_for_words or self._ignoring:
+            return None
         audio = np.concatenate(self._audio).astype(np.float32) / 32768.0
-        probabilities = self.turns.add(text, audio, USER, self.sample_rate or 16000)
+        self._late_finals, self._finals, self._interim = list(self._finals), [], ""
+        self._audio, self._samples, self._utterance_open = [], 0, False
+        return text, audio, time.perf_counter()
+
+    def _predict(self, text: str, audio: np.ndarray, started: float) -> dict[str, float]:
+        return self.turns.add(text, audio, USER, self.sample_rate or 16000)
+
+    def _verdict(self, probabilities: dict[str, float], started: float) -> tuple[EndOfTurnState, MetricsData]:
         self.last_probabilities = probabilities
         threshold = self._params.shift_threshold
         complete = (probabilities["shift"] >= threshold if threshold is not None
                     else max(probabilities, key=probabilities.get) == "shift")
-        self._late_finals, self._finals, self._interim = list(self._finals), [], ""
-        self._audio, self._samples = [], 0
-        state = EndOfTurnState.COMPLETE if complete else EndOfTurnState.INCOMPLETE
         if complete:
             self._speech_triggered, self._silence_s = False, 0.0
-        return state, TurnMetricsData(processor="TurnFusionTurnAnalyzer", model="turnfusion", is_complete=complete,
-                                      probability=probabilities["shift"],
-                                      e2e_processing_time_ms=(time.perf_counter() - started) * 1000)
+        return (EndOfTurnState.COMPLETE if complete else EndOfTurnState.INCOMPLETE,
+                TurnMetricsData(processor="TurnFusionTurnAnalyzer", model="turnfusion", is_complete=complete,
+                                probability=probabilities["shift"],
+                                e2e_processing_time_ms=(time.perf_counter() - started) * 1000))
 
     def clear(self) -> None:
         self.waiting_for_words = False  # the last analysis found speech but no words: it is redone when they come
         self._audio: list[np.ndarray] = []
         self._samples = 0
         self._speech_triggered = False
+        self._utterance_open = False
         self._silence_s = 0.0
 
     async def cleanup(self) -> None:
@@ -188,8 +228,9 @@ class TurnFusionUserTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         if words and self.analyzer.waiting_for_words and self._vad_stopped and not self._vad_user_speaking:
             state, metrics = await self.analyzer.analyze_end_of_turn()
             await self._handle_prediction_result(metrics)
-            self._turn_complete = state == EndOfTurnState.COMPLETE
-            await self._maybe_trigger_user_turn_stopped()
+            if not self._vad_user_speaking:  # the user may have gone on while the model ran
+                self._turn_complete = state == EndOfTurnState.COMPLETE
+                await self._maybe_trigger_user_turn_stopped()
         return result
 
 
@@ -201,35 +242,44 @@ def is_backchannel(text: str, max_words: int = 3) -> bool:
 
 
 class BackchannelUserTurnStartStrategy(BaseUserTurnStartStrategy):
-    """Starts the user's turn on speech while the agent is silent; while the agent speaks, only on words that are
-    not a backchannel (`is_backchannel`); a backchannel's final words are dropped from the user's aggregation and
-    go on as a `UserBackchannelFrame`."""
+    """Starts the user's turn on speech while the agent is silent; on speech that began while the agent spoke,
+    only once its words are not a backchannel (`is_backchannel`: the words are judged even when their final
+    comes after the agent stopped). A backchannel's final words leave the user's aggregation, go on as a
+    `UserBackchannelFrame`, and, given the analyzer, leave the model's context."""
 
-    def __init__(self, *, max_backchannel_words: int = 3, use_interim: bool = True, **kwargs):
+    def __init__(self, *, analyzer: TurnFusionTurnAnalyzer | None = None, max_backchannel_words: int = 3,
+                 use_interim: bool = True, **kwargs):
         super().__init__(**kwargs)
-        self.max_backchannel_words, self.use_interim = max_backchannel_words, use_interim
+        self.analyzer, self.max_backchannel_words, self.use_interim = analyzer, max_backchannel_words, use_interim
         self.bot_speaking = False
+        self._over_bot = False  # the user's current speech began while the agent spoke
         self.backchannels: list[str] = []  # what the user said that let the agent go on
 
     async def handle_user_turn_started(self):
-        self.bot_speaking = False
+        self.bot_speaking = self._over_bot = False
 
     async def process_frame(self, frame: Frame) -> ProcessFrameResult:
         if isinstance(frame, BotStartedSpeakingFrame):
             self.bot_speaking = True
         elif isinstance(frame, BotStoppedSpeakingFrame):
             self.bot_speaking = False
-        elif isinstance(frame, VADUserStartedSpeakingFrame) and not self.bot_speaking:
-            await self.trigger_user_turn_started()
-            return ProcessFrameResult.STOP
+        elif isinstance(frame, VADUserStartedSpeakingFrame):
+            self._over_bot = self.bot_speaking
+            if not self.bot_speaking:
+                await self.trigger_user_turn_started()
+                return ProcessFrameResult.STOP
         elif isinstance(frame, TranscriptionFrame) or (
                 self.use_interim and isinstance(frame, InterimTranscriptionFrame)):
-            if not self.bot_speaking:
+            if not re.search(r"[^\W_]", frame.text):  # no word yet
+                return ProcessFrameResult.CONTINUE
+            if not (self.bot_speaking or self._over_bot):
                 await self.trigger_user_turn_started()
                 return ProcessFrameResult.STOP
             if is_backchannel(frame.text, self.max_backchannel_words):
                 if isinstance(frame, TranscriptionFrame):  # the agent goes on; these words are no user turn
                     self.backchannels.append(frame.text)
+                    if self.analyzer is not None:
+                        self.analyzer.ignore_backchannel()
                     await self.trigger_reset_aggregation()
                     await self.push_frame(UserBackchannelFrame(text=frame.text, user_id=frame.user_id,
                                                                timestamp=frame.timestamp))

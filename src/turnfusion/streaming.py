@@ -18,9 +18,10 @@ decision is given for the utterance up to that end. The audio is encoded as soon
 then waits for the silence), so the decision after the last chunk costs the text encoder and the head only;
 speech that resumes within `min_silence_s` continues the same utterance and the early encoding is dropped.
 
-Words belong to the utterance being spoken. A final with times (`start` in seconds of this session's audio)
-that began before the last decided utterance ended belongs to that one (recognisers finalise late): it
-replaces that utterance's words in the context, and the next decision reads it. Without words at the end of
+Words belong to the utterance being spoken. Recognisers finalise late: a final with times (`start` in seconds
+of this session's audio) that began before the last decided utterance ended, or a final without times that
+comes after a decision and before any new speech, belongs to that utterance: it replaces its interim words in
+the context, which the next decision reads. Words before any speech open the next utterance. Without words at the end of
 speech, the decision waits for them (`push_words` then returns it) for up to `max_word_wait_s`, then the
 utterance is dropped (`Decision` is not given; counted in `skipped_without_words`).
 
@@ -44,7 +45,8 @@ from turnfusion.inputs import audio_array, check_full_scale
 from turnfusion.onnx_backend import OnnxTurnModel, TurnSession
 
 VAD_RATE, VAD_FRAME, VAD_CONTEXT = 16000, 512, 64  # Silero's streaming model at 16 kHz: 32 ms frames
-MAX_CHUNK_S = 1.0  # a longer chunk is no live stream
+MAX_CHUNK_S = 0.25  # a longer chunk is no live stream (and could hold two ends of speech)
+MAX_EARLY_FINALS = 16  # words kept for speech not heard yet
 COMMON_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
 USER, AGENT = 0, 1
 
@@ -152,7 +154,8 @@ class StreamingTurnSession:
         self.rate = self.model.prep["sample_rate"]
         frame = VAD_FRAME / VAD_RATE
         self.keep = int((self.model.prep["max_seconds"] + self.config.min_silence_s + 2 * frame) * self.rate)
-        self.pre_roll = int((self.config.pre_roll_s + 2 * frame) * self.rate)
+        self.pre_roll = int(self.config.pre_roll_s * self.rate)
+        self.recent_size = self.pre_roll + int((MAX_CHUNK_S + 2 * frame) * self.rate)
         self.vad = SileroStream()
         self.reset()
 
@@ -171,6 +174,7 @@ class StreamingTurnSession:
         self._waiting: _Utterance | None = None  # its speech ended without words: the decision waits for them
         self._early = _Words()  # words that came before the speech they belong to
         self._last_finals: list[str] = []
+        self._speech_since_decision = False  # words without times after a decision and before new speech are its
         self.turns.reset()
         self.skipped_without_words = 0
         self.last_decided_end_s: float | None = None
@@ -185,10 +189,11 @@ class StreamingTurnSession:
             raise DataError(f"{what}: sample rate {sample_rate!r}, but this session streams {self.sample_rate} Hz "
                             "(one rate per session: start a new one for another)")
         wave = audio_array(np.asarray(chunk), what)
-        if wave.ndim == 2:
-            if wave.shape[1] != 1:
-                raise DataError(f"{what}: a live stream is mono, got {wave.shape[1]} channels")
+        if wave.ndim == 2 and wave.shape[1] == 1:
             wave = wave[:, 0]
+        if wave.ndim != 1:
+            raise DataError(f"{what}: a live stream is mono: samples as a 1-D array (or samples x 1), got shape "
+                            f"{wave.shape}")
         if wave.size == 0:
             return None
         if len(wave) > MAX_CHUNK_S * self.sample_rate:
@@ -225,14 +230,22 @@ class StreamingTurnSession:
             raise DataError(f"words {text!r:.40}: start {start} s is after the audio received ({received:.2f} s): "
                             "times are seconds of this session's audio")
         started = time.perf_counter()
-        late = (final and start is not None and self.last_decided_end_s is not None and start < self.last_decided_end_s
-                and self._waiting is None and self.history and self.history[-1]["speaker"] == USER)
-        if late:  # a final of an utterance already decided: it replaces that utterance's interim words
-            self._last_finals.append(text)
-            self.turns.history[-1]["text"] = " ".join(self._last_finals)
+        decided = self.last_decided_end_s is not None and self.history and self.history[-1]["speaker"] == USER
+        if start is not None:  # with times: the last decided utterance's words if they began before it ended
+            late = decided and start < self.last_decided_end_s
+        else:  # without: if no speech was heard since that decision
+            late = decided and not self._speech_since_decision and self._utterance is None and self._waiting is None
+        if late:  # a final of an utterance already decided replaces that utterance's interim words; an interim is moot
+            if final:
+                self._last_finals.append(text)
+                self.turns.history[-1]["text"] = " ".join(self._last_finals)
             return None
         target = self._waiting or self._utterance
-        (target.words if target is not None else self._early).add(text, final)
+        if target is not None:
+            target.words.add(text, final)
+        else:  # before the speech they belong to is heard (bounded: the VAD may never hear it)
+            self._early.add(text, final)
+            self._early.finals = self._early.finals[-MAX_EARLY_FINALS:]
         if self._waiting is not None and self._waiting.words.text():
             waiting, self._waiting = self._waiting, None
             return self._decide(waiting, started)
@@ -255,7 +268,7 @@ class StreamingTurnSession:
 
     def _append(self, wave: np.ndarray) -> None:
         self.samples += len(wave)
-        self._recent = np.concatenate([self._recent, wave])[-self.pre_roll:]
+        self._recent = np.concatenate([self._recent, wave])[-self.recent_size:]
         u = self._utterance
         if u is None:
             return
@@ -270,8 +283,12 @@ class StreamingTurnSession:
         """Model-rate session sample where the last judged VAD frame starts."""
         return int(round((self._vad_samples - VAD_FRAME) * self.rate / VAD_RATE))
 
+    def _frame_end(self) -> int:
+        return int(round(self._vad_samples * self.rate / VAD_RATE))
+
     def _seconds_since_end(self, u: _Utterance) -> float:
-        return (self._frame_start() - u.speech_end) / self.rate
+        """Silence heard after the utterance's speech, to the end of the last judged frame."""
+        return (self._frame_end() - u.speech_end) / self.rate
 
     def _on_frame(self, probability: float, started: float) -> Decision | None:
         cfg, u = self.config, self._utterance
@@ -282,13 +299,16 @@ class StreamingTurnSession:
                     if self._waiting is not None:  # the user goes on before any words came: that utterance is lost
                         self._skip_waiting()
                     words, self._early = self._early, _Words()
-                    self._utterance = _Utterance(self.samples - len(self._recent), self._frame_start(),
-                                                 [self._recent.copy()], words)
+                    speech_start = self._frame_start()
+                    start = max(self.samples - len(self._recent), speech_start - self.pre_roll)
+                    pre_roll = self._recent[start - (self.samples - len(self._recent)):]
+                    self._utterance = _Utterance(start, speech_start, [pre_roll.copy()], words)
+                    self._speech_since_decision = True
                 else:
                     u.speech_end = None  # speech resumed within min_silence_s: the same utterance
             return None
-        if u is None or probability >= cfg.threshold - 0.15:
-            return None
+        if u is None or (self._speaking and probability >= cfg.threshold - 0.15):
+            return None  # no utterance; or still speech (Silero's hysteresis: it ends below threshold - 0.15)
         if self._speaking:  # the first frame below: the speech ended where it starts
             self._speaking = False
             u.speech_end = self._frame_start()
@@ -325,6 +345,6 @@ class StreamingTurnSession:
         probabilities = self.turns.add(text, audio, USER, self.rate)
         self._last_finals = list(u.words.finals)
         self.last_decided_end_s = u.speech_end / self.rate
+        self._speech_since_decision = False
         return Decision(probabilities, text, u.speech_start / self.rate, u.speech_end / self.rate,
-                        (self._frame_start() + VAD_FRAME * self.rate // VAD_RATE) / self.rate,
-                        (time.perf_counter() - started) * 1000)
+                        self._frame_end() / self.rate, (time.perf_counter() - started) * 1000)
