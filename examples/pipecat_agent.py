@@ -59,14 +59,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="models/fusion-onnx", help="an exported turnfusion model")
     args = parser.parse_args()
-    analyzer = TurnFusionTurnAnalyzer(args.model)
-    start = BackchannelUserTurnStartStrategy(analyzer=analyzer)
-    user = LLMUserAggregator(LLMContext(), params=LLMUserAggregatorParams(user_turn_strategies=UserTurnStrategies(
-        start=[start], stop=[TurnFusionUserTurnStopStrategy(turn_analyzer=analyzer)])))
     began = time.perf_counter()
 
     def log(message: str) -> None:
         print(f"{time.perf_counter() - began:6.2f} s  {message}", flush=True)
+
+    def on_decision(words, probabilities, state):
+        probs = ", ".join(f"{k} {v:.2f}" for k, v in probabilities.items())
+        log(f"turnfusion on {words!r}: {probs} -> {'turn complete' if state.name == 'COMPLETE' else 'wait'}")
 
     def on_started(aggregator, strategy, *rest):
         log(f"user turn started ({type(strategy).__name__}): the agent stops talking")
@@ -74,27 +74,19 @@ def main() -> None:
     def on_stopped(aggregator, strategy, *rest):
         log(f"user turn ended ({type(strategy).__name__ if strategy else 'session end'}): the agent answers")
 
+    analyzer = TurnFusionTurnAnalyzer(args.model, on_decision=on_decision)
+    start = BackchannelUserTurnStartStrategy(analyzer=analyzer)
+    user = LLMUserAggregator(LLMContext(), params=LLMUserAggregatorParams(user_turn_strategies=UserTurnStrategies(
+        start=[start], stop=[TurnFusionUserTurnStopStrategy(turn_analyzer=analyzer)])))
     user.add_event_handler("on_user_turn_started", on_started)
     user.add_event_handler("on_user_turn_stopped", on_stopped)
-    original = analyzer.decide
-
-    def decide():
-        state, metrics = original()
-        if analyzer.last_probabilities and metrics is not None:
-            probs = ", ".join(f"{k} {v:.2f}" for k, v in analyzer.last_probabilities.items())
-            log(f"turnfusion on {analyzer.turns.history[-1]['text']!r}: {probs} -> {state.name.lower()} "
-                f"({metrics.e2e_processing_time_ms:.1f} ms)")
-        return state, metrics
-
-    analyzer.decide = decide
-
     log(f"agent: {BOT_LINE!r}")
     analyzer.bot_said(BOT_LINE)  # in an agent: from the assistant aggregator's on_assistant_turn_stopped
-    script = [STTMetadataFrame(service_name="stt", ttfs_p99_latency=0.3), BotStartedSpeakingFrame()]
-    script += [*user_speech("mm-hmm", "mm"), BotStoppedSpeakingFrame(), SleepFrame(0.2),
-               *user_speech("we walked a lot and ate well", "we walked a lot"),
-               BotStartedSpeakingFrame(), SleepFrame(0.2),
-               *user_speech("wait what do you mean", "wait what"), BotStoppedSpeakingFrame()]
+    script = [STTMetadataFrame(service_name="stt", ttfs_p99_latency=0.3), BotStartedSpeakingFrame(),
+              *user_speech("mm-hmm", "mm"), BotStoppedSpeakingFrame(), SleepFrame(0.2),
+              *user_speech("we walked a lot and ate well", "we walked a lot"),
+              BotStartedSpeakingFrame(), SleepFrame(0.2),
+              *user_speech("wait what do you mean", "wait what"), BotStoppedSpeakingFrame()]
     asyncio.run(run_test(user, frames_to_send=script, expected_down_frames=None))
     log(f"backchannels that let the agent go on: {start.backchannels}")
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -71,9 +72,12 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
     what the model reads is taken on the loop, and only the model runs in the analyzer's thread."""
 
     def __init__(self, model: OnnxTurnModel | str | Path, *, precision: str = "int8", threads: int | None = 1,
-                 sample_rate: int | None = None, params: TurnFusionParams | None = None):
+                 sample_rate: int | None = None, params: TurnFusionParams | None = None,
+                 on_decision: Callable[[str, dict[str, float], EndOfTurnState], None] | None = None):
+        """`on_decision(words, probabilities, state)` is called after every analysis (logging, metrics)."""
         super().__init__(sample_rate=sample_rate)
         self._params = params or TurnFusionParams()
+        self.on_decision = on_decision
         self.turns = TurnSession(model, precision, threads)
         self._executor: ThreadPoolExecutor | None = None
         self.last_probabilities: dict[str, float] | None = None
@@ -159,7 +163,7 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1)
         probabilities = await asyncio.get_running_loop().run_in_executor(self._executor, self._predict, *heard)
-        return self._verdict(probabilities, heard[2])
+        return self._verdict(heard, probabilities)
 
     def decide(self) -> tuple[EndOfTurnState, MetricsData | None]:
         """`analyze_end_of_turn` without the thread: the model's probabilities of what happens after the utterance
@@ -168,7 +172,7 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         heard = self._take()
         if heard is None:
             return EndOfTurnState.INCOMPLETE, None
-        return self._verdict(self._predict(*heard), heard[2])
+        return self._verdict(heard, self._predict(*heard))
 
     def _take(self) -> tuple[str, np.ndarray, float] | None:
         """(words, audio, start time) of the utterance heard since the last analysis, taken out of the buffers;
@@ -185,14 +189,19 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
     def _predict(self, text: str, audio: np.ndarray, started: float) -> dict[str, float]:
         return self.turns.add(text, audio, USER, self.sample_rate or 16000)
 
-    def _verdict(self, probabilities: dict[str, float], started: float) -> tuple[EndOfTurnState, MetricsData]:
+    def _verdict(self, heard: tuple[str, np.ndarray, float],
+                 probabilities: dict[str, float]) -> tuple[EndOfTurnState, MetricsData]:
+        text, _, started = heard
         self.last_probabilities = probabilities
         threshold = self._params.shift_threshold
         complete = (probabilities["shift"] >= threshold if threshold is not None
                     else max(probabilities, key=probabilities.get) == "shift")
         if complete:
             self._speech_triggered, self._silence_s = False, 0.0
-        return (EndOfTurnState.COMPLETE if complete else EndOfTurnState.INCOMPLETE,
+        state = EndOfTurnState.COMPLETE if complete else EndOfTurnState.INCOMPLETE
+        if self.on_decision is not None:
+            self.on_decision(text, probabilities, state)
+        return (state,
                 TurnMetricsData(processor="TurnFusionTurnAnalyzer", model="turnfusion", is_complete=complete,
                                 probability=probabilities["shift"],
                                 e2e_processing_time_ms=(time.perf_counter() - started) * 1000))
