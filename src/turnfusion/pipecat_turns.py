@@ -48,6 +48,7 @@ from pipecat.turns.user_start.base_user_turn_start_strategy import BaseUserTurnS
 from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import TurnAnalyzerUserTurnStopStrategy
 
 from turnfusion.onnx_backend import OnnxTurnModel, TurnSession
+from turnfusion.streaming import Words
 
 USER, AGENT = 0, 1
 # what listeners say to show they follow without taking the turn (Switchboard's and MM-F2F's commonest backchannels)
@@ -82,8 +83,7 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         self._executor: ThreadPoolExecutor | None = None
         self.last_probabilities: dict[str, float] | None = None
         self._vad_start_secs = 0.0
-        self._finals: list[str] = []
-        self._interim = ""
+        self._words = Words()
         self._late_finals: list[str] | None = None  # the last analysed utterance's finals, while late ones may come
         self._ignoring = False  # the utterance being heard is a backchannel: never read, never context
         self.clear()
@@ -112,11 +112,7 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
             if self.turns.history and self.turns.history[-1]["speaker"] == USER:
                 self.turns.history[-1]["text"] = " ".join(self._late_finals)
             return
-        if final:
-            self._finals.append(text)
-            self._interim = ""
-        else:
-            self._interim = text
+        self._words.add(text, final)
 
     def bot_said(self, text: str) -> None:
         """What the agent said (whole, or as far as it got before an interruption): context for the next turn."""
@@ -128,12 +124,12 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         buffers and the context, and its later words are dropped, until the user speaks again."""
         if self._late_finals is not None and self.turns.history and self.turns.history[-1]["speaker"] == USER:
             self.turns.history.pop()
-        self._finals, self._interim, self._late_finals, self._ignoring = [], "", None, True
+        self._words, self._late_finals, self._ignoring = Words(), None, True
         self._audio, self._samples, self._utterance_open = [], 0, False
         self.waiting_for_words = False
 
     def words(self) -> str:
-        return " ".join(" ".join([*self._finals, self._interim]).split())
+        return self._words.text()
 
     # --- audio -----------------------------------------------------------------------------------
     def append_audio(self, buffer: bytes, is_speech: bool) -> EndOfTurnState:
@@ -182,7 +178,7 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         if not self._audio or self.waiting_for_words or self._ignoring:
             return None
         audio = np.concatenate(self._audio).astype(np.float32) / 32768.0
-        self._late_finals, self._finals, self._interim = list(self._finals), [], ""
+        self._late_finals, self._words = list(self._words.finals), Words()
         self._audio, self._samples, self._utterance_open = [], 0, False
         return text, audio, time.perf_counter()
 

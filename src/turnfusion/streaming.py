@@ -115,7 +115,8 @@ class Decision:
 
 
 @dataclass
-class _Words:
+class Words:
+    """What a speech recogniser said of one utterance: its final pieces, kept, and the latest interim one."""
     finals: list[str] = field(default_factory=list)
     interim: str = ""
 
@@ -135,7 +136,7 @@ class _Utterance:
     start: int  # session sample (model rate) of the first kept audio sample
     speech_start: int
     audio: list[np.ndarray]
-    words: _Words
+    words: Words
     speech_end: int | None = None  # set while the silence after it is waited out
 
 
@@ -172,7 +173,7 @@ class StreamingTurnSession:
         self._speaking = False  # the VAD's state
         self._utterance: _Utterance | None = None
         self._waiting: _Utterance | None = None  # its speech ended without words: the decision waits for them
-        self._early = _Words()  # words that came before the speech they belong to
+        self._early = Words()  # words that came before the speech they belong to
         self._last_finals: list[str] = []
         self._speech_since_decision = False  # words without times after a decision and before new speech are its
         self.turns.reset()
@@ -298,7 +299,7 @@ class StreamingTurnSession:
                 if u is None:
                     if self._waiting is not None:  # the user goes on before any words came: that utterance is lost
                         self._skip_waiting()
-                    words, self._early = self._early, _Words()
+                    words, self._early = self._early, Words()
                     speech_start = self._frame_start()
                     start = max(self.samples - len(self._recent), speech_start - self.pre_roll)
                     pre_roll = self._recent[start - (self.samples - len(self._recent)):]
