@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pipeline
 import pytest
@@ -85,6 +86,7 @@ def test_pretrained_encoders_from_local_directories_embed_train_and_predict(tmp_
     assert len(predictions) == len(table) and (predictions.skipped == "").all()
     probs = predictions[["p_keep", "p_shift", "p_backchannel"]].to_numpy(dtype=float)
     assert abs(probs.sum(axis=1) - 1).max() < 1e-5
+    assert len({tuple(np.round(row, 6)) for row in probs}) > len(probs) // 2  # each row's inputs move the answer
     if kind == "bert":  # an encoder-only text path exports and runs on onnxruntime like GPT-2's
         from conftest import tone
 
