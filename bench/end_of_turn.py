@@ -138,9 +138,12 @@ def main() -> None:
     results["silence timeout"] = summary(silence_timeout(pause[kind == "hold"]))
     print("| detector | cut-offs @ 300 ms | cut-offs @ 600 ms | latency @ 5 % | latency @ 10 % |")
     print("|---|---|---|---|---|")
+    def ms(seconds: float) -> str:
+        return "none within the timeouts" if np.isnan(seconds) else f"{1000 * seconds:.0f} ms"
+
     for name, r in results.items():
         print(f"| {name} | {100 * r['cutoff@300ms']:.1f} % | {100 * r['cutoff@600ms']:.1f} % | "
-              f"{1000 * r['latency@5%']:.0f} ms | {1000 * r['latency@10%']:.0f} ms |")
+              f"{ms(r['latency@5%'])} | {ms(r['latency@10%'])} |")
 
 
 if __name__ == "__main__":
