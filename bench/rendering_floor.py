@@ -60,8 +60,7 @@ def main() -> None:
                     kept.append(i)
                     levels.append(frame_levels(segment_policy(wave, RATE, args.max_seconds, None)[0], RATE))
     table = table.loc[kept].reset_index(drop=True)
-    words = table.text.map(lambda x: len(str(x).split())).to_numpy()
-    table = table.join(rendering_features(levels, words, speech_threshold(levels)))
+    table = table.join(rendering_features(levels, table.text, speech_threshold(levels)))
     print(f"{args.csv}: {len(table)} rows cut, {table.video_id.nunique()} videos; channels {args.channels}, "
           f"last {args.max_seconds} s; rehearsal {json.dumps({k: v for k, v in rehearsal.items() if k != 'note'})}")
     print("| classifier of | logistic regression | boosted trees |\n|---|---|---|")

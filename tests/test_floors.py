@@ -27,7 +27,7 @@ def clip(lead_s, speech_s, tail_s, rng):
 def test_rendering_features_measure_speech_and_the_silences_around_it():
     rng = np.random.default_rng(0)
     levels = [frame_levels(clip(0.5, 1.0, 0.3, rng), RATE), frame_levels(clip(0.0, 0.4, 0.0, rng), RATE)]
-    features = rendering_features(levels, np.array([4, 2]), speech_threshold(levels))
+    features = rendering_features(levels, ["so we went there", "i see"], speech_threshold(levels))
     assert list(features.columns) == RENDERING_COLUMNS
     first = features.iloc[0]
     assert first.r_seconds == pytest.approx(1.8, abs=0.02) and first.r_speech_s == pytest.approx(1.0, abs=0.04)
@@ -47,9 +47,9 @@ def corpus(silent_when_shift: bool, n_videos=20, rows=30, seed=0):
             silent = silent_when_shift and label == 1 and rng.random() < 0.5
             levels.append(frame_levels(clip(0.1, 0.0 if silent else rng.uniform(0.5, 2.0), 0.1, rng), RATE))
             records.append({"video_id": f"v{v}", "label": label, "start": 0.0, "end": rng.uniform(0.5, 3.0),
-                            "context": "<s0>", "words": 5})
+                            "context": "<s0>", "text": "one two three four five"})
     table = pd.DataFrame(records)
-    return table.join(rendering_features(levels, table.words.to_numpy(), speech_threshold(levels)))
+    return table.join(rendering_features(levels, table.text, speech_threshold(levels)))
 
 
 def test_the_rendering_floor_sees_a_rendering_that_follows_the_label_and_not_one_that_does_not():

@@ -158,7 +158,7 @@ def floor_inputs(train: pd.DataFrame, test: pd.DataFrame, tokens: PackedTokens,
               for t in (train, test)]
     threshold = speech_threshold(levels[0])
     return [t.assign(context=t.sentence_id.map(contexts),
-                     **rendering_features(lv, t.text.map(lambda x: len(str(x).split())).to_numpy(), threshold)
+                     **rendering_features(lv, t.text, threshold)
                      .set_index(t.index))
             for t, lv in zip((train, test), levels, strict=True)]
 

@@ -56,10 +56,11 @@ def speech_threshold(levels: list[np.ndarray]) -> float:
     return float((low + high) / 2)
 
 
-def rendering_features(levels: list[np.ndarray], n_words: np.ndarray, threshold: float) -> pd.DataFrame:
-    """RENDERING_COLUMNS of each utterance from its frame levels (`frame_levels`) and its number of words."""
+def rendering_features(levels: list[np.ndarray], texts, threshold: float) -> pd.DataFrame:
+    """RENDERING_COLUMNS of each utterance from its frame levels (`frame_levels`) and its text (words counted)."""
     rows = []
-    for frame_db, words in zip(levels, n_words, strict=True):
+    for frame_db, text in zip(levels, texts, strict=True):
+        words = len(str(text).split())
         speech = np.flatnonzero(frame_db > threshold)
         seconds, speech_s = len(frame_db) * FRAME_S, len(speech) * FRAME_S
         lead = speech[0] * FRAME_S if len(speech) else seconds

@@ -158,7 +158,7 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
             return EndOfTurnState.INCOMPLETE, None
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1)
-        probabilities = await asyncio.get_running_loop().run_in_executor(self._executor, self._predict, *heard)
+        probabilities = await asyncio.get_running_loop().run_in_executor(self._executor, self._predict, *heard[:2])
         return self._verdict(heard, probabilities)
 
     def decide(self) -> tuple[EndOfTurnState, MetricsData | None]:
@@ -168,7 +168,7 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         heard = self._take()
         if heard is None:
             return EndOfTurnState.INCOMPLETE, None
-        return self._verdict(heard, self._predict(*heard))
+        return self._verdict(heard, self._predict(*heard[:2]))
 
     def _take(self) -> tuple[str, np.ndarray, float] | None:
         """(words, audio, start time) of the utterance heard since the last analysis, taken out of the buffers;
@@ -182,7 +182,7 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         self._audio, self._samples, self._utterance_open = [], 0, False
         return text, audio, time.perf_counter()
 
-    def _predict(self, text: str, audio: np.ndarray, started: float) -> dict[str, float]:
+    def _predict(self, text: str, audio: np.ndarray) -> dict[str, float]:
         return self.turns.add(text, audio, USER, self.sample_rate or 16000)
 
     def _verdict(self, heard: tuple[str, np.ndarray, float],
