@@ -17,6 +17,7 @@
 import argparse
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -33,7 +34,7 @@ def latency(predictor, repeats: int, rng, streaming: bool) -> tuple[float, float
     streaming=False: every segment is new (cold). streaming=True: a live conversation, where the
     two context utterances were the current ones of the previous calls (their encodings are remembered).
     """
-    rate = predictor.prep["sample_rate"]
+    rate = predictor.processor.config.sample_rate
     texts = ["i went to the market yesterday and", "you know it was really nice", "did you ever go to the museum"]
     times = []
     waves = [rng.normal(0, 0.1, 3 * rate).astype(np.float32) for _ in range(2)]
@@ -88,22 +89,23 @@ def directory_mb(path: Path, files=None) -> float:
 
 
 def save_distil_size_model(model_dir: Path, tmp: Path) -> None:
-    """A model of distil size (random weights: they do not change the cost) with `model_dir`'s tokenizer, audio
-    segments and preprocessing."""
+    """A model of distil size (random weights: they do not change the cost) with `model_dir`'s tokenizer, head
+    knobs and processor."""
     from transformers import AutoTokenizer
 
     from turnfusion.models import TurnFusionConfig, TurnFusionModel
+    from turnfusion.processing import PROCESSOR_FILE
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     default = TurnFusionConfig.from_pretrained(str(model_dir))
-    config = TurnFusionConfig(
-        mode="fusion", text_config={"vocab_size": len(tokenizer), "n_layer": 6, "n_embd": 768, "n_head": 12,
-                                    "n_positions": 1024},
+    config = TurnFusionConfig.from_params(
+        "fusion", default, text_config={"vocab_size": len(tokenizer), "n_layer": 6, "n_embd": 768, "n_head": 12,
+                                        "n_positions": 1024},
         audio_config={"hidden_size": 768, "num_hidden_layers": 2, "num_attention_heads": 12,
-                      "intermediate_size": 3072, "apply_spec_augment": False},
-        audio_segments=default.audio_segments, preprocessing=default.preprocessing)
+                      "intermediate_size": 3072, "apply_spec_augment": False})
     TurnFusionModel(config).save_pretrained(str(tmp))
     tokenizer.save_pretrained(str(tmp))
+    shutil.copy(Path(model_dir) / PROCESSOR_FILE, tmp)
 
 
 def epoch_times(params: dict) -> dict:
@@ -111,23 +113,26 @@ def epoch_times(params: dict) -> dict:
     from dataclasses import replace
 
     from turnfusion.config import ModelConfig, TrainConfig, from_params
-    from turnfusion.datasets import examples_for, load_utterances
-    from turnfusion.train import build_model, collate_for
+    from turnfusion.datasets import load_utterances
+    from turnfusion.schedules import EncoderSchedule
+    from turnfusion.train import build_model
 
     m, t = from_params(ModelConfig, params), from_params(TrainConfig, params)
-    store, tokens, table = load_utterances("data/segments", "data/tokens", "data/teacher/trp.parquet")
+    store, tokens, table = load_utterances("data/segments", "data/tokens", "data/teacher/trp.parquet",
+                                           m.audio_segments)
     train = table[table.split == "train"]
-    model = build_model("fusion", m, "data/embeddings", {})
+    model = build_model("fusion", m, "data/embeddings")
     model.requires_grad_(False)
     model.head.requires_grad_(True)
     optimizer = torch.optim.AdamW(model.head.parameters(), lr=1e-3)
     results = {}
     for name, encoders in [("frozen_cached", "frozen"), ("re_encoding", "gradual")]:
-        dataset = examples_for(train, encoders, "data/embeddings", tokens, store)
         cfg = replace(t, batch_size=32, encoders=encoders)
+        inputs = EncoderSchedule.of(cfg).inputs
+        dataset = inputs.examples(train, "data/embeddings", tokens, store)
         start = time.perf_counter()
         loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True,
-                                             collate_fn=collate_for(cfg), generator=torch.Generator().manual_seed(0))
+                                             collate_fn=inputs.collate, generator=torch.Generator().manual_seed(0))
         for batch in loader:
             logits = model.batch_logits(batch)  # re_encoding: frozen encoders, but run again on every batch
             loss = torch.nn.functional.cross_entropy(logits, batch["label"])

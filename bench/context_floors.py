@@ -39,7 +39,8 @@ def encoder_features(table, directory: str, max_length: int = 64, batch_size: in
 
     from turnfusion.encoders import pretrained_text_encoder
     from turnfusion.models.pooling import masked_mean
-    from turnfusion.tokenize import encode_contexts, load_tokenizer, pad_right
+    from turnfusion.text import encode_contexts, pad_right
+    from turnfusion.tokenize import load_tokenizer
 
     tokenizer = load_tokenizer(directory)
     encoder = pretrained_text_encoder(directory).eval()

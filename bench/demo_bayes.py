@@ -33,9 +33,9 @@ from sklearn.metrics import f1_score
 
 from turnfusion.prosody import prosody_features
 from turnfusion.schema import BACKCHANNEL, KEEP, SHIFT
-from turnfusion.segment import SegmentStore
 from turnfusion.sources.demo import PROSODY_SHAPES
 from turnfusion.sources.demo_turns import PROSODY_PROBS, TEXT_CUE_PROBS, plan_conversation
+from turnfusion.stores import SegmentStore
 
 CUES = {"incomplete": 0, "statement": 1, "question": 2, "narrative": 3}
 PROSODIES = {"level": 0, "fall": 1, "rise": 2}

@@ -23,8 +23,8 @@ from transformers import GPT2Config, GPT2Model, HubertConfig, HubertModel
 
 from turnfusion.distributed import processes
 from turnfusion.embed import write_audio_cache, write_text_cache
-from turnfusion.segment import SegmentStore
-from turnfusion.tokenize import PackedTokens, write_packed
+from turnfusion.stores import PackedTokens, SegmentStore
+from turnfusion.tokenize import write_packed
 
 
 def synthetic_store(n: int, seconds: float, rate: int = 16000) -> SegmentStore:

@@ -15,7 +15,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from turnfusion.prosody import f0_track, final_semitones
-from turnfusion.segment import SegmentStore
+from turnfusion.stores import SegmentStore
 
 
 def autocorrelation_f0_track(samples: np.ndarray, sample_rate: int, frame_s: float = 0.04, hop_s: float = 0.01,

@@ -26,7 +26,7 @@ from turnfusion.audio import keep_end
 from turnfusion.pretrain_audio import contour_summary
 from turnfusion.probe import feature_probe
 from turnfusion.prosody import FRAME_S, frame_targets, prosody_features
-from turnfusion.segment import SegmentStore
+from turnfusion.stores import SegmentStore
 
 
 def contour_features(wave: np.ndarray, sample_rate: int, span_s: float, crop_s: float = 1.5) -> np.ndarray:

@@ -22,8 +22,8 @@ from turnfusion.floors import (
     rendering_features,
     speech_threshold,
 )
+from turnfusion.processing import cut_row, segment_policy
 from turnfusion.schema import conversation_order, read_utterances
-from turnfusion.segment import cut_row, segment_policy
 from turnfusion.sources.mmf2f import import_mmf2f
 
 RATE = 16000

@@ -12,7 +12,7 @@ from pathlib import Path
 import soundfile as sf
 
 from turnfusion.predict import TurnPredictor
-from turnfusion.segment import SegmentStore
+from turnfusion.stores import SegmentStore
 
 
 def main(model_dir: str = "models/fusion", segments: str = "data/segments") -> None:

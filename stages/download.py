@@ -19,7 +19,7 @@ def main() -> None:
     args = parser.parse_args()
     cfg = config(DownloadConfig)
     manifest = pd.read_csv(args.manifest, dtype=str, keep_default_na=False)
-    results = download_all(manifest, args.out, cfg.retries, cfg.timeout_s, cfg.sample_rate, cfg.mono)
+    results = download_all(manifest, args.out, cfg)
     failed = results[results.status == "failed"]
     write_csv(args.failures, failed)
     counts = results.status.value_counts()

@@ -8,8 +8,7 @@ from stages.common import config, run, write_json
 from turnfusion.config import ComputeConfig, EmbedConfig, ModelConfig, TextConfig
 from turnfusion.embed import embed
 from turnfusion.encoders import check_sizes
-from turnfusion.segment import SegmentStore
-from turnfusion.tokenize import PackedTokens
+from turnfusion.stores import PackedTokens, SegmentStore
 
 
 def main() -> None:

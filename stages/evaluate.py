@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from stages.common import config, run, write_json
-from turnfusion.config import ModelConfig, TrainConfig
+from turnfusion.config import TrainConfig
 from turnfusion.evaluate import evaluate
 
 
@@ -22,8 +22,8 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="directory for predictions, metrics, plots and PNGs")
     args = parser.parse_args()
     models = dict(pair.split("=", 1) for pair in args.models)
-    metrics = evaluate(models, args.segments, args.tokens, args.trp, args.embeddings, args.out, config(ModelConfig),
-                       config(TrainConfig), dict(pair.split("=", 1) for pair in args.exported))
+    metrics = evaluate(models, args.segments, args.tokens, args.trp, args.embeddings, args.out, config(TrainConfig),
+                       dict(pair.split("=", 1) for pair in args.exported))
     write_json(Path(args.out) / "metrics.json", metrics)
     summary = {k: {"macro_f1": round(r["macro_f1"], 4), "balanced_accuracy": round(r["balanced_accuracy"], 4)}
                for k, r in metrics.items() if isinstance(r, dict) and "macro_f1" in r}

@@ -9,7 +9,7 @@ from stages.common import config, run, write_json
 from turnfusion.config import ModelConfig, PretrainAudioConfig
 from turnfusion.encoders import check_sizes
 from turnfusion.pretrain_audio import pretrain_audio_encoder
-from turnfusion.segment import SegmentStore
+from turnfusion.stores import SegmentStore
 
 
 def main() -> None:

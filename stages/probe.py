@@ -5,7 +5,7 @@ import argparse
 
 from stages.common import run, write_json
 from turnfusion.probe import probe_store
-from turnfusion.segment import SegmentStore
+from turnfusion.stores import SegmentStore
 
 
 def main() -> None:

@@ -8,10 +8,12 @@ from dataclasses import asdict
 from stages.common import config, run
 from turnfusion.choices import MODES
 from turnfusion.config import ComputeConfig, ModelConfig, SegmentConfig, TextConfig, TrainConfig
-from turnfusion.datasets import examples_for, load_utterances
+from turnfusion.datasets import load_utterances
 from turnfusion.distributed import launched_world, processes
 from turnfusion.loop import seed_everything
-from turnfusion.train import build_model, preprocessing, train
+from turnfusion.processing import ProcessorConfig
+from turnfusion.schedules import EncoderSchedule
+from turnfusion.train import build_model, train
 
 
 def main() -> None:
@@ -30,9 +32,9 @@ def main() -> None:
     m, t = config(ModelConfig), config(TrainConfig)
     store, tokens, table = load_utterances(args.segments, args.tokens, args.trp, m.audio_segments)
     seed_everything(t.seed)  # the head's initial weights
-    model = build_model(args.mode, m, args.embeddings, preprocessing(config(SegmentConfig), config(TextConfig)))
-    sets = {s: examples_for(table[table.split == s], t.encoders, args.embeddings, tokens, store)
-            for s in ("train", "val")}
+    model = build_model(args.mode, m, args.embeddings)
+    inputs = EncoderSchedule.of(t).inputs
+    sets = {s: inputs.examples(table[table.split == s], args.embeddings, tokens, store) for s in ("train", "val")}
     main_process = processes(t.device, "train.device").main  # launched as several: only the main one writes
     with Live(args.live, save_dvc_exp=False, dvcyaml=None) if main_process else nullcontext() as live:
         if live is not None:
@@ -48,6 +50,7 @@ def main() -> None:
                                  **{f"best_{k}": v for k, v in best.items() if k.startswith("val_")}})
     if main_process:
         tokens.tokenizer().save_pretrained(args.out)
+        ProcessorConfig.from_params(config(SegmentConfig), config(TextConfig)).save_pretrained(args.out)
         logging.getLogger("train").info("%s: best epoch %d, %s", args.mode, state["best_epoch"], best)
 
 

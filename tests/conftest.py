@@ -17,6 +17,31 @@ def params_config(cls, **overrides):
     return dataclasses.replace(from_params(cls, yaml.safe_load((REPO / "params.yaml").read_text())), **overrides)
 
 
+# the head knobs and the input policy of the tests' small models, stated whole (a model config has no defaults)
+TOY_KNOBS = {"text_pooling": "last", "audio_pooling": "attention", "last_k": 10, "audio_segments": 3,
+             "fusion_head": "concat", "hidden_size": 128, "dropout": 0.1, "tensor_rank": 4, "modality_dropout": 0.0,
+             "use_trp": False}
+TOY_PROCESSOR = {"sample_rate": 16000, "max_seconds": 3.0, "channels": "mix", "trim_vad_threshold": None,
+                 "max_length": 64, "n_previous": 2, "punctuation": "strip", "trim_overlap": False}
+
+
+def toy_config(mode: str, text_config: dict | None = None, audio_config: dict | None = None, **knobs):
+    """A TurnFusionConfig of `mode` with TOY_KNOBS and `knobs` over them."""
+    from types import SimpleNamespace
+
+    from turnfusion.models import TurnFusionConfig
+
+    return TurnFusionConfig.from_params(mode, SimpleNamespace(**{**TOY_KNOBS, **knobs}), text_config or {},
+                                        audio_config or {})
+
+
+def save_toy_processor(directory, **fields):
+    """The processor config of a test model folder: TOY_PROCESSOR with `fields` over it."""
+    from turnfusion.processing import ProcessorConfig
+
+    return ProcessorConfig(**{**TOY_PROCESSOR, **fields}).save_pretrained(directory)
+
+
 def tone(seconds: float, rate: int, freq: float = 220.0, amp: float = 0.3) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
@@ -48,17 +73,17 @@ def model_dir(tmp_path_factory):
     import torch
     from pipeline import AUDIO_CFG
 
-    from turnfusion.models import TurnFusionConfig, TurnFusionModel
+    from turnfusion.models import TurnFusionModel
     from turnfusion.tokenize import train_tokenizer
 
     d = tmp_path_factory.mktemp("model")
     tokenizer = train_tokenizer(["hello there how are you", "i went to the market and"] * 20, 300)
     torch.manual_seed(0)
     text = {"vocab_size": len(tokenizer), "n_layer": 1, "n_embd": 16, "n_head": 2, "n_positions": 32}
-    model = TurnFusionModel(TurnFusionConfig(mode="fusion", text_config=text, audio_config=AUDIO_CFG,
-                                             hidden_size=16, preprocessing={"max_length": 24}))
+    model = TurnFusionModel(toy_config("fusion", text, AUDIO_CFG, hidden_size=16))
     for param in model.head.parameters():  # a head that reacts to its inputs
         torch.nn.init.normal_(param, std=0.2)
     model.save_pretrained(d)
     tokenizer.save_pretrained(d)
+    save_toy_processor(d, max_length=24)
     return d

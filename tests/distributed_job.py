@@ -50,12 +50,16 @@ def embed_pipeline(root: Path, out: Path) -> None:
     from pipeline import load_store
 
     from turnfusion.embed import embed
-    from turnfusion.tokenize import PackedTokens
+    from turnfusion.stores import PackedTokens
 
     cfg = params_config(ModelConfig, text_encoder=str(root / "enc_text"), audio_encoder=str(root / "enc_audio"))
     run = params_config(EmbedConfig, device="cpu", batch_size=3)
-    embed(PackedTokens(root / "tokens"), load_store(root), out, cfg, 12, root / "no_teacher", root / "no_pretrained",
-          run)
+    tokens = PackedTokens(root / "tokens")
+    embed(tokens, load_store(root), out, cfg, 12, root / "no_teacher", root / "no_pretrained", run)
+    procs = processes(run.device)
+    share = procs.share(len(tokens.index), unit=run.batch_size)  # the contexts this process encoded
+    (out.parent / f"{out.name}.rank{procs.rank}.json").write_text(json.dumps(
+        {"world": procs.world, "pid": os.getpid(), "start": share.start, "stop": share.stop}))
 
 
 if __name__ == "__main__":

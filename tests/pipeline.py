@@ -7,15 +7,16 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-from conftest import params_config, tone, utterance_table
+from conftest import params_config, tone, toy_config, utterance_table
 
-from turnfusion.config import ModelConfig, SegmentConfig, TextConfig
+from turnfusion.config import EmbedConfig, ModelConfig, SegmentConfig, TextConfig
 from turnfusion.datasets import load_utterances
 from turnfusion.embed import embed
-from turnfusion.models import TurnFusionConfig, TurnFusionModel
+from turnfusion.models import TurnFusionModel
+from turnfusion.processing import ProcessorConfig
 from turnfusion.segment import build_store
-from turnfusion.tokenize import PackedTokens, tokenize_table
-from turnfusion.train import preprocessing
+from turnfusion.stores import PackedTokens
+from turnfusion.tokenize import tokenize_table
 
 AUDIO_CFG = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32,
              "conv_dim": [8] * 7, "num_conv_pos_embeddings": 8, "num_conv_pos_embedding_groups": 2,
@@ -62,18 +63,19 @@ def build(root: Path, channels: str = "mix", n_previous: int = 1, audio_segments
     tokens = PackedTokens(root / "tokens")
     torch.manual_seed(0)
     gpt2 = {"vocab_size": len(tokens.tokenizer()), "n_layer": 1, "n_embd": 16, "n_head": 2, "n_positions": 32}
-    model = TurnFusionModel(TurnFusionConfig(mode=mode, text_config=gpt2, audio_config=AUDIO_CFG, hidden_size=16,
-                                             audio_segments=audio_segments, audio_pooling="mean",
-                                             preprocessing=preprocessing(segment, text))).eval()
+    model = TurnFusionModel(toy_config(mode, gpt2, AUDIO_CFG, hidden_size=16, audio_segments=audio_segments,
+                                       audio_pooling="mean")).eval()
     for param in model.head.parameters():  # a head that reacts to its inputs, so differences show
         torch.nn.init.normal_(param, std=0.2)
     model.save_pretrained(root / "model")
     tokens.tokenizer().save_pretrained(root / "model")
+    ProcessorConfig.from_params(segment, text).save_pretrained(root / "model")
     if mode == "fusion":  # the embed stage, with this model's encoders loaded by local path
         model.text_encoder.save_pretrained(root / "enc_text")
         model.audio_encoder.save_pretrained(root / "enc_audio")
         cfg = params_config(ModelConfig, text_encoder=str(root / "enc_text"), audio_encoder=str(root / "enc_audio"))
-        embed(tokens, load_store(root), root / "cache", cfg, max_length, root / "no_teacher", root / "no_pretrained")
+        embed(tokens, load_store(root), root / "cache", cfg, max_length, root / "no_teacher", root / "no_pretrained",
+              params_config(EmbedConfig, device="cpu"))
     store, tokens, joined = load_utterances(root / "segments", root / "tokens", None, audio_segments)
     return Pipeline(root, root / "utterances.csv", root / "raw", root / "model", joined, tokens, store, root / "cache")
 
@@ -83,6 +85,6 @@ def load_segments(root: Path):
 
 
 def load_store(root: Path):
-    from turnfusion.segment import SegmentStore
+    from turnfusion.stores import SegmentStore
 
     return SegmentStore.open(root / "segments")

@@ -1,4 +1,8 @@
+from pathlib import Path
+
 from stages.check_reads import Stage, undeclared
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def stage(**kw):
@@ -72,3 +76,47 @@ def test_a_config_read_under_the_reads_log_still_goes_to_worker_processes(monkey
     copy = pickle.loads(pickle.dumps(cfg))  # as multiprocessing sends it
     assert type(copy) is DropSilentConfig and copy == params_config(DropSilentConfig)
     assert "param drop_silent.vad_threshold" in common._reads  # the copy may read any of them
+
+
+STAGE_SCRIPT = """
+import helper  # a project module: the code the stage ran is a read
+from stages.common import config, run
+from turnfusion.config import TextConfig
+
+
+def main():
+    open("data/input.txt").read()
+    open("data/output.txt", "w").write("written, not read")
+    config(TextConfig).max_length
+
+
+run(main)
+"""
+
+
+def test_the_reads_hook_logs_opened_files_imported_modules_and_read_params_only(tmp_path):
+    """What stages/common.py records when a stage runs with TURNFUSION_READS_LOG under DVC (DVC_STAGE)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "input.txt").write_text("x")
+    (tmp_path / "data" / "unread.txt").write_text("x")
+    (tmp_path / "helper.py").write_text("")
+    (tmp_path / "stage.py").write_text(STAGE_SCRIPT)
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    env = {**os.environ, "TURNFUSION_READS_LOG": str(tmp_path / "reads"), "DVC_STAGE": "demo",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
+    done = subprocess.run([sys.executable, "-m", "stage"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = set((tmp_path / "reads" / "demo.txt").read_text().splitlines())
+    assert {"file data/input.txt", "file helper.py", "file params.yaml", "file stage.py",
+            "param text.max_length"} <= lines
+    assert not {"file data/output.txt", "file data/unread.txt", "param text.vocab_size"} & lines
+    assert all(line.startswith(("file ", "param ")) for line in lines)
+    without = subprocess.run([sys.executable, "-m", "stage"], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=120, env={**env, "DVC_STAGE": ""})
+    assert without.returncode == 0 and (tmp_path / "reads" / "demo.txt").read_text().count("param text") == 1

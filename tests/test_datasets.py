@@ -3,7 +3,7 @@ import pandas as pd
 import pipeline
 import pytest
 import torch
-from conftest import params_config, utterance_table
+from conftest import params_config, toy_config, utterance_table
 from pipeline import AUDIO_CFG
 
 from turnfusion.config import SegmentConfig, TextConfig, TrainConfig
@@ -16,11 +16,13 @@ from turnfusion.datasets import (
     collate_text_training,
 )
 from turnfusion.datasets import utterance_table as examples_table
-from turnfusion.embed import EmbeddingCache
-from turnfusion.models import TurnFusionConfig, TurnFusionModel
-from turnfusion.segment import SegmentStore, build_store
-from turnfusion.tokenize import PackedTokens, tokenize_table
-from turnfusion.train import predict, train
+from turnfusion.loop import predict
+from turnfusion.models import TurnFusionModel
+from turnfusion.schedules import EncoderSchedule
+from turnfusion.segment import build_store
+from turnfusion.stores import EmbeddingCache, PackedTokens, SegmentStore
+from turnfusion.tokenize import tokenize_table
+from turnfusion.train import train
 
 
 def raw_sets(recording_dir, tmp_path):
@@ -32,7 +34,7 @@ def raw_sets(recording_dir, tmp_path):
     index, _ = build_store(table, recording_dir, tmp_path / "seg", segment, progress=False)
     tokenize_table(index, tmp_path / "tok", params_config(TextConfig, vocab_size=300, max_length=16))
     tokens, store = PackedTokens(tmp_path / "tok"), SegmentStore.open(tmp_path / "seg")
-    ex = examples_table(store.index, tokens.index, None)
+    ex = examples_table(store.index, tokens.index, None, n_audio_segments=3)
     assert ex.audio_rows.iloc[2].tolist() == [2, 1, 0] and ex.audio_rows.iloc[8].tolist() == [8, -1, -1]
     return (RawExamples(ex[ex.split == "train"], tokens, store), RawExamples(ex[ex.split == "val"], tokens, store),
             len(tokens.tokenizer()))
@@ -41,7 +43,7 @@ def raw_sets(recording_dir, tmp_path):
 def model_for(vocab):
     torch.manual_seed(0)
     text = {"vocab_size": vocab, "n_layer": 1, "n_embd": 16, "n_head": 2, "n_positions": 32}
-    return TurnFusionModel(TurnFusionConfig(mode="fusion", text_config=text, audio_config=AUDIO_CFG, hidden_size=16))
+    return TurnFusionModel(toy_config("fusion", text, AUDIO_CFG, hidden_size=16))
 
 
 def encoder_weights(model):
@@ -64,7 +66,7 @@ def test_full_and_gradual_fine_tuning_update_the_encoders(recording_dir, tmp_pat
         # the model ends with its best epoch's weights: unfrozen encoders changed only if that epoch trained them
         trained_them = expect_change and (schedule == "full" or state["best_epoch"] > cfg.unfreeze_epoch)
         assert changed(before, model) == trained_them, (schedule, epochs, state["best_epoch"])
-    probs = predict(model, val_set, cfg, torch.device("cpu"))
+    probs = predict(model, val_set, cfg.batch_size, torch.device("cpu"), EncoderSchedule.of(cfg).inputs.collate)
     assert probs.shape == (6, 3)
 
 

@@ -13,8 +13,8 @@ import torch
 from pipeline import build
 
 from turnfusion.distributed import Processes, processes
-from turnfusion.embed import AUDIO_CACHE, AUDIO_INDEX, TEXT_CACHE
 from turnfusion.schema import DataError
+from turnfusion.stores import AUDIO_CACHE, AUDIO_INDEX, TEXT_CACHE
 
 JOB = Path(__file__).with_name("distributed_job.py")
 
@@ -76,6 +76,10 @@ def test_the_embedding_cache_is_the_same_whatever_the_number_of_processes(tmp_pa
     for name in (TEXT_CACHE, AUDIO_CACHE, AUDIO_INDEX):
         assert (one / name).read_bytes() == (two / name).read_bytes(), name
     assert len(np.load(one / TEXT_CACHE)) > 0 and not list(two.glob(".*part*"))  # the parts are joined and gone
+    ranks = [json.loads((tmp_path / f"cache2.rank{r}.json").read_text()) for r in range(2)]
+    assert [r["world"] for r in ranks] == [2, 2] and ranks[0]["pid"] != ranks[1]["pid"]  # two processes took part
+    assert ranks[0]["start"] == 0 and ranks[0]["stop"] == ranks[1]["start"] < ranks[1]["stop"]  # each its own share
+    assert not (tmp_path / "cache2.rank2.json").exists()
 
 
 @pytest.mark.parametrize("n,unit", [(10, 1), (10, 3), (2, 4), (0, 1)])

@@ -7,9 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from conftest import tone
+from conftest import params_config, tone
 
+from turnfusion.config import DownloadConfig
 from turnfusion.download import download_all, download_audio
+
+
+def dl(**overrides) -> DownloadConfig:
+    """The shipped download params with `overrides`."""
+    return params_config(DownloadConfig, **overrides)
 
 
 @pytest.fixture
@@ -31,15 +37,15 @@ def test_ytdlp_downloads_from_local_http_server_and_extracts_16k_flac(http_serve
     # already FLAC, at another rate: it must still be converted (yt-dlp's own extractor would skip it)
     sf.write(root / "talk.flac", np.stack([tone(2, 44100), tone(2, 44100, 440)], axis=1), 44100)
     out = tmp_path / "raw"
-    result = download_audio("talk", f"{base}/talk.flac", out, retries=0, timeout_s=10)
+    result = download_audio("talk", f"{base}/talk.flac", out, dl(retries=0, timeout_s=10))
     assert result.status == "downloaded", result.error
     info = sf.info(out / "talk.flac")
     assert info.format == "FLAC" and info.samplerate == 16000 and info.channels == 2
     assert abs(info.frames - 2 * 16000) < 800
     assert sorted(p.name for p in out.iterdir()) == ["talk.flac", "talk.source"]  # nothing left behind
     # a second run does not fetch again; another rate or mono does
-    assert download_audio("talk", f"{base}/talk.flac", out).status == "present"
-    assert download_audio("talk", f"{base}/talk.flac", out, mono=True).status == "downloaded"
+    assert download_audio("talk", f"{base}/talk.flac", out, dl()).status == "present"
+    assert download_audio("talk", f"{base}/talk.flac", out, dl(mono=True)).status == "downloaded"
     assert sf.info(out / "talk.flac").channels == 1
 
 
@@ -53,10 +59,10 @@ def test_a_video_container_gives_its_audio_and_a_missing_local_file_is_a_recorde
                     "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "2", "-c:v", "mpeg4",
                     "-c:a", "aac", str(video)], check=True)
     out = tmp_path / "raw"
-    assert download_audio("clip", video.as_uri(), out).status == "downloaded"
+    assert download_audio("clip", video.as_uri(), out, dl()).status == "downloaded"
     info = sf.info(out / "clip.flac")
     assert info.samplerate == 16000 and 1.9 < info.duration < 2.2
-    missing = download_audio("gone", str(tmp_path / "videos" / "gone.m4a"), out)
+    missing = download_audio("gone", str(tmp_path / "videos" / "gone.m4a"), out, dl())
     assert missing.status == "failed" and missing.error == f"recording file not found: {tmp_path}/videos/gone.m4a"
 
 
@@ -64,9 +70,9 @@ def test_changed_local_source_is_fetched_again(tmp_path):
     src = tmp_path / "a.flac"
     sf.write(src, tone(1, 44100), 44100)
     out = tmp_path / "raw"
-    assert download_audio("a", str(src), out).status == "downloaded"
+    assert download_audio("a", str(src), out, dl()).status == "downloaded"
     sf.write(src, tone(2, 44100), 44100)
-    assert download_audio("a", str(src), out).status == "downloaded"
+    assert download_audio("a", str(src), out, dl()).status == "downloaded"
     assert sf.info(out / "a.flac").frames == 2 * 16000
 
 
@@ -75,13 +81,13 @@ def test_a_source_regenerated_byte_for_byte_is_not_fetched_again_and_stamps_repe
 
     src = tmp_path / "a.flac"
     sf.write(src, tone(1, 44100), 44100)
-    assert download_audio("a", str(src), tmp_path / "raw").status == "downloaded"
+    assert download_audio("a", str(src), tmp_path / "raw", dl()).status == "downloaded"
     stamp = (tmp_path / "raw" / "a.source").read_text()
     data = src.read_bytes()
     src.unlink()
     src.write_bytes(data)  # the same bytes, written again (a fresh clone's demo corpus)
     os.utime(src, ns=(1, 1))
-    assert download_audio("a", str(src), tmp_path / "raw").status == "present"
+    assert download_audio("a", str(src), tmp_path / "raw", dl()).status == "present"
     assert (tmp_path / "raw" / "a.source").read_text() == stamp  # the stage's output does not depend on mtimes
 
 
@@ -91,7 +97,7 @@ def test_failures_are_recorded_not_raised(http_server, tmp_path):
     sf.write(root / "good.flac", tone(1, 44100), 44100)
     manifest = pd.DataFrame({"video_id": ["good", "missing", "broken"],
                              "url": [f"{base}/good.flac", f"{base}/missing.flac", f"{base}/broken.flac"]})
-    results = download_all(manifest, tmp_path / "raw", retries=0, timeout_s=5, progress=False)
+    results = download_all(manifest, tmp_path / "raw", dl(retries=0, timeout_s=5), progress=False)
     status = dict(zip(results.video_id, results.status, strict=True))
     assert status == {"good": "downloaded", "missing": "failed", "broken": "failed"}
     assert "404" in results.set_index("video_id").loc["missing", "error"]
@@ -105,10 +111,10 @@ def test_a_moved_project_fetches_nothing_again(tmp_path, monkeypatch):
     (project / "source").mkdir(parents=True)
     sf.write(project / "source" / "a.flac", tone(1, 44100), 44100)
     monkeypatch.chdir(project)
-    assert download_audio("a", "source/a.flac", Path("raw")).status == "downloaded"
+    assert download_audio("a", "source/a.flac", Path("raw"), dl()).status == "downloaded"
     shutil.copytree(project, tmp_path / "moved")  # copy2: contents and mtimes, as a moved project keeps them
     monkeypatch.chdir(tmp_path / "moved")
-    assert download_audio("a", "source/a.flac", Path("raw")).status == "present"
+    assert download_audio("a", "source/a.flac", Path("raw"), dl()).status == "present"
 
 
 def test_an_interrupted_download_leaves_nothing_half_done(tmp_path, monkeypatch):
@@ -116,7 +122,7 @@ def test_an_interrupted_download_leaves_nothing_half_done(tmp_path, monkeypatch)
 
     src = tmp_path / "a.flac"
     sf.write(src, tone(1, 44100), 44100)
-    assert download_audio("a", str(src), tmp_path / "clean").status == "downloaded"
+    assert download_audio("a", str(src), tmp_path / "clean", dl()).status == "downloaded"
     real = yt_dlp.YoutubeDL.download
 
     def interrupted(self, urls):
@@ -126,8 +132,8 @@ def test_an_interrupted_download_leaves_nothing_half_done(tmp_path, monkeypatch)
     (tmp_path / "raw").mkdir()
     monkeypatch.setattr(yt_dlp.YoutubeDL, "download", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        download_audio("a", str(src), tmp_path / "raw")
+        download_audio("a", str(src), tmp_path / "raw", dl())
     monkeypatch.setattr(yt_dlp.YoutubeDL, "download", real)
-    assert download_audio("a", str(src), tmp_path / "raw").status == "downloaded"
+    assert download_audio("a", str(src), tmp_path / "raw", dl()).status == "downloaded"
     assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["a.flac", "a.source"]
     assert (tmp_path / "raw" / "a.flac").read_bytes() == (tmp_path / "clean" / "a.flac").read_bytes()

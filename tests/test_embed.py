@@ -3,10 +3,11 @@ import pipeline
 import pytest
 import torch
 
-from turnfusion.embed import EmbeddingCache, load_encoders
+from turnfusion.embed import load_encoders
 from turnfusion.models import TurnFusionModel
 from turnfusion.models.encoding import encode_segment
 from turnfusion.schema import DataError
+from turnfusion.stores import EmbeddingCache
 
 
 @pytest.fixture(scope="module")

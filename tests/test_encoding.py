@@ -1,8 +1,9 @@
 import numpy as np
 import torch
+from conftest import toy_config
 from pipeline import AUDIO_CFG
 
-from turnfusion.models import TurnFusionConfig, TurnFusionModel
+from turnfusion.models import TurnFusionModel
 from turnfusion.models.encoding import encode_padded, encode_segment, pad_sequences, stack_segments
 
 
@@ -20,7 +21,7 @@ def test_pad_sequences_and_stack_segments_place_each_sequence_with_its_mask():
 
 def test_a_segment_is_encoded_alone_because_padding_changes_its_frames():
     torch.manual_seed(0)
-    encoder = TurnFusionModel(TurnFusionConfig(mode="audio", audio_config=AUDIO_CFG)).audio_encoder.eval()
+    encoder = TurnFusionModel(toy_config("audio", audio_config=AUDIO_CFG)).audio_encoder.eval()
     rng = np.random.default_rng(0)
     short, long = rng.normal(0, 0.1, 8000).astype(np.float32), rng.normal(0, 0.1, 24000).astype(np.float32)
     with torch.no_grad():
@@ -34,8 +35,7 @@ def test_a_segment_is_encoded_alone_because_padding_changes_its_frames():
 def test_raw_and_cached_batches_give_the_same_logits():
     torch.manual_seed(0)
     text = {"vocab_size": 40, "n_layer": 1, "n_embd": 16, "n_head": 2, "n_positions": 16}
-    model = TurnFusionModel(TurnFusionConfig(mode="fusion", text_config=text, audio_config=AUDIO_CFG,
-                                             audio_segments=2)).eval()
+    model = TurnFusionModel(toy_config("fusion", text, AUDIO_CFG, audio_segments=2)).eval()
     rng = np.random.default_rng(1)
     waves = [[rng.normal(0, .1, 6000).astype(np.float32), None],
              [rng.normal(0, .1, 9000).astype(np.float32), rng.normal(0, .1, 4000).astype(np.float32)]]

@@ -117,3 +117,25 @@ def test_floor_inputs_give_each_row_its_context_and_the_rendering_of_its_own_seg
     assert train.r_seconds[0] == len(frame_levels(pipe.store.waveform(own), pipe.store.sample_rate)) * 0.02
     assert np.array_equal(test.loc[train.index, RENDERING_COLUMNS], train[RENDERING_COLUMNS])  # aligned by index
     assert (train.r_speech_s <= train.r_seconds).all() and train.r_speech_s.gt(0).any()
+
+
+def test_each_model_is_fed_as_its_own_weights_say_not_as_the_training_params_say():
+    import copy
+
+    import torch
+    from toy import toy_model
+
+    from turnfusion.datasets import Inputs
+    from turnfusion.evaluate import model_inputs
+
+    model = toy_model("fusion")
+    cached = (copy.deepcopy(model.text_encoder), copy.deepcopy(model.audio_encoder))  # what embed ran
+    assert model_inputs(model, cached) == Inputs(cached_text=True, cached_audio=True)
+    with torch.no_grad():
+        next(model.text_encoder.parameters()).add_(1e-3)  # the text encoder trained (train.encoders: text)
+    assert model_inputs(model, cached) == Inputs(cached_text=False, cached_audio=True)
+    with torch.no_grad():
+        next(model.audio_encoder.parameters()).add_(1e-3)
+    assert model_inputs(model, cached) == Inputs(cached_text=False, cached_audio=False)
+    audio = toy_model("audio")
+    assert model_inputs(audio, (cached[0], copy.deepcopy(audio.audio_encoder))) == Inputs(True, True)

@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 import onnx
@@ -9,6 +10,7 @@ from conftest import tone
 from turnfusion.export import FIRST_CONV, MANIFEST, export
 from turnfusion.onnx_backend import OnnxTurnModel
 from turnfusion.predict import TurnPredictor
+from turnfusion.processing import PROCESSOR_FILE
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +49,16 @@ def test_the_export_is_one_directory_described_by_its_manifest(exported):
            for precision in ("fp32", "int8")}
     assert "MatMulInteger" in ops["int8"] and "MatMulInteger" not in ops["fp32"]  # the int8 graphs multiply int8
     assert "ConvInteger" not in ops["int8"]  # the audio front end's convolutions stay fp32 (see export.quantize)
-    assert config["preprocessing"]["max_length"] == 24  # how inputs are prepared travels with the graphs
+    assert "preprocessing" not in config  # how inputs are prepared is the processor's, and travels with the graphs:
+    assert json.loads((exported / PROCESSOR_FILE).read_text())["max_length"] == 24
+    assert PROCESSOR_FILE in listed
 
 
 def test_graphs_take_any_batch_token_and_sample_count(exported, model_dir):
     from turnfusion.export import AudioPath, TextPath
     from turnfusion.predict import load_model
 
-    model, graphs = load_model(model_dir).eval(), OnnxTurnModel(exported, "fp32")
+    model, graphs = load_model(model_dir)[0].eval(), OnnxTurnModel(exported, "fp32")
     for batch, tokens in ((1, 3), (4, 17)):
         ids = [list(range(5, 5 + tokens - k)) for k in range(batch)]  # rows of different lengths
         padded = torch.zeros(batch, tokens, dtype=torch.long)
@@ -83,8 +87,9 @@ def test_a_calibrated_export_runs_the_audio_path_on_integer_kernels(calibrated, 
     assert "MatMulInteger" in text_ops  # the text path stays dynamic
 
 
-@pytest.mark.parametrize("precision,tolerance,export_dir", [("fp32", 1e-4, "exported"), ("int8", 0.1, "exported"),
-                                                            ("int8", 0.1, "calibrated")])
+# measured here: fp32 6e-8, int8 dynamic 0.0034, int8 static (calibrated) 0.0081; the bounds leave 3x for other CPUs
+@pytest.mark.parametrize("precision,tolerance,export_dir", [("fp32", 1e-5, "exported"), ("int8", 0.01, "exported"),
+                                                            ("int8", 0.025, "calibrated")])
 def test_exported_predictions_match_pytorch(request, model_dir, precision, tolerance, export_dir):
     rng = np.random.default_rng(0)
     torch_model, graphs = TurnPredictor(model_dir), OnnxTurnModel(request.getfixturevalue(export_dir), precision)
@@ -107,7 +112,7 @@ def test_the_export_stage_calibrates_on_train_segments_and_writes_the_sizes(mode
     from stages.export import main
     from turnfusion.config import ExportConfig
     from turnfusion.export import calibration_waveforms
-    from turnfusion.segment import SegmentStore
+    from turnfusion.stores import SegmentStore
 
     segments = build(tmp_path / "pipeline").root / "segments"
     index = pd.read_parquet(segments / "segments.parquet")
@@ -142,6 +147,7 @@ def test_a_product_of_experts_head_exports_with_its_decision(model_dir, tmp_path
         torch.nn.init.normal_(param, std=0.2)
     model.save_pretrained(tmp_path / "model")
     AutoTokenizer.from_pretrained(model_dir).save_pretrained(tmp_path / "model")
+    shutil.copy(model_dir / PROCESSOR_FILE, tmp_path / "model")
     export(tmp_path / "model", tmp_path / "onnx")
     torch_model, graphs = TurnPredictor(tmp_path / "model"), OnnxTurnModel(tmp_path / "onnx", "fp32")
     assert len(torch_model.model.head.experts) == 3

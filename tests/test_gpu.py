@@ -9,10 +9,9 @@ from test_distributed import assert_same_history, history, launch
 from toy import ToyCached, toy_model, train_cfg
 
 from turnfusion.config import EmbedConfig, ModelConfig
-from turnfusion.embed import AUDIO_CACHE, TEXT_CACHE, embed
+from turnfusion.embed import embed
 from turnfusion.loop import autocast
-from turnfusion.segment import SegmentStore
-from turnfusion.tokenize import PackedTokens
+from turnfusion.stores import AUDIO_CACHE, TEXT_CACHE, PackedTokens, SegmentStore
 from turnfusion.train import train
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]

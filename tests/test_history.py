@@ -108,7 +108,7 @@ def test_training_predict_csv_and_a_live_session_build_the_same_context(model_di
 
     predictor.predict_prepared = recording
     result = predict_csv(predictor, tmp_path / "in.csv", tmp_path / "audio")
-    trained = build_contexts(table, n_previous=predictor.prep["n_previous"]).set_index("sentence_id")
+    trained = build_contexts(table, n_previous=predictor.processor.config.n_previous).set_index("sentence_id")
     assert (result.skipped == "").all() and set(trained.context) <= set(seen)
     # a live session: the utterances of one conversation one after the other, each ended before the next began
     live = trained[trained.video_id == "v0"]

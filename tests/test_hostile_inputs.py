@@ -14,11 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import tone, utterance_table
+from conftest import params_config, tone, utterance_table
 from test_export import exported  # noqa: F401  (the fixture)
 
 from turnfusion.audio import recording_path
 from turnfusion.cli import main as cli
+from turnfusion.config import DownloadConfig
 from turnfusion.download import download_all, download_audio
 from turnfusion.onnx_backend import OnnxTurnModel
 from turnfusion.predict import TurnPredictor
@@ -74,9 +75,10 @@ def test_download_refuses_a_path_as_id_and_touches_nothing(victims, video_id):
     sf.write(source, tone(0.5, 16000), 16000)
     before = snapshot(victims, writable=out)
     with pytest.raises(DataError, match="is not a name"):
-        download_all(pd.DataFrame({"video_id": [video_id], "url": [str(source)]}), out, progress=False)
+        download_all(pd.DataFrame({"video_id": [video_id], "url": [str(source)]}), out, params_config(DownloadConfig),
+                     progress=False)
     with pytest.raises(DataError, match="is not a name"):
-        download_audio(video_id, str(source), out)
+        download_audio(video_id, str(source), out, params_config(DownloadConfig))
     assert snapshot(victims, writable=out) == before
     assert list(out.iterdir()) == []
 
@@ -179,8 +181,8 @@ def test_an_export_whose_files_do_not_match_their_hashes_is_refused_unless_asked
     wave = tone(1.0, 16000)
     want = OnnxTurnModel(exported).predict("hello there", wave, sample_rate=16000)
     slow = edited(exported, tmp_path / "rate", lambda d: edit_json(
-        d / "config.json", lambda c: c["preprocessing"].update(sample_rate=8000)))
-    with pytest.raises(DataError, match=r"rate/config.json: its sha256 does not match manifest.json"):
+        d / "preprocessor_config.json", lambda c: c.update(sample_rate=8000)))
+    with pytest.raises(DataError, match=r"rate/preprocessor_config.json: its sha256 does not match manifest.json"):
         OnnxTurnModel(slow)
     edited_answer = OnnxTurnModel(slow, verify=False).predict("hello there", wave, sample_rate=16000)
     assert edited_answer != want  # the opt-out does load the edit: what the check protects against
@@ -209,16 +211,20 @@ def listed_outside(folder: Path) -> None:
      r"int8/head.onnx: not a loadable ONNX graph"),
     (lambda d: shutil.copy(d / "int8" / "text.onnx", d / "int8" / "audio.onnx"), True,
      r"int8/audio.onnx: takes inputs \['attention_mask', 'input_ids'\], but the audio graph takes \['waveform'\]"),
-    (lambda d: edit_json(d / "config.json", lambda c: c["preprocessing"].update(sample_rate=0)), True,
-     r"config.json: preprocessing.sample_rate must be a whole number of Hz from 1000 to 384000, got 0"),
-    (lambda d: edit_json(d / "config.json", lambda c: c["preprocessing"].update(max_length=10_000)), True,
-     r"config.json: preprocessing.max_length must be a whole number from 1 to the text encoder's 32"),
+    (lambda d: edit_json(d / "preprocessor_config.json", lambda c: c.update(sample_rate=0)), True,
+     r"preprocessor_config.json: sample_rate must be a whole number of Hz from 1000 to 384000, got 0"),
+    (lambda d: edit_json(d / "preprocessor_config.json", lambda c: c.update(max_length=10_000)), True,
+     r"preprocessor_config.json: max_length must be a whole number from 1 to the text encoder's 32"),
+    (lambda d: (d / "preprocessor_config.json").unlink(), False,
+     r"preprocessor_config.json: missing \(listed in manifest.json\)"),
+    (lambda d: edit_json(d / "manifest.json", lambda m: m["files"].pop("preprocessor_config.json")), False,
+     r"preprocessor_config.json: not listed in manifest.json"),
     (lambda d: edit_json(d / "config.json", lambda c: c.update(audio_pooling="median")), True,
      r"config.json: audio_pooling must be one of"),
     (lambda d: edit_json(d / "config.json", lambda c: c.update(audio_segments=10**9)), True,
      r"config.json: audio_segments must be a whole number from 1 to 65, got 1000000000"),
-    (lambda d: edit_json(d / "config.json", lambda c: c["preprocessing"].update(n_previous=10**6)), True,
-     r"config.json: preprocessing.n_previous must be a whole number from 0 to 64"),
+    (lambda d: edit_json(d / "preprocessor_config.json", lambda c: c.update(n_previous=10**6)), True,
+     r"preprocessor_config.json: n_previous must be a whole number from 0 to 64"),
     (lambda d: (d / "tokenizer.json").write_text("{"), True, r"tokenizer.json: not a tokenizer file"),
     (lambda d: (d / "tokenizer.json").unlink(), False, r"tokenizer.json: missing \(listed in manifest.json\)"),
 ])
@@ -253,12 +259,16 @@ def pickled_weights_only(folder: Path) -> None:
      r"model.safetensors: cannot be loaded as the model config.json describes|mismatched keys"),
     (lambda d: edit_json(d / "config.json", lambda c: c.update(text_pooling="median")),
      r"config.json: text_pooling must be one of"),
-    (lambda d: edit_json(d / "config.json", lambda c: c["preprocessing"].update(max_length=33)),
-     r"config.json: preprocessing.max_length must be a whole number from 1 to the text encoder's 32, got 33"),
-    (lambda d: edit_json(d / "config.json", lambda c: c["preprocessing"].update(sample_rate=0)),
-     r"config.json: preprocessing.sample_rate must be"),
-    (lambda d: edit_json(d / "config.json", lambda c: c["preprocessing"].pop("channels")),
-     r"config.json: preprocessing lacks \['channels'\]"),
+    (lambda d: edit_json(d / "preprocessor_config.json", lambda c: c.update(max_length=33)),
+     r"preprocessor_config.json: max_length must be a whole number from 1 to the text encoder's 32, got 33"),
+    (lambda d: edit_json(d / "preprocessor_config.json", lambda c: c.update(sample_rate=0)),
+     r"preprocessor_config.json: sample_rate must be"),
+    (lambda d: edit_json(d / "preprocessor_config.json", lambda c: c.pop("channels")),
+     r"preprocessor_config.json: lacks \['channels'\]"),
+    (lambda d: edit_json(d / "preprocessor_config.json", lambda c: c.update(read_labels=True)),
+     r"preprocessor_config.json: unknown field\(s\) \['read_labels'\]"),
+    (lambda d: (d / "preprocessor_config.json").write_text("{"), r"preprocessor_config.json: not JSON"),
+    (lambda d: (d / "preprocessor_config.json").unlink(), r"preprocessor_config.json: missing"),
 ])
 def test_a_corrupt_or_edited_model_folder_is_a_one_line_error_naming_the_file(model_dir, tmp_path, edit, message):
     folder = tmp_path / "model"

@@ -6,16 +6,16 @@ import pipeline
 import pytest
 import soundfile as sf
 import torch
-from conftest import params_config, tone, utterance_table
+from conftest import params_config, save_toy_processor, tone, toy_config, utterance_table
 
 from turnfusion.cli import main as cli
 from turnfusion.config import TrainConfig
-from turnfusion.datasets import examples_for
-from turnfusion.models import TurnFusionConfig, TurnFusionModel
+from turnfusion.loop import predict
+from turnfusion.models import TurnFusionModel
 from turnfusion.predict import TurnPredictor
+from turnfusion.schedules import EncoderSchedule
 from turnfusion.schema import DataError
 from turnfusion.tokenize import train_tokenizer
-from turnfusion.train import predict
 
 
 @pytest.fixture
@@ -100,9 +100,9 @@ def test_predictor_gives_what_the_training_path_gives(tmp_path, channels, encode
     token store, embedding cache or raw batches) on the same utterances: no train/serve skew."""
     p = pipeline.build(tmp_path, channels=channels, n_previous=1, audio_segments=3)
     model = TurnFusionModel.from_pretrained(p.model_dir).eval()
-    cfg = params_config(TrainConfig, encoders=encoders, device="cpu", batch_size=4)
-    trained_path = predict(model, examples_for(p.table, encoders, p.cache, p.tokens, p.store), cfg,
-                           torch.device("cpu"))
+    inputs = EncoderSchedule.of(params_config(TrainConfig, encoders=encoders)).inputs
+    trained_path = predict(model, inputs.examples(p.table, p.cache, p.tokens, p.store), 4, torch.device("cpu"),
+                           inputs.collate)
     served = TurnPredictor(p.model_dir).predict_csv(p.csv, p.audio_dir).set_index("sentence_id")
     served = served.loc[p.table.sentence_id, ["p_keep", "p_shift", "p_backchannel"]].to_numpy()
     tolerance = 2e-3 if encoders == "frozen" else 1e-3  # the cache holds float16, the store int16 audio
@@ -166,11 +166,11 @@ def test_cli_context_text_may_hold_colons_and_is_limited_to_what_the_model_reads
 
 def test_text_model_still_checks_the_audio_it_is_given(tmp_path, capsys):
     tokenizer = train_tokenizer(["hello there how are you"] * 20, 300)
-    model = TurnFusionModel(TurnFusionConfig(mode="text", text_config={"vocab_size": len(tokenizer), "n_layer": 1,
-                                                                       "n_embd": 16, "n_head": 2, "n_positions": 32},
-                                             preprocessing={"max_length": 24}))
+    model = TurnFusionModel(toy_config("text", {"vocab_size": len(tokenizer), "n_layer": 1, "n_embd": 16,
+                                                "n_head": 2, "n_positions": 32}))
     model.save_pretrained(tmp_path / "text")
     tokenizer.save_pretrained(tmp_path / "text")
+    save_toy_processor(tmp_path / "text", max_length=24)
     assert cli(["predict", "--model", str(tmp_path / "text"), "--text", "hi", "--audio", "/missing.wav"]) == 2
     assert "/missing.wav: recording not found" in capsys.readouterr().err
     assert cli(["predict", "--model", str(tmp_path / "text"), "--text", "hi"]) == 0

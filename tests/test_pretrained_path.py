@@ -18,7 +18,8 @@ from conftest import REPO, params_config, utterance_table
 from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel, HubertConfig, HubertModel
 
 from turnfusion.config import SegmentConfig, TextConfig
-from turnfusion.segment import SegmentStore, build_store
+from turnfusion.segment import build_store
+from turnfusion.stores import SegmentStore
 from turnfusion.tokenize import tokenize_table, train_tokenizer
 
 

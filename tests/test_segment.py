@@ -7,16 +7,10 @@ import soundfile as sf
 from conftest import tone, utterance_table
 
 from turnfusion.config import SegmentConfig, SplitConfig
+from turnfusion.processing import cut_row, segment_policy, timestamp_problem
 from turnfusion.schema import DataError
-from turnfusion.segment import (
-    SegmentStore,
-    build_store,
-    cut_row,
-    listener_overlap,
-    segment,
-    segment_policy,
-    timestamp_problem,
-)
+from turnfusion.segment import build_store, listener_overlap, segment
+from turnfusion.stores import SegmentStore
 
 
 def cfg(max_seconds=3.0, channels="mix", trim_to_speech=False, conflicting="keep"):

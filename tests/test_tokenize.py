@@ -5,8 +5,9 @@ from transformers import AutoTokenizer
 
 from turnfusion.config import TextConfig
 from turnfusion.schema import DataError
-from turnfusion.text import build_contexts
-from turnfusion.tokenize import PackedTokens, encode_contexts, pad_right, tokenize_table, train_tokenizer
+from turnfusion.stores import PackedTokens
+from turnfusion.text import build_contexts, encode_contexts, pad_right
+from turnfusion.tokenize import tokenize_table, train_tokenizer
 
 
 def test_tokenizer_is_fitted_on_train_only_and_loads_with_autotokenizer(tmp_path):

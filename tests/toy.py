@@ -4,11 +4,11 @@ the training loop's tests, in one process (test_train.py) and in several (distri
 import numpy as np
 import pandas as pd
 import torch
-from conftest import params_config
+from conftest import params_config, toy_config
 from pipeline import AUDIO_CFG
 
 from turnfusion.config import TrainConfig
-from turnfusion.models import TurnFusionConfig, TurnFusionModel
+from turnfusion.models import TurnFusionModel
 
 TEXT_CFG = {"vocab_size": 50, "n_layer": 1, "n_embd": 16, "n_head": 2, "n_positions": 32}
 
@@ -46,5 +46,4 @@ def train_cfg(**overrides) -> TrainConfig:
 
 def toy_model(mode="fusion", head="concat", **kw):
     torch.manual_seed(0)
-    return TurnFusionModel(TurnFusionConfig(mode=mode, text_config=TEXT_CFG, audio_config=AUDIO_CFG,
-                                            fusion_head=head, hidden_size=32, **kw))
+    return TurnFusionModel(toy_config(mode, TEXT_CFG, AUDIO_CFG, fusion_head=head, hidden_size=32, **kw))

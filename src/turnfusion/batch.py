@@ -10,8 +10,8 @@ import pandas as pd
 
 from turnfusion.audio import read_resampled, recording_path
 from turnfusion.history import histories
+from turnfusion.processing import cut_row
 from turnfusion.schema import LABEL_NAMES, DataError, conversation_order, has_video_id, read_utterances
-from turnfusion.segment import cut_row
 
 
 def predict_csv(predictor, csv: str | Path, audio_dir: str | Path, batch_size: int = 32) -> pd.DataFrame:
@@ -26,7 +26,7 @@ def predict_csv(predictor, csv: str | Path, audio_dir: str | Path, batch_size: i
     table = conversation_order(read_utterances(csv))
     if table.empty:
         raise DataError(f"{csv}: no utterance rows (only a header)")
-    rate = predictor.prep["sample_rate"]
+    rate = predictor.processor.config.sample_rate
     rows: list[dict] = []
     probs = np.full((len(table), len(LABEL_NAMES)), np.nan)
     pending: list[tuple] = []  # (output row, context, waves): predicted every `batch_size`, so memory stays flat
@@ -45,7 +45,8 @@ def predict_csv(predictor, csv: str | Path, audio_dir: str | Path, batch_size: i
             recording, problem_all = read_resampled(recording_path(audio_dir, video_id), rate), ""
         except DataError as exc:
             recording, problem_all = None, f"recording: {exc}"
-        cuts = [(None, problem_all) if problem_all else cut_row(recording, rate, row, predictor.prep["channels"])
+        channels = predictor.processor.config.channels
+        cuts = [(None, problem_all) if problem_all else cut_row(recording, rate, row, channels)
                 for row in conv.itertuples(index=False)]
         del recording
         rows += [{"sentence_id": row.sentence_id, "video_id": video_id, "label": row.label, "skipped": problem}
@@ -57,7 +58,7 @@ def predict_csv(predictor, csv: str | Path, audio_dir: str | Path, batch_size: i
         # the history rule of training (`history`): what ended before each row began, never its label
         for k, previous in enumerate(histories(used, predictor.context_length)):
             context = [{"text": texts[j], "speaker": speakers[j], "sample_rate": rate,
-                        "audio": cuts[usable[j]][0] if predictor.inputs.reads_context_audio else None}
+                        "audio": cuts[usable[j]][0] if predictor.processor.reads_context_audio else None}
                        for j in previous]
             try:
                 prepared = predictor.prepare(texts[k], cuts[usable[k]][0], speakers[k], context, sample_rate=rate)

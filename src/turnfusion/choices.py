@@ -9,3 +9,5 @@ SPLITS = ("train", "val", "test")
 POOL = "pool"  # a source's rows without a split of their own: split by conversation with the `split` params
 ENCODER_SCHEDULES = ("frozen", "text", "gradual", "full")  # train.encoders: which encoders train, and when
 MAX_CONTEXT = 64  # previous utterances a model may read (text or audio): a bound a crafted model config cannot pass
+KEEP, SHIFT, BACKCHANNEL = 0, 1, 2  # the labels: what happens after an utterance
+LABEL_NAMES = {KEEP: "keep", SHIFT: "shift", BACKCHANNEL: "backchannel"}

@@ -1,6 +1,7 @@
 """One dataclass per section of `params.yaml`: the stages build them and pass them whole.
 
-`params.yaml` is the one place where defaults live, so no field has a default here. `from_params`
+`params.yaml` is the one place where defaults live, so no field has a default here, nor in the configs built
+from these (`models.TurnFusionConfig.from_params`, `processing.ProcessorConfig.from_params`). `from_params`
 checks that a section has exactly the fields of its class, each of its annotated type, and each class's
 `__post_init__` checks ranges and allowed names; every message names the param (`section.key`).
 `validate_params` checks the whole file, so a bad value fails before any stage does work.
@@ -229,8 +230,8 @@ class PretrainAudioConfig:
     crop_s: float  # last seconds of each training segment (the end carries the cues)
     seed: int
     device: str
-    summary_weight: float = 0.0  # weight of the loss on the final contour predicted from the pooled frames (0: off)
-    summary_s: float = 1.2  # seconds of the final contour that summary describes
+    summary_weight: float  # weight of the loss on the final contour predicted from the pooled frames (0: off)
+    summary_s: float  # seconds of the final contour that summary describes
 
     def __post_init__(self):
         _at_least(self.section, "epochs", self.epochs, 1)

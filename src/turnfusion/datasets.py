@@ -6,23 +6,23 @@ token ids and waveforms (trainable encoders), and their collate functions. Every
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from turnfusion.embed import EmbeddingCache
 from turnfusion.history import histories
 from turnfusion.models.encoding import pad_sequences, stack_segments
-from turnfusion.segment import SegmentStore
-from turnfusion.tokenize import PackedTokens, pad_right
+from turnfusion.stores import EmbeddingCache, PackedTokens, SegmentStore
+from turnfusion.text import pad_right
 
 log = logging.getLogger(__name__)
 
 
 def utterance_table(segments: pd.DataFrame, tokens: pd.DataFrame, trp: pd.DataFrame | None,
-                    n_audio_segments: int = 3) -> pd.DataFrame:
+                    n_audio_segments: int) -> pd.DataFrame:
     """One row per utterance that has both audio and text: split, label, token span, segment row,
     TRP, and `audio_rows` = segment rows of the current utterance and its history, the most recently ended first
     (`history`; -1: none)."""
@@ -122,19 +122,33 @@ def collate_raw(items: list[dict]) -> dict:
 
 
 def load_utterances(segments_dir: Path, tokens_dir: Path, trp_path: Path | None,
-                    n_audio_segments: int = 3) -> tuple[SegmentStore, PackedTokens, pd.DataFrame]:
+                    n_audio_segments: int) -> tuple[SegmentStore, PackedTokens, pd.DataFrame]:
     """The segment store, the token store and their joined utterance table (see `utterance_table`)."""
     store, tokens = SegmentStore.open(segments_dir), PackedTokens(tokens_dir)
     trp = pd.read_parquet(trp_path) if trp_path is not None else None
     return store, tokens, utterance_table(store.index, tokens.index, trp, n_audio_segments)
 
 
-def examples_for(table: pd.DataFrame, encoders: str, embeddings_dir: Path, tokens: PackedTokens,
+@dataclass(frozen=True)
+class Inputs:
+    """What a batch holds: the text as cached hidden states (`cached_text`) or token ids, the audio as cached
+    frames (`cached_audio`) or waveforms. Cached inputs are right only for encoders that are still the embed
+    stage's: training decides by its schedule (`schedules.EncoderSchedule`), evaluation by the model's weights."""
+
+    cached_text: bool
+    cached_audio: bool
+
+    def examples(self, table: pd.DataFrame, embeddings_dir: Path, tokens: PackedTokens,
                  store: SegmentStore) -> torch.utils.data.Dataset:
-    """Cached hidden states when the encoders stay frozen; token ids and the cached audio when only the text
-    encoder trains (`text`); raw token ids and waveforms otherwise."""
-    if encoders == "frozen":
-        return CachedExamples(table, EmbeddingCache(embeddings_dir))
-    if encoders == "text":
-        return TextTrainingExamples(table, EmbeddingCache(embeddings_dir), tokens)
-    return RawExamples(table, tokens, store)
+        if self.cached_text and self.cached_audio:
+            return CachedExamples(table, EmbeddingCache(embeddings_dir))
+        if self.cached_audio:
+            return TextTrainingExamples(table, EmbeddingCache(embeddings_dir), tokens)
+        return RawExamples(table, tokens, store)
+
+    def collate(self, items: list[dict]) -> dict:
+        if self.cached_text and self.cached_audio:
+            return collate_cached(items)
+        if self.cached_audio:
+            return collate_text_training(items)
+        return collate_raw(items)

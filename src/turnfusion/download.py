@@ -7,11 +7,15 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from turnfusion.errors import DataError
 from turnfusion.names import NAME_RULE, is_name, named_file
+
+if TYPE_CHECKING:
+    from turnfusion.config import DownloadConfig
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +73,11 @@ class DownloadResult:
     error: str = ""
 
 
-def download_audio(video_id: str, url: str, out_dir: Path, retries: int = 2, timeout_s: float = 30.0,
-                   sample_rate: int = 16000, mono: bool = False, ffmpeg: str | None = None) -> DownloadResult:
-    """Fetch one recording with yt-dlp and extract its first audio stream with ffmpeg to
-    `out_dir/<video_id>.flac` at `sample_rate` (channels kept unless `mono`: a stereo recording may hold one
-    speaker per channel). Never raises for a failed download.
+def download_audio(video_id: str, url: str, out_dir: Path, cfg: DownloadConfig,
+                   ffmpeg: str | None = None) -> DownloadResult:
+    """Fetch one recording with yt-dlp (`cfg.retries`, `cfg.timeout_s`) and extract its first audio stream with
+    ffmpeg to `out_dir/<video_id>.flac` at `cfg.sample_rate` (channels kept unless `cfg.mono`: a stereo recording
+    may hold one speaker per channel). Never raises for a failed download.
 
     FLAC at 16 kHz is what the later stages read: 210 h of stereo is ~25 GB, against ~130 GB as 44.1 kHz wav.
     """
@@ -82,17 +86,17 @@ def download_audio(video_id: str, url: str, out_dir: Path, retries: int = 2, tim
     out_dir = Path(out_dir)
     target, stamp_file = named_file(out_dir, video_id, ".flac"), named_file(out_dir, video_id, ".source")
     out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = f"{source_stamp(url)} -> flac {sample_rate} Hz {'mono' if mono else 'channels kept'}"
+    stamp = f"{source_stamp(url)} -> flac {cfg.sample_rate} Hz {'mono' if cfg.mono else 'channels kept'}"
     if target.exists() and stamp_file.exists() and stamp_file.read_text() == stamp:
         return DownloadResult(video_id, "present")
     _remove_partial(out_dir, video_id)
     if "://" not in url and not Path(url).exists():
         return DownloadResult(video_id, "failed", f"recording file not found: {url}")
-    fetched, error = _fetch(video_id, url, out_dir, retries, timeout_s)
+    fetched, error = _fetch(video_id, url, out_dir, cfg.retries, cfg.timeout_s)
     if error:
         _remove_partial(out_dir, video_id)
         return DownloadResult(video_id, "failed", error)
-    error = _extract_flac(ffmpeg or imageio_ffmpeg.get_ffmpeg_exe(), fetched, target, sample_rate, mono)
+    error = _extract_flac(ffmpeg or imageio_ffmpeg.get_ffmpeg_exe(), fetched, target, cfg.sample_rate, cfg.mono)
     fetched.unlink(missing_ok=True)
     if error:
         _remove_partial(out_dir, video_id)
@@ -153,8 +157,7 @@ def _remove_partial(out_dir: Path, video_id: str) -> None:
         leftover.unlink()  # partial downloads, a stale recording and its stamp
 
 
-def download_all(manifest: pd.DataFrame, out_dir: Path, retries: int = 2, timeout_s: float = 30.0,
-                 sample_rate: int = 16000, mono: bool = False, progress: bool = True) -> pd.DataFrame:
+def download_all(manifest: pd.DataFrame, out_dir: Path, cfg: DownloadConfig, progress: bool = True) -> pd.DataFrame:
     """Download every recording of `manifest` (columns video_id, url). Returns one row per recording."""
     from tqdm import tqdm
 
@@ -166,7 +169,7 @@ def download_all(manifest: pd.DataFrame, out_dir: Path, retries: int = 2, timeou
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
     for row in tqdm(manifest.itertuples(index=False), total=len(manifest), desc="download", disable=not progress):
-        result = download_audio(row.video_id, row.url, out_dir, retries, timeout_s, sample_rate, mono)
+        result = download_audio(row.video_id, row.url, out_dir, cfg)
         if result.status == "failed":
             log.warning("download of %s failed: %s", row.video_id, result.error)
         results.append(result.__dict__)

@@ -1,6 +1,6 @@
 """Stage `embed`: run the frozen encoders once and cache their hidden states for every context token and
 every audio segment (float16), with the encoders themselves, so training with frozen encoders never runs
-them again. `EmbeddingCache` reads what it writes, a row range at a time (`arrays.NpyRows`).
+them again. `stores.EmbeddingCache` reads what it writes, a row range at a time (`arrays.NpyRows`).
 
 What is stored, and why: every token's and every frame's hidden state, not a pooled vector, because the
 pooling (attention, last_k, mean ...) is part of the trained model and learns from all of them. At distil
@@ -28,17 +28,16 @@ from turnfusion.encoders import build_audio_encoder, build_text_encoder, pretrai
 from turnfusion.loop import autocast
 from turnfusion.models.encoding import encode_segment
 from turnfusion.schema import DataError
-from turnfusion.segment import SegmentStore
-from turnfusion.tokenize import PackedTokens, pad_right
+from turnfusion.stores import AUDIO_CACHE, AUDIO_INDEX, ENCODERS_DIR, TEXT_CACHE, PackedTokens, SegmentStore
+from turnfusion.text import pad_right
 
 if TYPE_CHECKING:
     from turnfusion.config import EmbedConfig, ModelConfig
 
-TEXT_CACHE, AUDIO_CACHE, AUDIO_INDEX, ENCODERS_DIR = "text.npy", "audio.npy", "audio_frames.parquet", "encoders"
 
 
 @torch.no_grad()
-def write_text_cache(encoder: PreTrainedModel, tokens: PackedTokens, path: Path, batch_size: int = 64,
+def write_text_cache(encoder: PreTrainedModel, tokens: PackedTokens, path: Path, batch_size: int,
                      progress: bool = True, rows: range | None = None, precision: str = "fp32") -> int:
     """Write the hidden state of every token of the contexts `rows` (default: all) to `path` (float16, aligned
     with `tokens.ids`), a batch at a time. Returns the number of tokens."""
@@ -80,16 +79,14 @@ def write_audio_cache(encoder: HubertModel, store: SegmentStore, path: Path, pro
 
 
 def embed(tokens: PackedTokens, store: SegmentStore, out_dir: Path, cfg: ModelConfig, max_length: int,
-          teacher_dir: Path, audio_encoder_dir: Path, run: EmbedConfig | None = None,
-          precision: str = "fp32") -> dict | None:
-    """The embed stage: build the encoders as `cfg` says, run them where `run` says (CPU when None), cache their
-    hidden states in `out_dir`; returns a report.
+          teacher_dir: Path, audio_encoder_dir: Path, run: EmbedConfig, precision: str = "fp32") -> dict | None:
+    """The embed stage: build the encoders as `cfg` says, run them where and in batches as `run` says, cache
+    their hidden states in `out_dir`; returns a report.
 
     Launched as several processes, each encodes a contiguous share (whole text batches, so that every batch is
     the one a single process makes) into a part file; the main process joins the parts into the same layout and
     returns the report (the others return None)."""
-    procs = processes(run.device if run else "cpu", "embed.device")
-    batch_size = run.batch_size if run else 64
+    procs = processes(run.device, "embed.device")
     torch.manual_seed(cfg.seed)  # encoders built from config get the same initial weights every run
     text_encoder = build_text_encoder(cfg.text_encoder, tokens.tokenizer(), cfg.text_config, teacher_dir,
                                       max_length + 1)
@@ -99,8 +96,8 @@ def embed(tokens: PackedTokens, store: SegmentStore, out_dir: Path, cfg: ModelCo
     # written under temporary names, then renamed: an interrupted run never leaves a torn cache
     part = {name: out_dir / f".{name}.part{procs.rank}" for name in (TEXT_CACHE, AUDIO_CACHE)}
     progress = procs.main
-    n_tokens = write_text_cache(text_encoder.to(procs.device), tokens, part[TEXT_CACHE], batch_size, progress,
-                                procs.share(len(tokens.index), unit=batch_size), precision)
+    n_tokens = write_text_cache(text_encoder.to(procs.device), tokens, part[TEXT_CACHE], run.batch_size, progress,
+                                procs.share(len(tokens.index), unit=run.batch_size), precision)
     counts = write_audio_cache(audio_encoder.to(procs.device), store, part[AUDIO_CACHE], progress,
                                procs.share(len(store.index)), precision)
     n_tokens, counts = sum(procs.gather(n_tokens)), sum(procs.gather(counts), [])
@@ -125,24 +122,3 @@ def load_encoders(cache_dir: Path) -> tuple[PreTrainedModel, HubertModel]:
     """The encoders the cache was made with."""
     encoders = Path(cache_dir) / ENCODERS_DIR
     return pretrained_text_encoder(str(encoders / "text")), HubertModel.from_pretrained(str(encoders / "audio"))
-
-
-class EmbeddingCache:
-    """The embed stage's output: token hidden states aligned with the token store, segment frames by index row."""
-
-    def __init__(self, cache_dir: Path | str):
-        cache_dir = Path(cache_dir)
-        for name in (TEXT_CACHE, AUDIO_CACHE, AUDIO_INDEX):
-            if not (cache_dir / name).exists():
-                raise DataError(f"{cache_dir / name}: embedding cache file missing (run the embed stage)")
-        self.text, self.audio = NpyRows(cache_dir / TEXT_CACHE), NpyRows(cache_dir / AUDIO_CACHE)
-        frames = pd.read_parquet(cache_dir / AUDIO_INDEX)
-        self.frame_offset, self.n_frames = frames.frame_offset.to_numpy(), frames.n_frames.to_numpy()
-
-    def text_hidden(self, offset: int, length: int) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(self.text[offset: offset + length], np.float32))
-
-    def segment_frames(self, row: int) -> torch.Tensor:
-        """Frames of the segment at row `row` of the segment store (as float32)."""
-        start = self.frame_offset[row]
-        return torch.from_numpy(np.asarray(self.audio[start: start + self.n_frames[row]], np.float32))

@@ -13,19 +13,18 @@ import torch
 from sklearn.metrics import f1_score
 
 from turnfusion.audio import telephone
-from turnfusion.datasets import RawExamples, collate_raw, examples_for, load_utterances
+from turnfusion.datasets import Inputs, RawExamples, collate_raw, load_utterances
+from turnfusion.embed import load_encoders
 from turnfusion.floors import FLOORS, floor_probabilities, frame_levels, rendering_features, speech_threshold
-from turnfusion.inputs import Remembered
-from turnfusion.loop import pick_device
+from turnfusion.loop import pick_device, predict
 from turnfusion.metrics import classification_report, confusion
 from turnfusion.predict import load_model
 from turnfusion.schema import BACKCHANNEL, KEEP, LABEL_NAMES, SHIFT
-from turnfusion.train import predict
+from turnfusion.serving import Remembered
 
 if TYPE_CHECKING:
-    from turnfusion.config import ModelConfig, TrainConfig
-    from turnfusion.segment import SegmentStore
-    from turnfusion.tokenize import PackedTokens
+    from turnfusion.config import TrainConfig
+    from turnfusion.stores import PackedTokens, SegmentStore
 
 PROB_COLUMNS = [f"p_{name}" for name in LABEL_NAMES.values()]
 BASELINES = ("majority", "trp_threshold", "tfidf_logreg", *FLOORS)  # FLOORS: inputs without a turn-taking cue
@@ -163,23 +162,40 @@ def floor_inputs(train: pd.DataFrame, test: pd.DataFrame, tokens: PackedTokens,
             for t, lv in zip((train, test), levels, strict=True)]
 
 
+def model_inputs(model, cached_encoders) -> Inputs:
+    """How to feed a trained model, read from its own weights: an encoder that is still the embed stage's
+    (`cached_encoders`, as after `train.encoders: frozen`) reads the cache, one that trained reads token ids or
+    waveforms through the model's own encoder."""
+    def unchanged(mine, theirs) -> bool:
+        a, b = mine.state_dict(), theirs.state_dict()
+        return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    text, audio = cached_encoders
+    return Inputs(cached_text=not model.config.uses_text or unchanged(model.text_encoder, text),
+                  cached_audio=not model.config.uses_audio or unchanged(model.audio_encoder, audio))
+
+
 def evaluate(models: dict[str, Path], segments: Path, tokens: Path, trp: Path, embeddings: Path, out_dir: Path,
-             model_cfg: ModelConfig, train_cfg: TrainConfig, exported: dict[str, Path] | None = None) -> dict:
-    """The evaluate stage: test predictions of every model (`{name: directory}`) and of the baselines, metrics,
-    DVC plot data and PNGs in `out_dir`; for each model in `exported` (`{name: export directory}`), what
-    deployment changes (`deployment`). Returns the metrics."""
-    store, token_store, table = load_utterances(segments, tokens, trp, model_cfg.audio_segments)
+             train_cfg: TrainConfig, exported: dict[str, Path] | None = None) -> dict:
+    """The evaluate stage: test predictions of every model (`{name: directory}`, each fed as its own config and
+    weights say) and of the baselines, metrics, DVC plot data and PNGs in `out_dir`; for each model in `exported`
+    (`{name: export directory}`), what deployment changes (`deployment`). Returns the metrics."""
+    loaded = {name: load_model(directory)[0] for name, directory in models.items()}
+    most_segments = max((m.config.audio_segments for m in loaded.values()), default=1)
+    store, token_store, table = load_utterances(segments, tokens, trp, most_segments)
     test, train, val = (table[table.split == s].reset_index(drop=True) for s in ("test", "train", "val"))
-    examples = examples_for(test, train_cfg.encoders, embeddings, token_store, store)
     probabilities = {"majority": majority_baseline(train.label.to_numpy(), len(test))}
     threshold = fit_trp_threshold(val.trp.to_numpy(), val.label.to_numpy())
     probabilities["trp_threshold"] = trp_baseline(test.trp.to_numpy(), threshold)
     probabilities["tfidf_logreg"], tfidf_c = tfidf_baseline(train, val, test)
     probabilities.update(floor_probabilities(*floor_inputs(train, test, token_store, store), len(LABEL_NAMES)))
-    device = pick_device(train_cfg.device)
-    for name, directory in models.items():
-        model = load_model(directory).to(device)
-        probabilities[name] = predict(model, examples, train_cfg, device, progress=True)
+    device, cached_encoders = pick_device(train_cfg.device), load_encoders(embeddings)
+    for name, model in loaded.items():
+        inputs = model_inputs(model, cached_encoders)
+        # the current segment and the predecessors this model reads (`history`: the first k of any longer history)
+        own = test.assign(audio_rows=[rows[: model.config.audio_segments] for rows in test.audio_rows])
+        probabilities[name] = predict(model.to(device), inputs.examples(own, embeddings, token_store, store),
+                                      train_cfg.batch_size, device, inputs.collate, progress=True)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     predictions = pd.concat([predictions_frame(test, p, name) for name, p in probabilities.items()])
@@ -217,10 +233,11 @@ def deployment(model_dir: Path, onnx_dir: Path, test: pd.DataFrame, tokens: Pack
     `predict`) against its exported graphs in fp32 and int8, and the same model on telephone-band audio."""
     from turnfusion.onnx_backend import OnnxTurnModel
 
-    model = load_model(model_dir)
+    model = load_model(model_dir)[0]
     labels = test.label.to_numpy()
-    reference = predict(model, RawExamples(test, tokens, store), train_cfg, torch.device("cpu"), progress=True,
-                        encode_segment=Remembered(model.encode_segment), collate=collate_raw)
+    test = test.assign(audio_rows=[rows[: model.config.audio_segments] for rows in test.audio_rows])
+    reference = predict(model, RawExamples(test, tokens, store), train_cfg.batch_size, torch.device("cpu"),
+                        collate_raw, progress=True, encode_segment=Remembered(model.encode_segment))
     rows = {"pytorch": classification_report(labels, reference.argmax(1), reference)}
     for precision in ("fp32", "int8"):
         graphs = OnnxTurnModel(onnx_dir, precision)
@@ -231,8 +248,9 @@ def deployment(model_dir: Path, onnx_dir: Path, test: pd.DataFrame, tokens: Pack
             "agreement": float((probs.argmax(1) == reference.argmax(1)).mean()),
             "macro_f1_delta": report["macro_f1"] - rows["pytorch"]["macro_f1"], **report}
     if model.config.uses_audio:
-        phone = predict(model, RawExamples(test, tokens, TelephoneSegments(store)), train_cfg, torch.device("cpu"),
-                        progress=True, encode_segment=Remembered(model.encode_segment), collate=collate_raw)
+        phone = predict(model, RawExamples(test, tokens, TelephoneSegments(store)), train_cfg.batch_size,
+                        torch.device("cpu"), collate_raw, progress=True,
+                        encode_segment=Remembered(model.encode_segment))
         report = classification_report(labels, phone.argmax(1), phone)
         rows["telephony"] = {"band": "8 kHz, mu-law", **report,
                              "macro_f1_drop": rows["pytorch"]["macro_f1"] - report["macro_f1"]}

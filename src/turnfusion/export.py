@@ -20,8 +20,9 @@ from torch import nn
 
 from turnfusion.models import TurnFusionModel
 from turnfusion.onnx_backend import CONFIG, FORMAT, MANIFEST, TOKENIZER, file_sha256
+from turnfusion.processing import PROCESSOR_FILE
 from turnfusion.schema import LABEL_NAMES
-from turnfusion.segment import SegmentStore
+from turnfusion.stores import SegmentStore
 
 if TYPE_CHECKING:
     from turnfusion.config import ExportConfig
@@ -142,13 +143,13 @@ def calibration_waveforms(segments_dir: str | Path, cfg: ExportConfig) -> list[n
 
 def export(model_dir: Path, out_dir: Path, calibration: list[np.ndarray] | None = None) -> dict:
     """The export stage: `model_dir` (a trained TurnFusionModel with its tokenizer) as fp32 and int8 ONNX graphs,
-    the tokenizer and the model config in `out_dir`, with `manifest.json`; returns the manifest. With
-    `calibration` (waveforms at the model's rate, as prepared for it) the int8 audio path is quantised
+    the tokenizer, the model config and the processor config in `out_dir`, with `manifest.json`; returns the
+    manifest. With `calibration` (waveforms at the model's rate, as prepared for it) the int8 audio path is quantised
     statically, else dynamically like the others."""
     from turnfusion.predict import load_model
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    model = load_model(model_dir)
+    model = load_model(model_dir)[0]
     if out_dir.exists():
         shutil.rmtree(out_dir)
     (out_dir / "fp32").mkdir(parents=True)
@@ -159,7 +160,7 @@ def export(model_dir: Path, out_dir: Path, calibration: list[np.ndarray] | None 
             quantize_audio_static(out_dir / "fp32" / "audio.onnx", out_dir / "int8" / "audio.onnx", calibration)
         else:
             quantize(out_dir / "fp32" / f"{name}.onnx", out_dir / "int8" / f"{name}.onnx")
-    for name in (CONFIG, TOKENIZER, "tokenizer_config.json"):  # the config says how inputs are prepared
+    for name in (CONFIG, PROCESSOR_FILE, TOKENIZER, "tokenizer_config.json"):  # the processor: how inputs are made
         if (model_dir / name).exists():
             shutil.copy(model_dir / name, out_dir / name)
     cfg = model.config

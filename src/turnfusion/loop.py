@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -45,3 +46,19 @@ def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, clipped
     loss.backward()
     torch.nn.utils.clip_grad_norm_(clipped, max_norm)
     optimizer.step()
+
+
+@torch.no_grad()
+def predict(model, dataset, batch_size: int, device, collate, progress: bool = False, precision: str = "fp32",
+            encode_segment=None) -> np.ndarray:
+    """Class probabilities for every example of `dataset`, in order, in batches made by `collate`
+    (`datasets.Inputs.collate`); in raw batches, audio segments encoded by `encode_segment` (default: the model's
+    own)."""
+    model.eval()
+    probs = []
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
+    for batch in tqdm(loader, desc="predict", disable=not progress):
+        with autocast(device, precision):
+            logits = model.batch_logits(batch, encode_segment)
+        probs.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
+    return np.concatenate(probs) if probs else np.zeros((0, model.config.num_labels), np.float32)

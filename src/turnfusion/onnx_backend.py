@@ -7,7 +7,7 @@ tokenizers and soxr (soundfile for audio files); torch and transformers are neve
     -> {"keep": 0.81, "shift": 0.12, "backchannel": 0.07}   # after this utterance, given those before it
 
 `OnnxTurnModel.predict` takes one utterance with its context, like `predict.TurnPredictor.predict`; inputs
-are prepared by the same `inputs.InputPreparer`.
+are prepared by the same `processing.TurnFusionProcessor` (the export's preprocessor_config.json).
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from turnfusion.errors import DataError, one_line
-from turnfusion.inputs import InputPreparer, Remembered, check_model_config, class_probabilities
 from turnfusion.names import path_inside
+from turnfusion.processing import PROCESSOR_FILE, TurnFusionProcessor
+from turnfusion.serving import Remembered, check_model_config, class_probabilities
+from turnfusion.text import pad_right
 
 MANIFEST = "manifest.json"  # an exported directory's index (written by turnfusion.export)
 CONFIG, TOKENIZER = "config.json", "tokenizer.json"  # the model's config (how inputs are prepared) and tokenizer
@@ -44,7 +46,9 @@ class OnnxTurnModel:
         if precision not in PRECISIONS:
             raise DataError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
         manifest = read_manifest(directory)
-        used = [CONFIG, *([TOKENIZER] if "text" in manifest["graphs"] else []),
+        # a processor file the manifest does not list is refused, never read (exports before it had none)
+        used = [CONFIG, *([PROCESSOR_FILE] if (directory / PROCESSOR_FILE).exists() else []),
+                *([TOKENIZER] if "text" in manifest["graphs"] else []),
                 *(f"{precision}/{name}.onnx" for name in manifest["graphs"])]
         for name in used:
             path = directory / name
@@ -54,8 +58,8 @@ class OnnxTurnModel:
                 raise DataError(f"{path}: its sha256 does not match {MANIFEST} (changed or corrupted since the "
                                 "export); export the model again, or load with verify=False if you edited it")
         config = _json_object(directory / CONFIG)
-        check_model_config(config, str(directory / CONFIG))
-        self.prep, self.use_trp = config["preprocessing"], config["use_trp"]
+        max_positions = check_model_config(config, str(directory / CONFIG))
+        self.use_trp = config["use_trp"]
         mode = config["mode"]
         wanted = {"head", *(["text"] if mode != "audio" else []), *(["audio"] if mode != "text" else [])}
         if set(manifest["graphs"]) != wanted:
@@ -70,23 +74,18 @@ class OnnxTurnModel:
         self.graphs = {name: _session(directory / precision / f"{name}.onnx", name, options)
                        for name in manifest["graphs"]}
         self.manifest, self.precision = manifest, precision
-        self.tokenizer = _tokenizer(directory / TOKENIZER) if "text" in self.graphs else None
-        self.inputs = InputPreparer(self.prep, "audio" in self.graphs, config["audio_segments"])
-        self.context_length = self.inputs.context_length
+        self.processor = TurnFusionProcessor.from_pretrained(directory, config, max_positions)
+        self.context_length = self.processor.context_length
         self.audio_memory = Remembered(self._encode_audio)
 
     # --- the three graphs ------------------------------------------------------------------------
     def text_vectors(self, contexts: list[str]) -> np.ndarray:
         """Pooled text vectors (n, dim) of context strings, left-truncated as in training."""
-        return self.encode_ids([e.ids for e in self.tokenizer.encode_batch(contexts, add_special_tokens=False)])
+        return self.encode_ids(self.processor.token_ids(contexts))
 
     def encode_ids(self, ids: list[list[int]]) -> np.ndarray:
         """Pooled text vectors (n, dim) of token ids (each left-truncated to the model's max_length)."""
-        ids = [list(row)[-self.prep["max_length"]:] for row in ids]
-        width = max(1, max(len(x) for x in ids))
-        padded, mask = np.zeros((len(ids), width), np.int64), np.zeros((len(ids), width), np.int64)
-        for k, row in enumerate(ids):
-            padded[k, : len(row)], mask[k, : len(row)] = row, 1
+        padded, mask = pad_right([list(row)[-self.processor.config.max_length:] for row in ids])
         return self.graphs["text"].run(None, {"input_ids": padded, "attention_mask": mask})[0]
 
     def audio_vector(self, wave: np.ndarray | None) -> np.ndarray:
@@ -100,7 +99,7 @@ class OnnxTurnModel:
         return self.graphs["audio"].run(None, {"waveform": np.asarray(wave, np.float32)[None]})[0][0]
 
     def predict_prepared(self, contexts: list[str], waves: list[list], trp: list[float] | None = None) -> np.ndarray:
-        """Class probabilities (n, 3) for prepared inputs (`InputPreparer.prepare`)."""
+        """Class probabilities (n, 3) for prepared inputs (`TurnFusionProcessor.prepare`)."""
         if self.use_trp and trp is None:
             raise DataError("this model takes the teacher's TRP as an input: pass trp")
         n = len(contexts)
@@ -123,8 +122,8 @@ class OnnxTurnModel:
 
     def prepare(self, text: str, audio, speaker: int = 0, context: list[dict] | None = None,
                 sample_rate: int | None = None) -> tuple[str, list]:
-        """(context string, [current, previous, ...] waveforms or None): see `inputs.InputPreparer.prepare`."""
-        return self.inputs.prepare(text, audio, speaker, context, sample_rate)
+        """(context string, [current, previous, ...] waveforms or None): see `TurnFusionProcessor.prepare`."""
+        return self.processor.prepare(text, audio, speaker, context, sample_rate)
 
     def predict(self, text: str, audio=None, speaker: int = 0, context: list[dict] | None = None,
                 sample_rate: int | None = None, trp: float | None = None) -> dict[str, float]:
@@ -200,15 +199,6 @@ def _session(path: Path, name: str, options):
     return session
 
 
-def _tokenizer(path: Path):
-    from tokenizers import Tokenizer
-
-    try:
-        return Tokenizer.from_file(str(path))
-    except Exception as exc:  # tokenizers raises a bare Exception for a malformed file
-        raise DataError(f"{path}: not a tokenizer file ({one_line(exc)})") from None
-
-
 class TurnSession:
     """A live conversation: feed each finished utterance, get what happens next.
 
@@ -226,21 +216,22 @@ class TurnSession:
     def add(self, text: str, audio=None, speaker: int = 0, sample_rate: int | None = None,
             trp: float | None = None) -> dict[str, float]:
         """Probabilities of keep / shift / backchannel after this utterance; then it joins the context."""
-        context, waves = self.model.inputs.prepare(text, audio, speaker, self.history, sample_rate)
+        context, waves = self.model.processor.prepare(text, audio, speaker, self.history, sample_rate)
         probs = self.model.probabilities(context, waves, trp)
-        self._remember(text, speaker, waves[0] if self.model.inputs.reads_context_audio else None)
+        self._remember(text, speaker, waves[0] if self.model.processor.reads_context_audio else None)
         return probs
 
     def remember(self, text: str, speaker: int) -> None:
         """An utterance joins the context without a prediction (an agent's own words; its audio is not read)."""
-        self.model.inputs.words(text, "remembered utterance")
+        self.model.processor.words(text, "remembered utterance")
         if speaker not in (0, 1) or isinstance(speaker, bool):
             raise DataError(f"remembered utterance: speaker must be 0 or 1, got {speaker!r:.40}")
         self._remember(text, speaker, None)
 
     def _remember(self, text: str, speaker: int, wave) -> None:
         if self.model.context_length:  # kept prepared: at the model's rate, cut as the policy says
-            current = {"text": text, "speaker": speaker, "audio": wave, "sample_rate": self.model.prep["sample_rate"]}
+            current = {"text": text, "speaker": speaker, "audio": wave,
+                       "sample_rate": self.model.processor.config.sample_rate}
             self.history = [*self.history, current][-self.model.context_length:]
 
     def reset(self) -> None:

@@ -6,8 +6,9 @@
                       context=[{"text": "i went there last week", "speaker": 0, "audio": "prev.wav"}], speaker=1)
     -> {"keep": 0.05, "shift": 0.91, "backchannel": 0.04}
 
-Inputs are prepared exactly as in training (the model's `preprocessing` config) by `inputs.InputPreparer`,
-which documents the defaults; `onnx_backend` runs an exported model on the same inputs without torch.
+Inputs are prepared exactly as in training by the model folder's processor (`processing.TurnFusionProcessor`,
+its preprocessor_config.json), which documents the defaults; `onnx_backend` runs an exported model on the same
+inputs without torch.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import torch
 
 from turnfusion.batch import predict_csv
 from turnfusion.errors import DataError, one_line
-from turnfusion.inputs import InputPreparer, Remembered, check_model_config, class_probabilities
-from turnfusion.tokenize import encode_contexts, pad_right
+from turnfusion.processing import TurnFusionProcessor
+from turnfusion.serving import Remembered, check_model_config, class_probabilities
 
 
 def load_model(model_dir: str | Path):
-    """A trained TurnFusionModel directory, checked before it is used: its config.json (`inputs.check_model_config`)
+    """A trained TurnFusionModel directory, checked before it is used: its config.json (`serving.check_model_config`)
+    and processor (`processing.TurnFusionProcessor.from_pretrained`),
     and safetensors weights only (never a pickled `.bin`), loaded strictly: weights that are missing, unexpected
     or of other sizes (which from_pretrained would fill with random values) are a DataError naming the file."""
     from turnfusion.models import TurnFusionModel
@@ -43,7 +45,7 @@ def load_model(model_dir: str | Path):
     if model_type != TurnFusionModel.config_class.model_type:
         raise DataError(f"{model_dir}: a {model_type!r} model, not a turnfusion model (models/text, models/audio "
                         "or models/fusion)")
-    check_model_config(config, str(config_path))
+    processor = TurnFusionProcessor.from_pretrained(model_dir, config, check_model_config(config, str(config_path)))
     if not weights.is_file():
         raise DataError(f"{weights}: missing; a trained model directory has its weights as safetensors")
     try:
@@ -56,38 +58,22 @@ def load_model(model_dir: str | Path):
             keys = sorted(str(k) for k in info[kind])
             raise DataError(f"{model_dir}: {len(keys)} {kind.replace('_', ' ')} in the weights, e.g. {keys[0]}; "
                             "the directory is incomplete or of another model")
-    return model
-
-
-def saved_tokenizer(model_dir: Path):
-    """The tokenizer saved beside a trained model (tokenizer.json), or a DataError naming the file. Not
-    `tokenize.load_tokenizer`, which prepares a pretrained one for training (adds our special tokens)."""
-    from transformers import PreTrainedTokenizerFast
-
-    path = model_dir / "tokenizer.json"
-    if not path.is_file():
-        raise DataError(f"{path}: missing; a text model directory has its tokenizer")
-    try:
-        return PreTrainedTokenizerFast.from_pretrained(str(model_dir))
-    except Exception as exc:  # tokenizers raises a bare Exception for a malformed file
-        raise DataError(f"{path}: not a tokenizer ({one_line(exc)})") from None
+    return model, processor
 
 
 class TurnPredictor:
     def __init__(self, model_dir: str | Path, device: str = "cpu"):
         model_dir = Path(model_dir)
-        self.model = load_model(model_dir).to(device).eval()
-        self.tokenizer = saved_tokenizer(model_dir) if self.model.config.uses_text else None
-        self.prep = self.model.config.preprocessing
-        self.inputs = InputPreparer(self.prep, self.model.config.uses_audio, self.model.config.audio_segments)
-        self.context_length = self.inputs.context_length
+        model, self.processor = load_model(model_dir)
+        self.model = model.to(device).eval()
+        self.context_length = self.processor.context_length
         self.device = torch.device(device)
         self.audio_memory = Remembered(self.model.encode_segment)
 
     def prepare(self, text: str, audio, speaker: int = 0, context: list[dict] | None = None,
                 sample_rate: int | None = None) -> tuple[str, list]:
-        """(context string, [current, previous, ...] waveforms or None): see `inputs.InputPreparer.prepare`."""
-        return self.inputs.prepare(text, audio, speaker, context, sample_rate)
+        """(context string, [current, previous, ...] waveforms or None): see `TurnFusionProcessor.prepare`."""
+        return self.processor.prepare(text, audio, speaker, context, sample_rate)
 
     # --- prediction -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -96,8 +82,8 @@ class TurnPredictor:
         if self.model.config.use_trp and trp is None:
             raise DataError("this model takes the teacher's TRP as an input: pass trp")
         batch = {"waves": waves, "trp": torch.tensor(trp if trp is not None else [0.0] * len(contexts))}
-        if self.tokenizer is not None:
-            ids, mask = pad_right(encode_contexts(self.tokenizer, contexts, self.prep["max_length"])[0], 0)
+        if self.model.config.uses_text:
+            ids, mask = self.processor.text_batch(contexts)
             batch.update(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
         logits = self.model.batch_logits(batch, encode_segment=self.audio_memory)
         return torch.softmax(logits.float(), dim=-1).cpu().numpy()

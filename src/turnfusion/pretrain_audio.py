@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from transformers import HubertModel
 
     from turnfusion.config import PretrainAudioConfig
-    from turnfusion.segment import SegmentStore
+    from turnfusion.stores import SegmentStore
 
 log = logging.getLogger(__name__)
 SUMMARY_BINS = 12

@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from turnfusion.prosody import prosody_features
-from turnfusion.segment import SegmentStore
+from turnfusion.stores import SegmentStore
 
 
 def text_probe():

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from turnfusion.choices import BACKCHANNEL, KEEP, LABEL_NAMES, SHIFT  # noqa: F401 (the schema's labels)
 from turnfusion.errors import DataError, one_line
 from turnfusion.names import NAME_RULE, is_name
 
 log = logging.getLogger(__name__)
 
-KEEP, SHIFT, BACKCHANNEL = 0, 1, 2
-LABEL_NAMES = {KEEP: "keep", SHIFT: "shift", BACKCHANNEL: "backchannel"}
 UTTERANCE_COLUMNS = ["video_id", "sentence_id", "text", "label", "start", "end", "speaker"]
 CONFLICT_KEY = ["video_id", "start", "end", "speaker"]  # one window: the same audio
 # optional: where a row's audio lies in its recording when not at its annotated start / end (the rehearsal speaks

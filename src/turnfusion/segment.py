@@ -9,113 +9,25 @@ and `overlap` (`listener_overlap`) say which slices of the evaluation the row be
 from __future__ import annotations
 
 import logging
-import math
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from turnfusion.arrays import NpyRows
-from turnfusion.audio import keep_end, read_resampled, recording_path, select_channel
-from turnfusion.schema import (
-    CONFLICT_KEY,
-    LABEL_NAMES,
-    DataError,
-    audio_span,
-    conflicting_labels,
-    conversation_order,
-    has_video_id,
-    row_problem,
-)
+from turnfusion.audio import read_resampled, recording_path
+from turnfusion.processing import cut_row, segment_policy
+from turnfusion.schema import CONFLICT_KEY, LABEL_NAMES, DataError, conflicting_labels, conversation_order, has_video_id
 from turnfusion.splits import SPLITS, add_split_column
-from turnfusion.vad import speech_spans
+from turnfusion.stores import SEGMENT_AUDIO as AUDIO_FILE
+from turnfusion.stores import SEGMENT_INDEX as INDEX_FILE
 
 if TYPE_CHECKING:
     from turnfusion.config import SegmentConfig, SplitConfig
 
 log = logging.getLogger(__name__)
-AUDIO_FILE, INDEX_FILE = "audio.npy", "segments.parquet"
-TIME_TOLERANCE_S = 0.05  # annotations may end a few ms past the last sample
-MIN_SECONDS = 0.05  # a shorter utterance is no input, in training (skipped) as in prediction (refused)
 LISTENER_WINDOW_S = 0.15  # the end of an utterance where a listener heard in the input would leak the answer
-
-
-@dataclass
-class SegmentStore:
-    audio: NpyRows | np.ndarray  # int16, all segments back to back (read from disk when asked for)
-    index: pd.DataFrame
-    sample_rate: int
-
-    @classmethod
-    def open(cls, directory: Path | str) -> SegmentStore:
-        directory = Path(directory)
-        for name in (AUDIO_FILE, INDEX_FILE):
-            if not (directory / name).exists():
-                raise DataError(f"{directory / name}: segment store file missing (run the segment stage)")
-        index = pd.read_parquet(directory / INDEX_FILE)
-        return cls(NpyRows(directory / AUDIO_FILE), index, int(index["sample_rate"].iat[0]))
-
-    def waveform(self, row: int) -> np.ndarray:
-        """Float32 waveform of the segment at index position `row`."""
-        offset, n = int(self.index["offset"].iat[row]), int(self.index["n_samples"].iat[row])
-        return np.asarray(self.audio[offset: offset + n], dtype=np.float32) / 32768.0
-
-    def waveforms(self, rows) -> StoreWaveforms:
-        """The segments at `rows`, read from disk when indexed (never all in memory)."""
-        return StoreWaveforms(self, np.asarray(rows))
-
-
-@dataclass
-class StoreWaveforms(Sequence):
-    store: SegmentStore
-    rows: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, k: int) -> np.ndarray:
-        return self.store.waveform(int(self.rows[k]))
-
-
-def timestamp_problem(start: float, end: float, duration: float) -> str | None:
-    """Why a row's [start, end] cannot be cut from a recording of `duration` seconds, or None."""
-    if start is None or end is None or math.isnan(start) or math.isnan(end):
-        return "nan_timestamp"
-    if start < 0:
-        return "negative_start"
-    if start >= end:
-        return "start_not_before_end"
-    if end - start < MIN_SECONDS:
-        return "shorter_than_50ms"
-    if start >= duration or end > duration + TIME_TOLERANCE_S:
-        return "beyond_recording"
-    return None
-
-
-def cut_row(recording: np.ndarray, rate: int, row, channels: str) -> tuple[np.ndarray | None, str]:
-    """(mono waveform of one utterance row, "") or (None, why it cannot be used: `schema.row_problem`, a
-    timestamp problem, or non-finite samples): the one cut-and-validate policy of the segment stage and of
-    batch prediction; `segment_policy` then shapes the cut.
-
-    `recording`: (samples, channels) at `rate`; `row` has start, end, text and speaker, and where its audio is
-    elsewhere in the recording `audio_start` / `audio_end` (`schema.audio_span`); `channels`: "mix"
-    averages the channels, "speaker" takes the speaker's own channel (0 = left, 1 = right) of a stereo
-    recording.
-    """
-    start, end = audio_span(row)
-    problem = (row_problem(row) or timestamp_problem(row.start, row.end, math.inf)
-               or timestamp_problem(start, end, len(recording) / rate))
-    if problem:
-        return None, problem
-    cut = recording[int(round(start * rate)): int(round(end * rate))]
-    mono = select_channel(cut, int(row.speaker) if channels == "speaker" else None)
-    if not np.isfinite(mono).all():
-        return None, "non_finite_audio"
-    return mono, ""
 
 
 def listener_overlap(conv: pd.DataFrame, window_s: float = LISTENER_WINDOW_S) -> np.ndarray:
@@ -131,24 +43,6 @@ def listener_overlap(conv: pd.DataFrame, window_s: float = LISTENER_WINDOW_S) ->
         l_start, l_end = conv.listener_start.to_numpy(float), conv.listener_end.to_numpy(float)
         overlap |= (l_start < end) & (l_end > end - window_s)  # NaN (no listener event) compares False
     return overlap
-
-
-def segment_policy(wave: np.ndarray, rate: int, max_seconds: float,
-                   vad_threshold: float | None) -> tuple[np.ndarray, float]:
-    """(the segment a model sees, seconds of trailing non-speech cut): with `vad_threshold` (Silero VAD's),
-    the end moves back to the last speech the VAD finds, if any; then the last `max_seconds` are kept. Shared
-    by the segment stage and every prediction, so training and serving cannot drift."""
-    trimmed = 0.0
-    if vad_threshold is not None:
-        spans = speech_spans(wave, rate, vad_threshold)
-        if spans and spans[-1][1] * rate < len(wave):
-            trimmed = (len(wave) - int(spans[-1][1] * rate)) / rate
-            wave = wave[: int(spans[-1][1] * rate)]
-    return keep_end(wave, int(max_seconds * rate)), trimmed
-
-
-def trim_threshold(cfg: SegmentConfig) -> float | None:
-    return cfg.trim_vad_threshold if cfg.trim_to_speech else None
 
 
 def trim_report(trimmed: np.ndarray) -> dict:
@@ -177,7 +71,7 @@ def build_store(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: Segmen
     # `drop`: such rows stay in the store, so other rows' history (the inputs) never depends on labels, but are
     # `excluded` from training and scoring (`datasets.utterance_table`)
     table = table.assign(excluded=conflicting_labels(table) & (cfg.conflicting_labels == "drop"))
-    offset = 0
+    offset, trim = 0, cfg.trim_vad_threshold if cfg.trim_to_speech else None
     # one recording in memory at a time; the cut audio goes straight to disk, so memory stays flat with corpus size.
     # Each file is written under a temporary name, then renamed: an interrupted run never leaves a torn store.
     partial_audio = out_dir / f".{AUDIO_FILE}.partial"
@@ -198,7 +92,7 @@ def build_store(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: Segmen
                                 "detail": f"start={row.start} end={row.end} "
                                           f"recording={len(recording) / cfg.sample_rate:.2f}s"})
                 continue
-            wave, trimmed = segment_policy(wave, cfg.sample_rate, cfg.max_seconds, trim_threshold(cfg))
+            wave, trimmed = segment_policy(wave, cfg.sample_rate, cfg.max_seconds, trim)
             pcm = np.clip(np.round(wave * 32767), -32768, 32767).astype(np.int16)
             pcm_store.append(pcm)
             rows.append({**row._asdict(), "position": position, "offset": offset, "n_samples": len(pcm),

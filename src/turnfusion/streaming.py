@@ -41,8 +41,8 @@ import numpy as np
 import soxr
 
 from turnfusion.errors import DataError
-from turnfusion.inputs import audio_array, check_full_scale
 from turnfusion.onnx_backend import OnnxTurnModel, TurnSession
+from turnfusion.processing import audio_array, check_full_scale
 
 VAD_RATE, VAD_FRAME, VAD_CONTEXT = 16000, 512, 64  # Silero's streaming model at 16 kHz: 32 ms frames
 MAX_CHUNK_S = 0.25  # a longer chunk is no live stream (and could hold two ends of speech)
@@ -152,9 +152,9 @@ class StreamingTurnSession:
             raise DataError(f"sample_rate must be a whole number of samples per second in 8000..192000 (common: "
                             f"{list(COMMON_RATES)}), got {sample_rate!r}")
         self.sample_rate, self.config = int(sample_rate), config or StreamConfig()
-        self.rate = self.model.prep["sample_rate"]
+        self.rate = self.model.processor.config.sample_rate
         frame = VAD_FRAME / VAD_RATE
-        self.keep = int((self.model.prep["max_seconds"] + self.config.min_silence_s + 2 * frame) * self.rate)
+        self.keep = int((self.model.processor.config.max_seconds + self.config.min_silence_s + 2 * frame) * self.rate)
         self.pre_roll = int(self.config.pre_roll_s * self.rate)
         self.recent_size = self.pre_roll + int((MAX_CHUNK_S + 2 * frame) * self.rate)
         self.vad = SileroStream()
@@ -337,8 +337,8 @@ class StreamingTurnSession:
 
     def _encode_early(self, u: _Utterance) -> None:
         """Encode the utterance's audio as soon as its speech ends: the decision then finds it remembered."""
-        if self.model.inputs.uses_audio:
-            waves = self.model.inputs.prepare("x", self._audio_of(u), USER, [], self.rate)[1]
+        if self.model.processor.uses_audio:
+            waves = self.model.processor.prepare("x", self._audio_of(u), USER, [], self.rate)[1]
             self.model.audio_vector(waves[0])
 
     def _decide(self, u: _Utterance, started: float) -> Decision:

@@ -20,8 +20,8 @@ from tqdm import tqdm
 
 from turnfusion.loop import index_batches, optimizer_step, pick_device, seed_everything
 from turnfusion.schema import KEEP, LABEL_NAMES, SHIFT
-from turnfusion.text import SPEAKER_TOKENS, TURN_SHIFT
-from turnfusion.tokenize import PackedTokens, pad_right
+from turnfusion.stores import PackedTokens
+from turnfusion.text import SPEAKER_TOKENS, TURN_SHIFT, pad_right
 
 if TYPE_CHECKING:
     from turnfusion.config import TeacherConfig

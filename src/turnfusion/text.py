@@ -6,8 +6,10 @@ turn-shift token wherever the speaker changes:
 
     <speaker0> so i went there <ts> <speaker1> did you <speaker1> what was it like
 
+Tokens: `encode_contexts` keeps the end of each context (left truncation), `pad_right` pads a batch.
+
 `<ts>` is what a live system observes (who spoke next), never a label: the one context rule of the tokenize
-stage, `predict`, `predict-csv` and `TurnSession`.
+stage, `predict`, `predict-csv` and `TurnSession` (`processing` applies it). Pandas-free at import.
 
 Windowed annotations repeat words: a row often starts with the previous row's last words, or contains it.
 With `trim_overlap`, each previous utterance in a context loses the words its successor repeats, so the
@@ -19,11 +21,14 @@ from __future__ import annotations
 import logging
 import re
 import string
+from typing import TYPE_CHECKING
 
-import pandas as pd
+import numpy as np
 
-from turnfusion.history import histories
-from turnfusion.schema import DataError, conversation_order
+from turnfusion.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +100,26 @@ def context_string(texts: list[str], speakers: list, trim_overlap: bool) -> str:
     return " ".join(pieces)
 
 
+def encode_contexts(tokenizer, contexts: list[str], max_length: int) -> tuple[list[list[int]], int]:
+    """(token ids of each context, left-truncated to its last `max_length` tokens; how many were truncated).
+    `tokenizer`: a `tokenizers.Tokenizer` or a transformers fast tokenizer (its backend is used)."""
+    backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
+    full = [e.ids for e in backend.encode_batch(contexts, add_special_tokens=False)]
+    return [ids[-max_length:] for ids in full], sum(len(ids) > max_length for ids in full)
+
+
+def pad_right(seqs: list, pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, attention_mask) of shape (len(seqs), longest, at least 1), padded on the right (GPT-2 has absolute
+    positions)."""
+    width = max(1, max(len(s) for s in seqs))
+    ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(seqs), width), dtype=np.int64)
+    for k, s in enumerate(seqs):
+        ids[k, : len(s)] = s
+        mask[k, : len(s)] = 1
+    return ids, mask
+
+
 def build_contexts(table: pd.DataFrame, n_previous: int = 2, punctuation: str = "strip",
                    trim_overlap: bool = False) -> pd.DataFrame:
     """Context string for every utterance of `table`, a table in the MM-F2F schema (video_id, sentence_id, text,
@@ -104,6 +129,9 @@ def build_contexts(table: pd.DataFrame, n_previous: int = 2, punctuation: str = 
     empty or NaN text are dropped and counted (returned frame has `n_previous_used`); the caller reports the
     count. Returns the table in conversation order with a `context` column.
     """
+    from turnfusion.history import histories  # tables: pandas, which serving does not need
+    from turnfusion.schema import conversation_order
+
     table = conversation_order(table)
     texts = table["text"].map(lambda t: normalize(t, punctuation) if isinstance(t, str) else "")
     empty = texts == ""

@@ -9,13 +9,24 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from turnfusion.schema import DataError
-from turnfusion.text import EOS, PAD, SPEAKER_TOKENS, SPECIAL_TOKENS, TURN_SHIFT, build_contexts, normalize
+from turnfusion.errors import DataError
+from turnfusion.stores import TOKEN_IDS as IDS_FILE
+from turnfusion.stores import TOKEN_INDEX as INDEX_FILE
+from turnfusion.stores import TOKENIZER_DIR
+from turnfusion.text import (
+    EOS,
+    PAD,
+    SPEAKER_TOKENS,
+    SPECIAL_TOKENS,
+    TURN_SHIFT,
+    build_contexts,
+    encode_contexts,
+    normalize,
+)
 
 if TYPE_CHECKING:
     from turnfusion.config import TextConfig
 
-IDS_FILE, INDEX_FILE, TOKENIZER_DIR = "ids.npy", "index.parquet", "tokenizer"
 
 
 def train_tokenizer(texts: list[str], vocab_size: int, out_dir: Path | None = None):
@@ -54,15 +65,6 @@ def _configure(tokenizer, out_dir: Path | None):
     return tokenizer
 
 
-def encode_contexts(tokenizer, contexts: list[str], max_length: int) -> tuple[list[list[int]], int]:
-    """(token ids of each context, left-truncated to its last `max_length` tokens; how many were truncated).
-
-    The end of the current utterance carries the cues, so the start of the context is what goes.
-    """
-    full = tokenizer(contexts, add_special_tokens=False)["input_ids"]
-    return [ids[-max_length:] for ids in full], sum(len(ids) > max_length for ids in full)
-
-
 def write_packed(out_dir: Path, table: pd.DataFrame, ids: list[list[int]]) -> None:
     """One int32 array with all ids back to back, and an index with `tok_offset` and `tok_length` per row."""
     out_dir = Path(out_dir)
@@ -71,39 +73,6 @@ def write_packed(out_dir: Path, table: pd.DataFrame, ids: list[list[int]]) -> No
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     np.save(out_dir / IDS_FILE, np.concatenate([np.asarray(x, dtype=np.int32) for x in ids]))
     table.assign(tok_offset=offsets, tok_length=lengths).to_parquet(out_dir / INDEX_FILE, index=False)
-
-
-class PackedTokens:
-    """Reads the tokenize stage's output: the tokenizer, the index and each row's ids."""
-
-    def __init__(self, directory: Path | str):
-        directory = Path(directory)
-        for name in (IDS_FILE, INDEX_FILE):
-            if not (directory / name).exists():
-                raise DataError(f"{directory / name}: token store file missing (run the tokenize stage)")
-        self.directory = directory
-        self.ids = np.load(directory / IDS_FILE, mmap_mode="r")
-        self.index = pd.read_parquet(directory / INDEX_FILE)
-
-    def tokenizer(self):
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(str(self.directory / TOKENIZER_DIR))
-
-    def row(self, i: int) -> np.ndarray:
-        offset, length = int(self.index["tok_offset"].iat[i]), int(self.index["tok_length"].iat[i])
-        return self.ids[offset: offset + length]
-
-
-def pad_right(seqs: list, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, attention_mask) of shape (len(seqs), longest), padded on the right."""
-    width = max(len(s) for s in seqs)
-    ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(seqs), width), dtype=np.int64)
-    for k, s in enumerate(seqs):
-        ids[k, : len(s)] = s
-        mask[k, : len(s)] = 1
-    return ids, mask
 
 
 def tokenize_table(table: pd.DataFrame, out_dir: Path, cfg: TextConfig) -> dict:

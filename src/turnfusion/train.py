@@ -10,7 +10,7 @@ import hashlib
 import json
 import logging
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,19 +18,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from turnfusion.datasets import collate_cached, collate_raw, collate_text_training
 from turnfusion.distributed import Processes, processes
 from turnfusion.embed import load_encoders
 from turnfusion.errors import DataError, one_line
-from turnfusion.loop import autocast, seed_everything
+from turnfusion.loop import autocast, predict, seed_everything
 from turnfusion.losses import classification_loss, distillation_loss, experts_loss
 from turnfusion.metrics import classification_report
 from turnfusion.models import TurnFusionModel
 from turnfusion.models.fusion import product_of_experts
-from turnfusion.segment import trim_threshold
+from turnfusion.schedules import EncoderSchedule
 
 if TYPE_CHECKING:
-    from turnfusion.config import ModelConfig, SegmentConfig, TextConfig, TrainConfig
+    from turnfusion.config import ModelConfig, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -93,32 +92,22 @@ def class_alpha(cfg: TrainConfig, labels: np.ndarray, n_classes: int) -> torch.T
     return inverse_frequency_alpha(labels, n_classes)
 
 
-def collate_for(cfg: TrainConfig):
-    return {"frozen": collate_cached, "text": collate_text_training}.get(cfg.encoders, collate_raw)
-
-
-def trained_encoders(model, cfg: TrainConfig) -> list[torch.nn.Module]:
-    """The encoders that `cfg.encoders` trains (`gradual`: once unfrozen): none, the text encoder alone, or all."""
-    if cfg.encoders == "frozen":
-        return []
-    if cfg.encoders == "text":
-        return [model.text_encoder] if model.config.uses_text else []
-    return model.encoders()
-
-
-def set_encoders_trainable(model, cfg: TrainConfig, trainable: bool) -> None:
+def set_encoders_trainable(model, schedule: EncoderSchedule, epoch: int) -> None:
+    """The encoders train in `epoch` as the schedule says; the others are frozen."""
     for encoder in model.encoders():
         encoder.requires_grad_(False)
-    for encoder in trained_encoders(model, cfg) if trainable else []:
+    for encoder in schedule.encoders(model) if schedule.trains_at(epoch) else []:
         encoder.requires_grad_(True)
 
 
-def make_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model, cfg: TrainConfig, schedule: EncoderSchedule) -> torch.optim.Optimizer:
+    """AdamW: the head at `lr_head`; the encoders that train from the start at `lr_encoder` (`gradual` adds their
+    group when it unfreezes them)."""
     encoder_params = {id(p) for e in model.encoders() for p in e.parameters()}
     head = [p for p in model.parameters() if id(p) not in encoder_params]
     groups = [{"params": head, "lr": cfg.lr_head}]
-    trained = [p for e in trained_encoders(model, cfg) for p in e.parameters()]
-    if cfg.encoders in ("full", "text") and trained:  # "gradual" adds the encoders' group when it unfreezes them
+    trained = [p for e in schedule.encoders(model) for p in e.parameters()]
+    if trained and schedule.trains_at(0) and not schedule.unfreezes_at(0):
         groups.append({"params": trained, "lr": cfg.lr_encoder})
     return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
 
@@ -150,25 +139,11 @@ def wrap(model, processes: Processes) -> torch.nn.Module:
     return torch.nn.parallel.DistributedDataParallel(step, device_ids=ids)
 
 
-@torch.no_grad()
-def predict(model, dataset, cfg: TrainConfig, device, progress: bool = False,
-            precision: str = "fp32", encode_segment=None, collate=None) -> np.ndarray:
-    """Class probabilities for every example of `dataset`, in order: batches made by `collate` (default: as
-    `cfg.encoders` says); in raw batches, audio segments encoded by `encode_segment` (default: the model's own)."""
-    model.eval()
-    probs = []
-    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=collate or collate_for(cfg))
-    for batch in tqdm(loader, desc="predict", disable=not progress):
-        with autocast(device, precision):
-            logits = model.batch_logits(batch, encode_segment)
-        probs.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
-    return np.concatenate(probs) if probs else np.zeros((0, model.config.num_labels), np.float32)
-
-
-def predict_shared(model, dataset, cfg: TrainConfig, processes: Processes, precision: str) -> np.ndarray:
-    """`predict` with every process taking a contiguous share of `dataset`; every process gets all of it."""
+def predict_shared(model, dataset, cfg: TrainConfig, collate, processes: Processes, precision: str) -> np.ndarray:
+    """`loop.predict` with every process taking a contiguous share of `dataset`; every process gets all of it."""
     share = processes.share(len(dataset))
-    mine = predict(model, torch.utils.data.Subset(dataset, share), cfg, processes.device, precision=precision)
+    mine = predict(model, torch.utils.data.Subset(dataset, share), cfg.batch_size, processes.device, collate,
+                   precision=precision)
     return np.concatenate(processes.gather(mine))
 
 
@@ -176,6 +151,25 @@ def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
     """Randomness of one epoch (batch order: rank 0's; dropout: each process its own), so that a resumed run
     repeats the epochs an uninterrupted one would have run."""
     return seed * 1_000_003 + epoch * 1_009 + rank
+
+
+@dataclass
+class Optimization:
+    """What takes a step: the optimizer, its learning-rate schedule and the moving average of the weights."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    ema: torch.optim.swa_utils.AveragedModel | None
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "ema": self.ema.state_dict() if self.ema is not None else None}
+
+    def load_state_dict(self, saved: dict) -> None:
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(saved["ema"])
 
 
 def train(model, train_set, val_set, cfg: TrainConfig, out_dir: Path, checkpoint_dir: Path, live=None,
@@ -191,96 +185,32 @@ def train(model, train_set, val_set, cfg: TrainConfig, out_dir: Path, checkpoint
     procs = processes(cfg.device, "train.device")
     check_batch_split(cfg, procs.world)
     seed_everything(cfg.seed)
-    device = procs.device
-    model.to(device)
-    n_classes = model.config.num_labels
-    train_labels = train_set.table.label.to_numpy()
-    alpha = class_alpha(cfg, train_labels, n_classes).to(device)
-    set_encoders_trainable(model, cfg, cfg.encoders in ("full", "text"))
-    optimizer = make_optimizer(model, cfg)
-    scheduler = warmup_schedule(optimizer, cfg.warmup_steps)
-    ema = moving_average(model, cfg.ema_decay)
-    scored = ema.module if ema is not None else model  # the weights val scores and training keeps
-    state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "history": [], "since_best": 0}
-    best_weights = None
+    schedule = EncoderSchedule.of(cfg)
+    model.to(procs.device)
+    alpha = class_alpha(cfg, train_set.table.label.to_numpy(), model.config.num_labels).to(procs.device)
+    set_encoders_trainable(model, schedule, 0)
+    optimizer = make_optimizer(model, cfg, schedule)
+    opt = Optimization(optimizer, warmup_schedule(optimizer, cfg.warmup_steps), moving_average(model, cfg.ema_decay))
+    scored = opt.ema.module if opt.ema is not None else model  # the weights val scores and training keeps
     checkpoint = Path(checkpoint_dir) / "last.pt"
     expected = fingerprint(cfg, extra_fingerprint or {})
-    if checkpoint.exists():
-        saved = load_checkpoint(checkpoint)
-        if saved["fingerprint"] == expected:
-            if cfg.encoders == "gradual" and saved["state"]["epoch"] > cfg.unfreeze_epoch:
-                unfreeze(model, optimizer, cfg)
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            if ema is not None:
-                ema.load_state_dict(saved["ema"])
-            state, best_weights = saved["state"], saved["best_weights"]
-            log.info("resuming from %s after epoch %d", checkpoint, state["epoch"])
-        else:
-            log.info("ignoring %s: it was written with another configuration", checkpoint)
+    state, best_weights = resume(checkpoint, expected, model, opt, cfg, schedule)
     step_model = wrap(model, procs)
-    collate = collate_for(cfg)
     for epoch in range(state["epoch"], cfg.epochs):
-        if cfg.encoders == "gradual" and epoch == cfg.unfreeze_epoch:
-            unfreeze(model, optimizer, cfg)
-            scheduler = warmup_schedule(optimizer, cfg.warmup_steps)
+        if schedule.unfreezes_at(epoch):
+            unfreeze(model, opt, cfg, schedule)
             step_model = wrap(model, procs)
-        batches = epoch_batches(train_labels, cfg.sampler, cfg.batch_size,
-                                torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch)))
-        torch.manual_seed(epoch_seed(cfg.seed, epoch, procs.rank))
-        model.train()
-        total = np.zeros(2)  # loss sum, examples
-        for pieces in tqdm(micro_batches(batches, procs, cfg.grad_accumulation),
-                           desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (progress and procs.main)):
-            optimizer.zero_grad()
-            for k, rows in enumerate(pieces):
-                batch = collate([train_set[i] for i in rows])
-                last = k == len(pieces) - 1
-                with no_sync(step_model, not last):
-                    with autocast(device, precision):
-                        logits = step_model(batch).float()
-                    labels = batch["label"].to(device)
-                    loss = experts_loss(cfg.loss, logits, labels, alpha, cfg.focal_gamma)
-                    if cfg.distill_weight > 0:
-                        loss = loss + cfg.distill_weight * distillation_loss(product_of_experts(logits),
-                                                                             batch["trp"].to(device))
-                    (loss / len(pieces)).backward()  # the mean over the whole batch, once processes average
-                total += (loss.item() * len(labels), len(labels))
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            if ema is not None:
-                ema.update_parameters(model)
-        loss_sum, count = procs.sum(total)
-        val_probs = predict_shared(scored, val_set, cfg, procs, precision)
-        val_labels = val_set.table.label.to_numpy()
-        report = classification_report(val_labels, val_probs.argmax(1), val_probs)
-        val_loss = classification_loss(cfg.loss, torch.log(torch.from_numpy(val_probs) + 1e-9),
-                                       torch.tensor(val_labels), alpha.cpu(), cfg.focal_gamma).item()
-        score = report[cfg.criterion]
-        record = {"epoch": epoch + 1, "train_loss": float(loss_sum / max(count, 1)), "val_loss": val_loss,
-                  "val_macro_f1": report["macro_f1"], "val_balanced_accuracy": report["balanced_accuracy"],
-                  "val_min_class_f1": report["min_class_f1"]}
-        state["history"].append(record)
-        state["epoch"] = epoch + 1
-        if score > state["best"]:
-            state.update(best=score, best_epoch=epoch + 1, since_best=0)
+        train_loss = train_epoch(step_model, model, opt, train_set, alpha, cfg, schedule, procs, epoch, precision,
+                                 progress)
+        record = {"epoch": epoch + 1, "train_loss": train_loss,
+                  **validate(scored, val_set, alpha, cfg, schedule, procs, precision)}
+        if keep_score(state, record, cfg):
             best_weights = {k: v.detach().cpu().clone() for k, v in scored.state_dict().items()}
-        else:
-            state["since_best"] += 1
         if procs.main:
-            if live is not None:
-                for key, value in record.items():
-                    if key != "epoch":
-                        live.log_metric(key, value)
-                live.next_step()
-            log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in record.items()})
+            log_epoch(live, record)
             Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
-            torch.save({"fingerprint": expected, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "state": state, "best_weights": best_weights,
-                        "ema": ema.state_dict() if ema is not None else None},
-                       checkpoint)
+            torch.save({"fingerprint": expected, "model": model.state_dict(), **opt.state_dict(), "state": state,
+                        "best_weights": best_weights}, checkpoint)
         if state["since_best"] >= cfg.patience:
             if procs.main:
                 log.info("early stop after epoch %d (best epoch %d)", epoch + 1, state["best_epoch"])
@@ -294,6 +224,90 @@ def train(model, train_set, val_set, cfg: TrainConfig, out_dir: Path, checkpoint
     return state
 
 
+def resume(checkpoint: Path, expected: str, model, opt: Optimization, cfg: TrainConfig,
+           schedule: EncoderSchedule) -> tuple[dict, dict | None]:
+    """(state, best weights so far): from `checkpoint` when it was written with the same configuration (its
+    `expected` fingerprint), else a fresh start."""
+    fresh = {"epoch": 0, "best": -1.0, "best_epoch": 0, "history": [], "since_best": 0}
+    if not checkpoint.exists():
+        return fresh, None
+    saved = load_checkpoint(checkpoint)
+    if saved["fingerprint"] != expected:
+        log.info("ignoring %s: it was written with another configuration", checkpoint)
+        return fresh, None
+    if schedule.unfrozen_before(saved["state"]["epoch"]):  # the optimizer state has the encoders' group
+        unfreeze(model, opt, cfg, schedule)
+    model.load_state_dict(saved["model"])
+    opt.load_state_dict(saved)
+    log.info("resuming from %s after epoch %d", checkpoint, saved["state"]["epoch"])
+    return saved["state"], saved["best_weights"]
+
+
+def train_epoch(step_model, model, opt: Optimization, train_set, alpha: torch.Tensor, cfg: TrainConfig,
+                schedule: EncoderSchedule, procs: Processes, epoch: int, precision: str, progress: bool) -> float:
+    """One epoch of steps; returns the mean training loss over every process's examples."""
+    batches = epoch_batches(train_set.table.label.to_numpy(), cfg.sampler, cfg.batch_size,
+                            torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch)))
+    torch.manual_seed(epoch_seed(cfg.seed, epoch, procs.rank))
+    model.train()
+    total = np.zeros(2)  # loss sum, examples
+    for pieces in tqdm(micro_batches(batches, procs, cfg.grad_accumulation),
+                       desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (progress and procs.main)):
+        opt.optimizer.zero_grad()
+        for k, rows in enumerate(pieces):
+            batch = schedule.inputs.collate([train_set[i] for i in rows])
+            with no_sync(step_model, k < len(pieces) - 1):
+                with autocast(procs.device, precision):
+                    logits = step_model(batch).float()
+                labels = batch["label"].to(procs.device)
+                loss = experts_loss(cfg.loss, logits, labels, alpha, cfg.focal_gamma)
+                if cfg.distill_weight > 0:
+                    loss = loss + cfg.distill_weight * distillation_loss(product_of_experts(logits),
+                                                                         batch["trp"].to(procs.device))
+                (loss / len(pieces)).backward()  # the mean over the whole batch, once processes average
+            total += (loss.item() * len(labels), len(labels))
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.optimizer.step()
+        opt.scheduler.step()
+        if opt.ema is not None:
+            opt.ema.update_parameters(model)
+    loss_sum, count = procs.sum(total)
+    return float(loss_sum / max(count, 1))
+
+
+def validate(scored, val_set, alpha: torch.Tensor, cfg: TrainConfig, schedule: EncoderSchedule, procs: Processes,
+             precision: str) -> dict:
+    """Val loss and scores of the weights training keeps (`scored`), shared out over the processes."""
+    probs = predict_shared(scored, val_set, cfg, schedule.inputs.collate, procs, precision)
+    labels = val_set.table.label.to_numpy()
+    report = classification_report(labels, probs.argmax(1), probs)
+    loss = classification_loss(cfg.loss, torch.log(torch.from_numpy(probs) + 1e-9), torch.tensor(labels),
+                               alpha.cpu(), cfg.focal_gamma).item()
+    return {"val_loss": loss, "val_macro_f1": report["macro_f1"], "val_balanced_accuracy": report["balanced_accuracy"],
+            "val_min_class_f1": report["min_class_f1"], "score": report[cfg.criterion]}
+
+
+def keep_score(state: dict, record: dict, cfg: TrainConfig) -> bool:
+    """Adds the epoch's `record` to `state`; whether it is the best so far (by `cfg.criterion`)."""
+    score = record.pop("score")
+    state["history"].append(record)
+    state["epoch"] = record["epoch"]
+    if score > state["best"]:
+        state.update(best=score, best_epoch=record["epoch"], since_best=0)
+        return True
+    state["since_best"] += 1
+    return False
+
+
+def log_epoch(live, record: dict) -> None:
+    if live is not None:
+        for key, value in record.items():
+            if key != "epoch":
+                live.log_metric(key, value)
+        live.next_step()
+    log.info("epoch %d: %s", record["epoch"], {k: round(v, 4) for k, v in record.items()})
+
+
 def load_checkpoint(path: Path) -> dict:
     """A checkpoint of `train`, loaded with `weights_only=True`: tensors, numbers, strings and containers only,
     so a crafted file cannot run code when it is read. Anything else is a DataError naming the file."""
@@ -305,11 +319,12 @@ def load_checkpoint(path: Path) -> dict:
                         f"{reason}); delete it to train from the start") from None
 
 
-def unfreeze(model, optimizer, cfg: TrainConfig) -> None:
-    """`gradual`: the encoders start training, with their own learning rate."""
-    set_encoders_trainable(model, cfg, True)
-    optimizer.add_param_group({"params": [p for e in trained_encoders(model, cfg) for p in e.parameters()],
-                               "lr": cfg.lr_encoder})
+def unfreeze(model, opt: Optimization, cfg: TrainConfig, schedule: EncoderSchedule) -> None:
+    """`gradual`: the encoders start training, with their own learning rate and a new warmup."""
+    set_encoders_trainable(model, schedule, schedule.unfreeze_epoch)
+    opt.optimizer.add_param_group({"params": [p for e in schedule.encoders(model) for p in e.parameters()],
+                                   "lr": cfg.lr_encoder})
+    opt.scheduler = warmup_schedule(opt.optimizer, cfg.warmup_steps)
 
 
 def moving_average(model, decay: float) -> torch.optim.swa_utils.AveragedModel | None:
@@ -328,19 +343,7 @@ def no_sync(step_model, skip: bool):
     return contextlib.nullcontext()
 
 
-def build_model(mode: str, cfg: ModelConfig, embeddings_dir: Path, preprocessing: dict) -> TurnFusionModel:
+def build_model(mode: str, cfg: ModelConfig, embeddings_dir: Path) -> TurnFusionModel:
     """A fresh model of `mode` whose encoders are the ones the embedding cache was made with."""
     text_encoder, audio_encoder = load_encoders(embeddings_dir)
-    return TurnFusionModel.from_encoders(
-        text_encoder, audio_encoder, mode=mode, text_pooling=cfg.text_pooling, audio_pooling=cfg.audio_pooling,
-        last_k=cfg.last_k, audio_segments=cfg.audio_segments, fusion_head=cfg.fusion_head,
-        hidden_size=cfg.hidden_size, dropout=cfg.dropout, tensor_rank=cfg.tensor_rank,
-        modality_dropout=cfg.modality_dropout, use_trp=cfg.use_trp, preprocessing=preprocessing)
-
-
-def preprocessing(segment: SegmentConfig, text: TextConfig) -> dict:
-    """How the inputs were prepared, saved in the model's config so that prediction prepares them the same way."""
-    return {"sample_rate": segment.sample_rate, "max_seconds": segment.max_seconds, "channels": segment.channels,
-            "trim_vad_threshold": trim_threshold(segment),
-            "max_length": text.max_length, "n_previous": text.n_previous, "punctuation": text.punctuation,
-            "trim_overlap": text.trim_overlap}
+    return TurnFusionModel.from_encoders(text_encoder, audio_encoder, mode, cfg)

@@ -1,7 +1,7 @@
 """Speech activity with Silero VAD (the model ships inside the `silero-vad` wheel: no network, no torchaudio).
 
 Used by `drop_silent` (how many seconds of a recording are speech) and, when `segment.trim_to_speech` is on,
-by the one segment policy (`segment.segment_policy`) to cut an utterance's trailing non-speech.
+by the one audio policy (`processing.segment_policy`) to cut an utterance's trailing non-speech.
 
 It runs Silero's *sequence* ONNX model (`load_silero_vad(sequence=True)`): the same network and the same
 per-frame probabilities as the streaming model, but one ONNX Runtime call per 16 s block instead of a Python

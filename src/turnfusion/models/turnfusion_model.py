@@ -42,7 +42,8 @@ def text_encoder_from_config(text_config: dict) -> PreTrainedModel:
 
 
 class TurnFusionConfig(PretrainedConfig):
-    """Everything needed to rebuild a TurnFusionModel, saved as its directory's config.json.
+    """Everything needed to rebuild a TurnFusionModel, saved as its directory's config.json. How the inputs are
+    prepared is the processor's (`processing.ProcessorConfig`, preprocessor_config.json beside it).
 
     mode: "text", "audio" or "fusion" (which encoders and inputs the model has).
     text_config / audio_config: the text encoder's config (GPT-2 or BERT, by its `model_type`) and the
@@ -54,20 +55,23 @@ class TurnFusionConfig(PretrainedConfig):
         tensor_rank (tensor) of the head.
     modality_dropout: share of training samples that lose one whole modality.
     use_trp: the teacher's TRP is an input of the head.
-    preprocessing: how inputs were prepared in training, so prediction prepares them the same way:
-        sample_rate, max_seconds, channels, trim_vad_threshold (None: no trimming; segment stage);
-        max_length, n_previous, punctuation (text).
     num_labels: 3 (keep, shift, backchannel).
+
+    The knobs have no defaults here (None: not set; a model refuses to be built from such a config): they come
+    from params.yaml's `model` section (`from_params`), or from a saved config.json.
     """
 
     model_type = "turnfusion"
+    KNOBS = ("text_pooling", "audio_pooling", "last_k", "audio_segments", "fusion_head", "hidden_size", "dropout",
+             "tensor_rank", "modality_dropout", "use_trp")
 
-    def __init__(self, mode: str = "fusion", text_config: dict | None = None, audio_config: dict | None = None,
-                 text_pooling: str = "last", audio_pooling: str = "attention", last_k: int = 10,
-                 audio_segments: int = 3, fusion_head: str = "concat", hidden_size: int = 128,
-                 dropout: float = 0.1, tensor_rank: int = 4, modality_dropout: float = 0.0, use_trp: bool = False,
-                 preprocessing: dict | None = None, num_labels: int = 3, **kwargs):
-        if mode not in MODES:
+    def __init__(self, mode: str | None = None, text_config: dict | None = None, audio_config: dict | None = None,
+                 text_pooling: str | None = None, audio_pooling: str | None = None, last_k: int | None = None,
+                 audio_segments: int | None = None, fusion_head: str | None = None, hidden_size: int | None = None,
+                 dropout: float | None = None, tensor_rank: int | None = None, modality_dropout: float | None = None,
+                 use_trp: bool | None = None, num_labels: int = 3, **kwargs):
+        kwargs.pop("preprocessing", None)  # config.json of a model saved before the processor had its own file
+        if mode is not None and mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
         self.text_config = text_config or {}
@@ -76,12 +80,17 @@ class TurnFusionConfig(PretrainedConfig):
         self.audio_segments = audio_segments
         self.fusion_head, self.hidden_size, self.dropout = fusion_head, hidden_size, dropout
         self.tensor_rank, self.modality_dropout, self.use_trp = tensor_rank, modality_dropout, use_trp
-        # how inputs were prepared in training, so prediction prepares them the same way
-        self.preprocessing = {"sample_rate": 16000, "max_seconds": 3.0, "channels": "mix",
-                              "trim_vad_threshold": None, "max_length": 64,
-                              "n_previous": 2, "punctuation": "strip", "trim_overlap": False,
-                              **(preprocessing or {})}
         super().__init__(num_labels=num_labels, **kwargs)
+
+    @classmethod
+    def from_params(cls, mode: str, model, text_config: dict, audio_config: dict) -> TurnFusionConfig:
+        """The one builder from params: `model` is the `model` section (`config.ModelConfig`, or any object with
+        the knobs as attributes); the encoders' configs are those of the encoders the model starts from."""
+        return cls(mode=mode, text_config=text_config, audio_config=audio_config,
+                   **{name: getattr(model, name) for name in cls.KNOBS})
+
+    def unset(self) -> list[str]:
+        return [name for name in ("mode", *self.KNOBS) if getattr(self, name) is None]
 
     @property
     def uses_text(self) -> bool:
@@ -98,6 +107,8 @@ class TurnFusionModel(PreTrainedModel):
     main_input_name = "text_hidden"
 
     def __init__(self, config: TurnFusionConfig):
+        if config.unset():
+            raise ValueError(f"TurnFusionConfig: {config.unset()} not set (build it with TurnFusionConfig.from_params)")
         super().__init__(config)
         dims = []
         if config.uses_text:
@@ -115,10 +126,12 @@ class TurnFusionModel(PreTrainedModel):
         self.post_init()
 
     @classmethod
-    def from_encoders(cls, text_encoder: PreTrainedModel, audio_encoder: HubertModel, **config) -> TurnFusionModel:
-        """A fresh model (head initialised) around trained encoders; `config`: the other TurnFusionConfig fields."""
-        model = cls(TurnFusionConfig(text_config=text_encoder.config.to_dict(),
-                                     audio_config=audio_encoder.config.to_dict(), **config))
+    def from_encoders(cls, text_encoder: PreTrainedModel, audio_encoder: HubertModel, mode: str,
+                      model_params) -> TurnFusionModel:
+        """A fresh model (head initialised) around trained encoders; `model_params`: the `model` section
+        (`TurnFusionConfig.from_params`)."""
+        model = cls(TurnFusionConfig.from_params(mode, model_params, text_encoder.config.to_dict(),
+                                                 audio_encoder.config.to_dict()))
         if model.config.uses_text:
             model.text_encoder.load_state_dict(text_encoder.state_dict())
         if model.config.uses_audio:

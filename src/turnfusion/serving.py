@@ -1,0 +1,70 @@
+"""What the PyTorch predictor and the ONNX backend share beyond the input policy (`processing`): the check of a
+model folder's config.json, the memory of encoded audio, and the probabilities they return. Torch-free."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+
+import numpy as np
+
+from turnfusion.choices import AUDIO_POOLINGS, FUSION_HEADS, LABEL_NAMES, MAX_CONTEXT, MODES, TEXT_POOLINGS
+from turnfusion.errors import DataError
+
+
+def check_model_config(config: dict, source: str) -> int | None:
+    """A model's config.json (a torch model directory's or an export's) checked before it is used: the names it
+    picks (mode, poolings, head) and its sizes; a DataError names `source` and the field. Returns the text
+    encoder's positions (None for an audio model), the bound of the processor's `max_length`."""
+    for key, allowed in (("mode", MODES), ("text_pooling", TEXT_POOLINGS), ("audio_pooling", AUDIO_POOLINGS),
+                         ("fusion_head", FUSION_HEADS)):
+        if config.get(key) not in allowed:
+            raise DataError(f"{source}: {key} must be one of {list(allowed)}, got {config.get(key)!r:.60}")
+    for key, most in (("audio_segments", MAX_CONTEXT + 1), ("last_k", 10_000)):
+        value = config.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+            raise DataError(f"{source}: {key} must be a whole number from 1 to {most}, got {value!r:.60}")
+    if not isinstance(config.get("use_trp"), bool):
+        raise DataError(f"{source}: use_trp must be true or false, got {config.get('use_trp')!r:.60}")
+    max_positions = None
+    if config["mode"] != "audio":
+        text_config = config.get("text_config")
+        # GPT-2 names it n_positions, BERT max_position_embeddings
+        max_positions = text_config.get("n_positions", text_config.get("max_position_embeddings")) \
+            if isinstance(text_config, dict) else None
+        if not isinstance(max_positions, int) or isinstance(max_positions, bool) or max_positions < 1:
+            raise DataError(f"{source}: text_config must give the text encoder's positions (n_positions or "
+                            f"max_position_embeddings) as a whole number, got {max_positions!r:.60}")
+    return max_positions
+
+
+class Remembered:
+    """`function` of a waveform, remembered for the last `size` waveforms (by content): in a conversation each
+    context utterance was the current one before, so its audio is encoded once."""
+
+    def __init__(self, function, size: int = 64):
+        self.function, self.size = function, size
+        self._memory: OrderedDict[bytes, object] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._memory)
+
+    def clear(self) -> None:
+        self._memory.clear()
+
+    def __call__(self, wave: np.ndarray):
+        key = hashlib.blake2b(np.ascontiguousarray(wave, dtype=np.float32).tobytes(), digest_size=16).digest()
+        if key not in self._memory:
+            self._memory[key] = self.function(wave)
+            if len(self._memory) > self.size:
+                self._memory.popitem(last=False)
+        self._memory.move_to_end(key)
+        return self._memory[key]
+
+
+def class_probabilities(probs: np.ndarray) -> dict[str, float]:
+    """One prediction as both backends return it: {keep, shift, backchannel: probability}; a non-finite value is
+    an error, never NaN in the output."""
+    if not np.isfinite(probs).all():
+        raise DataError(f"the model gave non-finite probabilities ({probs}); its weights may be broken")
+    return {name: float(probs[k]) for k, name in LABEL_NAMES.items()}

@@ -1,0 +1,106 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TOY_PROCESSOR, params_config, tone
+
+from turnfusion.config import SegmentConfig, TextConfig
+from turnfusion.errors import DataError
+from turnfusion.export import export
+from turnfusion.onnx_backend import OnnxTurnModel
+from turnfusion.predict import TurnPredictor
+from turnfusion.processing import PROCESSOR_FILE, ProcessorConfig, TurnFusionProcessor
+
+LEGACY = Path(__file__).parent / "data" / "legacy_model"
+sys.path.insert(0, str(LEGACY.parent))
+from make_legacy_model import inputs  # noqa: E402
+
+
+def test_a_model_saved_before_the_processor_had_its_file_predicts_as_it_did(tmp_path):
+    """tests/data/legacy_model was saved, and expected.json computed, by the code before this refactor
+    (make_legacy_model.py): its input policy inside config.json's `preprocessing`."""
+    assert not (LEGACY / PROCESSOR_FILE).exists()
+    assert "preprocessing" in json.loads((LEGACY / "config.json").read_text())
+    predictor = TurnPredictor(LEGACY)
+    assert predictor.processor.config.max_seconds == 1.5 and predictor.processor.config.trim_overlap
+    expected = json.loads((LEGACY / "expected.json").read_text())
+    for (text, wave, speaker, context), want in zip(inputs(), expected, strict=True):
+        got = predictor.predict(text, wave, speaker=speaker, context=context, sample_rate=16000)
+        assert got == pytest.approx(want, abs=1e-5)
+    # saved again today: the policy moves to preprocessor_config.json and the predictions stay
+    predictor.model.save_pretrained(tmp_path)
+    predictor.processor.save_pretrained(tmp_path)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (tmp_path / name).write_bytes((LEGACY / name).read_bytes())
+    assert "preprocessing" not in json.loads((tmp_path / "config.json").read_text())
+    again = TurnPredictor(tmp_path)
+    assert again.processor.config == predictor.processor.config
+    text, wave, speaker, context = inputs()[2]
+    assert again.predict(text, wave, speaker=speaker, context=context, sample_rate=16000) == pytest.approx(
+        expected[2], abs=1e-5)
+
+
+def test_the_processor_config_is_built_from_params_whole_and_round_trips(tmp_path):
+    segment, text = params_config(SegmentConfig), params_config(TextConfig)
+    config = ProcessorConfig.from_params(segment, text)
+    assert config.trim_vad_threshold is None  # segment.trim_to_speech is off in params.yaml
+    trimmed = ProcessorConfig.from_params(params_config(SegmentConfig, trim_to_speech=True, trim_vad_threshold=0.3),
+                                          text)
+    assert trimmed.trim_vad_threshold == 0.3
+    assert (config.n_previous, config.max_length, config.channels) == (text.n_previous, text.max_length,
+                                                                      segment.channels)
+    path = config.save_pretrained(tmp_path)
+    assert json.loads(path.read_text())["processor_class"] == "TurnFusionProcessor"
+    assert ProcessorConfig.from_pretrained(tmp_path, {}) == config
+    with pytest.raises(DataError, match=r"x.json: max_length must be a whole number from 1 to the text encoder's 8"):
+        ProcessorConfig.from_dict(config.to_dict(), "x.json", max_positions=8)
+    with pytest.raises(DataError, match=r"preprocessor_config.json: missing"):
+        ProcessorConfig.from_pretrained(tmp_path / "elsewhere", {})
+
+
+def test_left_truncation_keeps_the_end_of_each_context(model_dir):
+    processor = TurnPredictor(model_dir).processor
+    processor = TurnFusionProcessor(ProcessorConfig(**{**TOY_PROCESSOR, "max_length": 4}), True, 1,
+                                    processor.tokenizer)
+    long = "hello there how are you i went to the market and"
+    full = processor.tokenizer.encode(long, add_special_tokens=False).ids
+    ids, mask = processor.text_batch([long, "hello"])
+    assert len(full) > 4 and ids[0].tolist() == full[-4:]
+    assert mask.tolist()[1] == [1] * len(processor.tokenizer.encode("hello", add_special_tokens=False).ids) + [0] * (
+        4 - len(processor.tokenizer.encode("hello", add_special_tokens=False).ids))
+
+
+BLOCKED = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"torch", "pandas", "transformers", "sklearn"}:
+            raise ImportError(f"{name} is blocked in this test")
+sys.meta_path.insert(0, Block())
+import json, numpy as np
+from turnfusion.onnx_backend import TurnSession
+session = TurnSession(sys.argv[1], precision="fp32")
+wave = np.load(sys.argv[2])
+out = [session.add("so i went to the market", wave, speaker=0, sample_rate=16000),
+       session.add("oh nice", wave[:8000], speaker=1, sample_rate=16000)]
+assert not any(m.split(".")[0] in {"torch", "pandas", "transformers"} for m in sys.modules)
+print(json.dumps(out))
+"""
+
+
+def test_the_onnx_backend_predicts_where_torch_and_pandas_cannot_be_imported(model_dir, tmp_path):
+    exported = tmp_path / "onnx"
+    export(model_dir, exported)
+    wave = tone(1.2, 16000, 180)
+    np.save(tmp_path / "wave.npy", wave)
+    run = subprocess.run([sys.executable, "-c", BLOCKED, str(exported), str(tmp_path / "wave.npy")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    got = json.loads(run.stdout.strip().splitlines()[-1])
+    model = OnnxTurnModel(exported, "fp32")
+    first = model.predict("so i went to the market", wave, speaker=0, sample_rate=16000)
+    assert got[0] == pytest.approx(first, abs=1e-6)
+    assert got[1] != got[0]
