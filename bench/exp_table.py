@@ -1,4 +1,4 @@
-"""The experiment table of the README: every DVC experiment on the current commit, what it changed and its
+"""The experiment table of docs/experiments.md: every DVC experiment on the current commit, what it changed and its
 macro F1 on val (the best epoch, what selection uses) and on test (what is reported).
 
     dvc exp run --queue -n audio-last25 -S model.last_k=25     # queue variants ...

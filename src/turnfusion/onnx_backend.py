@@ -69,7 +69,7 @@ class OnnxTurnModel:
         options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
         options.inter_op_num_threads = 1
         # three sessions run one after the other: threads that spin-wait after a run would take the cores the next
-        # session needs (measured: 28 ms per utterance with spinning, see the README's benchmark)
+        # session needs
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.graphs = {name: _session(directory / precision / f"{name}.onnx", name, options)
                        for name in manifest["graphs"]}
