@@ -37,7 +37,9 @@ def module_file(name: str, root: Path) -> Path | None:
 def _type_checking_nodes(tree: ast.AST) -> set[int]:
     skipped = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+        test = node.test if isinstance(node, ast.If) else None
+        if (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING"
+                or isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"):
             skipped |= {id(n) for child in node.body for n in ast.walk(child)}
     return skipped
 

@@ -56,10 +56,9 @@ def embed_pipeline(root: Path, out: Path) -> None:
     run = params_config(EmbedConfig, device="cpu", batch_size=3)
     tokens = PackedTokens(root / "tokens")
     embed(tokens, load_store(root), out, cfg, 12, root / "no_teacher", root / "no_pretrained", run)
-    procs = processes(run.device)
-    share = procs.share(len(tokens.index), unit=run.batch_size)  # the contexts this process encoded
-    (out.parent / f"{out.name}.rank{procs.rank}.json").write_text(json.dumps(
-        {"world": procs.world, "pid": os.getpid(), "start": share.start, "stop": share.stop}))
+    procs = processes(run.device)  # which process this was: the test checks that two took part
+    (out.parent / f"{out.name}.rank{procs.rank}.json").write_text(json.dumps({"world": procs.world,
+                                                                             "pid": os.getpid()}))
 
 
 if __name__ == "__main__":

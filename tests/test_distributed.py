@@ -78,7 +78,6 @@ def test_the_embedding_cache_is_the_same_whatever_the_number_of_processes(tmp_pa
     assert len(np.load(one / TEXT_CACHE)) > 0 and not list(two.glob(".*part*"))  # the parts are joined and gone
     ranks = [json.loads((tmp_path / f"cache2.rank{r}.json").read_text()) for r in range(2)]
     assert [r["world"] for r in ranks] == [2, 2] and ranks[0]["pid"] != ranks[1]["pid"]  # two processes took part
-    assert ranks[0]["start"] == 0 and ranks[0]["stop"] == ranks[1]["start"] < ranks[1]["stop"]  # each its own share
     assert not (tmp_path / "cache2.rank2.json").exists()
 
 

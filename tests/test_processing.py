@@ -104,3 +104,27 @@ def test_the_onnx_backend_predicts_where_torch_and_pandas_cannot_be_imported(mod
     first = model.predict("so i went to the market", wave, speaker=0, sample_rate=16000)
     assert got[0] == pytest.approx(first, abs=1e-6)
     assert got[1] != got[0]
+
+
+def test_exports_of_old_and_new_model_folders_carry_the_processor_and_old_exports_still_load(tmp_path):
+    from turnfusion.onnx_backend import MANIFEST, file_sha256
+
+    export(LEGACY, tmp_path / "onnx")  # a folder saved before the processor had its file
+    saved = json.loads((tmp_path / "onnx" / PROCESSOR_FILE).read_text())
+    assert saved["max_seconds"] == 1.5 and json.loads((tmp_path / "onnx" / MANIFEST).read_text())["format"] == 3
+    text, wave, speaker, context = inputs()[1]
+    want = OnnxTurnModel(tmp_path / "onnx", "fp32").predict(text, wave, speaker=speaker, context=context,
+                                                          sample_rate=16000)
+    assert want == pytest.approx(json.loads((LEGACY / "expected.json").read_text())[1], abs=1e-4)
+    # the same export as format 2 wrote it: the policy inside config.json, no processor file
+    old = tmp_path / "onnx"
+    config = json.loads((old / "config.json").read_text())
+    (old / "config.json").write_text(json.dumps({**config, "preprocessing": saved | {"processor_class": None}}))
+    (old / PROCESSOR_FILE).unlink()
+    manifest = json.loads((old / MANIFEST).read_text())
+    manifest["format"] = 2
+    del manifest["files"][PROCESSOR_FILE]
+    manifest["files"]["config.json"]["sha256"] = file_sha256(old / "config.json")
+    (old / MANIFEST).write_text(json.dumps(manifest))
+    got = OnnxTurnModel(old, "fp32").predict(text, wave, speaker=speaker, context=context, sample_rate=16000)
+    assert got == pytest.approx(want, abs=1e-6)

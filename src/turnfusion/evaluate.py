@@ -15,6 +15,7 @@ from sklearn.metrics import f1_score
 from turnfusion.audio import telephone
 from turnfusion.datasets import Inputs, RawExamples, collate_raw, load_utterances
 from turnfusion.embed import load_encoders
+from turnfusion.errors import DataError
 from turnfusion.floors import FLOORS, floor_probabilities, frame_levels, rendering_features, speech_threshold
 from turnfusion.loop import pick_device, predict
 from turnfusion.metrics import classification_report, confusion
@@ -180,9 +181,13 @@ def evaluate(models: dict[str, Path], segments: Path, tokens: Path, trp: Path, e
     """The evaluate stage: test predictions of every model (`{name: directory}`, each fed as its own config and
     weights say) and of the baselines, metrics, DVC plot data and PNGs in `out_dir`; for each model in `exported`
     (`{name: export directory}`), what deployment changes (`deployment`). Returns the metrics."""
-    loaded = {name: load_model(directory)[0] for name, directory in models.items()}
-    most_segments = max((m.config.audio_segments for m in loaded.values()), default=1)
+    loaded = {name: load_model(directory) for name, directory in models.items()}
+    most_segments = max((m.config.audio_segments for m, _ in loaded.values()), default=1)
     store, token_store, table = load_utterances(segments, tokens, trp, most_segments)
+    for name, (_, processor) in loaded.items():  # the stores hold the inputs as the model's processor makes them
+        if processor.config.sample_rate != store.sample_rate:
+            raise DataError(f"{models[name]}: its processor reads {processor.config.sample_rate} Hz, the segment "
+                            f"store {segments} holds {store.sample_rate} Hz (segment.sample_rate); train it again")
     test, train, val = (table[table.split == s].reset_index(drop=True) for s in ("test", "train", "val"))
     probabilities = {"majority": majority_baseline(train.label.to_numpy(), len(test))}
     threshold = fit_trp_threshold(val.trp.to_numpy(), val.label.to_numpy())
@@ -190,7 +195,7 @@ def evaluate(models: dict[str, Path], segments: Path, tokens: Path, trp: Path, e
     probabilities["tfidf_logreg"], tfidf_c = tfidf_baseline(train, val, test)
     probabilities.update(floor_probabilities(*floor_inputs(train, test, token_store, store), len(LABEL_NAMES)))
     device, cached_encoders = pick_device(train_cfg.device), load_encoders(embeddings)
-    for name, model in loaded.items():
+    for name, (model, _) in loaded.items():
         inputs = model_inputs(model, cached_encoders)
         # the current segment and the predecessors this model reads (`history`: the first k of any longer history)
         own = test.assign(audio_rows=[rows[: model.config.audio_segments] for rows in test.audio_rows])

@@ -20,7 +20,6 @@ from torch import nn
 
 from turnfusion.models import TurnFusionModel
 from turnfusion.onnx_backend import CONFIG, FORMAT, MANIFEST, TOKENIZER, file_sha256
-from turnfusion.processing import PROCESSOR_FILE
 from turnfusion.schema import LABEL_NAMES
 from turnfusion.stores import SegmentStore
 
@@ -149,7 +148,7 @@ def export(model_dir: Path, out_dir: Path, calibration: list[np.ndarray] | None 
     from turnfusion.predict import load_model
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    model = load_model(model_dir)[0]
+    model, processor = load_model(model_dir)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     (out_dir / "fp32").mkdir(parents=True)
@@ -160,9 +159,10 @@ def export(model_dir: Path, out_dir: Path, calibration: list[np.ndarray] | None 
             quantize_audio_static(out_dir / "fp32" / "audio.onnx", out_dir / "int8" / "audio.onnx", calibration)
         else:
             quantize(out_dir / "fp32" / f"{name}.onnx", out_dir / "int8" / f"{name}.onnx")
-    for name in (CONFIG, PROCESSOR_FILE, TOKENIZER, "tokenizer_config.json"):  # the processor: how inputs are made
+    for name in (CONFIG, TOKENIZER, "tokenizer_config.json"):
         if (model_dir / name).exists():
             shutil.copy(model_dir / name, out_dir / name)
+    processor.save_pretrained(out_dir)  # how inputs are made, also for a model folder saved before that file
     cfg = model.config
     files = sorted(p for p in out_dir.rglob("*") if p.is_file())
     manifest = {

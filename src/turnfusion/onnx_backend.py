@@ -26,8 +26,10 @@ from turnfusion.serving import Remembered, check_model_config, class_probabiliti
 from turnfusion.text import pad_right
 
 MANIFEST = "manifest.json"  # an exported directory's index (written by turnfusion.export)
-CONFIG, TOKENIZER = "config.json", "tokenizer.json"  # the model's config (how inputs are prepared) and tokenizer
-FORMAT = 2  # of the directory's layout: other formats are refused (2: the config, not the manifest, describes)
+CONFIG, TOKENIZER = "config.json", "tokenizer.json"  # the model's config and tokenizer (inputs: PROCESSOR_FILE)
+# of the directory's layout: other formats are refused. 2: the config, not the manifest, describes the model;
+# 3: the input policy is preprocessor_config.json (a format-2 export keeps it in config.json, still read)
+FORMAT, READABLE_FORMATS = 3, (2, 3)
 PRECISIONS = ("fp32", "int8")
 GRAPH_INPUTS = {"text": {"input_ids", "attention_mask"}, "audio": {"waveform"},
                 "head": {"text_vector", "audio_vectors", "trp"}}
@@ -147,9 +149,9 @@ def read_manifest(directory: Path) -> dict:
     if not manifest_path.is_file():
         raise DataError(f"{directory}: not an exported turnfusion model (no {MANIFEST}; run the export stage)")
     manifest = _json_object(manifest_path)
-    if manifest.get("format") != FORMAT:
-        raise DataError(f"{manifest_path}: format {manifest.get('format')!r}, this turnfusion reads {FORMAT}; "
-                        "export the model again")
+    if manifest.get("format") not in READABLE_FORMATS:
+        raise DataError(f"{manifest_path}: format {manifest.get('format')!r}, this turnfusion reads "
+                        f"{list(READABLE_FORMATS)}; export the model again")
     files, graphs = manifest.get("files"), manifest.get("graphs")
     if not isinstance(files, dict) or not files:
         raise DataError(f"{manifest_path}: no `files` with their sha256; export the model again")

@@ -1,6 +1,6 @@
 """The input policy, in one place: how an utterance and its history become a model's inputs, in training and in
-every prediction (the segment and tokenize stages, `predict.TurnPredictor`, `onnx_backend.OnnxTurnModel`,
-`TurnSession`, `predict-csv` and the streaming session all call it).
+every prediction (the segment stage, `predict.TurnPredictor`, `onnx_backend.OnnxTurnModel`, `TurnSession`,
+`predict-csv` and the streaming session call it; the tokenize stage uses the same `text` functions).
 
 - Audio: cut the row from its recording (`cut_row`), take the speaker's channel or the mix, resample to the
   model's rate, optionally cut trailing non-speech (Silero VAD), keep the last `max_seconds` (`segment_policy`).
@@ -9,7 +9,8 @@ every prediction (the segment and tokenize stages, `predict.TurnPredictor`, `onn
 - Tokens: each context's ids, left-truncated to `max_length` (the end of the utterance carries the cues).
 
 `ProcessorConfig` is saved beside every trained model and in every export as `preprocessor_config.json`, so a
-model folder says how its inputs are made. Torch-free and pandas-free at import: the ONNX backend needs neither.
+model folder says how its inputs are made. Torch-free and pandas-free at import: the ONNX backend needs neither
+(only a model with `trim_vad_threshold` set runs Silero VAD through the `silero-vad` package, which uses torch).
 
 Documented defaults of `prepare`: no context means the utterance is treated like the first of a conversation; a
 context utterance without audio has no audio segment (as at the start of a conversation). Audio is a file path
