@@ -94,7 +94,8 @@ def test_a_missing_or_foreign_directory_is_named(exported, model_dir, tmp_path):
         OnnxTurnModel(exported, "fp16")
     manifest = json.loads((exported / "manifest.json").read_text())
     (broken / "manifest.json").write_text(json.dumps({**manifest, "format": 99}))
-    with pytest.raises(DataError, match=r"manifest.json: format 99, this turnfusion reads \[2, 3\]; export the model again"):
+    with pytest.raises(DataError, match=r"manifest.json: format 99, this turnfusion reads \[2, 3\]; export the model "
+                                        r"again"):
         OnnxTurnModel(broken)
     (broken / "manifest.json").write_text("{not json")
     with pytest.raises(DataError, match=r"broken/manifest.json: not JSON"):
