@@ -20,10 +20,15 @@ def check_model_config(config: dict, source: str) -> int | None:
                          ("fusion_head", FUSION_HEADS)):
         if config.get(key) not in allowed:
             raise DataError(f"{source}: {key} must be one of {list(allowed)}, got {config.get(key)!r:.60}")
-    for key, most in (("audio_segments", MAX_CONTEXT + 1), ("last_k", 10_000)):
+    for key, most in (("audio_segments", MAX_CONTEXT + 1), ("last_k", 10_000), ("hidden_size", 65_536),
+                      ("tensor_rank", 1_024)):
         value = config.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
             raise DataError(f"{source}: {key} must be a whole number from 1 to {most}, got {value!r:.60}")
+    for key in ("dropout", "modality_dropout"):
+        value = config.get(key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
+            raise DataError(f"{source}: {key} must be a number from 0 to below 1, got {value!r:.60}")
     if not isinstance(config.get("use_trp"), bool):
         raise DataError(f"{source}: use_trp must be true or false, got {config.get('use_trp')!r:.60}")
     max_positions = None
