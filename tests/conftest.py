@@ -1,3 +1,4 @@
+import contextlib
 import dataclasses
 from pathlib import Path
 
@@ -40,6 +41,28 @@ def save_toy_processor(directory, **fields):
     from turnfusion.processing import ProcessorConfig
 
     return ProcessorConfig(**{**TOY_PROCESSOR, **fields}).save_pretrained(directory)
+
+
+@contextlib.contextmanager
+def dies_while_validating(monkeypatch, epoch: int):
+    """Inside: a training run (`train.train`) dies with KeyboardInterrupt while validating its `epoch`-th epoch,
+    after saving the checkpoint of the epoch before."""
+    import turnfusion.train as training
+
+    real, calls = training.predict, {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == epoch:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "predict", interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            yield
+    finally:
+        monkeypatch.setattr(training, "predict", real)
 
 
 def tone(seconds: float, rate: int, freq: float = 220.0, amp: float = 0.3) -> np.ndarray:

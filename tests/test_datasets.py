@@ -3,7 +3,7 @@ import pandas as pd
 import pipeline
 import pytest
 import torch
-from conftest import params_config, toy_config, utterance_table
+from conftest import dies_while_validating, params_config, toy_config, utterance_table
 from pipeline import AUDIO_CFG
 
 from turnfusion.config import SegmentConfig, TextConfig, TrainConfig
@@ -74,24 +74,12 @@ def test_a_gradual_run_interrupted_after_the_unfreeze_resumes_as_if_it_had_not_s
                                                                                      monkeypatch):
     """Resuming restores the encoders' parameter group and its learning-rate schedule (before the refactor a
     resumed gradual run failed on its first step: the schedule had one group, the saved state two)."""
-    import turnfusion.train as training
-
     train_set, val_set, vocab = raw_sets(recording_dir, tmp_path)
     cfg = params_config(TrainConfig, epochs=4, batch_size=4, lr_encoder=1e-3, warmup_steps=1, encoders="gradual",
                         unfreeze_epoch=1, device="cpu", patience=10)
     full = train(model_for(vocab), train_set, val_set, cfg, tmp_path / "a", tmp_path / "cka", progress=False)
-    calls, real_predict = {"n": 0}, training.predict
-
-    def interrupted(*args, **kwargs):  # dies while validating epoch 3, two epochs after the unfreeze
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real_predict(*args, **kwargs)
-
-    monkeypatch.setattr(training, "predict", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with dies_while_validating(monkeypatch, epoch=3):  # two epochs after the unfreeze
         train(model_for(vocab), train_set, val_set, cfg, tmp_path / "b", tmp_path / "ckb", progress=False)
-    monkeypatch.setattr(training, "predict", real_predict)
     resumed = train(model_for(vocab), train_set, val_set, cfg, tmp_path / "b", tmp_path / "ckb", progress=False)
     assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3, 4]
     for got, want in zip(resumed["history"], full["history"], strict=True):

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import dies_while_validating
 from toy import ToyCached, toy_model, train_cfg
 
 from turnfusion.config import ParamsError
@@ -91,26 +92,13 @@ def test_save_and_load_give_identical_logits(tmp_path):
 
 @pytest.mark.parametrize("ema_decay", [0.0, 0.9])
 def test_resume_continues_from_the_saved_epoch(tmp_path, monkeypatch, ema_decay):
-    import turnfusion.train as training
-
     cfg = train_cfg(epochs=4, batch_size=16, lr_head=3e-3, warmup_steps=1, patience=10, ema_decay=ema_decay)
     full = train(toy_model(), ToyCached(64, 0), ToyCached(32, 1), cfg, tmp_path / "a", tmp_path / "cka",
                  progress=False)
 
-    calls = {"n": 0}
-    real_predict = training.predict
-
-    def interrupted(*args, **kwargs):  # the run dies while validating epoch 3
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real_predict(*args, **kwargs)
-
-    monkeypatch.setattr(training, "predict", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with dies_while_validating(monkeypatch, epoch=3):
         train(toy_model(), ToyCached(64, 0), ToyCached(32, 1), cfg, tmp_path / "b", tmp_path / "ckb", progress=False)
     assert torch.load(tmp_path / "ckb" / "last.pt", weights_only=True)["state"]["epoch"] == 2
-    monkeypatch.setattr(training, "predict", real_predict)
     resumed = train(toy_model(), ToyCached(64, 0), ToyCached(32, 1), cfg, tmp_path / "b", tmp_path / "ckb",
                     progress=False)
     assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3, 4]
