@@ -138,17 +138,17 @@ class Inputs:
     cached_text: bool
     cached_audio: bool
 
+    @property
+    def kind(self) -> str:
+        """cached (both from the cache), text (token ids, cached audio) or raw (token ids and waveforms)."""
+        return "cached" if self.cached_text and self.cached_audio else "text" if self.cached_audio else "raw"
+
     def examples(self, table: pd.DataFrame, embeddings_dir: Path, tokens: PackedTokens,
                  store: SegmentStore) -> torch.utils.data.Dataset:
-        if self.cached_text and self.cached_audio:
-            return CachedExamples(table, EmbeddingCache(embeddings_dir))
-        if self.cached_audio:
-            return TextTrainingExamples(table, EmbeddingCache(embeddings_dir), tokens)
-        return RawExamples(table, tokens, store)
+        if self.kind == "raw":
+            return RawExamples(table, tokens, store)
+        cache = EmbeddingCache(embeddings_dir)
+        return CachedExamples(table, cache) if self.kind == "cached" else TextTrainingExamples(table, cache, tokens)
 
     def collate(self, items: list[dict]) -> dict:
-        if self.cached_text and self.cached_audio:
-            return collate_cached(items)
-        if self.cached_audio:
-            return collate_text_training(items)
-        return collate_raw(items)
+        return {"cached": collate_cached, "text": collate_text_training, "raw": collate_raw}[self.kind](items)

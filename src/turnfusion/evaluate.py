@@ -176,6 +176,12 @@ def model_inputs(model, cached_encoders) -> Inputs:
                   cached_audio=not model.config.uses_audio or unchanged(model.audio_encoder, audio))
 
 
+def own_history(table: pd.DataFrame, model) -> pd.DataFrame:
+    """`table` with each row's audio history cut to the segments `model` reads (`history`: the first k rows of a
+    longer history are the history of k)."""
+    return table.assign(audio_rows=[rows[: model.config.audio_segments] for rows in table.audio_rows])
+
+
 def evaluate(models: dict[str, Path], segments: Path, tokens: Path, trp: Path, embeddings: Path, out_dir: Path,
              train_cfg: TrainConfig, exported: dict[str, Path] | None = None) -> dict:
     """The evaluate stage: test predictions of every model (`{name: directory}`, each fed as its own config and
@@ -197,9 +203,8 @@ def evaluate(models: dict[str, Path], segments: Path, tokens: Path, trp: Path, e
     device, cached_encoders = pick_device(train_cfg.device), load_encoders(embeddings)
     for name, (model, _) in loaded.items():
         inputs = model_inputs(model, cached_encoders)
-        # the current segment and the predecessors this model reads (`history`: the first k of any longer history)
-        own = test.assign(audio_rows=[rows[: model.config.audio_segments] for rows in test.audio_rows])
-        probabilities[name] = predict(model.to(device), inputs.examples(own, embeddings, token_store, store),
+        probabilities[name] = predict(model.to(device),
+                                      inputs.examples(own_history(test, model), embeddings, token_store, store),
                                       train_cfg.batch_size, device, inputs.collate, progress=True)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -240,7 +245,7 @@ def deployment(model_dir: Path, onnx_dir: Path, test: pd.DataFrame, tokens: Pack
 
     model = load_model(model_dir)[0]
     labels = test.label.to_numpy()
-    test = test.assign(audio_rows=[rows[: model.config.audio_segments] for rows in test.audio_rows])
+    test = own_history(test, model)
     reference = predict(model, RawExamples(test, tokens, store), train_cfg.batch_size, torch.device("cpu"),
                         collate_raw, progress=True, encode_segment=Remembered(model.encode_segment))
     rows = {"pytorch": classification_report(labels, reference.argmax(1), reference)}

@@ -13,7 +13,6 @@ are prepared by the same `processing.TurnFusionProcessor` (the export's preproce
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import numpy as np
 from turnfusion.errors import DataError, one_line
 from turnfusion.names import path_inside
 from turnfusion.processing import PROCESSOR_FILE, TurnFusionProcessor
-from turnfusion.serving import Remembered, check_model_config, class_probabilities
+from turnfusion.serving import Remembered, check_model_config, class_probabilities, json_object
 from turnfusion.text import pad_right
 
 MANIFEST = "manifest.json"  # an exported directory's index (written by turnfusion.export)
@@ -59,7 +58,7 @@ class OnnxTurnModel:
             if verify and file_sha256(path) != manifest["files"][name].get("sha256"):
                 raise DataError(f"{path}: its sha256 does not match {MANIFEST} (changed or corrupted since the "
                                 "export); export the model again, or load with verify=False if you edited it")
-        config = _json_object(directory / CONFIG)
+        config = json_object(directory / CONFIG)
         max_positions = check_model_config(config, str(directory / CONFIG))
         self.use_trp = config["use_trp"]
         mode = config["mode"]
@@ -148,7 +147,7 @@ def read_manifest(directory: Path) -> dict:
     manifest_path = directory / MANIFEST
     if not manifest_path.is_file():
         raise DataError(f"{directory}: not an exported turnfusion model (no {MANIFEST}; run the export stage)")
-    manifest = _json_object(manifest_path)
+    manifest = json_object(manifest_path)
     if manifest.get("format") not in READABLE_FORMATS:
         raise DataError(f"{manifest_path}: format {manifest.get('format')!r}, this turnfusion reads "
                         f"{list(READABLE_FORMATS)}; export the model again")
@@ -165,16 +164,6 @@ def read_manifest(directory: Path) -> dict:
         if not path.is_file():
             raise DataError(f"{path}: missing (listed in {MANIFEST}); export the model again")
     return manifest
-
-
-def _json_object(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: not JSON ({one_line(exc, 120)})") from None
-    if not isinstance(value, dict):
-        raise DataError(f"{path}: not a JSON object")
-    return value
 
 
 def file_sha256(path: Path) -> str:

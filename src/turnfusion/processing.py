@@ -30,6 +30,7 @@ import numpy as np
 from turnfusion.audio import keep_end, load_mono, resample, select_channel
 from turnfusion.choices import MAX_CONTEXT
 from turnfusion.errors import DataError, one_line
+from turnfusion.serving import json_object
 from turnfusion.text import PUNCTUATION_POLICIES, context_string, encode_contexts, normalize, pad_right
 
 PROCESSOR_FILE = "preprocessor_config.json"
@@ -121,11 +122,7 @@ class ProcessorConfig:
         file existed the `preprocessing` of its config.json (`model_config`)."""
         path = Path(directory) / PROCESSOR_FILE
         if path.is_file():
-            try:
-                values = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise DataError(f"{path}: not JSON ({one_line(exc, 120)})") from None
-            return cls.from_dict(values, str(path), max_positions)
+            return cls.from_dict(json_object(path), str(path), max_positions)
         if "preprocessing" in model_config:  # saved before preprocessor_config.json existed (commit fa52468)
             return cls.from_dict(model_config["preprocessing"], f"{Path(directory) / 'config.json'}: preprocessing",
                                  max_positions)

@@ -4,12 +4,25 @@ model folder's config.json, the memory of encoded audio, and the probabilities t
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 
 from turnfusion.choices import AUDIO_POOLINGS, FUSION_HEADS, LABEL_NAMES, MAX_CONTEXT, MODES, TEXT_POOLINGS
-from turnfusion.errors import DataError
+from turnfusion.errors import DataError, one_line
+
+
+def json_object(path: Path) -> dict:
+    """A model folder's JSON file (config, processor config, manifest) as a dict, or a DataError naming it."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not JSON ({one_line(exc, 120)})") from None
+    if not isinstance(value, dict):
+        raise DataError(f"{path}: not a JSON object")
+    return value
 
 
 def check_model_config(config: dict, source: str) -> int | None:
