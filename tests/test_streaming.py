@@ -166,7 +166,7 @@ def test_bad_input_is_a_one_line_error_and_leaves_the_session_usable(session):
         (lambda: session.push_words(b"hi", True), "words must be a string, got bytes"),
         (lambda: StreamingTurnSession(session.model, 0), "sample_rate must be a whole number"),
         (lambda: StreamConfig(min_silence_s=-1), "StreamConfig.min_silence_s must be a number >= 0"),
-        (lambda: session.push_audio(np.int16(5)), "audio chunk 7: a live stream is mono: samples as a 1-D array"),
+        (lambda: session.push_audio(np.int16(5)), "audio chunk 7: audio must be 1-D, or 2-D with channels last"),
         (lambda: session.push_audio(np.zeros((1, 320), np.float32)), "audio chunk 8: a live stream is mono"),
     ]
     for call, message in bad:

@@ -8,7 +8,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from turnfusion.errors import DataError
+from turnfusion.errors import DataError, one_line
 from turnfusion.names import named_file
 
 RECORDING_SUFFIXES = (".flac", ".wav")  # what the download stage writes (flac), and plain wav folders
@@ -22,17 +22,35 @@ def recording_path(audio_dir: Path | str, video_id: str) -> Path:
     return next((p for p in candidates if p.exists()), candidates[0])
 
 
+MIN_RATE, MAX_RATE = 1000, 384_000  # Hz a recording's header may claim; past these it is broken or hostile
+MAX_CHANNELS = 8
+MAX_RECORDING_S = 4 * 3600  # a longer recording is read whole into memory (one at a time): split it first
+
+
 def read_audio(path: Path | str) -> tuple[np.ndarray, int]:
-    """Read a recording as float32 of shape (samples, channels); DataError if it is missing or unreadable."""
+    """Read a recording as float32 of shape (samples, channels); DataError if it is missing or unreadable, or its
+    header claims a sample rate, channel count or length that would make reading or resampling it a memory bomb
+    (a 40 KB file whose header says 1 Hz resamples to gigabytes)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: recording not found")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: recording is an empty (zero-length) file")
     try:
+        info = sf.info(path)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:  # TypeError: a headerless format (.raw)
+        raise DataError(f"{path}: unreadable audio ({one_line(exc, 120)})") from None
+    if not MIN_RATE <= info.samplerate <= MAX_RATE:
+        raise DataError(f"{path}: header says {info.samplerate} Hz; a recording's rate is {MIN_RATE} to {MAX_RATE} Hz")
+    if not 1 <= info.channels <= MAX_CHANNELS:
+        raise DataError(f"{path}: header says {info.channels} channels; at most {MAX_CHANNELS} are read")
+    if info.frames > MAX_RECORDING_S * info.samplerate:
+        raise DataError(f"{path}: {info.frames / info.samplerate / 3600:.1f} h long; recordings of at most "
+                        f"{MAX_RECORDING_S // 3600} h are read (split longer ones)")
+    try:
         samples, sample_rate = sf.read(path, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        raise DataError(f"{path}: unreadable audio ({exc})") from exc
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise DataError(f"{path}: unreadable audio ({one_line(exc, 120)})") from None
     return samples, sample_rate
 
 

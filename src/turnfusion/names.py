@@ -21,14 +21,16 @@ def is_name(value) -> bool:
 
 
 def path_inside(folder: Path | str, relative: str, what: str = "name") -> Path:
-    """`folder / relative`, refused (DataError naming `what`) when it would leave `folder`: an absolute path,
-    `..`, or a link pointing out. `relative` may have sub-folders (`int8/text.onnx`)."""
+    """`folder / relative`, refused (DataError naming `what`) when its place is not inside `folder`: an absolute
+    path, `..`, or a sub-folder that is a link pointing out. `relative` may have sub-folders (`int8/text.onnx`).
+
+    The file itself may be a link (DVC's `cache.type: symlink` makes every tracked recording one, pointing into
+    the cache): its place is checked, not its target; a reader then reads the target, a writer replaces the link."""
     folder = Path(folder)
     if not isinstance(relative, str) or not relative or "\x00" in relative or Path(relative).is_absolute():
         raise DataError(f"{what} {relative!r:.80}: not a file name inside {folder}")
     path = folder / relative
-    base = folder.resolve()
-    if not path.resolve().is_relative_to(base) or ".." in Path(relative).parts:
+    if ".." in Path(relative).parts or not path.parent.resolve().is_relative_to(folder.resolve()):
         raise DataError(f"{what} {relative!r:.80}: leaves its folder {folder}")
     return path
 

@@ -203,13 +203,14 @@ class TurnSession:
                  verify: bool = True):
         self.model = model if isinstance(model, OnnxTurnModel) else OnnxTurnModel(model, precision, threads, verify)
         self.history: list[dict] = []
+        self.last_entry: dict | None = None  # the context item of the last utterance added (None: no context read)
 
     def add(self, text: str, audio=None, speaker: int = 0, sample_rate: int | None = None,
             trp: float | None = None) -> dict[str, float]:
         """Probabilities of keep / shift / backchannel after this utterance; then it joins the context."""
         context, waves = self.model.processor.prepare(text, audio, speaker, self.history, sample_rate)
         probs = self.model.probabilities(context, waves, trp)
-        self._remember(text, speaker, waves[0] if self.model.processor.reads_context_audio else None)
+        self.last_entry = self._remember(text, speaker, waves[0] if self.model.processor.reads_context_audio else None)
         return probs
 
     def remember(self, text: str, speaker: int) -> None:
@@ -219,12 +220,15 @@ class TurnSession:
             raise DataError(f"remembered utterance: speaker must be 0 or 1, got {speaker!r:.40}")
         self._remember(text, speaker, None)
 
-    def _remember(self, text: str, speaker: int, wave) -> None:
-        if self.model.context_length:  # kept prepared: at the model's rate, cut as the policy says
-            current = {"text": text, "speaker": speaker, "audio": wave,
-                       "sample_rate": self.model.processor.config.sample_rate}
-            self.history = [*self.history, current][-self.model.context_length:]
+    def _remember(self, text: str, speaker: int, wave) -> dict | None:
+        if not self.model.context_length:
+            return None
+        # kept prepared: at the model's rate, cut as the policy says
+        current = {"text": text, "speaker": speaker, "audio": wave,
+                   "sample_rate": self.model.processor.config.sample_rate}
+        self.history = [*self.history, current][-self.model.context_length:]
+        return current
 
     def reset(self) -> None:
         """A new conversation."""
-        self.history = []
+        self.history, self.last_entry = [], None

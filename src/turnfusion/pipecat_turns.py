@@ -25,6 +25,7 @@ one scripted conversation through pipecat's own classes.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -47,9 +48,11 @@ from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_start.base_user_turn_start_strategy import BaseUserTurnStartStrategy
 from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import TurnAnalyzerUserTurnStopStrategy
 
+from turnfusion.errors import DataError, one_line
 from turnfusion.onnx_backend import OnnxTurnModel, TurnSession
-from turnfusion.streaming import Words
+from turnfusion.streaming import LateFinals, Words, checked_words
 
+log = logging.getLogger(__name__)
 USER, AGENT = 0, 1
 # what listeners say to show they follow without taking the turn (Switchboard's and MM-F2F's commonest backchannels)
 BACKCHANNEL_WORDS = frozenset(
@@ -64,6 +67,7 @@ class TurnFusionParams(BaseTurnParams):
     pre_speech_ms: float = 300.0  # audio kept from before the VAD's start
     max_duration_secs: float = 8.0  # the most audio kept for one utterance (the model reads its last seconds)
     shift_threshold: float | None = None  # complete when P(shift) >= this; None: when shift is the likeliest class
+    final_lag_secs: float = 1.0  # how long after an analysed utterance's end its final words may still come
 
 
 class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
@@ -84,7 +88,11 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         self.last_probabilities: dict[str, float] | None = None
         self._vad_start_secs = 0.0
         self._words = Words()
-        self._late_finals: list[str] | None = None  # the last analysed utterance's finals, while late ones may come
+        self.late = LateFinals(self._params.final_lag_secs)  # analysed utterances whose finals may still come
+        self._spoken_since = True  # the user or the agent spoke since the last analysis
+        self._clock = 0  # samples of audio received: the clock of `late`
+        self._odd_byte = b""  # half an int16 sample at the end of the last buffer
+        self.dropped_words = 0  # transcriptions that were not valid Unicode
         self._ignoring = False  # the utterance being heard is a backchannel: never read, never context
         self.clear()
 
@@ -103,28 +111,39 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
     # --- words -----------------------------------------------------------------------------------
     def add_transcription(self, text: str, final: bool) -> None:
         """Words of the user from the speech recogniser: interim (replaced by the next) or final (kept). A final
-        that comes after its utterance was analysed (recognisers finalise late) replaces that utterance's
-        interim words in the context."""
+        that comes after its utterance was analysed (recognisers finalise late) replaces that utterance's interim
+        words in the context, never joins the next utterance (`streaming.LateFinals`: pipecat gives no word times, so
+        the last analysed utterance's while nobody spoke since, else the oldest analysed on interim words within
+        `final_lag_secs`). Text that is not valid Unicode is dropped and counted (`dropped_words`)."""
+        try:
+            text = checked_words(text, "transcription")
+        except DataError as exc:
+            self.dropped_words += 1
+            log.warning("dropped: %s", one_line(exc))
+            return
         if self._ignoring:
             return
-        if final and self._late_finals is not None:
-            self._late_finals.append(text)
-            if self.turns.history and self.turns.history[-1]["speaker"] == USER:
-                self.turns.history[-1]["text"] = " ".join(self._late_finals)
+        owner = self.late.owner(self._clock / self._rate, None, self._spoken_since or self._utterance_open)
+        if owner is not None:
+            if final:
+                self.late.attach(owner, text, self.turns.history, self.turns.model.processor.has_words)
             return
         self._words.add(text, final)
 
     def bot_said(self, text: str) -> None:
         """What the agent said (whole, or as far as it got before an interruption): context for the next turn."""
-        if text.strip():
+        if checked_words(text, "bot_said").strip():
             self.turns.remember(text, AGENT)
+            self._spoken_since = True
 
     def ignore_backchannel(self) -> None:
         """The utterance being heard (or just analysed) was a backchannel while the agent spoke: it leaves the
         buffers and the context, and its later words are dropped, until the user speaks again."""
-        if self._late_finals is not None and self.turns.history and self.turns.history[-1]["speaker"] == USER:
+        last = self.late.decided[-1].entry if self.late.decided and not self._utterance_open else None
+        if last is not None and self.turns.history and self.turns.history[-1] is last:
             self.turns.history.pop()
-        self._words, self._late_finals, self._ignoring = Words(), None, True
+            self.late.forget(last)
+        self._words, self._ignoring = Words(), True
         self._audio, self._samples, self._utterance_open = [], 0, False
         self.waiting_for_words = False
 
@@ -132,11 +151,18 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         return self._words.text()
 
     # --- audio -----------------------------------------------------------------------------------
+    @property
+    def _rate(self) -> int:
+        return self.sample_rate or 16000
+
     def append_audio(self, buffer: bytes, is_speech: bool) -> EndOfTurnState:
-        samples = np.frombuffer(buffer, dtype=np.int16)
-        rate = self.sample_rate or 16000
+        buffer = self._odd_byte + bytes(buffer)  # int16 samples, which a transport may split anywhere
+        cut = len(buffer) - len(buffer) % 2
+        samples, self._odd_byte = np.frombuffer(buffer[:cut], dtype=np.int16), buffer[cut:]
+        rate = self._rate
+        self._clock += len(samples)
         if is_speech and not self._utterance_open:  # the user speaks again: a new utterance, with its own words
-            self._utterance_open, self._late_finals, self._ignoring = True, None, False
+            self._utterance_open, self._ignoring, self._spoken_since = True, False, True
         if is_speech:
             self._silence_s, self._speech_triggered = 0.0, True
         elif self._speech_triggered:
@@ -158,7 +184,8 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
             return EndOfTurnState.INCOMPLETE, None
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1)
-        probabilities = await asyncio.get_running_loop().run_in_executor(self._executor, self._predict, *heard[:2])
+        probabilities = await asyncio.get_running_loop().run_in_executor(self._executor, self._predict, *heard[:2],
+                                                                         *heard[3:])
         return self._verdict(heard, probabilities)
 
     def decide(self) -> tuple[EndOfTurnState, MetricsData | None]:
@@ -168,26 +195,29 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         heard = self._take()
         if heard is None:
             return EndOfTurnState.INCOMPLETE, None
-        return self._verdict(heard, self._predict(*heard[:2]))
+        return self._verdict(heard, self._predict(*heard[:2], *heard[3:]))
 
-    def _take(self) -> tuple[str, np.ndarray, float] | None:
-        """(words, audio, start time) of the utterance heard since the last analysis, taken out of the buffers;
-        None (buffers kept) when there is nothing to read yet."""
+    def _take(self) -> tuple | None:
+        """(text, audio, start time, words, (start, end) seconds on the audio clock) of the utterance heard since the
+        last analysis, taken out of the buffers; None (buffers kept) when there is nothing to read yet."""
         text = self.words()
-        self.waiting_for_words = bool(self._audio) and not re.search(r"[^\W_]", text)
+        self.waiting_for_words = bool(self._audio) and not self.turns.model.processor.has_words(text)
         if not self._audio or self.waiting_for_words or self._ignoring:
             return None
         audio = np.concatenate(self._audio).astype(np.float32) / 32768.0
-        self._late_finals, self._words = list(self._words.finals), Words()
-        self._audio, self._samples, self._utterance_open = [], 0, False
-        return text, audio, time.perf_counter()
+        words, self._words = self._words, Words()
+        end_s = self._clock / self._rate
+        self._audio, self._samples, self._utterance_open, self._spoken_since = [], 0, False, False
+        return text, audio, time.perf_counter(), words, (end_s - len(audio) / self._rate, end_s)
 
-    def _predict(self, text: str, audio: np.ndarray) -> dict[str, float]:
-        return self.turns.add(text, audio, USER, self.sample_rate or 16000)
+    def _predict(self, text: str, audio: np.ndarray, words: Words, times: tuple[float, float]) -> dict[str, float]:
+        probabilities = self.turns.add(text, audio, USER, self._rate)
+        self.late.record(self.turns.last_entry, words, *times)  # in this thread: the entry of this very utterance
+        return probabilities
 
-    def _verdict(self, heard: tuple[str, np.ndarray, float],
+    def _verdict(self, heard: tuple,
                  probabilities: dict[str, float]) -> tuple[EndOfTurnState, MetricsData]:
-        text, _, started = heard
+        text, _, started = heard[:3]
         self.last_probabilities = probabilities
         threshold = self._params.shift_threshold
         complete = (probabilities["shift"] >= threshold if threshold is not None

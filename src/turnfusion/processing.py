@@ -186,15 +186,23 @@ def cut_row(recording: np.ndarray, rate: int, row, channels: str) -> tuple[np.nd
 
 
 def audio_array(audio: np.ndarray, what: str) -> np.ndarray:
-    """An audio array as float32: signed integer PCM scaled by its type's range (int16 / 32768), float as given;
-    other types (bool, unsigned, object, complex) are a DataError, never read as numbers."""
-    if np.issubdtype(audio.dtype, np.signedinteger):
-        return audio.astype(np.float32) / float(-np.iinfo(audio.dtype).min)
-    if not np.issubdtype(audio.dtype, np.floating):
-        raise DataError(f"{what}: audio samples must be float (full scale -1..1) or signed integer PCM, got "
-                        f"dtype {audio.dtype}")
+    """An audio array (1-D, or 2-D with channels last) as float32: int16 PCM / 32768, int32 PCM / 2**31, float as
+    given. Other integer types hold int16 values or are refused: a Python list of int16 samples becomes int64, and
+    scaling it by int64's range would make speech silence. Other types (bool, unsigned, object, complex) are a
+    DataError, never read as numbers."""
     if audio.ndim not in (1, 2):
         raise DataError(f"{what}: audio must be 1-D, or 2-D with channels last, got shape {audio.shape}")
+    if audio.dtype in (np.int16, np.int32):
+        return audio.astype(np.float32) / float(-np.iinfo(audio.dtype).min)
+    if np.issubdtype(audio.dtype, np.signedinteger) and audio.dtype.itemsize > 2:
+        low, high = (int(audio.min()), int(audio.max())) if audio.size else (0, 0)
+        if low < -32768 or high > 32767:
+            raise DataError(f"{what}: {audio.dtype} samples from {low} to {high}, beyond int16 PCM; give int16 or "
+                            "int32 PCM (own full scale) or float (full scale -1..1)")
+        return audio.astype(np.float32) / 32768.0
+    if not np.issubdtype(audio.dtype, np.floating):
+        raise DataError(f"{what}: audio samples must be float (full scale -1..1) or int16 / int32 PCM, got "
+                        f"dtype {audio.dtype}")
     return audio.astype(np.float32, copy=False)
 
 
@@ -246,6 +254,14 @@ class TurnFusionProcessor:
         if not normalized:
             raise DataError(f"{what}: empty text (got {text!r:.60}); every utterance needs its words")
         return normalized
+
+    def has_words(self, text) -> bool:
+        """Whether `text` gives this model words (`words` accepts it)."""
+        try:
+            self.words(text, "words")
+        except DataError:
+            return False
+        return True
 
     def audio(self, audio, sample_rate: int | None, what: str, speaker: int) -> np.ndarray:
         """One utterance's segment: mono at the model's rate (with `channels: speaker` a stereo input gives the

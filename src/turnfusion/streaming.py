@@ -18,12 +18,15 @@ decision is given for the utterance up to that end. The audio is encoded as soon
 then waits for the silence), so the decision after the last chunk costs the text encoder and the head only;
 speech that resumes within `min_silence_s` continues the same utterance and the early encoding is dropped.
 
-Words belong to the utterance being spoken. Recognisers finalise late: a final with times (`start` in seconds
-of this session's audio) that began before the last decided utterance ended, or a final without times that
-comes after a decision and before any new speech, belongs to that utterance: it replaces its interim words in
-the context, which the next decision reads. Words before any speech open the next utterance. Without words at the end of
-speech, the decision waits for them (`push_words` then returns it) for up to `max_word_wait_s`, then the
-utterance is dropped (`Decision` is not given; counted in `skipped_without_words`).
+Words belong to the utterance being spoken. Recognisers finalise late: a final that belongs to an utterance
+already decided (`LateFinals`: by its times, `start` in seconds of this session's audio, when given; else the
+last decided utterance while nobody spoke since, or the oldest one decided on interim words within
+`final_lag_s`) replaces that utterance's interim words in the context, which the next decision reads; it never
+joins another utterance, and one that fits none is dropped and counted (`late.dropped`). Words before any speech
+open the next utterance. Without words at the end of speech, the decision waits for them (`push_words` then
+returns it) for up to `max_word_wait_s`, then the utterance is dropped (`Decision` is not given; counted in
+`skipped_without_words`). Words are checked when they come (a string of valid Unicode); words that give the model
+nothing to read ("", "?") count as none.
 
 Memory is bounded whatever the session's length: the utterance's audio keeps its last `model max_seconds`
 (plus the silence being waited out), the context its last utterances, the encodings cache a fixed number.
@@ -89,9 +92,10 @@ class StreamConfig:
     min_speech_s: float = 0.1  # shorter speech is a noise, not an utterance
     pre_roll_s: float = 0.1  # audio kept from before the detected start (the VAD reacts a frame late)
     max_word_wait_s: float = 1.0  # how long a decision waits for words after the end of speech
+    final_lag_s: float = 1.0  # how long after an utterance's end of speech a final without times may still be its
 
     def __post_init__(self):
-        for name in ("threshold", "min_silence_s", "min_speech_s", "pre_roll_s", "max_word_wait_s"):
+        for name in ("threshold", "min_silence_s", "min_speech_s", "pre_roll_s", "max_word_wait_s", "final_lag_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise DataError(f"StreamConfig.{name} must be a number >= 0, got {value!r}")
@@ -114,6 +118,19 @@ class Decision:
         return max(self.probabilities, key=self.probabilities.get)
 
 
+def checked_words(text, what: str = "words") -> str:
+    """A recogniser's words as given, refused (DataError) when they are not a string of valid Unicode: checked when
+    they arrive, so that they cannot fail a later decision."""
+    if not isinstance(text, str):
+        raise DataError(f"{what} must be a string, got {type(text).__name__}")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise DataError(f"{what}: not valid Unicode ({text[exc.start]!r} at character {exc.start})") from None
+    return text
+
+
 @dataclass
 class Words:
     """What a speech recogniser said of one utterance: its final pieces, kept, and the latest interim one."""
@@ -129,6 +146,67 @@ class Words:
 
     def text(self) -> str:
         return " ".join(" ".join([*self.finals, self.interim]).split())
+
+
+@dataclass
+class _Decided:
+    entry: dict | None  # its item of the context (`TurnSession.history`); None for a model that reads no context
+    words: Words  # as decided; an interim piece left is what a late final replaces
+    start_s: float  # speech start and end, seconds of the session's audio clock
+    end_s: float
+
+
+class LateFinals:
+    """The last decided utterances, whose final words may still come: a recogniser finalises after the end of speech
+    (pipecat lists 0.35 s as a worst case) and a decision does not wait for it. One rule for the streaming session and
+    the pipecat analyzer: a late final belongs to the utterance its times fall in; without times, to the last
+    decided utterance while nobody spoke since, else to the oldest decided on interim words (a final is
+    still due: recognisers finalise in speech order) that ended at most `lag_s` ago. It replaces that utterance's
+    interim words in the context the next decision reads, never joins another utterance; a late final that
+    fits none, has no words, or whose utterance has left the context is dropped and counted (`dropped`)."""
+
+    def __init__(self, lag_s: float, size: int = 8):
+        self.lag_s, self.size = lag_s, size
+        self.decided: list[_Decided] = []
+        self.dropped = 0
+
+    def record(self, entry: dict | None, words: Words, start_s: float, end_s: float) -> None:
+        self.decided = [*self.decided, _Decided(entry, words, start_s, end_s)][-self.size:]
+
+    def forget(self, entry: dict) -> None:
+        self.decided = [d for d in self.decided if d.entry is not entry]
+
+    def clear(self) -> None:
+        self.decided = []
+
+    def is_late(self, start: float | None) -> bool:
+        """Whether words that began at `start` belong to an utterance already decided."""
+        return start is not None and bool(self.decided) and start < self.decided[-1].end_s
+
+    def owner(self, now_s: float, start: float | None = None, speech_since: bool = True) -> _Decided | None:
+        """The decided utterance late words belong to (see the class), or None."""
+        if start is not None:
+            tolerance = 0.25  # recognisers' word times and the VAD's ends differ by a frame or two
+            return next((d for d in reversed(self.decided)
+                         if d.start_s - tolerance <= start < d.end_s + tolerance), None)
+        if not self.decided:
+            return None
+        if not speech_since:
+            return self.decided[-1]
+        return next((d for d in self.decided if d.words.interim and now_s - d.end_s <= self.lag_s), None)
+
+    def attach(self, owner: _Decided | None, text: str, history: list[dict], has_words) -> bool:
+        """A late final of `owner` replaces its interim words; False (dropped, counted) when it cannot."""
+        if owner is None or not has_words(text):
+            self.dropped += 1
+            return False
+        owner.words.add(text, final=True)
+        if owner.entry is not None:
+            if not any(h is owner.entry for h in history):
+                self.dropped += 1
+                return False
+            owner.entry["text"] = owner.words.text()
+        return True
 
 
 @dataclass
@@ -174,7 +252,7 @@ class StreamingTurnSession:
         self._utterance: _Utterance | None = None
         self._waiting: _Utterance | None = None  # its speech ended without words: the decision waits for them
         self._early = Words()  # words that came before the speech they belong to
-        self._last_finals: list[str] = []
+        self.late = LateFinals(self.config.final_lag_s)  # decided utterances whose finals may still come
         self._speech_since_decision = False  # words without times after a decision and before new speech are its
         self.turns.reset()
         self.skipped_without_words = 0
@@ -218,8 +296,7 @@ class StreamingTurnSession:
         """Words from the speech recogniser: an interim hypothesis (replaced by the next words) or a final one
         (kept), with its start / end in seconds of this session's audio when known. Returns the decision that
         was waiting for words, if any."""
-        if not isinstance(text, str):
-            raise DataError(f"words must be a string, got {type(text).__name__}")
+        text = checked_words(text)
         for name, value in (("start", start), ("end", end)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                       or not math.isfinite(value) or value < 0):
@@ -231,15 +308,16 @@ class StreamingTurnSession:
             raise DataError(f"words {text!r:.40}: start {start} s is after the audio received ({received:.2f} s): "
                             "times are seconds of this session's audio")
         started = time.perf_counter()
-        decided = self.last_decided_end_s is not None and self.history and self.history[-1]["speaker"] == USER
-        if start is not None:  # with times: the last decided utterance's words if they began before it ended
-            late = decided and start < self.last_decided_end_s
-        else:  # without: if no speech was heard since that decision
-            late = decided and not self._speech_since_decision and self._utterance is None and self._waiting is None
-        if late:  # a final of an utterance already decided replaces that utterance's interim words; an interim is moot
+        if start is not None:  # with times: late if they began before the last decided utterance ended
+            owner = self.late.owner(received, start)
+            late = self.late.is_late(start)
+        else:
+            speech_since = self._speech_since_decision or self._utterance is not None or self._waiting is not None
+            owner = self.late.owner(received, None, speech_since)
+            late = owner is not None
+        if late:  # a final of a decided utterance replaces its interim words (`LateFinals`); an interim is moot
             if final:
-                self._last_finals.append(text)
-                self.turns.history[-1]["text"] = " ".join(self._last_finals)
+                self.late.attach(owner, text, self.history, self.model.processor.has_words)
             return None
         target = self._waiting or self._utterance
         if target is not None:
@@ -247,14 +325,15 @@ class StreamingTurnSession:
         else:  # before the speech they belong to is heard (bounded: the VAD may never hear it)
             self._early.add(text, final)
             self._early.finals = self._early.finals[-MAX_EARLY_FINALS:]
-        if self._waiting is not None and self._waiting.words.text():
+        if self._waiting is not None and self.model.processor.has_words(self._waiting.words.text()):
             waiting, self._waiting = self._waiting, None
             return self._decide(waiting, started)
         return None
 
     def bot_said(self, text: str) -> None:
         """The agent's utterance (what it said, whole or as far as it got): it joins the context as speaker 1."""
-        self.turns.remember(text, AGENT)
+        self.turns.remember(checked_words(text, "bot_said"), AGENT)
+        self._speech_since_decision = True  # the agent's speech: a final without times must now prove it is late
 
     @property
     def user_speaking(self) -> bool:
@@ -320,7 +399,7 @@ class StreamingTurnSession:
         self._utterance = None
         if not self._long_enough(u):
             return None
-        if not u.words.text():
+        if not self.model.processor.has_words(u.words.text()):
             self._waiting = u
             return None
         return self._decide(u, started)
@@ -344,7 +423,7 @@ class StreamingTurnSession:
     def _decide(self, u: _Utterance, started: float) -> Decision:
         text, audio = u.words.text(), self._audio_of(u)
         probabilities = self.turns.add(text, audio, USER, self.rate)
-        self._last_finals = list(u.words.finals)
+        self.late.record(self.turns.last_entry, u.words, u.speech_start / self.rate, u.speech_end / self.rate)
         self.last_decided_end_s = u.speech_end / self.rate
         self._speech_since_decision = False
         return Decision(probabilities, text, u.speech_start / self.rate, u.speech_end / self.rate,
