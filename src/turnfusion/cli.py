@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -33,16 +34,27 @@ def _context(spec: str) -> dict:
     return {"speaker": int(speaker), "text": text, "audio": audio or None}
 
 
-def check_csv_paths(csv: Path, out: Path) -> None:
-    """`--csv` an existing file, `--out` a file in an existing folder, and never the input itself."""
+def check_csv_paths(csv: Path, out: Path, model: Path, audio_dir: Path) -> None:
+    """`--csv` an existing file; `--out` a new file (or a plain one of its own) in an existing folder, checked before
+    any work: never the input CSV, never inside the model or audio folder the run reads, never a link (writing
+    through it would change the file it shares), and a name the file system takes."""
     if not csv.is_file():
         raise DataError(f"--csv {csv}: {'a folder, not a file' if csv.is_dir() else 'not found'}")
     if out.is_dir():
         raise DataError(f"--out {out}: a folder; give the path of the CSV to write")
-    if not out.absolute().parent.is_dir():
+    folder = out.absolute().parent
+    if not folder.is_dir():
         raise DataError(f"--out {out}: its folder does not exist")
+    if len(os.fsencode(out.name)) > os.pathconf(folder, "PC_NAME_MAX"):
+        raise DataError(f"--out {str(out)[:80]}...: a file name longer than this file system takes")
     if out.exists() and out.samefile(csv):
         raise DataError(f"--out {out}: the input CSV itself; write the predictions elsewhere")
+    place = folder.resolve() / out.name
+    for name, read in (("--model", model), ("--audio-dir", audio_dir)):
+        if read.is_dir() and place.is_relative_to(read.resolve()):
+            raise DataError(f"--out {out}: inside {name} {read}, which this run reads; write the predictions elsewhere")
+    if out.is_symlink() or (out.exists() and out.stat().st_nlink > 1):
+        raise DataError(f"--out {out}: a link to another file; writing would change that file")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.no_verify and not onnx:
             raise DataError("--no-verify checks an ONNX export's files: it goes with --backend onnx")
         if args.command == "predict-csv":
-            check_csv_paths(Path(args.csv), Path(args.out))
+            check_csv_paths(Path(args.csv), Path(args.out), Path(args.model), Path(args.audio_dir))
         if onnx:
             from turnfusion.onnx_backend import OnnxTurnModel
 
@@ -96,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(predictor.predict(args.text, args.audio, args.speaker, context), allow_nan=False))
         else:
             result = predictor.predict_csv(args.csv, args.audio_dir)
-            result.to_csv(args.out, index=False)
+            try:
+                result.to_csv(args.out, index=False)
+            except OSError as exc:
+                raise DataError(f"--out {args.out}: cannot be written ({exc.strerror or exc})") from None
             skipped = result.skipped[result.skipped != ""].str.split(":").str[0].value_counts()
             reasons = "".join(f"; {n} {reason}" for reason, n in skipped.items())
             print(f"{len(result) - skipped.sum()} of {len(result)} rows predicted{reasons}; written to {args.out}")

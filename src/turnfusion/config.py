@@ -19,11 +19,13 @@ from typing import ClassVar
 from turnfusion.choices import (
     AUDIO_POOLINGS,
     ENCODER_SCHEDULES,
+    ENCODER_SIZES,
     FUSION_HEADS,
     MAX_CONTEXT,
     POOL,
     SPLITS,
     TEXT_POOLINGS,
+    encoder_size_problem,
 )
 from turnfusion.schema import DataError
 
@@ -189,6 +191,8 @@ class TextConfig:
         _one_of(self.section, "punctuation", self.punctuation, ("strip", "keep"))
         _at_least(self.section, "vocab_size", self.vocab_size, 262)  # 256 bytes + our 5 special tokens + 1
         _at_least(self.section, "max_length", self.max_length, 1)
+        _at_most(self.section, "max_length", self.max_length, ENCODER_SIZES["n_positions"])
+        _at_most(self.section, "vocab_size", self.vocab_size, ENCODER_SIZES["vocab_size"])
         _at_least(self.section, "n_previous", self.n_previous, 0)
         _at_most(self.section, "n_previous", self.n_previous, MAX_CONTEXT)
 
@@ -210,6 +214,8 @@ class TeacherConfig:
     def __post_init__(self):
         for name in ("n_layer", "n_embd", "n_head", "batch_size"):
             _at_least(self.section, name, getattr(self, name), 1)
+        for name in ("n_layer", "n_embd", "n_head"):
+            _at_most(self.section, name, getattr(self, name), ENCODER_SIZES[name])
         _at_least(self.section, "epochs", self.epochs, 0)
         _at_least(self.section, "lr", self.lr, 0, strictly=True)
         _device(self.section, self.device)
@@ -270,6 +276,10 @@ class ModelConfig:
         for name in ("last_k", "audio_segments", "hidden_size", "tensor_rank"):
             _at_least(self.section, name, getattr(self, name), 1)
         _fraction(self.section, "modality_dropout", self.modality_dropout)
+        for name in ("text_config", "audio_config"):
+            problem = encoder_size_problem(getattr(self, name))
+            if problem:
+                raise ParamsError(f"params.yaml: model.{name}: {problem}")
         if not 0 <= self.dropout < 1:
             raise ParamsError(f"params.yaml: model.dropout must be in [0, 1), got {self.dropout!r}")
 

@@ -47,17 +47,19 @@ class OnnxTurnModel:
         if precision not in PRECISIONS:
             raise DataError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
         manifest = read_manifest(directory)
-        # a processor file the manifest does not list is refused, never read (exports before it had none)
+        # a file the manifest does not list is refused, never read: a processor file (exports before it had none),
+        # and anything in the graphs' folder (onnxruntime would read an external-data file a graph names)
+        graph_folder = [p.relative_to(directory).as_posix() for p in sorted((directory / precision).glob("*"))]
         used = [CONFIG, *([PROCESSOR_FILE] if (directory / PROCESSOR_FILE).exists() else []),
                 *([TOKENIZER] if "text" in manifest["graphs"] else []),
-                *(f"{precision}/{name}.onnx" for name in manifest["graphs"])]
+                *(f"{precision}/{name}.onnx" for name in manifest["graphs"]), *graph_folder]
         for name in used:
-            path = directory / name
             if name not in manifest["files"]:
-                raise DataError(f"{path}: not listed in {MANIFEST}; export the model again")
-            if verify and file_sha256(path) != manifest["files"][name].get("sha256"):
-                raise DataError(f"{path}: its sha256 does not match {MANIFEST} (changed or corrupted since the "
-                                "export); export the model again, or load with verify=False if you edited it")
+                raise DataError(f"{directory / name}: not listed in {MANIFEST}; export the model again")
+        for name in manifest["files"] if verify else ():  # every listed file: a graph's external data too
+            if file_sha256(directory / name) != manifest["files"][name].get("sha256"):
+                raise DataError(f"{directory / name}: its sha256 does not match {MANIFEST} (changed or corrupted since "
+                                "the export); export the model again, or load with verify=False if you edited it")
         config = json_object(directory / CONFIG)
         max_positions = check_model_config(config, str(directory / CONFIG))
         self.use_trp = config["use_trp"]
@@ -74,6 +76,7 @@ class OnnxTurnModel:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.graphs = {name: _session(directory / precision / f"{name}.onnx", name, options)
                        for name in manifest["graphs"]}
+        check_graph_dims(manifest, self.graphs, config["audio_segments"], str(directory / MANIFEST))
         self.manifest, self.precision = manifest, precision
         self.processor = TurnFusionProcessor.from_pretrained(directory, config, max_positions)
         self.context_length = self.processor.context_length
@@ -164,6 +167,22 @@ def read_manifest(directory: Path) -> dict:
         if not path.is_file():
             raise DataError(f"{path}: missing (listed in {MANIFEST}); export the model again")
     return manifest
+
+
+def check_graph_dims(manifest: dict, graphs: dict, audio_segments: int, source: str) -> None:
+    """Each encoder graph's `dim` in the manifest: a whole number that the head's input takes (text: its
+    text_vector's width, audio: audio_vectors' width / audio_segments); a DataError naming the manifest."""
+    widths = {i.name: i.shape[-1] for i in graphs["head"].get_inputs()}
+    for name, head_input, per in (("text", "text_vector", 1), ("audio", "audio_vectors", audio_segments)):
+        if name not in graphs:
+            continue
+        dim = manifest["graphs"][name].get("dim") if isinstance(manifest["graphs"][name], dict) else None
+        if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= 65_536:
+            raise DataError(f"{source}: graphs.{name}.dim must be a whole number from 1 to 65536, got {dim!r:.40}")
+        width = widths.get(head_input)
+        if isinstance(width, int) and width != dim * per:
+            raise DataError(f"{source}: graphs.{name}.dim is {dim}, but the head graph reads {width} values of "
+                            f"{head_input}{f' ({per} segments)' if per > 1 else ''}; export the model again")
 
 
 def file_sha256(path: Path) -> str:

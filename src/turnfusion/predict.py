@@ -13,7 +13,6 @@ inputs without torch.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ import torch
 from turnfusion.batch import predict_csv
 from turnfusion.errors import DataError, one_line
 from turnfusion.processing import TurnFusionProcessor
-from turnfusion.serving import Remembered, check_model_config, class_probabilities
+from turnfusion.serving import Remembered, check_model_config, class_probabilities, json_object
 
 
 def load_model(model_dir: str | Path):
@@ -37,17 +36,15 @@ def load_model(model_dir: str | Path):
     config_path, weights = model_dir / "config.json", model_dir / "model.safetensors"
     if not config_path.exists():
         raise DataError(f"{model_dir}: not a trained model directory (no config.json)")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{config_path}: not a model config ({one_line(exc)})") from None
-    model_type = config.get("model_type") if isinstance(config, dict) else None
+    config = json_object(config_path)
+    model_type = config.get("model_type")
     if model_type != TurnFusionModel.config_class.model_type:
         raise DataError(f"{model_dir}: a {model_type!r} model, not a turnfusion model (models/text, models/audio "
                         "or models/fusion)")
     processor = TurnFusionProcessor.from_pretrained(model_dir, config, check_model_config(config, str(config_path)))
     if not weights.is_file():
         raise DataError(f"{weights}: missing; a trained model directory has its weights as safetensors")
+    check_weight_types(weights)
     try:
         model, info = TurnFusionModel.from_pretrained(str(model_dir), output_loading_info=True, use_safetensors=True)
     except Exception as exc:  # safetensors, torch and transformers raise many types for a torn or foreign file
@@ -59,6 +56,24 @@ def load_model(model_dir: str | Path):
             raise DataError(f"{model_dir}: {len(keys)} {kind.replace('_', ' ')} in the weights, e.g. {keys[0]}; "
                             "the directory is incomplete or of another model")
     return model, processor
+
+
+FLOAT_TYPES = ("F16", "BF16", "F32", "F64")  # what a trained model saves; integer weights would be cast silently
+
+
+def check_weight_types(weights: Path) -> None:
+    """Every tensor of a safetensors file is floating point (read from its header, nothing loaded)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            types = {name: f.get_slice(name).get_dtype() for name in f.keys()}
+    except Exception as exc:  # safetensors raises its own SafetensorError for a torn header
+        raise DataError(f"{weights}: not a safetensors file ({one_line(exc)})") from None
+    odd = sorted(name for name, kind in types.items() if kind not in FLOAT_TYPES)
+    if odd:
+        raise DataError(f"{weights}: {len(odd)} tensor(s) not floating point, e.g. {odd[0]} ({types[odd[0]]}); "
+                        "the weights of a trained model are F32 / F16 / BF16")
 
 
 class TurnPredictor:

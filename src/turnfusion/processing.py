@@ -293,6 +293,10 @@ class TurnFusionProcessor:
         segment and its `audio_segments - 1` predecessors.
         """
         n_text, n_audio = self.config.n_previous + 1, self.audio_segments
+        if context is not None and (not isinstance(context, (list, tuple))
+                                    or not all(isinstance(u, dict) for u in context)):
+            raise DataError(f"context must be a list of utterances ({{'text', 'speaker', 'audio'}} dicts), oldest "
+                            f"first, got {type(context).__name__} {context!r:.40}")
         context = list(context or [])[-self.context_length:] if self.context_length else []
         utterances = [*context, {"text": text, "speaker": speaker, "audio": audio, "sample_rate": sample_rate}]
         names = [f"context utterance {k + 1}" for k in range(len(context))] + ["current utterance"]
@@ -337,6 +341,11 @@ class TurnFusionProcessor:
         config = ProcessorConfig.from_pretrained(directory, model_config, max_positions)
         mode = model_config["mode"]
         tokenizer = load_tokenizer_file(directory / "tokenizer.json") if mode != "audio" else None
+        if tokenizer is not None:  # an id beyond the embedding table fails inside the encoder, or reads garbage
+            vocab = model_config["text_config"].get("vocab_size")
+            if isinstance(vocab, bool) or not isinstance(vocab, int) or tokenizer.get_vocab_size() > vocab:
+                raise DataError(f"{directory / 'tokenizer.json'}: {tokenizer.get_vocab_size()} tokens, but the text "
+                                f"encoder's vocab_size in config.json is {vocab!r:.40}; a tokenizer of another model")
         return cls(config, mode != "text", model_config["audio_segments"], tokenizer)
 
     def save_pretrained(self, directory: Path | str) -> Path:

@@ -10,19 +10,54 @@ from pathlib import Path
 
 import numpy as np
 
-from turnfusion.choices import AUDIO_POOLINGS, FUSION_HEADS, LABEL_NAMES, MAX_CONTEXT, MODES, TEXT_POOLINGS
+from turnfusion.choices import (
+    AUDIO_POOLINGS,
+    FUSION_HEADS,
+    LABEL_NAMES,
+    MAX_CONTEXT,
+    MODES,
+    TEXT_POOLINGS,
+    encoder_size_problem,
+)
 from turnfusion.errors import DataError, one_line
+
+MAX_JSON_BYTES = 16 * 2**20  # a model folder's config, processor config or manifest is a few KB
+MAX_JSON_DEPTH = 32  # they nest 3 levels; a deeper file is hostile (200k levels overflow the parser's stack)
 
 
 def json_object(path: Path) -> dict:
-    """A model folder's JSON file (config, processor config, manifest) as a dict, or a DataError naming it."""
+    """A model folder's JSON file (config, processor config, manifest) as a dict, or a DataError naming it: size
+    and nesting are bounded before it is parsed."""
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise DataError(f"{path}: {path.stat().st_size} bytes; a model folder's JSON is at most "
+                            f"{MAX_JSON_BYTES // 2**20} MiB")
+        text = path.read_text(encoding="utf-8")
+        if json_depth(text) > MAX_JSON_DEPTH:
+            raise DataError(f"{path}: nested deeper than {MAX_JSON_DEPTH} levels; not a model folder's JSON")
+        value = json.loads(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise DataError(f"{path}: not JSON ({one_line(exc, 120)})") from None
     if not isinstance(value, dict):
         raise DataError(f"{path}: not a JSON object")
     return value
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of `[` / `{` in a JSON text, brackets inside strings not counted; linear, no recursion."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def check_model_config(config: dict, source: str) -> int | None:
@@ -44,6 +79,11 @@ def check_model_config(config: dict, source: str) -> int | None:
             raise DataError(f"{source}: {key} must be a number from 0 to below 1, got {value!r:.60}")
     if not isinstance(config.get("use_trp"), bool):
         raise DataError(f"{source}: use_trp must be true or false, got {config.get('use_trp')!r:.60}")
+    encoders = {"text": ["text_config"], "audio": ["audio_config"], "fusion": ["text_config", "audio_config"]}
+    for key in encoders[config["mode"]]:
+        problem = encoder_size_problem(config.get(key))
+        if problem:
+            raise DataError(f"{source}: {key}: {problem}")
     max_positions = None
     if config["mode"] != "audio":
         text_config = config.get("text_config")
