@@ -126,7 +126,8 @@ def test_an_interrupted_download_leaves_nothing_half_done(tmp_path, monkeypatch)
     real = yt_dlp.YoutubeDL.download
 
     def interrupted(self, urls):
-        (tmp_path / "raw" / "a.fetched.flac.part").write_bytes(b"half")
+        (tmp_path / "raw" / ".a.fetch").mkdir()
+        (tmp_path / "raw" / ".a.fetch" / "audio.flac.part").write_bytes(b"half")
         raise KeyboardInterrupt
 
     (tmp_path / "raw").mkdir()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -97,7 +97,7 @@ def download_audio(video_id: str, url: str, out_dir: Path, cfg: DownloadConfig,
         _remove_partial(out_dir, video_id)
         return DownloadResult(video_id, "failed", error)
     error = _extract_flac(ffmpeg or imageio_ffmpeg.get_ffmpeg_exe(), fetched, target, cfg.sample_rate, cfg.mono)
-    fetched.unlink(missing_ok=True)
+    shutil.rmtree(_fetch_dir(out_dir, video_id), ignore_errors=True)
     if error:
         _remove_partial(out_dir, video_id)
         return DownloadResult(video_id, "failed", error)
@@ -112,7 +112,7 @@ def _fetch(video_id: str, url: str, out_dir: Path, retries: int, timeout_s: floa
     collector = _ErrorCollector()
     options = {
         # a template: `%` in the folder's own name is literal (the video_id, a name, has none)
-        "outtmpl": str(out_dir).replace("%", "%%") + f"/{video_id}.fetched.%(ext)s",
+        "outtmpl": str(_fetch_dir(out_dir, video_id)).replace("%", "%%") + "/audio.%(ext)s",
         "format": "bestaudio/best",
         "enable_file_urls": True,
         "retries": retries,
@@ -128,7 +128,7 @@ def _fetch(video_id: str, url: str, out_dir: Path, retries: int, timeout_s: floa
     except Exception as exc:  # yt-dlp raises DownloadError and others; each is a recorded failure
         message = collector.errors[-1] if collector.errors else f"{type(exc).__name__}: {exc}"
         return None, message.replace("ERROR: ", "").strip()
-    fetched = [p for p in out_dir.glob(f"{glob.escape(video_id)}.fetched.*") if not p.name.endswith(".part")]
+    fetched = [p for p in _fetch_dir(out_dir, video_id).glob("audio.*") if not p.name.endswith(".part")]
     if not fetched:
         return None, "yt-dlp finished but wrote no file"
     return fetched[0], ""
@@ -151,10 +151,17 @@ def _extract_flac(ffmpeg: str, source: Path, target: Path, sample_rate: int, mon
     return ""
 
 
+def _fetch_dir(out_dir: Path, video_id: str) -> Path:
+    """Where yt-dlp writes `video_id`'s download (and its partial files): a hidden folder of its own."""
+    return out_dir / f".{video_id}.fetch"
+
+
 def _remove_partial(out_dir: Path, video_id: str) -> None:
-    name = glob.escape(video_id)
-    for leftover in [*out_dir.glob(f"{name}.*"), *out_dir.glob(f".{name}.*")]:
-        leftover.unlink()  # partial downloads, a stale recording and its stamp
+    """A stale recording, its stamp and partial files, by their exact names: a pattern (`a.*`) would also take
+    the files of another recording (`a.b`)."""
+    for name in (f"{video_id}.flac", f"{video_id}.source", f".{video_id}.flac.partial"):
+        (out_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(_fetch_dir(out_dir, video_id), ignore_errors=True)
 
 
 def download_all(manifest: pd.DataFrame, out_dir: Path, cfg: DownloadConfig, progress: bool = True) -> pd.DataFrame:

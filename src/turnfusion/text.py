@@ -63,26 +63,38 @@ MIN_REPEAT_WORDS = 2  # a shorter suffix/prefix match ("i", "and") is as likely 
 def trim_repeated(previous: str, following: str) -> str:
     """`previous` without the words `following` repeats: nothing if `following` contains it; the words before
     `following` if `previous` contains it; else without its longest suffix (of at least MIN_REPEAT_WORDS words)
-    that `following` starts with. Both normalised."""
+    that `following` starts with. Both normalised. Linear in the words (Knuth-Morris-Pratt): texts from strangers
+    may be long."""
     prev, nxt = previous.split(), following.split()
     if len(prev) >= MIN_REPEAT_WORDS and find_words(nxt, prev) >= 0:
         return ""
     inside = find_words(prev, nxt)
     if inside >= 0 and len(nxt) >= MIN_REPEAT_WORDS:
         return " ".join(prev[:inside])
-    for k in range(min(len(prev), len(nxt)), MIN_REPEAT_WORDS - 1, -1):
-        if prev[-k:] == nxt[:k]:
-            return " ".join(prev[:-k])
-    return previous
+    # the longest prefix of `nxt` that ends `prev`: the failure function over nxt + a separator + prev
+    k = _prefix_function([*nxt, None, *prev])[-1] if prev and nxt else 0
+    return " ".join(prev[:-k]) if k >= MIN_REPEAT_WORDS else previous
+
+
+def _prefix_function(items: list) -> list[int]:
+    """For each position, the length of the longest proper prefix of `items` that ends there (KMP)."""
+    table = [0] * len(items)
+    for i in range(1, len(items)):
+        k = table[i - 1]
+        while k and items[i] != items[k]:
+            k = table[k - 1]
+        table[i] = k + (items[i] == items[k])
+    return table
 
 
 def find_words(haystack: list[str], needle: list[str]) -> int:
-    """Start of the last occurrence of the word list `needle` in `haystack`, or -1."""
+    """Start of the last occurrence of the word list `needle` in `haystack`, or -1 (linear: KMP)."""
     n = len(needle)
-    for i in range(len(haystack) - n, -1, -1):
-        if haystack[i: i + n] == needle:
-            return i
-    return -1
+    if n == 0 or n > len(haystack):
+        return len(haystack) if n == 0 else -1
+    table = _prefix_function([*needle, None, *haystack])
+    ends = [i for i in range(2 * n, len(table)) if table[i] == n]
+    return ends[-1] - 2 * n if ends else -1
 
 
 def context_string(texts: list[str], speakers: list, trim_overlap: bool) -> str:
