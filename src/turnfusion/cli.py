@@ -40,13 +40,13 @@ def check_csv_paths(csv: Path, out: Path, model: Path, audio_dir: Path) -> None:
     through it would change the file it shares), and a name the file system takes."""
     if not csv.is_file():
         raise DataError(f"--csv {csv}: {'a folder, not a file' if csv.is_dir() else 'not found'}")
-    if out.is_dir():
-        raise DataError(f"--out {out}: a folder; give the path of the CSV to write")
     folder = out.absolute().parent
     if not folder.is_dir():
         raise DataError(f"--out {out}: its folder does not exist")
     if len(os.fsencode(out.name)) > os.pathconf(folder, "PC_NAME_MAX"):
         raise DataError(f"--out {str(out)[:80]}...: a file name longer than this file system takes")
+    if out.is_dir():
+        raise DataError(f"--out {out}: a folder; give the path of the CSV to write")
     if out.exists() and out.samefile(csv):
         raise DataError(f"--out {out}: the input CSV itself; write the predictions elsewhere")
     place = folder.resolve() / out.name
