@@ -189,3 +189,64 @@ def test_the_analyzer_keeps_a_bounded_buffer(leaning):
     for _ in range(50 * 60):  # a minute of silence after it: only the pre-speech audio is kept
         analyzer.append_audio(np.zeros(320, np.int16).tobytes(), False)
     assert 0.3 * RATE <= analyzer._samples <= 0.3 * RATE + 320
+
+
+def speak(analyzer, text: str) -> None:
+    for frame in audio_frames(text):
+        analyzer.append_audio(frame.audio, True)
+
+
+@pytest.mark.parametrize("late", ["", "?", "ab\udc80"])
+def test_a_late_final_without_words_never_wedges_the_analyzer(leaning, late):
+    """Hostile round 3, row 4: it entered the context unchecked and every later analysis raised 'empty text'."""
+    analyzer = TurnFusionTurnAnalyzer(leaning["keep"], precision="fp32")
+    analyzer.set_sample_rate(RATE)
+    speak(analyzer, "so we went")
+    analyzer.add_transcription("so we went", final=False)
+    assert analyzer.decide()[0] == EndOfTurnState.INCOMPLETE
+    analyzer.add_transcription(late, final=True)
+    assert analyzer.turns.history[-1]["text"] == "so we went"
+    assert analyzer.late.dropped == 1 and analyzer.dropped_words == (late == "ab\udc80")
+    speak(analyzer, "and then")
+    analyzer.add_transcription("and then", final=True)
+    assert analyzer.decide()[1] is not None and analyzer.turns.history[-1]["text"] == "and then"
+
+
+def test_a_late_final_goes_to_the_utterance_it_belongs_to_not_the_next(leaning):
+    """Hostile round 3, row 5: A's final after the user went on (B), or after the agent spoke, was glued onto B."""
+    analyzer = TurnFusionTurnAnalyzer(leaning["keep"], precision="fp32")
+    analyzer.set_sample_rate(RATE)
+    speak(analyzer, "so we went")
+    analyzer.add_transcription("so we went to", final=False)
+    analyzer.decide()  # A, decided on interim words: its final is still due
+    a = analyzer.turns.history[-1]
+    speak(analyzer, "and then")  # B begins before A's final comes
+    analyzer.add_transcription("so we went to the market", final=True)  # A's, late
+    analyzer.add_transcription("and then", final=True)  # B's
+    assert a["text"] == "so we went to the market" and analyzer.words() == "and then"
+    analyzer.decide()
+    assert [h["text"] for h in analyzer.turns.history][-2:] == ["so we went to the market", "and then"]
+
+    analyzer = TurnFusionTurnAnalyzer(leaning["keep"], precision="fp32")
+    analyzer.set_sample_rate(RATE)
+    speak(analyzer, "so we went")
+    analyzer.add_transcription("so we went to", final=False)
+    analyzer.decide()
+    analyzer.bot_said("did you")
+    analyzer.add_transcription("so we went to the market", final=True)  # after the agent spoke
+    assert [h["text"] for h in analyzer.turns.history][-2:] == ["so we went to the market", "did you"]
+    assert analyzer.words() == ""
+
+
+def test_audio_split_inside_a_sample_and_bot_said_none(leaning):
+    """Hostile round 3, row 12: an odd number of bytes raised ValueError; bot_said(None) AttributeError."""
+    from turnfusion.schema import DataError
+
+    analyzer = TurnFusionTurnAnalyzer(leaning["keep"], precision="fp32")
+    analyzer.set_sample_rate(RATE)
+    pcm = (np.sin(np.arange(640) * 0.2) * 8000).astype(np.int16).tobytes()
+    analyzer.append_audio(pcm[:301], True)
+    analyzer.append_audio(pcm[301:], True)
+    assert np.array_equal(np.concatenate(analyzer._audio), np.frombuffer(pcm, np.int16))
+    with pytest.raises(DataError, match="bot_said must be a string, got NoneType"):
+        analyzer.bot_said(None)

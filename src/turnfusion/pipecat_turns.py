@@ -114,13 +114,14 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         that comes after its utterance was analysed (recognisers finalise late) replaces that utterance's interim
         words in the context, never joins the next utterance (`streaming.LateFinals`: pipecat gives no word times, so
         the last analysed utterance's while nobody spoke since, else the oldest analysed on interim words within
-        `final_lag_secs`). Text that is not valid Unicode is dropped and counted (`dropped_words`)."""
+        `final_lag_secs`). Text that is not valid Unicode is dropped and counted (`dropped_words`): as a final, it
+        ends a late utterance's wait like a final without words."""
         try:
             text = checked_words(text, "transcription")
         except DataError as exc:
             self.dropped_words += 1
             log.warning("dropped: %s", one_line(exc))
-            return
+            text = ""
         if self._ignoring:
             return
         owner = self.late.owner(self._clock / self._rate, None, self._spoken_since or self._utterance_open)

@@ -196,8 +196,11 @@ class LateFinals:
         return next((d for d in self.decided if d.words.interim and now_s - d.end_s <= self.lag_s), None)
 
     def attach(self, owner: _Decided | None, text: str, history: list[dict], has_words) -> bool:
-        """A late final of `owner` replaces its interim words; False (dropped, counted) when it cannot."""
+        """A late final of `owner` replaces its interim words; False (dropped, counted) when it cannot. A final without
+        words still ends the wait for one (the recogniser finalised nothing): the interim words stay in the context."""
         if owner is None or not has_words(text):
+            if owner is not None:
+                owner.words.interim = ""
             self.dropped += 1
             return False
         owner.words.add(text, final=True)
