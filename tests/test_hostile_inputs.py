@@ -250,9 +250,9 @@ def pickled_weights_only(folder: Path) -> None:
 
 
 @pytest.mark.parametrize(("edit", "message"), [
-    (lambda d: truncate(d / "model.safetensors", 300), r"model.safetensors: cannot be loaded as the model config"),
+    (lambda d: truncate(d / "model.safetensors", 300), r"model.safetensors: not a safetensors file"),
     (lambda d: (d / "model.safetensors").write_bytes(np.random.default_rng(0).bytes(4096)),
-     r"model.safetensors: cannot be loaded"),
+     r"model.safetensors: not a safetensors file"),
     (pickled_weights_only, r"model.safetensors: missing; a trained model directory has its weights as safetensors"),
     (lambda d: (d / "tokenizer.json").unlink(), r"tokenizer.json: missing"),
     (lambda d: edit_json(d / "config.json", lambda c: c["text_config"].update(n_embd=32)),

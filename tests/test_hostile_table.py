@@ -23,7 +23,7 @@ from turnfusion.names import path_inside
 from turnfusion.onnx_backend import OnnxTurnModel
 from turnfusion.predict import TurnPredictor
 from turnfusion.schema import DataError
-from turnfusion.streaming import StreamingTurnSession
+from turnfusion.streaming import StreamConfig, StreamingTurnSession
 from turnfusion.text import find_words, trim_repeated
 
 REPO = Path(__file__).parents[1]
@@ -285,7 +285,7 @@ def test_download_clean_up_never_takes_another_recordings_files(tmp_path):
 
 @pytest.mark.parametrize(("out", "message"), [
     ("model/config.json", "inside --model"), ("raw/v1.wav", "inside --audio-dir"),
-    ("raw/new.csv", "inside --audio-dir"),
+    ("raw/later.flac", "inside --audio-dir"),
     ("x" * 300 + ".csv", "a file name longer than this file system takes"), ("link.csv", "a link to another file")])
 def test_predict_csv_out_never_lands_on_what_the_run_reads(model_dir, recording_dir, tmp_path, capsys, out, message):
     """r3.8: --out onto a recording or the model's config.json overwrote it; a long name failed after the work."""
@@ -328,3 +328,82 @@ def test_trim_overlap_keeps_its_rule_in_linear_time():
         last = max((i for i in range(len(haystack) - len(needle) + 1) if haystack[i: i + len(needle)] == needle),
                    default=-1)
         assert find_words(haystack, needle) == last
+
+
+# --- the live session: round 3's own hostile pass (208 inputs), its findings as rows -----------------------------
+def streaming_call(call):
+    def run(exported_dir):
+        session = StreamingTurnSession(exported_dir, RATE, precision="fp32")
+        session.push_audio(np.zeros(RATE // 50, np.int16))
+        return call(session)
+    return run
+
+
+def turn_session_call(call):
+    from turnfusion.onnx_backend import TurnSession
+
+    return lambda exported_dir: call(TurnSession(exported_dir, precision="fp32"))
+
+
+LIVE_TABLE = [  # (issue row, a call on a fresh session, the one-line error)
+    ("r3.12", streaming_call(lambda s: s.push_audio([[0.0, 0.0], [0.0]])), r"audio chunk 2: not an array of samples"),
+    ("r3.12", streaming_call(lambda s: s.push_words("hi", True, start=10**400)), r"start must be seconds >= 0"),
+    ("r3.12", streaming_call(lambda s: s.push_words("hi", True, end=99.0)), r"end 99.0 s is after the audio received"),
+    ("r3.12", streaming_call(lambda s: s.bot_said(None)), r"bot_said must be a string, got NoneType"),
+    ("r3.12", lambda d: StreamConfig(min_silence_s=1e305), r"StreamConfig.min_silence_s must be a number from 0.0 to"),
+    ("r3.12", lambda d: StreamConfig(pre_roll_s=1e305), r"StreamConfig.pre_roll_s must be a number from 0.0 to 2.0"),
+    ("r3.12", lambda d: StreamConfig(threshold=0.16), r"StreamConfig.threshold must be a number from 0.3 to 0.95"),
+    ("r3.12", lambda d: StreamConfig(min_speech_s=0), r"StreamConfig.min_speech_s must be a number from 0.05"),
+    ("r3.12", turn_session_call(lambda t: t.add("hi", tone(1.0, 16000), 0, 16000, trp="x")),
+     r"trp must be a probability from 0 to 1 \(the teacher's TRP\), got 'x'"),
+    ("r3.12", turn_session_call(lambda t: t.remember("hi", 1.0)), r"remembered utterance: speaker must be 0 or 1"),
+]
+
+
+@pytest.mark.parametrize(("row", "call", "message"), LIVE_TABLE, ids=[f"{r[0]}-{k}" for k, r in
+                                                                      enumerate(LIVE_TABLE)])
+def test_the_table_of_hostile_live_inputs(exported, row, call, message):  # noqa: F811
+    with pytest.raises(DataError, match=message) as err:
+        call(exported)
+    assert "\n" not in str(err.value)
+
+
+def test_words_times_as_numpy_numbers_are_seconds(exported):  # noqa: F811
+    session = StreamingTurnSession(exported, RATE, precision="fp32")
+    session.push_audio(np.zeros(RATE // 50, np.int16))
+    session.push_words("so we went", True, start=np.float32(0.0), end=np.float64(0.01))
+    assert session._early.text() == "so we went"
+
+
+def test_a_due_final_without_times_goes_to_its_utterance_after_the_agent_spoke_and_past_the_lag(exported):  # noqa: F811
+    """Round 3's hostile pass (d1): past `final_lag_s`, after bot_said, A's final joined the user's next utterance."""
+    session = StreamingTurnSession(exported, RATE, precision="fp32")
+    first = np.concatenate([silence(0.3), said("so we went to the market"), silence(0.5)])
+    feed(session, first, [("so we went", False)], at=30)
+    session.bot_said("nice")
+    feed(session, silence(1.5))  # past final_lag_s (1 s); the user has not spoken since
+    session.push_words("so we went to the market", final=True)
+    assert [h["text"] for h in session.history][-2:] == ["so we went to the market", "nice"]
+    (_, b), = feed(session, np.concatenate([said("and then we ate"), silence(0.5)]), [("and then we ate", True)], at=5)
+    assert b.text == "and then we ate"
+
+
+def test_the_next_utterances_final_is_not_taken_by_one_still_waiting_for_its_own(exported):  # noqa: F811
+    """Round 3's hostile pass (d2): A decided on interim words, its final never comes; B's final (no times, within
+    the lag) replaced A's words and B got no decision. A final must carry at least half of the interim's words."""
+    session = StreamingTurnSession(exported, RATE, precision="fp32")
+    feed(session, np.concatenate([silence(0.3), said("so we went to the market"), silence(0.5)]),
+         [("so we went", False)], at=30)
+    (_, b), = feed(session, np.concatenate([said("and then we ate"), silence(0.5)]), [("and then we ate", True)], at=5)
+    assert b.text == "and then we ate" and session.skipped_without_words == 0
+    assert [h["text"] for h in session.history][-2:] == ["so we went", "and then we ate"]
+
+
+def test_a_flood_of_late_finals_is_bounded(exported):  # noqa: F811
+    """Round 3's hostile pass (e1): each late final rebuilt the whole text: quadratic, unbounded."""
+    session = StreamingTurnSession(exported, RATE, precision="fp32")
+    feed(session, np.concatenate([silence(0.3), said("so we went to the market"), silence(0.5)]),
+         [("so we went", False)], at=30)
+    for k in range(2000):
+        session.push_words(f"more {k}", final=True)
+    assert len(session.history[-1]["text"].split()) <= 2 * 16 and session.late.dropped == 2000 - 16

@@ -250,3 +250,57 @@ def test_audio_split_inside_a_sample_and_bot_said_none(leaning):
     assert np.array_equal(np.concatenate(analyzer._audio), np.frombuffer(pcm, np.int16))
     with pytest.raises(DataError, match="bot_said must be a string, got NoneType"):
         analyzer.bot_said(None)
+
+
+def test_the_analyzer_refuses_what_is_not_pipecat_audio_and_settings_that_would_silence_it(leaning):
+    """Round 3's hostile pass (c5-c9, d6, d7): str / None / arrays were read as bytes or raised deep inside;
+    negative or NaN settings made the analyzer keep no audio and never analyse, silently."""
+    from turnfusion.schema import DataError
+
+    analyzer = TurnFusionTurnAnalyzer(leaning["keep"], precision="fp32")
+    analyzer.set_sample_rate(RATE)
+    for buffer in ("abc", None, 100000, [300, 1], np.zeros(320, np.int16)):
+        with pytest.raises(DataError, match="append_audio takes bytes of int16 PCM"):
+            analyzer.append_audio(buffer, True)
+    analyzer.set_sample_rate(-16000)
+    with pytest.raises(DataError, match="sample_rate must be a whole number of samples per second in 8000..192000"):
+        analyzer.append_audio(b"\0" * 640, True)
+    for name, value in (("max_duration_secs", float("nan")), ("max_duration_secs", -5.0), ("stop_secs", 0.0),
+                        ("pre_speech_ms", -1.0), ("final_lag_secs", 1e9)):
+        with pytest.raises(DataError, match=f"TurnFusionParams.{name} must be a number from"):
+            TurnFusionTurnAnalyzer(leaning["keep"], precision="fp32", params=TurnFusionParams(**{name: value}))
+
+
+def test_one_huge_buffer_keeps_only_what_the_analyzer_reads(leaning):
+    analyzer = TurnFusionTurnAnalyzer(leaning["keep"], precision="fp32", params=TurnFusionParams(max_duration_secs=8))
+    analyzer.set_sample_rate(RATE)
+    analyzer.append_audio(np.ones(RATE * 60, np.int16).tobytes(), True)
+    assert analyzer._samples == 8 * RATE == sum(len(a) for a in analyzer._audio)
+
+
+def test_words_of_a_turn_that_ended_unread_never_join_the_next(leaning):
+    """Round 3's hostile pass (d4): clear() (stop_secs, pipecat's turn stop) kept the words; they prefixed the next
+    utterance."""
+    analyzer = TurnFusionTurnAnalyzer(leaning["keep"], precision="fp32")
+    analyzer.set_sample_rate(RATE)
+    speak(analyzer, "so we went")
+    analyzer.add_transcription("words of a", final=True)
+    analyzer.clear()
+    analyzer.add_transcription("so we went to the market", final=True)  # the ended turn's, late: dropped, counted
+    assert analyzer.dropped_words == 1
+    speak(analyzer, "and then")
+    analyzer.add_transcription("and then we ate", final=True)
+    analyzer.decide()
+    assert analyzer.turns.history[-1]["text"] == "and then we ate"
+
+
+def test_an_utterance_the_model_refuses_is_skipped_not_raised(leaning):
+    """Round 3's hostile pass (d5): 20 ms of audio raised inside analyze_end_of_turn, the utterance lost."""
+    analyzer = TurnFusionTurnAnalyzer(leaning["keep"], precision="fp32")
+    analyzer.set_sample_rate(RATE)
+    analyzer.append_audio(np.ones(320, np.int16).tobytes(), True)
+    analyzer.add_transcription("so", final=True)
+    assert analyzer.decide() == (EndOfTurnState.INCOMPLETE, None) and analyzer.skipped_inputs == 1
+    assert asyncio.run(analyzer.analyze_end_of_turn()) == (EndOfTurnState.INCOMPLETE, None)
+    analyzer.bot_said("...")  # no words: nothing was said
+    assert analyzer.turns.history == []

@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+from turnfusion.audio import RECORDING_SUFFIXES
 from turnfusion.schema import DataError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac")
@@ -36,8 +37,9 @@ def _context(spec: str) -> dict:
 
 def check_csv_paths(csv: Path, out: Path, model: Path, audio_dir: Path) -> None:
     """`--csv` an existing file; `--out` a new file (or a plain one of its own) in an existing folder, checked before
-    any work: never the input CSV, never inside the model or audio folder the run reads, never a link (writing
-    through it would change the file it shares), and a name the file system takes."""
+    any work: never the input CSV, never inside the model folder, never a file of the audio folder or a recording's
+    name there, never a link (writing through it would change the file it shares), and a name the file system
+    takes."""
     if not csv.is_file():
         raise DataError(f"--csv {csv}: {'a folder, not a file' if csv.is_dir() else 'not found'}")
     folder = out.absolute().parent
@@ -50,9 +52,12 @@ def check_csv_paths(csv: Path, out: Path, model: Path, audio_dir: Path) -> None:
     if out.exists() and out.samefile(csv):
         raise DataError(f"--out {out}: the input CSV itself; write the predictions elsewhere")
     place = folder.resolve() / out.name
-    for name, read in (("--model", model), ("--audio-dir", audio_dir)):
-        if read.is_dir() and place.is_relative_to(read.resolve()):
-            raise DataError(f"--out {out}: inside {name} {read}, which this run reads; write the predictions elsewhere")
+    if model.is_dir() and place.is_relative_to(model.resolve()):
+        raise DataError(f"--out {out}: inside --model {model}, which this run reads; write the predictions elsewhere")
+    if audio_dir.is_dir() and place.is_relative_to(audio_dir.resolve()) and (
+            out.exists() or out.suffix.lower() in RECORDING_SUFFIXES):
+        raise DataError(f"--out {out}: a recording's place inside --audio-dir {audio_dir}, which this run reads; "
+                        "write the predictions elsewhere")
     if out.is_symlink() or (out.exists() and out.stat().st_nlink > 1):
         raise DataError(f"--out {out}: a link to another file; writing would change that file")
 

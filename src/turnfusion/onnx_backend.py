@@ -21,7 +21,7 @@ import numpy as np
 from turnfusion.errors import DataError, one_line
 from turnfusion.names import path_inside
 from turnfusion.processing import PROCESSOR_FILE, TurnFusionProcessor
-from turnfusion.serving import Remembered, check_model_config, class_probabilities, json_object
+from turnfusion.serving import Remembered, check_model_config, checked_trp, class_probabilities, json_object
 from turnfusion.text import pad_right
 
 MANIFEST = "manifest.json"  # an exported directory's index (written by turnfusion.export)
@@ -141,6 +141,7 @@ class OnnxTurnModel:
         return predict_csv(self, csv, audio_dir, batch_size)
 
     def probabilities(self, context: str, waves: list, trp: float | None = None) -> dict[str, float]:
+        trp = checked_trp(trp)
         return class_probabilities(self.predict_prepared([context], [waves], None if trp is None else [trp])[0])
 
 
@@ -235,7 +236,7 @@ class TurnSession:
     def remember(self, text: str, speaker: int) -> None:
         """An utterance joins the context without a prediction (an agent's own words; its audio is not read)."""
         self.model.processor.words(text, "remembered utterance")
-        if speaker not in (0, 1) or isinstance(speaker, bool):
+        if not isinstance(speaker, (int, np.integer)) or isinstance(speaker, bool) or speaker not in (0, 1):
             raise DataError(f"remembered utterance: speaker must be 0 or 1, got {speaker!r:.40}")
         self._remember(text, speaker, None)
 

@@ -50,7 +50,7 @@ from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import TurnAn
 
 from turnfusion.errors import DataError, one_line
 from turnfusion.onnx_backend import OnnxTurnModel, TurnSession
-from turnfusion.streaming import LateFinals, Words, checked_words
+from turnfusion.streaming import LateFinals, Words, checked_words, is_number
 
 log = logging.getLogger(__name__)
 USER, AGENT = 0, 1
@@ -81,7 +81,7 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
                  on_decision: Callable[[str, dict[str, float], EndOfTurnState], None] | None = None):
         """`on_decision(words, probabilities, state)` is called after every analysis (logging, metrics)."""
         super().__init__(sample_rate=sample_rate)
-        self._params = params or TurnFusionParams()
+        self._params = checked_params(params or TurnFusionParams())
         self.on_decision = on_decision
         self.turns = TurnSession(model, precision, threads)
         self._executor: ThreadPoolExecutor | None = None
@@ -89,10 +89,11 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         self._vad_start_secs = 0.0
         self._words = Words()
         self.late = LateFinals(self._params.final_lag_secs)  # analysed utterances whose finals may still come
-        self._spoken_since = True  # the user or the agent spoke since the last analysis
+        self._user_spoke = self._agent_spoke = False  # since the last analysis: which late finals may be its
         self._clock = 0  # samples of audio received: the clock of `late`
         self._odd_byte = b""  # half an int16 sample at the end of the last buffer
-        self.dropped_words = 0  # transcriptions that were not valid Unicode
+        self.dropped_words = 0  # transcriptions not valid Unicode, or of no utterance (after the turn was cleared)
+        self.skipped_inputs = 0  # utterances the model refused (logged), e.g. under 50 ms of audio
         self._ignoring = False  # the utterance being heard is a backchannel: never read, never context
         self.clear()
 
@@ -124,18 +125,22 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
             text = ""
         if self._ignoring:
             return
-        owner = self.late.owner(self._clock / self._rate, None, self._spoken_since or self._utterance_open)
+        owner = self.late.owner(self._clock / self._rate, text, None, self._user_spoke or self._utterance_open,
+                                self._agent_spoke)
         if owner is not None:
             if final:
                 self.late.attach(owner, text, self.turns.history, self.turns.model.processor.has_words)
+            return
+        if not self._utterance_open:  # the turn they belonged to ended unread (`clear`): never the next one's
+            self.dropped_words += 1
             return
         self._words.add(text, final)
 
     def bot_said(self, text: str) -> None:
         """What the agent said (whole, or as far as it got before an interruption): context for the next turn."""
-        if checked_words(text, "bot_said").strip():
+        if self.turns.model.processor.has_words(checked_words(text, "bot_said")):  # "" or "...": nothing said
             self.turns.remember(text, AGENT)
-            self._spoken_since = True
+            self._agent_spoke = True
 
     def ignore_backchannel(self) -> None:
         """The utterance being heard (or just analysed) was a backchannel while the agent spoke: it leaves the
@@ -154,16 +159,24 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
     # --- audio -----------------------------------------------------------------------------------
     @property
     def _rate(self) -> int:
-        return self.sample_rate or 16000
+        rate = self.sample_rate or 16000
+        if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or not 8000 <= rate <= 192000:
+            raise DataError(f"sample_rate must be a whole number of samples per second in 8000..192000, got "
+                            f"{rate!r:.40}")
+        return int(rate)
 
     def append_audio(self, buffer: bytes, is_speech: bool) -> EndOfTurnState:
-        buffer = self._odd_byte + bytes(buffer)  # int16 samples, which a transport may split anywhere
+        """pipecat's audio: bytes of mono int16 PCM at `sample_rate`, split anywhere."""
+        if not isinstance(buffer, (bytes, bytearray, memoryview)):
+            raise DataError(f"append_audio takes bytes of int16 PCM (pipecat's InputAudioRawFrame.audio), got "
+                            f"{type(buffer).__name__}")
+        rate = self._rate
+        buffer = self._odd_byte + bytes(buffer)
         cut = len(buffer) - len(buffer) % 2
         samples, self._odd_byte = np.frombuffer(buffer[:cut], dtype=np.int16), buffer[cut:]
-        rate = self._rate
         self._clock += len(samples)
         if is_speech and not self._utterance_open:  # the user speaks again: a new utterance, with its own words
-            self._utterance_open, self._ignoring, self._spoken_since = True, False, True
+            self._utterance_open, self._ignoring, self._user_spoke = True, False, True
         if is_speech:
             self._silence_s, self._speech_triggered = 0.0, True
         elif self._speech_triggered:
@@ -177,6 +190,9 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
                    else self._params.pre_speech_ms / 1000 + self._vad_start_secs)
         while self._audio and self._samples - len(self._audio[0]) >= int(seconds * rate):
             self._samples -= len(self._audio.pop(0))
+        if self._samples > 2 * int(seconds * rate) + rate:  # one buffer longer than all that is kept
+            self._audio = [np.concatenate(self._audio)[-int(seconds * rate):]]
+            self._samples = len(self._audio[0])
         return EndOfTurnState.INCOMPLETE
 
     async def analyze_end_of_turn(self) -> tuple[EndOfTurnState, MetricsData | None]:
@@ -185,8 +201,11 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
             return EndOfTurnState.INCOMPLETE, None
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1)
-        probabilities = await asyncio.get_running_loop().run_in_executor(self._executor, self._predict, *heard[:2],
-                                                                         *heard[3:])
+        try:
+            probabilities = await asyncio.get_running_loop().run_in_executor(self._executor, self._predict,
+                                                                             *heard[:2], *heard[3:])
+        except DataError as exc:
+            return self._skip(exc)
         return self._verdict(heard, probabilities)
 
     def decide(self) -> tuple[EndOfTurnState, MetricsData | None]:
@@ -196,7 +215,18 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         heard = self._take()
         if heard is None:
             return EndOfTurnState.INCOMPLETE, None
-        return self._verdict(heard, self._predict(*heard[:2], *heard[3:]))
+        try:
+            probabilities = self._predict(*heard[:2], *heard[3:])
+        except DataError as exc:
+            return self._skip(exc)
+        return self._verdict(heard, probabilities)
+
+    def _skip(self, exc: DataError) -> tuple[EndOfTurnState, None]:
+        """An utterance the model refuses (under 50 ms of audio, say): logged and counted; the turn stays open
+        (`stop_secs` still ends it)."""
+        log.warning("utterance skipped: %s", one_line(exc))
+        self.skipped_inputs += 1
+        return EndOfTurnState.INCOMPLETE, None
 
     def _take(self) -> tuple | None:
         """(text, audio, start time, words, (start, end) seconds on the audio clock) of the utterance heard since the
@@ -208,7 +238,8 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         audio = np.concatenate(self._audio).astype(np.float32) / 32768.0
         words, self._words = self._words, Words()
         end_s = self._clock / self._rate
-        self._audio, self._samples, self._utterance_open, self._spoken_since = [], 0, False, False
+        self._audio, self._samples, self._utterance_open = [], 0, False
+        self._user_spoke = self._agent_spoke = False
         return text, audio, time.perf_counter(), words, (end_s - len(audio) / self._rate, end_s)
 
     def _predict(self, text: str, audio: np.ndarray, words: Words, times: tuple[float, float]) -> dict[str, float]:
@@ -234,6 +265,8 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
                                 e2e_processing_time_ms=(time.perf_counter() - started) * 1000))
 
     def clear(self) -> None:
+        """The turn ends (the analyzer on `stop_secs`, pipecat at each turn stop): its unread audio and words go."""
+        self._words = Words()
         self.waiting_for_words = False  # the last analysis found speech but no words: it is redone when they come
         self._audio: list[np.ndarray] = []
         self._samples = 0
@@ -268,6 +301,23 @@ class TurnFusionUserTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
                 self._turn_complete = state == EndOfTurnState.COMPLETE
                 await self._maybe_trigger_user_turn_stopped()
         return result
+
+
+PARAM_BOUNDS = {"stop_secs": (0.05, 60.0), "pre_speech_ms": (0.0, 5000.0), "max_duration_secs": (0.1, 60.0),
+                "final_lag_secs": (0.0, 60.0)}
+
+
+def checked_params(params: TurnFusionParams) -> TurnFusionParams:
+    """Each setting in its range (one line naming it otherwise): a negative or NaN length would make the analyzer
+    keep no audio and never analyse, silently."""
+    for name, (low, high) in PARAM_BOUNDS.items():
+        value = getattr(params, name)
+        if not is_number(value) or not low <= value <= high:
+            raise DataError(f"TurnFusionParams.{name} must be a number from {low} to {high}, got {value!r:.40}")
+    threshold = params.shift_threshold
+    if threshold is not None and (not is_number(threshold) or not 0 <= threshold <= 1):
+        raise DataError(f"TurnFusionParams.shift_threshold must be None or from 0 to 1, got {threshold!r:.40}")
+    return params
 
 
 def is_backchannel(text: str, max_words: int = 3) -> bool:

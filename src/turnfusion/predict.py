@@ -22,7 +22,7 @@ import torch
 from turnfusion.batch import predict_csv
 from turnfusion.errors import DataError, one_line
 from turnfusion.processing import TurnFusionProcessor
-from turnfusion.serving import Remembered, check_model_config, class_probabilities, json_object
+from turnfusion.serving import Remembered, check_model_config, checked_trp, class_probabilities, json_object
 
 
 def load_model(model_dir: str | Path):
@@ -107,6 +107,7 @@ class TurnPredictor:
                 sample_rate: int | None = None, trp: float | None = None) -> dict[str, float]:
         """Probabilities of keep / shift / backchannel after this utterance."""
         ctx, waves = self.prepare(text, audio, speaker, context, sample_rate)
+        trp = checked_trp(trp)
         return class_probabilities(self.predict_prepared([ctx], [waves], None if trp is None else [trp])[0])
 
     def predict_csv(self, csv: str | Path, audio_dir: str | Path, batch_size: int = 32) -> pd.DataFrame:

@@ -120,6 +120,16 @@ class Remembered:
         return self._memory[key]
 
 
+def checked_trp(trp) -> float | None:
+    """The teacher's TRP given with one utterance: None, or a probability (a DataError otherwise)."""
+    if trp is None:
+        return None
+    if not isinstance(trp, (int, float, np.integer, np.floating)) or isinstance(trp, bool) \
+            or not 0 <= trp <= 1:
+        raise DataError(f"trp must be a probability from 0 to 1 (the teacher's TRP), got {trp!r:.40}")
+    return float(trp)
+
+
 def class_probabilities(probs: np.ndarray) -> dict[str, float]:
     """One prediction as both backends return it: {keep, shift, backchannel: probability}; a non-finite value is
     an error, never NaN in the output."""

@@ -35,7 +35,9 @@ Memory is bounded whatever the session's length: the utterance's audio keeps its
 from __future__ import annotations
 
 import importlib.util
+import logging
 import math
+import numbers
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,13 +45,17 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from turnfusion.errors import DataError
+from turnfusion.errors import DataError, one_line
 from turnfusion.onnx_backend import OnnxTurnModel, TurnSession
-from turnfusion.processing import audio_array, check_full_scale
+from turnfusion.processing import MIN_SECONDS, audio_array, check_full_scale
+from turnfusion.text import normalize
 
+log = logging.getLogger(__name__)
 VAD_RATE, VAD_FRAME, VAD_CONTEXT = 16000, 512, 64  # Silero's streaming model at 16 kHz: 32 ms frames
 MAX_CHUNK_S = 0.25  # a longer chunk is no live stream (and could hold two ends of speech)
 MAX_EARLY_FINALS = 16  # words kept for speech not heard yet
+MAX_FINALS = 256  # final pieces of one utterance
+MAX_LATE_FINALS = 16  # finals a decided utterance takes after its decision
 COMMON_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
 USER, AGENT = 0, 1
 
@@ -85,6 +91,16 @@ class SileroStream:
         return float(out.reshape(-1)[0])
 
 
+def is_number(value) -> bool:
+    """A finite real number (numpy's too), not a bool."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an int past float's range
+        return False
+
+
 @dataclass(frozen=True)
 class StreamConfig:
     threshold: float = 0.5  # Silero speech probability where speech starts (it ends below threshold - 0.15)
@@ -94,13 +110,16 @@ class StreamConfig:
     max_word_wait_s: float = 1.0  # how long a decision waits for words after the end of speech
     final_lag_s: float = 1.0  # how long after an utterance's end of speech a final without times may still be its
 
+    # one range per field: a threshold below 0.3 never sees speech end (Silero gives noise ~0.02), speech shorter
+    # than the model's 50 ms is no input, and waits past a minute are no live conversation
+    BOUNDS = {"threshold": (0.3, 0.95), "min_silence_s": (0.0, 10.0), "min_speech_s": (MIN_SECONDS, 10.0),
+              "pre_roll_s": (0.0, 2.0), "max_word_wait_s": (0.0, 60.0), "final_lag_s": (0.0, 60.0)}
+
     def __post_init__(self):
-        for name in ("threshold", "min_silence_s", "min_speech_s", "pre_roll_s", "max_word_wait_s", "final_lag_s"):
+        for name, (low, high) in self.BOUNDS.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise DataError(f"StreamConfig.{name} must be a number >= 0, got {value!r}")
-        if not 0.15 < self.threshold < 1:
-            raise DataError(f"StreamConfig.threshold must be in (0.15, 1), got {self.threshold!r}")
+            if not is_number(value) or not low <= value <= high:
+                raise DataError(f"StreamConfig.{name} must be a number from {low} to {high}, got {value!r:.40}")
 
 
 @dataclass
@@ -133,12 +152,17 @@ def checked_words(text, what: str = "words") -> str:
 
 @dataclass
 class Words:
-    """What a speech recogniser said of one utterance: its final pieces, kept, and the latest interim one."""
+    """What a speech recogniser said of one utterance: its final pieces, kept (at most MAX_FINALS: past them a
+    stream of finals is hostile, and each is dropped and counted), and the latest interim one."""
     finals: list[str] = field(default_factory=list)
     interim: str = ""
+    dropped: int = 0
 
     def add(self, text: str, final: bool) -> None:
         if final:
+            if len(self.finals) >= MAX_FINALS:
+                self.dropped += 1
+                return
             self.finals.append(text)
             self.interim = ""
         else:
@@ -146,6 +170,13 @@ class Words:
 
     def text(self) -> str:
         return " ".join(" ".join([*self.finals, self.interim]).split())
+
+
+def continues(interim: str, final: str) -> bool:
+    """Whether a final without times can be the one that replaces `interim`: it has at least half of its words
+    (recognisers revise an interim, they do not replace it with other words)."""
+    said = set(normalize(interim).split())
+    return bool(said) and len(said & set(normalize(final).split())) >= len(said) / 2
 
 
 @dataclass
@@ -183,22 +214,28 @@ class LateFinals:
         """Whether words that began at `start` belong to an utterance already decided."""
         return start is not None and bool(self.decided) and start < self.decided[-1].end_s
 
-    def owner(self, now_s: float, start: float | None = None, speech_since: bool = True) -> _Decided | None:
-        """The decided utterance late words belong to (see the class), or None."""
+    def owner(self, now_s: float, text: str, start: float | None = None, user_spoke: bool = True,
+              agent_spoke: bool = True) -> _Decided | None:
+        """The decided utterance late words belong to (see the class), or None. `user_spoke` / `agent_spoke`: speech
+        of the user / the agent since the last decision."""
         if start is not None:
             tolerance = 0.25  # recognisers' word times and the VAD's ends differ by a frame or two
             return next((d for d in reversed(self.decided)
                          if d.start_s - tolerance <= start < d.end_s + tolerance), None)
         if not self.decided:
             return None
-        if not speech_since:
-            return self.decided[-1]
-        return next((d for d in self.decided if d.words.interim and now_s - d.end_s <= self.lag_s), None)
+        last = self.decided[-1]
+        if not user_spoke and (not agent_spoke or last.words.interim):
+            return last  # no other user utterance they could belong to
+        return next((d for d in self.decided if d.words.interim and now_s - d.end_s <= self.lag_s
+                     and continues(d.words.interim, text)), None)
 
     def attach(self, owner: _Decided | None, text: str, history: list[dict], has_words) -> bool:
         """A late final of `owner` replaces its interim words; False (dropped, counted) when it cannot. A final without
         words still ends the wait for one (the recogniser finalised nothing): the interim words stay in the context."""
-        if owner is None or not has_words(text):
+        if owner is not None and owner.words.finals and owner.words.finals[-1] == text:
+            return True  # the same final sent again
+        if owner is None or not has_words(text) or len(owner.words.finals) >= MAX_LATE_FINALS:
             if owner is not None:
                 owner.words.interim = ""
             self.dropped += 1
@@ -256,9 +293,10 @@ class StreamingTurnSession:
         self._waiting: _Utterance | None = None  # its speech ended without words: the decision waits for them
         self._early = Words()  # words that came before the speech they belong to
         self.late = LateFinals(self.config.final_lag_s)  # decided utterances whose finals may still come
-        self._speech_since_decision = False  # words without times after a decision and before new speech are its
+        self._user_spoke = self._agent_spoke = False  # since the last decision: which late finals may be its
         self.turns.reset()
         self.skipped_without_words = 0
+        self.skipped_inputs = 0  # utterances the model refused (logged)
         self.last_decided_end_s: float | None = None
 
     # --- input ---------------------------------------------------------------------------------
@@ -270,7 +308,11 @@ class StreamingTurnSession:
         if sample_rate is not None and sample_rate != self.sample_rate:
             raise DataError(f"{what}: sample rate {sample_rate!r}, but this session streams {self.sample_rate} Hz "
                             "(one rate per session: start a new one for another)")
-        wave = audio_array(np.asarray(chunk), what)
+        try:
+            chunk = np.asarray(chunk)
+        except (ValueError, TypeError) as exc:  # a ragged list
+            raise DataError(f"{what}: not an array of samples ({one_line(exc, 80)})") from None
+        wave = audio_array(chunk, what)
         if wave.ndim == 2 and wave.shape[1] == 1:
             wave = wave[:, 0]
         if wave.ndim != 1:
@@ -300,23 +342,25 @@ class StreamingTurnSession:
         (kept), with its start / end in seconds of this session's audio when known. Returns the decision that
         was waiting for words, if any."""
         text = checked_words(text)
+        received = self.samples / self.rate
         for name, value in (("start", start), ("end", end)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or not math.isfinite(value) or value < 0):
-                raise DataError(f"words {text!r:.40}: {name} must be seconds >= 0, got {value!r}")
+            if value is None:
+                continue
+            if not is_number(value) or value < 0:
+                raise DataError(f"words {text!r:.40}: {name} must be seconds >= 0, got {value!r:.40}")
+            if value > received + 0.5:
+                raise DataError(f"words {text!r:.40}: {name} {value} s is after the audio received ({received:.2f} "
+                                "s): times are seconds of this session's audio")
         if start is not None and end is not None and end < start:
             raise DataError(f"words {text!r:.40}: end {end} is before start {start}")
-        received = self.samples / self.rate
-        if start is not None and start > received + 0.5:
-            raise DataError(f"words {text!r:.40}: start {start} s is after the audio received ({received:.2f} s): "
-                            "times are seconds of this session's audio")
         started = time.perf_counter()
         if start is not None:  # with times: late if they began before the last decided utterance ended
-            owner = self.late.owner(received, start)
+            start = float(start)
+            owner = self.late.owner(received, text, start)
             late = self.late.is_late(start)
         else:
-            speech_since = self._speech_since_decision or self._utterance is not None or self._waiting is not None
-            owner = self.late.owner(received, None, speech_since)
+            user_spoke = self._user_spoke or self._utterance is not None or self._waiting is not None
+            owner = self.late.owner(received, text, None, user_spoke, self._agent_spoke)
             late = owner is not None
         if late:  # a final of a decided utterance replaces its interim words (`LateFinals`); an interim is moot
             if final:
@@ -335,8 +379,9 @@ class StreamingTurnSession:
 
     def bot_said(self, text: str) -> None:
         """The agent's utterance (what it said, whole or as far as it got): it joins the context as speaker 1."""
-        self.turns.remember(checked_words(text, "bot_said"), AGENT)
-        self._speech_since_decision = True  # the agent's speech: a final without times must now prove it is late
+        if self.model.processor.has_words(checked_words(text, "bot_said")):  # "" or "...": nothing was said
+            self.turns.remember(text, AGENT)
+            self._agent_spoke = True
 
     @property
     def user_speaking(self) -> bool:
@@ -386,7 +431,7 @@ class StreamingTurnSession:
                     start = max(self.samples - len(self._recent), speech_start - self.pre_roll)
                     pre_roll = self._recent[start - (self.samples - len(self._recent)):]
                     self._utterance = _Utterance(start, speech_start, [pre_roll.copy()], words)
-                    self._speech_since_decision = True
+                    self._user_spoke = True
                 else:
                     u.speech_end = None  # speech resumed within min_silence_s: the same utterance
             return None
@@ -423,11 +468,16 @@ class StreamingTurnSession:
             waves = self.model.processor.prepare("x", self._audio_of(u), USER, [], self.rate)[1]
             self.model.audio_vector(waves[0])
 
-    def _decide(self, u: _Utterance, started: float) -> Decision:
+    def _decide(self, u: _Utterance, started: float) -> Decision | None:
         text, audio = u.words.text(), self._audio_of(u)
-        probabilities = self.turns.add(text, audio, USER, self.rate)
+        try:
+            probabilities = self.turns.add(text, audio, USER, self.rate)
+        except DataError as exc:  # an input the model refuses: this utterance is skipped, the session goes on
+            log.warning("utterance at %.2f s skipped: %s", u.speech_start / self.rate, one_line(exc))
+            self.skipped_inputs += 1
+            return None
         self.late.record(self.turns.last_entry, u.words, u.speech_start / self.rate, u.speech_end / self.rate)
         self.last_decided_end_s = u.speech_end / self.rate
-        self._speech_since_decision = False
+        self._user_spoke = self._agent_spoke = False
         return Decision(probabilities, text, u.speech_start / self.rate, u.speech_end / self.rate,
                         self._frame_end() / self.rate, (time.perf_counter() - started) * 1000)
