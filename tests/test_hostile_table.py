@@ -83,7 +83,8 @@ PARAMS_TABLE = [
      r"conv_dim, conv_kernel and conv_stride need one entry per layer each, got lengths \[2, 7\]"),
     ("r3.9", lambda p: p["model"]["text_config"].update(n_embd=130),
      r"model.text_config: n_embd \(130\) must be a multiple of n_head \(4\)"),
-    ("r3.9", lambda p: p["text"].update(max_length=10**9), r"text.max_length must be <= 65536, got 1000000000"),
+    ("r3.9", lambda p: p["text"].update(max_length=10**9),
+     r"text.max_length must be a whole number from 1 to 65536, got 1000000000"),
     ("r3.9", lambda p: p["teacher"].update(n_layer=10**6), r"teacher.n_layer must be <= 64"),
 ]
 
@@ -407,3 +408,63 @@ def test_a_flood_of_late_finals_is_bounded(exported):  # noqa: F811
     for k in range(2000):
         session.push_words(f"more {k}", final=True)
     assert len(session.history[-1]["text"].split()) <= 2 * 16 and session.late.dropped == 2000 - 16
+
+
+# --- the second hostile pass over the late-words rule (48 inputs) -------------------------------------------------
+A, B = "so we went to the market", "and then we ate"
+
+
+def said_a(session, interim="so we went", finals=()):
+    """A spoken, decided on `finals` and the interim words; returns its decision."""
+    words = [*((f, True) for f in finals), (interim, False)]
+    (_, decision), = feed(session, np.concatenate([silence(0.3), said(A), silence(0.5)]), words, at=30)
+    return decision
+
+
+def test_finals_heard_during_the_speech_do_not_use_up_the_late_ones(exported):  # noqa: F811
+    session = StreamingTurnSession(exported, RATE, precision="fp32")
+    said_a(session, "so we", finals=[f"w{k}" for k in range(16)])
+    session.push_words(A, final=True)
+    assert session.history[-1]["text"].endswith(A) and session.late.dropped == 0
+
+
+def test_a_timed_final_just_after_the_vads_end_is_its_utterances(exported):  # noqa: F811
+    session = StreamingTurnSession(exported, RATE, precision="fp32")
+    a = said_a(session)
+    session.push_words("market", final=True, start=a.speech_end_s + 0.05)
+    (_, b), = feed(session, np.concatenate([said(B), silence(0.5)]), [(B, True)], at=5)
+    assert b.text == B and session.history[-2]["text"] == "market"  # it replaced the interim words
+
+
+def test_the_words_of_an_utterance_dropped_without_words_never_open_the_next(exported):  # noqa: F811
+    session = StreamingTurnSession(exported, RATE, StreamConfig(max_word_wait_s=0.3), precision="fp32")
+    assert feed(session, np.concatenate([silence(0.3), said(A), silence(1.0)])) == []
+    assert session.skipped_without_words == 1
+    session.push_words(A, final=True, start=0.35, end=1.5)  # inside the dropped utterance
+    (_, b), = feed(session, np.concatenate([said(B), silence(0.5)]), [(B, True)], at=5)
+    assert b.text == B and session.late.dropped == 1
+
+
+def test_a_final_without_times_goes_to_the_utterance_whose_interim_it_carries(exported):  # noqa: F811
+    session = StreamingTurnSession(exported, RATE, precision="fp32")
+    said_a(session)
+    feed(session, np.concatenate([said(B), silence(0.5)]), [("and then", False)], at=5)
+    session.push_words(A, final=True)  # A's, though B was decided since on interim words too
+    session.push_words(B, final=True)
+    assert [h["text"] for h in session.history][-2:] == [A, B]
+
+
+def test_the_final_of_an_utterance_the_model_refused_never_opens_the_next(exported, monkeypatch):  # noqa: F811
+    session = StreamingTurnSession(exported, RATE, precision="fp32")
+    add = session.turns.add
+
+    def refuse_once(*args, **kwargs):
+        monkeypatch.setattr(session.turns, "add", add)
+        raise DataError("current utterance: refused")
+
+    monkeypatch.setattr(session.turns, "add", refuse_once)
+    assert feed(session, np.concatenate([silence(0.3), said(A), silence(0.5)]), [("so we went", False)], at=30) == []
+    assert session.skipped_inputs == 1
+    session.push_words(A, final=True)
+    (_, b), = feed(session, np.concatenate([said(B), silence(0.5)]), [(B, True)], at=5)
+    assert b.text == B and session.late.dropped == 1

@@ -304,3 +304,57 @@ def test_an_utterance_the_model_refuses_is_skipped_not_raised(leaning):
     assert asyncio.run(analyzer.analyze_end_of_turn()) == (EndOfTurnState.INCOMPLETE, None)
     analyzer.bot_said("...")  # no words: nothing was said
     assert analyzer.turns.history == []
+
+
+def test_late_finals_in_the_analyzer_find_their_own_utterance(leaning):
+    """The second hostile pass (P-a, P-b, P-d): a refused utterance's final joined the one before; a final without
+    times went to the last analysed utterance though it carried an earlier one's interim; ignore_backchannel after a
+    turn stop deleted the user's real last utterance."""
+    a_text, b_text = "so we went to the market", "and then we ate"
+    analyzer = TurnFusionTurnAnalyzer(leaning["keep"], precision="fp32")
+    analyzer.set_sample_rate(RATE)
+    speak(analyzer, "so we went")
+    analyzer.add_transcription("so we went", final=False)
+    analyzer.decide()
+    speak(analyzer, "and then")
+    analyzer.add_transcription("and then", final=False)
+    analyzer.decide()
+    analyzer.add_transcription(a_text, final=True)
+    analyzer.add_transcription(b_text, final=True)
+    assert [h["text"] for h in analyzer.turns.history][-2:] == [a_text, b_text]
+    analyzer.clear()  # pipecat's turn stop
+    analyzer.ignore_backchannel()  # the recogniser heard "mm-hmm", the VAD did not
+    assert [h["text"] for h in analyzer.turns.history][-2:] == [a_text, b_text]
+
+    analyzer.append_audio(np.ones(320, np.int16).tobytes(), True)  # 20 ms: refused by the model
+    analyzer.add_transcription("and", final=False)
+    assert analyzer.decide() == (EndOfTurnState.INCOMPLETE, None) and analyzer.skipped_inputs == 1
+    analyzer.add_transcription("and", final=True)  # its final: dropped, not the previous utterance's
+    assert analyzer.turns.history[-1]["text"] == b_text and analyzer.late.dropped == 1
+
+
+def test_a_final_that_comes_while_the_model_runs_is_its_utterances(leaning, monkeypatch):
+    """The second hostile pass (P-c): pipecat delivers the VAD stop before queued words, so a final may come during
+    the analysis; it went to the utterance before."""
+    analyzer = TurnFusionTurnAnalyzer(leaning["keep"], precision="fp32")
+    analyzer.set_sample_rate(RATE)
+    speak(analyzer, "and then")
+    analyzer.add_transcription("and then", final=False)
+    add = analyzer.turns.add
+
+    def slow(*args, **kwargs):
+        import time
+
+        time.sleep(0.3)
+        return add(*args, **kwargs)
+
+    monkeypatch.setattr(analyzer.turns, "add", slow)
+
+    async def scenario():
+        task = asyncio.create_task(analyzer.analyze_end_of_turn())
+        await asyncio.sleep(0.1)
+        analyzer.add_transcription("and then we ate", final=True)
+        return await task
+
+    asyncio.run(scenario())
+    assert [h["text"] for h in analyzer.turns.history] == ["and then we ate"]

@@ -124,7 +124,8 @@ def test_the_decision_waits_for_words_and_gives_up_after_max_word_wait(exported)
     assert feed(session, np.concatenate([utterance, silence(0.6)])) == []  # no words this time
     assert session.skipped_without_words == 1
     assert session.push_words("too late", final=True) is None and session.history[-1]["text"] == "so we went there"
-    assert session._early.text() == "too late"  # the dropped utterance's words: kept for the next speech
+    # the dropped utterance's words, late: dropped and counted, never the next utterance's
+    assert session._early.text() == "" and session.late.dropped == 1
 
 
 def test_a_late_final_with_times_replaces_the_interim_words_of_the_utterance_it_belongs_to(session):

@@ -146,7 +146,8 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         """The utterance being heard (or just analysed) was a backchannel while the agent spoke: it leaves the
         buffers and the context, and its later words are dropped, until the user speaks again."""
         last = self.late.decided[-1].entry if self.late.decided and not self._utterance_open else None
-        if last is not None and self.turns.history and self.turns.history[-1] is last:
+        if last is not None and self.turns.history and self.turns.history[-1] is last and is_backchannel(
+                last["text"]):  # the backchannel was analysed (else the VAD never heard it: nothing to take back)
             self.turns.history.pop()
             self.late.forget(last)
         self._words, self._ignoring = Words(), True
@@ -240,11 +241,19 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         end_s = self._clock / self._rate
         self._audio, self._samples, self._utterance_open = [], 0, False
         self._user_spoke = self._agent_spoke = False
-        return text, audio, time.perf_counter(), words, (end_s - len(audio) / self._rate, end_s)
+        # recorded now, its context item once the model has run: a final that comes while it runs is its own
+        decided = self.late.record(None, words, end_s - len(audio) / self._rate, end_s)
+        return text, audio, time.perf_counter(), decided
 
-    def _predict(self, text: str, audio: np.ndarray, words: Words, times: tuple[float, float]) -> dict[str, float]:
-        probabilities = self.turns.add(text, audio, USER, self._rate)
-        self.late.record(self.turns.last_entry, words, *times)  # in this thread: the entry of this very utterance
+    def _predict(self, text: str, audio: np.ndarray, decided) -> dict[str, float]:
+        try:
+            probabilities = self.turns.add(text, audio, USER, self._rate)
+        except DataError:
+            decided.refused = True
+            raise
+        decided.entry = self.turns.last_entry  # in this thread: the item of this very utterance
+        if decided.entry is not None and decided.words.text() != text:  # finals that came while the model ran
+            decided.entry["text"] = decided.words.text()
         return probabilities
 
     def _verdict(self, heard: tuple,

@@ -185,6 +185,8 @@ class _Decided:
     words: Words  # as decided; an interim piece left is what a late final replaces
     start_s: float  # speech start and end, seconds of the session's audio clock
     end_s: float
+    refused: bool = False  # heard but not decided (no words in time, or an input the model refused): its words go
+    late_finals: int = 0  # finals taken after the decision
 
 
 class LateFinals:
@@ -201,8 +203,12 @@ class LateFinals:
         self.decided: list[_Decided] = []
         self.dropped = 0
 
-    def record(self, entry: dict | None, words: Words, start_s: float, end_s: float) -> None:
-        self.decided = [*self.decided, _Decided(entry, words, start_s, end_s)][-self.size:]
+    def record(self, entry: dict | None, words: Words, start_s: float, end_s: float,
+               refused: bool = False) -> _Decided:
+        """An utterance heard and decided (or `refused`): its late finals are its own from now on."""
+        decided = _Decided(entry, words, start_s, end_s, refused)
+        self.decided = [*self.decided, decided][-self.size:]
+        return decided
 
     def forget(self, entry: dict) -> None:
         self.decided = [d for d in self.decided if d.entry is not entry]
@@ -211,7 +217,7 @@ class LateFinals:
         self.decided = []
 
     def is_late(self, start: float | None) -> bool:
-        """Whether words that began at `start` belong to an utterance already decided."""
+        """Whether words that began at `start` belong to an utterance already heard (decided or refused)."""
         return start is not None and bool(self.decided) and start < self.decided[-1].end_s
 
     def owner(self, now_s: float, text: str, start: float | None = None, user_spoke: bool = True,
@@ -224,23 +230,27 @@ class LateFinals:
                          if d.start_s - tolerance <= start < d.end_s + tolerance), None)
         if not self.decided:
             return None
+        due = next((d for d in self.decided if d.words.interim and continues(d.words.interim, text)
+                    and (not user_spoke or now_s - d.end_s <= self.lag_s)), None)
+        if due is not None:  # the oldest utterance whose interim words this final carries
+            return due
         last = self.decided[-1]
         if not user_spoke and (not agent_spoke or last.words.interim):
             return last  # no other user utterance they could belong to
-        return next((d for d in self.decided if d.words.interim and now_s - d.end_s <= self.lag_s
-                     and continues(d.words.interim, text)), None)
+        return None
 
     def attach(self, owner: _Decided | None, text: str, history: list[dict], has_words) -> bool:
         """A late final of `owner` replaces its interim words; False (dropped, counted) when it cannot. A final without
         words still ends the wait for one (the recogniser finalised nothing): the interim words stay in the context."""
         if owner is not None and owner.words.finals and owner.words.finals[-1] == text:
             return True  # the same final sent again
-        if owner is None or not has_words(text) or len(owner.words.finals) >= MAX_LATE_FINALS:
+        if owner is None or owner.refused or not has_words(text) or owner.late_finals >= MAX_LATE_FINALS:
             if owner is not None:
                 owner.words.interim = ""
             self.dropped += 1
             return False
         owner.words.add(text, final=True)
+        owner.late_finals += 1
         if owner.entry is not None:
             if not any(h is owner.entry for h in history):
                 self.dropped += 1
@@ -357,7 +367,7 @@ class StreamingTurnSession:
         if start is not None:  # with times: late if they began before the last decided utterance ended
             start = float(start)
             owner = self.late.owner(received, text, start)
-            late = self.late.is_late(start)
+            late = owner is not None or self.late.is_late(start)
         else:
             user_spoke = self._user_spoke or self._utterance is not None or self._waiting is not None
             owner = self.late.owner(received, text, None, user_spoke, self._agent_spoke)
@@ -456,8 +466,14 @@ class StreamingTurnSession:
         return (u.speech_end - u.speech_start) / self.rate >= self.config.min_speech_s
 
     def _skip_waiting(self) -> None:
-        self._waiting = None
+        u, self._waiting = self._waiting, None
         self.skipped_without_words += 1
+        self._refuse(u)
+
+    def _refuse(self, u: _Utterance) -> None:
+        """An utterance heard but not decided: its later words are its own (dropped), never the next one's."""
+        self.late.record(None, u.words, u.speech_start / self.rate, u.speech_end / self.rate, refused=True)
+        self._user_spoke = self._agent_spoke = False
 
     def _audio_of(self, u: _Utterance) -> np.ndarray:
         return np.concatenate(u.audio)[: max(0, u.speech_end - u.start)]
@@ -475,6 +491,7 @@ class StreamingTurnSession:
         except DataError as exc:  # an input the model refuses: this utterance is skipped, the session goes on
             log.warning("utterance at %.2f s skipped: %s", u.speech_start / self.rate, one_line(exc))
             self.skipped_inputs += 1
+            self._refuse(u)
             return None
         self.late.record(self.turns.last_entry, u.words, u.speech_start / self.rate, u.speech_end / self.rate)
         self.last_decided_end_s = u.speech_end / self.rate
