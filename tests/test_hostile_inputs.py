@@ -212,7 +212,7 @@ def listed_outside(folder: Path) -> None:
     (lambda d: shutil.copy(d / "int8" / "text.onnx", d / "int8" / "audio.onnx"), True,
      r"int8/audio.onnx: takes inputs \['attention_mask', 'input_ids'\], but the audio graph takes \['waveform'\]"),
     (lambda d: edit_json(d / "preprocessor_config.json", lambda c: c.update(sample_rate=0)), True,
-     r"preprocessor_config.json: sample_rate must be a whole number of Hz from 1000 to 384000, got 0"),
+     r"preprocessor_config.json: sample_rate must be a whole number from 1000 to 384000, got 0"),
     (lambda d: edit_json(d / "preprocessor_config.json", lambda c: c.update(max_length=10_000)), True,
      r"preprocessor_config.json: max_length must be a whole number from 1 to the text encoder's 32"),
     (lambda d: (d / "preprocessor_config.json").unlink(), False,

@@ -1,5 +1,11 @@
-"""The names a model's config may take, in one import-free module: the models build from them and the params
-check (`config.py`) validates against them without importing torch."""
+"""The names and bounds a model's config may take, in one import-free module: the models build from them, and the
+params check (`config.py`), the model folder check (`serving.check_model_config`) and the processor config
+(`processing.ProcessorConfig.from_dict`) validate against the same tables without importing torch, so that a
+params file that trains a model its own loader would refuse is refused before any stage runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
 
 MODES = ("text", "audio", "fusion")
 AUDIO_POOLINGS = ("mean", "max", "attention", "stats", "last_k")
@@ -54,3 +60,47 @@ def encoder_size_problem(values) -> str | None:
         if width in values and heads in values and values[width] % values[heads]:
             return f"{width} ({values[width]}) must be a multiple of {heads} ({values[heads]})"
     return None
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The range of one numeric field: [low, high], `whole` for integers, `below_high` for [low, high)."""
+    low: float
+    high: float
+    whole: bool = False
+    above_low: bool = False  # (low, ...
+    below_high: bool = False  # ..., high)
+
+    def holds(self, value) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int if self.whole else (int, float)):
+            return False
+        if value != value or (self.above_low and value <= self.low) or (self.below_high and value >= self.high):
+            return False  # NaN, or an open end
+        return self.low <= value <= self.high
+
+    def rule(self) -> str:
+        kind = "a whole number" if self.whole else "a number"
+        if self.above_low and self.below_high:
+            return f"{kind} strictly between {self.low} and {self.high}"
+        return (f"{kind} {'above' if self.above_low else 'from'} {self.low} to "
+                f"{'below ' if self.below_high else ''}{self.high}")
+
+
+# What a saved processor config (preprocessor_config.json) may hold; params keys of the same names (segment.*,
+# text.*). max_length is also bounded by the text encoder's positions where those are known.
+PROCESSOR_BOUNDS = {
+    "sample_rate": Bound(1000, 384_000, whole=True),  # Hz of the audio the encoder reads
+    "max_seconds": Bound(0.05, 3600),  # an utterance keeps its last max_seconds; under 50 ms is no input
+    "trim_vad_threshold": Bound(0, 1, above_low=True, below_high=True),  # Silero VAD's probability
+    "max_length": Bound(1, 65_536, whole=True),  # tokens per context
+    "n_previous": Bound(0, MAX_CONTEXT, whole=True),  # previous utterances in the text context
+}
+# What a saved model config (config.json) may hold; params keys of the same names (model.*).
+MODEL_BOUNDS = {
+    "audio_segments": Bound(1, MAX_CONTEXT + 1, whole=True),  # the current utterance and its predecessors
+    "last_k": Bound(1, 10_000, whole=True),  # frames for audio_pooling: last_k
+    "hidden_size": Bound(1, 65_536, whole=True),  # of the fusion head
+    "tensor_rank": Bound(1, 1024, whole=True),  # of the tensor fusion head
+    "dropout": Bound(0, 1, below_high=True),  # of the head
+    "modality_dropout": Bound(0, 1, below_high=True),  # 1 would drop a modality from every training example
+}

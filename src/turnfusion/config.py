@@ -21,10 +21,12 @@ from turnfusion.choices import (
     ENCODER_SCHEDULES,
     ENCODER_SIZES,
     FUSION_HEADS,
-    MAX_CONTEXT,
+    MODEL_BOUNDS,
     POOL,
+    PROCESSOR_BOUNDS,
     SPLITS,
     TEXT_POOLINGS,
+    Bound,
     encoder_size_problem,
 )
 from turnfusion.schema import DataError
@@ -47,6 +49,12 @@ def _at_least(section: str, name: str, value, low, strictly: bool = False) -> No
 def _at_most(section: str, name: str, value, high) -> None:
     if value > high:
         raise ParamsError(f"params.yaml: {section}.{name} must be <= {high}, got {value!r}")
+
+
+def _bounded(section: str, name: str, value, bound: Bound) -> None:
+    """The bound a saved model or processor config has for the same field (`choices`): one rule, checked here first."""
+    if not bound.holds(value):
+        raise ParamsError(f"params.yaml: {section}.{name} must be {bound.rule()}, got {value!r}")
 
 
 def _fraction(section: str, name: str, value, open_interval: bool = False) -> None:
@@ -157,9 +165,8 @@ class SegmentConfig:
     def __post_init__(self):
         _one_of(self.section, "channels", self.channels, ("mix", "speaker"))
         _one_of(self.section, "conflicting_labels", self.conflicting_labels, ("keep", "drop"))
-        _fraction(self.section, "trim_vad_threshold", self.trim_vad_threshold, open_interval=True)
-        _at_least(self.section, "sample_rate", self.sample_rate, 1)
-        _at_least(self.section, "max_seconds", self.max_seconds, 0, strictly=True)
+        for name in ("sample_rate", "max_seconds", "trim_vad_threshold"):
+            _bounded(self.section, name, getattr(self, name), PROCESSOR_BOUNDS[name])
 
 
 @dataclass(frozen=True)
@@ -190,11 +197,9 @@ class TextConfig:
     def __post_init__(self):
         _one_of(self.section, "punctuation", self.punctuation, ("strip", "keep"))
         _at_least(self.section, "vocab_size", self.vocab_size, 262)  # 256 bytes + our 5 special tokens + 1
-        _at_least(self.section, "max_length", self.max_length, 1)
-        _at_most(self.section, "max_length", self.max_length, ENCODER_SIZES["n_positions"])
         _at_most(self.section, "vocab_size", self.vocab_size, ENCODER_SIZES["vocab_size"])
-        _at_least(self.section, "n_previous", self.n_previous, 0)
-        _at_most(self.section, "n_previous", self.n_previous, MAX_CONTEXT)
+        for name in ("max_length", "n_previous"):
+            _bounded(self.section, name, getattr(self, name), PROCESSOR_BOUNDS[name])
 
 
 @dataclass(frozen=True)
@@ -272,16 +277,12 @@ class ModelConfig:
         _one_of(self.section, "text_pooling", self.text_pooling, TEXT_POOLINGS)
         _one_of(self.section, "audio_pooling", self.audio_pooling, AUDIO_POOLINGS)
         _one_of(self.section, "fusion_head", self.fusion_head, FUSION_HEADS)
-        _at_most(self.section, "audio_segments", self.audio_segments, MAX_CONTEXT + 1)
-        for name in ("last_k", "audio_segments", "hidden_size", "tensor_rank"):
-            _at_least(self.section, name, getattr(self, name), 1)
-        _fraction(self.section, "modality_dropout", self.modality_dropout)
+        for name, bound in MODEL_BOUNDS.items():
+            _bounded(self.section, name, getattr(self, name), bound)
         for name in ("text_config", "audio_config"):
             problem = encoder_size_problem(getattr(self, name))
             if problem:
                 raise ParamsError(f"params.yaml: model.{name}: {problem}")
-        if not 0 <= self.dropout < 1:
-            raise ParamsError(f"params.yaml: model.dropout must be in [0, 1), got {self.dropout!r}")
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from turnfusion.audio import keep_end, load_mono, resample, select_channel
-from turnfusion.choices import MAX_CONTEXT
+from turnfusion.choices import PROCESSOR_BOUNDS
 from turnfusion.errors import DataError, one_line
 from turnfusion.serving import json_object
 from turnfusion.text import PUNCTUATION_POLICIES, context_string, encode_contexts, normalize, pad_right
@@ -80,26 +80,13 @@ class ProcessorConfig:
         def bad(key: str, rule: str):
             return DataError(f"{source}: {key} must be {rule}, got {values.get(key)!r:.60}")
 
-        def whole(key: str, low: int) -> bool:
-            value = values[key]
-            return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
-        def number(value) -> bool:
-            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-        if not whole("sample_rate", 1000) or values["sample_rate"] > 384000:
-            raise bad("sample_rate", "a whole number of Hz from 1000 to 384000")
-        if not number(values["max_seconds"]) or not 0.05 <= values["max_seconds"] <= 3600:
-            raise bad("max_seconds", "a number of seconds from 0.05 to 3600")
+        for key, bound in PROCESSOR_BOUNDS.items():  # the bounds of the params check too (`choices`)
+            if not (key == "trim_vad_threshold" and values[key] is None) and not bound.holds(values[key]):
+                raise bad(key, f"{'null or ' if key == 'trim_vad_threshold' else ''}{bound.rule()}")
+        if max_positions is not None and values["max_length"] > max_positions:
+            raise bad("max_length", f"a whole number from 1 to the text encoder's {max_positions}")
         if values["channels"] not in ("mix", "speaker"):
             raise bad("channels", "mix or speaker")
-        threshold = values["trim_vad_threshold"]
-        if threshold is not None and (not number(threshold) or not 0 < threshold < 1):
-            raise bad("trim_vad_threshold", "null or a number strictly between 0 and 1")
-        if not whole("max_length", 1) or (max_positions is not None and values["max_length"] > max_positions):
-            raise bad("max_length", f"a whole number from 1 to the text encoder's {max_positions or 'n_positions'}")
-        if not whole("n_previous", 0) or values["n_previous"] > MAX_CONTEXT:
-            raise bad("n_previous", f"a whole number from 0 to {MAX_CONTEXT}")
         if values["punctuation"] not in PUNCTUATION_POLICIES:
             raise bad("punctuation", f"one of {list(PUNCTUATION_POLICIES)}")
         if not isinstance(values["trim_overlap"], bool):

@@ -14,7 +14,7 @@ from turnfusion.choices import (
     AUDIO_POOLINGS,
     FUSION_HEADS,
     LABEL_NAMES,
-    MAX_CONTEXT,
+    MODEL_BOUNDS,
     MODES,
     TEXT_POOLINGS,
     encoder_size_problem,
@@ -68,15 +68,9 @@ def check_model_config(config: dict, source: str) -> int | None:
                          ("fusion_head", FUSION_HEADS)):
         if config.get(key) not in allowed:
             raise DataError(f"{source}: {key} must be one of {list(allowed)}, got {config.get(key)!r:.60}")
-    for key, most in (("audio_segments", MAX_CONTEXT + 1), ("last_k", 10_000), ("hidden_size", 65_536),
-                      ("tensor_rank", 1_024)):
-        value = config.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
-            raise DataError(f"{source}: {key} must be a whole number from 1 to {most}, got {value!r:.60}")
-    for key in ("dropout", "modality_dropout"):
-        value = config.get(key)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
-            raise DataError(f"{source}: {key} must be a number from 0 to below 1, got {value!r:.60}")
+    for key, bound in MODEL_BOUNDS.items():  # the bounds of the params check too (`choices`)
+        if not bound.holds(config.get(key)):
+            raise DataError(f"{source}: {key} must be {bound.rule()}, got {config.get(key)!r:.60}")
     if not isinstance(config.get("use_trp"), bool):
         raise DataError(f"{source}: use_trp must be true or false, got {config.get('use_trp')!r:.60}")
     encoders = {"text": ["text_config"], "audio": ["audio_config"], "fusion": ["text_config", "audio_config"]}
