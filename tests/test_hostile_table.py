@@ -468,3 +468,18 @@ def test_the_final_of_an_utterance_the_model_refused_never_opens_the_next(export
     session.push_words(A, final=True)
     (_, b), = feed(session, np.concatenate([said(B), silence(0.5)]), [(B, True)], at=5)
     assert b.text == B and session.late.dropped == 1
+
+
+def test_every_live_entry_point_refuses_an_edited_export(exported, tmp_path):  # noqa: F811
+    """A mutant that made TurnSession load with verify=False survived the suite: an edited preprocessor_config.json
+    was refused by OnnxTurnModel but used by the session, the streaming session and the pipecat analyzer."""
+    from turnfusion.onnx_backend import TurnSession
+
+    folder = edited(exported, tmp_path / "edited", lambda d: edit_json(
+        d / "preprocessor_config.json", lambda c: c.update(sample_rate=8000)))
+    for build in (lambda: TurnSession(folder), lambda: StreamingTurnSession(folder, RATE)):
+        with pytest.raises(DataError, match=r"preprocessor_config.json: its sha256 does not match manifest.json"):
+            build()
+    pipecat_turns = pytest.importorskip("turnfusion.pipecat_turns")
+    with pytest.raises(DataError, match=r"preprocessor_config.json: its sha256 does not match manifest.json"):
+        pipecat_turns.TurnFusionTurnAnalyzer(folder)

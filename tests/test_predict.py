@@ -223,3 +223,19 @@ def test_fuzzed_csvs_lose_no_row(model_dir, recording_dir, tmp_path):
         assert (out.loc[~done, "skipped"].str.len() > 0).all()
         outcomes["rows kept"] += 1
     assert outcomes["rows kept"] >= 5 and outcomes["file refused"] >= 1, outcomes
+
+
+def test_predict_csv_orders_rows_as_they_were_spoken_never_by_file_order(model_dir, recording_dir, tmp_path):
+    """Rows that tie on their times (windows of one turn) are ordered by what they say, so the context of a later row
+    is the same whatever the file order (a mutant ordering ties by file order survived the suite before)."""
+    rows = [("v1", "v1_a", "i went to the market", 0, 0.0, 1.0, 0),
+            ("v1", "v1_b", "hello there how are you", 1, 0.0, 1.0, 0), ("v1", "v1_c", "and you", 0, 1.1, 1.6, 0),
+            ("v1", "v1_d", "did you like it", 1, 2.0, 3.0, 1)]
+    forward, backward = tmp_path / "forward.csv", tmp_path / "backward.csv"
+    utterance_table(rows).to_csv(forward, index=False)
+    utterance_table(rows[::-1]).to_csv(backward, index=False)
+    predictor = TurnPredictor(model_dir)
+    one = predictor.predict_csv(forward, recording_dir).set_index("sentence_id").sort_index()
+    two = predictor.predict_csv(backward, recording_dir).set_index("sentence_id").sort_index()
+    assert (one.skipped == "").all()
+    pd.testing.assert_frame_equal(one, two)

@@ -214,3 +214,30 @@ def test_memory_stays_bounded_over_an_hour(session):
     for _ in range(100):  # words the VAD never hears speech for
         session.push_words("hello there", final=True)
     assert len(session._early.finals) <= 16
+
+
+def test_a_decision_is_what_a_turn_session_gives_for_the_same_audio_and_words(exported):  # noqa: F811
+    """The streaming session adds VAD, the audio clock and the late-words rule; the prediction itself must be the
+    TurnSession's on the utterance's own audio (speech start - pre-roll to speech end) and words."""
+    from turnfusion.onnx_backend import TurnSession
+
+    session = StreamingTurnSession(exported, RATE, precision="fp32")
+    first, second = said("so i went to the market"), said("did you like it")
+    stream = np.concatenate([silence(0.5), first, silence(0.8), second, silence(0.8)])
+    decisions = []
+    for k, chunk in enumerate(chunks(stream)):
+        if k == 30:
+            session.push_words("so i went to the market", final=True)
+        if k == int((0.5 + len(first) / RATE + 0.9) / 0.02):  # once the second utterance began
+            session.push_words("did you like it", final=True)
+        decision = session.push_audio(chunk)
+        if decision:
+            decisions.append(decision)
+    assert [d.text for d in decisions] == ["so i went to the market", "did you like it"]
+    at_model_rate = soxr.resample(np.round(stream * 32767) / 32768, RATE, 16000).astype(np.float32)
+    reference = TurnSession(exported, precision="fp32")
+    for decision in decisions:
+        start = int(round((decision.speech_start_s - session.config.pre_roll_s) * 16000))
+        audio = at_model_rate[start: int(round(decision.speech_end_s * 16000))]
+        want = reference.add(decision.text, audio, 0, 16000)
+        assert decision.probabilities == pytest.approx(want, abs=2e-3)
