@@ -47,3 +47,28 @@ def test_a_rows_audio_never_depends_on_its_label_or_its_window():
         render_video, [(rows, 7), (relabelled, 7)], workers=1)
     assert np.array_equal(first, second)
     assert np.array_equal(first_spans[["audio_start", "audio_end"]], second_spans[["audio_start", "audio_end"]])
+
+
+def test_the_rehearsals_recordings_never_depend_on_labels_even_inside_the_ids(tmp_path):
+    """MM-F2F's sentence ids are `{video}_{label}_{k}`: a mutant that rendered rows in sentence_id order survived the
+    test above (it changes the label but keeps the label digit in the id). Here the ids change with the labels."""
+    import soundfile as sf
+    from conftest import params_config
+
+    from turnfusion.config import Mmf2fConfig
+    from turnfusion.sources.mmf2f import import_mmf2f
+
+    rows = [("v", 1, "so we went to the market", 0.5, 2.0, 0), ("v", 0, "did you like it", 2.5, 3.5, 1),
+            ("v", 2, "yeah", 3.6, 4.0, 0), ("v", 0, "it was nice", 4.5, 5.5, 1)]
+    rendered = []
+    for shift in (0, 1):
+        table = utterance_table([(v, f"{v}_{(label + shift) % 3}_{k}", text, (label + shift) % 3, start, end, speaker)
+                                 for k, (v, label, text, start, end, speaker) in enumerate(rows)])
+        folder = tmp_path / f"labels+{shift}"
+        folder.mkdir()
+        table.to_csv(folder / "pool.csv", index=False)
+        spoken = import_mmf2f(params_config(Mmf2fConfig, annotations={"pool": str(folder / "pool.csv")},
+                                            recordings="rehearsal"), folder / "source", seed=3)
+        audio, _ = sf.read(folder / "source" / "remote" / "v.flac")
+        rendered.append((audio, spoken.sort_values("start")[["audio_start", "audio_end"]].to_numpy()))
+    assert np.array_equal(rendered[0][0], rendered[1][0]) and np.array_equal(rendered[0][1], rendered[1][1])
