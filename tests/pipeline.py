@@ -46,7 +46,9 @@ def recordings(audio_dir: Path) -> None:
 
 
 def build(root: Path, channels: str = "mix", n_previous: int = 1, audio_segments: int = 3,
-          max_seconds: float = 1.2, max_length: int = 12, mode: str = "fusion") -> Pipeline:
+          max_seconds: float = 1.2, max_length: int = 12, mode: str = "fusion", splits: tuple = ("train",)
+          ) -> Pipeline:
+    """A small store, tokens, model and embedding cache; row k of the table in `splits[k % len(splits)]`."""
     root.mkdir(parents=True, exist_ok=True)
     recordings(root / "raw")
     words = ["so i went to the market and", "did you", "yeah", "it was nice you know", "what about you", "right"]
@@ -54,7 +56,7 @@ def build(root: Path, channels: str = "mix", n_previous: int = 1, audio_segments
     rows += [("m1", f"m1_{i}", words[(i + 2) % 6], i % 3, 0.7 * i, 0.7 * i + 0.6, (i // 2) % 2) for i in range(6)]
     table = utterance_table(rows)
     table.to_csv(root / "utterances.csv", index=False)
-    table["split"] = "train"
+    table["split"] = [splits[k % len(splits)] for k in range(len(table))]
     segment = SegmentConfig(sample_rate=16000, max_seconds=max_seconds, channels=channels, trim_to_speech=False,
                             trim_vad_threshold=0.5, conflicting_labels="keep")
     build_store(table, root / "raw", root / "segments", segment, progress=False)

@@ -139,3 +139,31 @@ def test_each_model_is_fed_as_its_own_weights_say_not_as_the_training_params_say
     assert model_inputs(model, cached) == Inputs(cached_text=False, cached_audio=False)
     audio = toy_model("audio")
     assert model_inputs(audio, (cached[0], copy.deepcopy(audio.audio_encoder))) == Inputs(True, True)
+
+
+def test_evaluate_end_to_end_reports_every_model_beside_its_floors_fitted_on_train(tmp_path):
+    """evaluate() on a tiny store: each model, baseline and no-cue floor is scored on the test split, and the floors
+    are fitted on train (mutants that fitted them on test, or dropped them from the report, survived the suite)."""
+    from conftest import params_config
+    from pipeline import build
+
+    from turnfusion.config import TrainConfig
+    from turnfusion.evaluate import evaluate, floor_inputs
+    from turnfusion.floors import FLOORS, floor_probabilities
+
+    pipe = build(tmp_path / "p", splits=("train", "train", "val", "test"))
+    trp = tmp_path / "trp.parquet"
+    pipe.table[["sentence_id"]].assign(trp=np.linspace(0.1, 0.9, len(pipe.table))).to_parquet(trp)
+    metrics = evaluate({"fusion": pipe.model_dir}, pipe.root / "segments", pipe.root / "tokens", trp, pipe.cache,
+                       tmp_path / "out", params_config(TrainConfig, device="cpu", batch_size=4))
+    test = pipe.table[pipe.table.split == "test"]
+    assert metrics["test_utterances"] == len(test) > 0
+    for name in ("fusion", "majority", "trp_threshold", "tfidf_logreg", *FLOORS):
+        assert 0 <= metrics[name]["macro_f1"] <= 1, name
+    predictions = pd.read_parquet(tmp_path / "out" / "predictions.parquet")
+    train = pipe.table[pipe.table.split == "train"].reset_index(drop=True)
+    want = floor_probabilities(*floor_inputs(train, test.reset_index(drop=True), pipe.tokens, pipe.store), 3)
+    for name in FLOORS:
+        got = predictions[predictions.model == name].sort_values("sentence_id")
+        order = test.reset_index(drop=True).sort_values("sentence_id").index
+        assert np.allclose(got[["p_keep", "p_shift", "p_backchannel"]].to_numpy(), want[name][order]), name
