@@ -1,7 +1,10 @@
+import re
+
 import pytest
 import yaml
 from conftest import REPO
 
+from turnfusion.choices import MODEL_BOUNDS, PROCESSOR_BOUNDS
 from turnfusion.config import (
     ComputeConfig,
     DataConfig,
@@ -22,6 +25,7 @@ from turnfusion.config import (
     from_params,
     validate_params,
 )
+from turnfusion.errors import DataError
 
 ALL = [DataConfig, DemoConfig, Mmf2fConfig, DownloadConfig, DropSilentConfig, SegmentConfig, SplitConfig, TextConfig,
        TeacherConfig, PretrainAudioConfig, ModelConfig, EmbedConfig, TrainConfig, ExportConfig,
@@ -109,4 +113,46 @@ def test_bad_compute_params_are_named(key, value, message):
     params = shipped()
     params["compute"][key] = value
     with pytest.raises(ParamsError, match=message):
+        validate_params(params)
+
+
+def outside(bound):
+    """A value just past the upper end of `bound`."""
+    return bound.high if bound.below_high else bound.high + (1 if bound.whole else 0.5)
+
+
+@pytest.mark.parametrize("field", [*PROCESSOR_BOUNDS, *MODEL_BOUNDS])
+def test_params_and_saved_model_folders_share_one_bound_per_field(field):
+    """One table (choices.PROCESSOR_BOUNDS, MODEL_BOUNDS) for the params check and the model folder checks: a params
+    file that trains a model its own loader would refuse is refused first, with the loader's rule. Before, three
+    validators disagreed (model.modality_dropout: 1.0 trained, then the folder was refused)."""
+    import json
+
+    from turnfusion.processing import ProcessorConfig
+    from turnfusion.serving import check_model_config
+
+    section = "model" if field in MODEL_BOUNDS else "text" if field in ("max_length", "n_previous") else "segment"
+    bound = {**PROCESSOR_BOUNDS, **MODEL_BOUNDS}[field]
+    value = outside(bound)
+    params = shipped()
+    params[section][field] = value
+    with pytest.raises(ParamsError, match=rf"params.yaml: {section}\.{field} must be {re.escape(bound.rule())}"):
+        validate_params(params)
+    legacy = REPO / "tests" / "data" / "legacy_model"
+    config = json.loads((legacy / "config.json").read_text())
+    if section == "model":
+        with pytest.raises(DataError, match=rf"config.json: {field} must be {re.escape(bound.rule())}"):
+            check_model_config({**config, field: value}, "config.json")
+    else:
+        saved = {**config["preprocessing"], field: value}
+        with pytest.raises(DataError, match=rf"preprocessor_config.json: {field} must be .*{re.escape(bound.rule())}"):
+            ProcessorConfig.from_dict(saved, "preprocessor_config.json")
+
+
+@pytest.mark.parametrize(("section", "key", "value"), [("model", "modality_dropout", 1.0),
+                                                       ("segment", "max_seconds", 0.02)])
+def test_the_settings_refused_after_training_are_refused_before_it(section, key, value):
+    params = shipped()
+    params[section][key] = value
+    with pytest.raises(ParamsError, match=rf"{section}\.{key} must be"):
         validate_params(params)
