@@ -134,3 +134,19 @@ def test_predict_csv_with_the_onnx_backend_matches_pytorch_row_for_row(exported,
     columns = ["p_keep", "p_shift", "p_backchannel"]
     assert np.allclose(got[columns].to_numpy(float), want[columns].to_numpy(float), atol=1e-4, equal_nan=True)
     assert got[columns].notna().sum().sum() == 9  # three rows predicted, two skipped with their reason
+
+
+def test_one_session_serves_both_backends_with_the_same_answers(exported, model_dir):  # noqa: F811
+    """TurnSession over the PyTorch predictor and over the fp32 export: one conversation, the same probabilities
+    (measured fp32 parity 6e-8), the same history; both predictors are `serving.Predictor`s."""
+    from turnfusion.serving import Predictor
+
+    torch_model, onnx_model = TurnPredictor(model_dir), OnnxTurnModel(exported, precision="fp32")
+    assert isinstance(torch_model, Predictor) and isinstance(onnx_model, Predictor)
+    sessions = [TurnSession(torch_model), TurnSession(onnx_model)]
+    turns = [("so i went to the market", 0, 1.2, 0), ("did you like it", 1, 0.8, 1), ("yeah", 0, 0.4, 2)]
+    for text, speaker, seconds, seed in turns:
+        wave = tone(seconds, 16000, 150 + 60 * seed)
+        answers = [s.add(text, wave, speaker, 16000) for s in sessions]
+        assert answers[0] == pytest.approx(answers[1], abs=1e-5)
+    assert [h["text"] for h in sessions[0].history] == [h["text"] for h in sessions[1].history]

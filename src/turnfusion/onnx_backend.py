@@ -21,7 +21,7 @@ import numpy as np
 from turnfusion.errors import DataError, one_line
 from turnfusion.names import path_inside
 from turnfusion.processing import PROCESSOR_FILE, TurnFusionProcessor
-from turnfusion.serving import Remembered, check_model_config, checked_trp, class_probabilities, json_object
+from turnfusion.serving import Predictor, Remembered, check_model_config, json_object
 from turnfusion.text import pad_right
 
 MANIFEST = "manifest.json"  # an exported directory's index (written by turnfusion.export)
@@ -34,8 +34,8 @@ GRAPH_INPUTS = {"text": {"input_ids", "attention_mask"}, "audio": {"waveform"},
                 "head": {"text_vector", "audio_vectors", "trp"}}
 
 
-class OnnxTurnModel:
-    """The graphs of an exported directory, and predictions from prepared inputs."""
+class OnnxTurnModel(Predictor):
+    """The graphs of an exported directory on onnxruntime (`serving.Predictor`: prepare, predict, predict_csv)."""
 
     def __init__(self, directory: str | Path, precision: str = "int8", threads: int | None = None,
                  verify: bool = True):
@@ -79,7 +79,6 @@ class OnnxTurnModel:
         check_graph_dims(manifest, self.graphs, config["audio_segments"], str(directory / MANIFEST))
         self.manifest, self.precision = manifest, precision
         self.processor = TurnFusionProcessor.from_pretrained(directory, config, max_positions)
-        self.context_length = self.processor.context_length
         self.audio_memory = Remembered(self._encode_audio)
 
     # --- the three graphs ------------------------------------------------------------------------
@@ -123,26 +122,6 @@ class OnnxTurnModel:
                 "trp": np.asarray(trp, np.float32)}
         graph = self.graphs["head"]
         return graph.run(None, {i.name: feed[i.name] for i in graph.get_inputs()})[0]
-
-    def prepare(self, text: str, audio, speaker: int = 0, context: list[dict] | None = None,
-                sample_rate: int | None = None) -> tuple[str, list]:
-        """(context string, [current, previous, ...] waveforms or None): see `TurnFusionProcessor.prepare`."""
-        return self.processor.prepare(text, audio, speaker, context, sample_rate)
-
-    def predict(self, text: str, audio=None, speaker: int = 0, context: list[dict] | None = None,
-                sample_rate: int | None = None, trp: float | None = None) -> dict[str, float]:
-        """Probabilities of keep / shift / backchannel after this utterance."""
-        return self.probabilities(*self.prepare(text, audio, speaker, context, sample_rate), trp)
-
-    def predict_csv(self, csv: str | Path, audio_dir: str | Path, batch_size: int = 32):
-        """Predictions for every row of an MM-F2F CSV: see `batch.predict_csv`."""
-        from turnfusion.batch import predict_csv
-
-        return predict_csv(self, csv, audio_dir, batch_size)
-
-    def probabilities(self, context: str, waves: list, trp: float | None = None) -> dict[str, float]:
-        trp = checked_trp(trp)
-        return class_probabilities(self.predict_prepared([context], [waves], None if trp is None else [trp])[0])
 
 
 def read_manifest(directory: Path) -> dict:
@@ -219,9 +198,11 @@ class TurnSession:
     ended before the next began (the `history` rule); a `<ts>` goes where the speaker changes.
     """
 
-    def __init__(self, model: OnnxTurnModel | str | Path, precision: str = "int8", threads: int | None = None,
+    def __init__(self, model: Predictor | str | Path, precision: str = "int8", threads: int | None = None,
                  verify: bool = True):
-        self.model = model if isinstance(model, OnnxTurnModel) else OnnxTurnModel(model, precision, threads, verify)
+        """`model`: an exported directory (loaded here on onnxruntime), or a loaded predictor of either backend
+        (`OnnxTurnModel`, `predict.TurnPredictor`)."""
+        self.model = model if isinstance(model, Predictor) else OnnxTurnModel(model, precision, threads, verify)
         self.history: list[dict] = []
         self.last_entry: dict | None = None  # the context item of the last utterance added (None: no context read)
 

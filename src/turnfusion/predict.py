@@ -16,13 +16,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
-from turnfusion.batch import predict_csv
 from turnfusion.errors import DataError, one_line
 from turnfusion.processing import TurnFusionProcessor
-from turnfusion.serving import Remembered, check_model_config, checked_trp, class_probabilities, json_object
+from turnfusion.serving import Predictor, Remembered, check_model_config, json_object
 
 
 def load_model(model_dir: str | Path):
@@ -76,21 +74,15 @@ def check_weight_types(weights: Path) -> None:
                         "the weights of a trained model are F32 / F16 / BF16")
 
 
-class TurnPredictor:
+class TurnPredictor(Predictor):
+    """A trained model directory on PyTorch (`serving.Predictor`: prepare, predict, predict_csv)."""
+
     def __init__(self, model_dir: str | Path, device: str = "cpu"):
-        model_dir = Path(model_dir)
-        model, self.processor = load_model(model_dir)
+        model, self.processor = load_model(Path(model_dir))
         self.model = model.to(device).eval()
-        self.context_length = self.processor.context_length
         self.device = torch.device(device)
         self.audio_memory = Remembered(self.model.encode_segment)
 
-    def prepare(self, text: str, audio, speaker: int = 0, context: list[dict] | None = None,
-                sample_rate: int | None = None) -> tuple[str, list]:
-        """(context string, [current, previous, ...] waveforms or None): see `TurnFusionProcessor.prepare`."""
-        return self.processor.prepare(text, audio, speaker, context, sample_rate)
-
-    # --- prediction -----------------------------------------------------------------------------
     @torch.no_grad()
     def predict_prepared(self, contexts: list[str], waves: list[list], trp: list[float] | None = None) -> np.ndarray:
         """Class probabilities (n, 3) for prepared inputs."""
@@ -102,14 +94,3 @@ class TurnPredictor:
             batch.update(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
         logits = self.model.batch_logits(batch, encode_segment=self.audio_memory)
         return torch.softmax(logits.float(), dim=-1).cpu().numpy()
-
-    def predict(self, text: str, audio=None, speaker: int = 0, context: list[dict] | None = None,
-                sample_rate: int | None = None, trp: float | None = None) -> dict[str, float]:
-        """Probabilities of keep / shift / backchannel after this utterance."""
-        ctx, waves = self.prepare(text, audio, speaker, context, sample_rate)
-        trp = checked_trp(trp)
-        return class_probabilities(self.predict_prepared([ctx], [waves], None if trp is None else [trp])[0])
-
-    def predict_csv(self, csv: str | Path, audio_dir: str | Path, batch_size: int = 32) -> pd.DataFrame:
-        """Predictions for every row of an MM-F2F CSV: see `batch.predict_csv`."""
-        return predict_csv(self, csv, audio_dir, batch_size)

@@ -114,6 +114,44 @@ class Remembered:
         return self._memory[key]
 
 
+class Predictor:
+    """What both backends' predictors are (`predict.TurnPredictor` on PyTorch, `onnx_backend.OnnxTurnModel` on
+    onnxruntime), written once: the input policy (`processor`), one prediction, a whole CSV. A backend sets
+    `processor` and implements `predict_prepared` (class probabilities (n, 3) of prepared inputs); `TurnSession`
+    serves either."""
+
+    processor = None  # processing.TurnFusionProcessor of the model folder
+
+    @property
+    def context_length(self) -> int:
+        """Previous utterances the model reads (text context or audio segments)."""
+        return self.processor.context_length
+
+    def predict_prepared(self, contexts: list[str], waves: list[list], trp: list[float] | None = None) -> np.ndarray:
+        raise NotImplementedError
+
+    def prepare(self, text: str, audio, speaker: int = 0, context: list[dict] | None = None,
+                sample_rate: int | None = None) -> tuple[str, list]:
+        """(context string, [current, previous, ...] waveforms or None): see `TurnFusionProcessor.prepare`."""
+        return self.processor.prepare(text, audio, speaker, context, sample_rate)
+
+    def predict(self, text: str, audio=None, speaker: int = 0, context: list[dict] | None = None,
+                sample_rate: int | None = None, trp: float | None = None) -> dict[str, float]:
+        """Probabilities of keep / shift / backchannel after this utterance."""
+        return self.probabilities(*self.prepare(text, audio, speaker, context, sample_rate), trp)
+
+    def probabilities(self, context: str, waves: list, trp: float | None = None) -> dict[str, float]:
+        """{keep, shift, backchannel} of one prepared input."""
+        trp = checked_trp(trp)
+        return class_probabilities(self.predict_prepared([context], [waves], None if trp is None else [trp])[0])
+
+    def predict_csv(self, csv, audio_dir, batch_size: int = 32):
+        """Predictions for every row of an MM-F2F CSV: see `batch.predict_csv` (pandas, imported here)."""
+        from turnfusion.batch import predict_csv
+
+        return predict_csv(self, csv, audio_dir, batch_size)
+
+
 def checked_trp(trp) -> float | None:
     """The teacher's TRP given with one utterance: None, or a probability (a DataError otherwise)."""
     if trp is None:
