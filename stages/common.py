@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from turnfusion.config import ParamsError, from_params, validate_params
-from turnfusion.schema import DataError
+from turnfusion.errors import DataError
 
 PARAMS_FILE = "params.yaml"
 _reads: set[str] = set()

@@ -7,7 +7,8 @@ import os
 from stages.common import config, run, write_csv, write_json
 from turnfusion.config import DropSilentConfig
 from turnfusion.drop_silent import drop_silent
-from turnfusion.schema import DataError, read_utterances
+from turnfusion.errors import DataError
+from turnfusion.schema import read_utterances
 
 
 def main() -> None:

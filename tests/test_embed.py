@@ -3,7 +3,7 @@ import pipeline
 import pytest
 import torch
 
-from turnfusion.embed import load_encoders
+from turnfusion.encoders import load_encoders
 from turnfusion.models import TurnFusionModel
 from turnfusion.models.encoding import encode_segment
 from turnfusion.schema import DataError

@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 
 from turnfusion.audio import read_resampled, recording_path
+from turnfusion.errors import DataError
 from turnfusion.history import histories
 from turnfusion.processing import cut_row
-from turnfusion.schema import LABEL_NAMES, DataError, conversation_order, has_video_id, read_utterances
+from turnfusion.schema import LABEL_NAMES, conversation_order, has_video_id, read_utterances
 
 
 def predict_csv(predictor, csv: str | Path, audio_dir: str | Path, batch_size: int = 32) -> pd.DataFrame:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from turnfusion.audio import RECORDING_SUFFIXES
-from turnfusion.schema import DataError
+from turnfusion.errors import DataError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac")
 

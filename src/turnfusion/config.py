@@ -29,7 +29,7 @@ from turnfusion.choices import (
     Bound,
     encoder_size_problem,
 )
-from turnfusion.schema import DataError
+from turnfusion.errors import DataError
 
 
 class ParamsError(DataError):

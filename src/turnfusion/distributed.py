@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from turnfusion.errors import DataError
 from turnfusion.loop import pick_device
-from turnfusion.schema import DataError
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from turnfusion.audio import read_audio, recording_path
-from turnfusion.schema import DataError, has_video_id
+from turnfusion.errors import DataError
+from turnfusion.schema import has_video_id
 from turnfusion.vad import speech_seconds
 
 if TYPE_CHECKING:

@@ -24,10 +24,10 @@ from transformers import HubertModel, PreTrainedModel
 
 from turnfusion.arrays import NpyRows, concatenate_npy
 from turnfusion.distributed import processes
-from turnfusion.encoders import build_audio_encoder, build_text_encoder, pretrained_text_encoder
+from turnfusion.encoders import build_audio_encoder, build_text_encoder
+from turnfusion.errors import DataError
 from turnfusion.loop import autocast
 from turnfusion.models.encoding import encode_segment
-from turnfusion.schema import DataError
 from turnfusion.stores import AUDIO_CACHE, AUDIO_INDEX, ENCODERS_DIR, TEXT_CACHE, PackedTokens, SegmentStore
 from turnfusion.text import pad_right
 
@@ -116,9 +116,3 @@ def embed(tokens: PackedTokens, store: SegmentStore, out_dir: Path, cfg: ModelCo
     return {"text_tokens": n_tokens, "text_dim": text.shape[1], "audio_frames": len(audio),
             "audio_dim": audio.shape[1], "cache_mb": round((text.nbytes + audio.nbytes) / 2**20, 1),
             "processes": procs.world}
-
-
-def load_encoders(cache_dir: Path) -> tuple[PreTrainedModel, HubertModel]:
-    """The encoders the cache was made with."""
-    encoders = Path(cache_dir) / ENCODERS_DIR
-    return pretrained_text_encoder(str(encoders / "text")), HubertModel.from_pretrained(str(encoders / "audio"))

@@ -7,8 +7,9 @@ from pathlib import Path
 from transformers import AutoConfig, GPT2Config, GPT2Model, HubertConfig, HubertModel, PreTrainedModel
 
 from turnfusion.config import ModelConfig, ParamsError
+from turnfusion.errors import DataError
 from turnfusion.models.turnfusion_model import TEXT_ENCODERS
-from turnfusion.schema import DataError
+from turnfusion.stores import ENCODERS_DIR
 
 
 def check_sizes(cfg: ModelConfig, *names: str) -> None:
@@ -58,3 +59,10 @@ def build_audio_encoder(source: str, config: dict, pretrained_dir: Path | None =
                             "(run the pretrain_audio stage)")
         source = str(pretrained_dir)
     return HubertModel.from_pretrained(source)
+
+
+def load_encoders(cache_dir: Path) -> tuple[PreTrainedModel, HubertModel]:
+    """(text encoder, audio encoder) the embedding cache in `cache_dir` was made with: what training and evaluation
+    read beside the cache, without importing the embed stage's code."""
+    encoders = Path(cache_dir) / ENCODERS_DIR
+    return pretrained_text_encoder(str(encoders / "text")), HubertModel.from_pretrained(str(encoders / "audio"))

@@ -14,7 +14,7 @@ from sklearn.metrics import f1_score
 
 from turnfusion.audio import telephone
 from turnfusion.datasets import Inputs, RawExamples, collate_raw, load_utterances
-from turnfusion.embed import load_encoders
+from turnfusion.encoders import load_encoders
 from turnfusion.errors import DataError
 from turnfusion.floors import FLOORS, floor_probabilities, frame_levels, rendering_features, speech_threshold
 from turnfusion.loop import pick_device, predict

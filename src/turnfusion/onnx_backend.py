@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from turnfusion.errors import DataError, one_line
+from turnfusion.json_files import json_object
 from turnfusion.names import path_inside
 from turnfusion.processing import PROCESSOR_FILE, TurnFusionProcessor
-from turnfusion.serving import Predictor, Remembered, check_model_config, json_object
+from turnfusion.serving import Predictor, Remembered, check_model_config
 from turnfusion.text import pad_right
 
 MANIFEST = "manifest.json"  # an exported directory's index (written by turnfusion.export)

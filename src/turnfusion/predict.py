@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from turnfusion.errors import DataError, one_line
+from turnfusion.json_files import json_object
 from turnfusion.processing import TurnFusionProcessor
-from turnfusion.serving import Predictor, Remembered, check_model_config, json_object
+from turnfusion.serving import Predictor, Remembered, check_model_config
 
 
 def load_model(model_dir: str | Path):

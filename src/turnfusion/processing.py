@@ -30,7 +30,7 @@ import numpy as np
 from turnfusion.audio import keep_end, load_mono, resample, select_channel
 from turnfusion.choices import PROCESSOR_BOUNDS
 from turnfusion.errors import DataError, one_line
-from turnfusion.serving import json_object
+from turnfusion.json_files import json_object
 from turnfusion.text import PUNCTUATION_POLICIES, context_string, encode_contexts, normalize, pad_right
 
 PROCESSOR_FILE = "preprocessor_config.json"

@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from turnfusion.audio import read_resampled, recording_path
+from turnfusion.errors import DataError
 from turnfusion.processing import cut_row, segment_policy
-from turnfusion.schema import CONFLICT_KEY, LABEL_NAMES, DataError, conflicting_labels, conversation_order, has_video_id
+from turnfusion.schema import CONFLICT_KEY, LABEL_NAMES, conflicting_labels, conversation_order, has_video_id
 from turnfusion.splits import SPLITS, add_split_column
 from turnfusion.stores import SEGMENT_AUDIO as AUDIO_FILE
 from turnfusion.stores import SEGMENT_INDEX as INDEX_FILE

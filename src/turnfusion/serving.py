@@ -4,9 +4,7 @@ model folder's config.json, the memory of encoded audio, and the probabilities t
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 
@@ -19,45 +17,7 @@ from turnfusion.choices import (
     TEXT_POOLINGS,
     encoder_size_problem,
 )
-from turnfusion.errors import DataError, one_line
-
-MAX_JSON_BYTES = 16 * 2**20  # a model folder's config, processor config or manifest is a few KB
-MAX_JSON_DEPTH = 32  # they nest 3 levels; a deeper file is hostile (200k levels overflow the parser's stack)
-
-
-def json_object(path: Path) -> dict:
-    """A model folder's JSON file (config, processor config, manifest) as a dict, or a DataError naming it: size
-    and nesting are bounded before it is parsed."""
-    try:
-        if path.stat().st_size > MAX_JSON_BYTES:
-            raise DataError(f"{path}: {path.stat().st_size} bytes; a model folder's JSON is at most "
-                            f"{MAX_JSON_BYTES // 2**20} MiB")
-        text = path.read_text(encoding="utf-8")
-        if json_depth(text) > MAX_JSON_DEPTH:
-            raise DataError(f"{path}: nested deeper than {MAX_JSON_DEPTH} levels; not a model folder's JSON")
-        value = json.loads(text)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise DataError(f"{path}: not JSON ({one_line(exc, 120)})") from None
-    if not isinstance(value, dict):
-        raise DataError(f"{path}: not a JSON object")
-    return value
-
-
-def json_depth(text: str) -> int:
-    """The deepest nesting of `[` / `{` in a JSON text, brackets inside strings not counted; linear, no recursion."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
+from turnfusion.errors import DataError
 
 
 def check_model_config(config: dict, source: str) -> int | None:

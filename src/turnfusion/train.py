@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from turnfusion.distributed import Processes, processes
-from turnfusion.embed import load_encoders
+from turnfusion.encoders import load_encoders
 from turnfusion.errors import DataError, one_line
 from turnfusion.loop import autocast, predict, seed_everything
 from turnfusion.losses import classification_loss, distillation_loss, experts_loss

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from turnfusion.download import youtube_url
-from turnfusion.schema import UTTERANCE_COLUMNS, DataError, conversation_order, has_video_id, read_utterances
+from turnfusion.errors import DataError
+from turnfusion.schema import UTTERANCE_COLUMNS, conversation_order, has_video_id, read_utterances
 
 if TYPE_CHECKING:
     from turnfusion.config import Mmf2fConfig
