@@ -40,7 +40,7 @@ def scores(data: dict) -> dict:
     for mode in MODES:
         val = metrics.get(f"dvclive/{mode}/metrics.json", {}).get("data", {}).get("best_val_macro_f1")
         row[mode] = (val, test.get(mode, {}).get("macro_f1"))
-    row["probe"] = metrics.get("reports/probes.json", {}).get("data", {}).get("audio_macro_f1")
+    row["floor"] = test.get("skeleton_only", {}).get("macro_f1")  # the no-cue floor of the same run
     return row
 
 
@@ -78,7 +78,7 @@ def main() -> None:
     args = parser.parse_args()
     command = ["dvc", "exp", "show", "--json", "--no-fetch", *(["--rev", args.rev] if args.rev else [])]
     shown = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
-    print("| experiment | changes | text val / test | audio val / test | fusion val / test | prosody probe (test) |")
+    print("| experiment | changes | text val / test | audio val / test | fusion val / test | skeleton floor (test) |")
     print("|---|---|---|---|---|---|")
     for commit in shown:
         if commit["rev"] == "workspace" or not commit.get("data"):
@@ -95,9 +95,9 @@ def main() -> None:
             changes = ", ".join(f"{k}={v}" for k, v in params.items() if base.get(k) != v) or "-"
             row = scores(data)
             scored.append((changes, row))
-            probe = "-" if row["probe"] is None else f"{row['probe']:.3f}"
+            floor = "-" if row["floor"] is None else f"{row['floor']:.3f}"
             print(f"| {name} | {changes} | {cell(row['text'])} | {cell(row['audio'])} | {cell(row['fusion'])} "
-                  f"| {probe} |")
+                  f"| {floor} |")
         seed_table(scored)
 
 

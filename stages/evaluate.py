@@ -7,7 +7,7 @@ from pathlib import Path
 
 from stages.common import config, run, write_json
 from turnfusion.config import TrainConfig
-from turnfusion.evaluate import evaluate
+from turnfusion.evaluate import evaluate, headline
 
 
 def main() -> None:
@@ -24,7 +24,8 @@ def main() -> None:
     models = dict(pair.split("=", 1) for pair in args.models)
     metrics = evaluate(models, args.segments, args.tokens, args.trp, args.embeddings, args.out, config(TrainConfig),
                        dict(pair.split("=", 1) for pair in args.exported))
-    write_json(Path(args.out) / "metrics.json", metrics)
+    write_json(Path(args.out) / "report.json", metrics)  # everything: per class, slices, thresholds, deployment
+    write_json(Path(args.out) / "metrics.json", headline(metrics))  # what `dvc metrics show / diff` compare
     summary = {k: {"macro_f1": round(r["macro_f1"], 4), "balanced_accuracy": round(r["balanced_accuracy"], 4)}
                for k, r in metrics.items() if isinstance(r, dict) and "macro_f1" in r}
     logging.getLogger("evaluate").info("test: %s", json.dumps(summary))

@@ -148,7 +148,7 @@ def test_evaluate_end_to_end_reports_every_model_beside_its_floors_fitted_on_tra
     from pipeline import build
 
     from turnfusion.config import TrainConfig
-    from turnfusion.evaluate import evaluate, floor_inputs
+    from turnfusion.evaluate import evaluate, floor_inputs, headline
     from turnfusion.floors import FLOORS, floor_probabilities
 
     pipe = build(tmp_path / "p", splits=("train", "train", "val", "test"))
@@ -160,6 +160,9 @@ def test_evaluate_end_to_end_reports_every_model_beside_its_floors_fitted_on_tra
     assert metrics["test_utterances"] == len(test) > 0
     for name in ("fusion", "majority", "trp_threshold", "tfidf_logreg", *FLOORS):
         assert 0 <= metrics[name]["macro_f1"] <= 1, name
+    figures = headline(metrics)  # what `dvc metrics show` compares: two figures a scorer, no per-class detail
+    assert set(figures) == {"test_utterances", "fusion", "majority", "trp_threshold", "tfidf_logreg", *FLOORS}
+    assert all(set(v) == {"macro_f1", "balanced_accuracy"} for k, v in figures.items() if k != "test_utterances")
     predictions = pd.read_parquet(tmp_path / "out" / "predictions.parquet")
     train = pipe.table[pipe.table.split == "train"].reset_index(drop=True)
     want = floor_probabilities(*floor_inputs(train, test.reset_index(drop=True), pipe.tokens, pipe.store), 3)
@@ -167,3 +170,18 @@ def test_evaluate_end_to_end_reports_every_model_beside_its_floors_fitted_on_tra
         got = predictions[predictions.model == name].sort_values("sentence_id")
         order = test.reset_index(drop=True).sort_values("sentence_id").index
         assert np.allclose(got[["p_keep", "p_shift", "p_backchannel"]].to_numpy(), want[name][order]), name
+
+
+def test_the_headline_keeps_two_figures_a_scorer_and_the_deployment_deltas():
+    """`dvc metrics show` printed 551 columns (269 KB) when every report key was a metric; the headline keeps what
+    answers "which run is better", the rest goes to report.json."""
+    from turnfusion.evaluate import headline
+
+    scored = {"macro_f1": 0.81234, "balanced_accuracy": 0.8, "keep": {"f1": 0.7}, "min_class_f1": 0.6}
+    report = {"test_utterances": 10, "fusion": scored, "skeleton_only": scored, "slices": {"overlap": scored},
+              "deployment": {"fusion": {"onnx_int8": {"max_abs_dp": 0.01861, "agreement": 0.99, "macro_f1": 0.8},
+                                        "telephony": {"macro_f1": 0.8, "macro_f1_drop": -0.0025}}}}
+    assert headline(report) == {
+        "test_utterances": 10, "fusion": {"macro_f1": 0.8123, "balanced_accuracy": 0.8},
+        "skeleton_only": {"macro_f1": 0.8123, "balanced_accuracy": 0.8},
+        "fusion_deployed": {"int8_max_dp": 0.0186, "int8_agreement": 0.99, "telephony_f1_drop": -0.0025}}

@@ -227,6 +227,20 @@ def evaluate(models: dict[str, Path], segments: Path, tokens: Path, trp: Path, e
             **({"deployment": deployed} if deployed else {})}
 
 
+def headline(report: dict) -> dict:
+    """The figures `dvc metrics show` / `diff` compare (reports/evaluate/metrics.json): test macro F1 and balanced
+    accuracy of every model, baseline and no-cue floor, and what deployment changes; the whole `report` (per class,
+    slices, thresholds) is written beside it as report.json."""
+    figures = {"test_utterances": report["test_utterances"]}
+    figures.update({name: {"macro_f1": round(r["macro_f1"], 4), "balanced_accuracy": round(r["balanced_accuracy"], 4)}
+                    for name, r in report.items() if isinstance(r, dict) and "macro_f1" in r})
+    for model, rows in report.get("deployment", {}).items():
+        figures[f"{model}_deployed"] = {"int8_max_dp": round(rows["onnx_int8"]["max_abs_dp"], 4),
+                                        "int8_agreement": round(rows["onnx_int8"]["agreement"], 4),
+                                        "telephony_f1_drop": round(rows["telephony"]["macro_f1_drop"], 4)}
+    return figures
+
+
 class TelephoneSegments:
     """A segment store whose waveforms come through the telephone band (`audio.telephone`)."""
 
