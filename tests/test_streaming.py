@@ -241,3 +241,24 @@ def test_a_decision_is_what_a_turn_session_gives_for_the_same_audio_and_words(ex
         audio = at_model_rate[start: int(round(decision.speech_end_s * 16000))]
         want = reference.add(decision.text, audio, 0, 16000)
         assert decision.probabilities == pytest.approx(want, abs=2e-3)
+
+
+def test_a_late_final_gives_the_decision_again_as_if_it_had_come_in_time(exported):  # noqa: F811
+    """The recogniser's final came after the decision on interim words: the session decides again on the final
+    words, with the same audio and context, as a session whose final came in time decides once."""
+    stream = np.concatenate([silence(0.3), said("what time does the museum open tomorrow"), silence(0.5)])
+    on_time = StreamingTurnSession(exported, RATE, precision="fp32")
+    (_, want), = feed(on_time, stream, [("what time does the museum open tomorrow", True)], at=30)
+    late = StreamingTurnSession(exported, RATE, precision="fp32")
+    (_, first), = feed(late, stream, [("what time does the museum open", False)], at=30)
+    revised = late.push_words("what time does the museum open tomorrow", final=True)
+    assert not first.revised and revised.revised and revised.text == want.text
+    assert revised.probabilities == pytest.approx(want.probabilities, abs=1e-6) != first.probabilities
+    assert late.history[-1]["text"] == want.text
+    assert late.push_words("what time does the museum open tomorrow", final=True) is None  # the same final again
+
+    after_the_agent = StreamingTurnSession(exported, RATE, precision="fp32")
+    feed(after_the_agent, stream, [("what time does the museum open", False)], at=30)
+    after_the_agent.bot_said("at nine")  # the agent answered already: nothing to revise, the context is corrected
+    assert after_the_agent.push_words("what time does the museum open tomorrow", final=True) is None
+    assert after_the_agent.history[-2]["text"] == want.text

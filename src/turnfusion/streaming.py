@@ -25,8 +25,10 @@ last decided utterance while nobody spoke since, or the oldest one decided on in
 joins another utterance, and one that fits none is dropped and counted (`late.dropped`). Words before any speech
 open the next utterance. Without words at the end of speech, the decision waits for them (`push_words` then
 returns it) for up to `max_word_wait_s`, then the utterance is dropped (`Decision` is not given; counted in
-`skipped_without_words`). Words are checked when they come (a string of valid Unicode); words that give the model
-nothing to read ("", "?") count as none.
+`skipped_without_words`). A late final that changes the words of the last decision while nobody has spoken since
+gives that utterance's decision again, on its final words (`push_words` returns it, `Decision.revised`): the agent
+can take a turn the interim words did not show, or hold back. Words are checked when they come (a string of valid
+Unicode); words that give the model nothing to read ("", "?") count as none.
 
 Memory is bounded whatever the session's length: the utterance's audio keeps its last `model max_seconds`
 (plus the silence being waited out), the context its last utterances, the encodings cache a fixed number.
@@ -131,6 +133,7 @@ class Decision:
     speech_end_s: float
     decided_s: float
     compute_ms: float  # time spent in the call that gave the decision (after its last chunk or words)
+    revised: bool = False  # a second decision of the same utterance: its final words came after the first
 
     @property
     def label(self) -> str:
@@ -307,6 +310,7 @@ class StreamingTurnSession:
         self.turns.reset()
         self.skipped_without_words = 0
         self.skipped_inputs = 0  # utterances the model refused (logged)
+        self._revisable = None  # (the last decision's record, its audio, the context it read): see `_revise`
         self.last_decided_end_s: float | None = None
 
     # --- input ---------------------------------------------------------------------------------
@@ -350,7 +354,7 @@ class StreamingTurnSession:
                    end: float | None = None) -> Decision | None:
         """Words from the speech recogniser: an interim hypothesis (replaced by the next words) or a final one
         (kept), with its start / end in seconds of this session's audio when known. Returns the decision that
-        was waiting for words, if any."""
+        was waiting for words, or the last decision revised on its late final words (`Decision.revised`), if any."""
         text = checked_words(text)
         received = self.samples / self.rate
         for name, value in (("start", start), ("end", end)):
@@ -373,8 +377,10 @@ class StreamingTurnSession:
             owner = self.late.owner(received, text, None, user_spoke, self._agent_spoke)
             late = owner is not None
         if late:  # a final of a decided utterance replaces its interim words (`LateFinals`); an interim is moot
-            if final:
-                self.late.attach(owner, text, self.history, self.model.processor.has_words)
+            before = owner.words.text() if owner is not None else None
+            if final and self.late.attach(owner, text, self.history, self.model.processor.has_words) \
+                    and owner.words.text() != before:
+                return self._revise(owner, started)
             return None
         target = self._waiting or self._utterance
         if target is not None:
@@ -470,6 +476,19 @@ class StreamingTurnSession:
         self.skipped_without_words += 1
         self._refuse(u)
 
+    def _revise(self, decided: _Decided, started: float) -> Decision | None:
+        """The last decision again, on the words its late final gave (`Decision.revised`): only while it is the last
+        thing said (nobody spoke since), so that an agent can still act on it (take the turn the interim words did
+        not show, or hold back). Cheap: the audio's encoding is remembered."""
+        if self._revisable is None or self._revisable[0] is not decided or self._user_spoke or self._agent_spoke \
+                or self._utterance is not None:
+            return None
+        _, audio, context = self._revisable
+        text = decided.words.text()
+        probabilities = self.model.probabilities(*self.model.processor.prepare(text, audio, USER, context, self.rate))
+        return Decision(probabilities, text, decided.start_s, decided.end_s, self._frame_end() / self.rate,
+                        (time.perf_counter() - started) * 1000, revised=True)
+
     def _refuse(self, u: _Utterance) -> None:
         """An utterance heard but not decided: its later words are its own (dropped), never the next one's."""
         self.late.record(None, u.words, u.speech_start / self.rate, u.speech_end / self.rate, refused=True)
@@ -485,7 +504,7 @@ class StreamingTurnSession:
             self.model.audio_vector(waves[0])
 
     def _decide(self, u: _Utterance, started: float) -> Decision | None:
-        text, audio = u.words.text(), self._audio_of(u)
+        text, audio, context = u.words.text(), self._audio_of(u), list(self.history)
         try:
             probabilities = self.turns.add(text, audio, USER, self.rate)
         except DataError as exc:  # an input the model refuses: this utterance is skipped, the session goes on
@@ -493,7 +512,8 @@ class StreamingTurnSession:
             self.skipped_inputs += 1
             self._refuse(u)
             return None
-        self.late.record(self.turns.last_entry, u.words, u.speech_start / self.rate, u.speech_end / self.rate)
+        decided = self.late.record(self.turns.last_entry, u.words, u.speech_start / self.rate, u.speech_end / self.rate)
+        self._revisable = (decided, audio, context)
         self.last_decided_end_s = u.speech_end / self.rate
         self._user_spoke = self._agent_spoke = False
         return Decision(probabilities, text, u.speech_start / self.rate, u.speech_end / self.rate,
