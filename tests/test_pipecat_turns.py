@@ -358,3 +358,59 @@ def test_a_final_that_comes_while_the_model_runs_is_its_utterances(leaning, monk
 
     asyncio.run(scenario())
     assert [h["text"] for h in analyzer.turns.history] == ["and then we ate"]
+
+
+def test_a_late_final_analyses_the_utterance_again_as_if_it_had_come_in_time(leaning):
+    """The analysis read interim words; the final came after it: the analyzer decides again on the final words, with
+    the same audio and context, as an analyzer whose final came in time does once; not after anyone spoke since."""
+    question, interim = "what time does the museum open tomorrow", "what time does the museum open"
+    on_time = TurnFusionTurnAnalyzer(leaning["keep"], precision="fp32")
+    on_time.set_sample_rate(RATE)
+    speak(on_time, question)
+    on_time.add_transcription(question, final=True)
+    on_time.decide()
+    analyzer = TurnFusionTurnAnalyzer(leaning["keep"], precision="fp32")
+    analyzer.set_sample_rate(RATE)
+    speak(analyzer, question)
+    analyzer.add_transcription(interim, final=False)
+    analyzer.decide()
+    first = analyzer.last_probabilities
+    analyzer.add_transcription(question, final=True)
+    assert analyzer.revision_due
+    analyzer.decide_again()
+    assert analyzer.last_probabilities == pytest.approx(on_time.last_probabilities, abs=1e-5) != first
+    assert not analyzer.revision_due and analyzer.decide_again() == (EndOfTurnState.INCOMPLETE, None)  # once
+
+    analyzer = TurnFusionTurnAnalyzer(leaning["keep"], precision="fp32")
+    analyzer.set_sample_rate(RATE)
+    speak(analyzer, question)
+    analyzer.add_transcription(interim, final=False)
+    analyzer.decide()
+    analyzer.bot_said("let me check")
+    analyzer.add_transcription(question, final=True)
+    assert not analyzer.revision_due and analyzer.turns.history[-2]["text"] == question
+
+
+def test_in_pipecat_a_late_final_that_completes_the_question_ends_the_turn(leaning, monkeypatch):
+    """pipecat 1.14's own aggregator: the analysis at the VAD's stop read the interim words and kept the turn open;
+    the final words, a moment later, make it a question: the user's turn ends then, not `stop_secs` (3 s) later."""
+    analyzer = TurnFusionTurnAnalyzer(leaning["keep"], precision="fp32")
+    real = analyzer.turns.model.probabilities
+
+    def reads_the_words(context, waves, trp=None):  # a model for which only the whole question is a turn's end
+        probabilities = real(context, waves, trp)
+        done = context.endswith("tomorrow")
+        return {"keep": 0.1 if done else 0.8, "shift": 0.8 if done else 0.1,
+                "backchannel": probabilities["backchannel"]}
+
+    monkeypatch.setattr(analyzer.turns.model, "probabilities", reads_the_words)
+    events = []
+    frames = [STTMetadataFrame(service_name="stt", ttfs_p99_latency=0.1), VADUserStartedSpeakingFrame(start_secs=0.2),
+              *audio_frames("what time does the museum open tomorrow"),
+              InterimTranscriptionFrame(text="what time does the museum open", user_id="u", timestamp=""),
+              SleepFrame(0.05), VADUserStoppedSpeakingFrame(stop_secs=0.2), SleepFrame(0.3),
+              TranscriptionFrame(text="what time does the museum open tomorrow", user_id="u", timestamp="",
+                                 finalized=True), SleepFrame(0.3)]
+    asyncio.run(run_test(aggregator(analyzer, events), expected_down_frames=None, frames_to_send=frames))
+    assert ("on_user_turn_stopped", "TurnFusionUserTurnStopStrategy") in events
+    assert analyzer.last_probabilities["shift"] == 0.8 and analyzer.turns.history[-1]["text"].endswith("tomorrow")

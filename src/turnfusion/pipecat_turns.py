@@ -6,7 +6,8 @@
   waits (the user goes on, or only a backchannel would fit). `stop_secs` of silence ends the turn whatever the
   model says, as with Smart Turn.
 - `TurnFusionUserTurnStopStrategy`: pipecat's `TurnAnalyzerUserTurnStopStrategy` that also hands the
-  transcriptions to the analyzer (the model reads words, Smart Turn does not).
+  transcriptions to the analyzer (the model reads words, Smart Turn does not), and ends the turn when a final that
+  came after the analysis makes it a shift (`TurnFusionTurnAnalyzer.analyze_again`).
 - `BackchannelUserTurnStartStrategy`: while the agent speaks, a short listener response ("mm-hmm", "yeah",
   "right") does not start a user turn, so the agent is not cut off; anything else does (a real barge-in).
   While the agent is silent, speech starts the turn as pipecat's VAD strategy does.
@@ -95,6 +96,9 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         self.dropped_words = 0  # transcriptions not valid Unicode, or of no utterance (after the turn was cleared)
         self.skipped_inputs = 0  # utterances the model refused (logged), e.g. under 50 ms of audio
         self._ignoring = False  # the utterance being heard is a backchannel: never read, never context
+        self._revisable = None  # (the last analysis's record, its audio, the context it read): `analyze_again`
+        self._last_state: EndOfTurnState | None = None  # the last analysis's verdict
+        self.revision_due = False  # its final words came after it, changed, and nobody spoke since
         self.clear()
 
     @property
@@ -128,8 +132,12 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         owner = self.late.owner(self._clock / self._rate, text, None, self._user_spoke or self._utterance_open,
                                 self._agent_spoke)
         if owner is not None:
-            if final:
-                self.late.attach(owner, text, self.turns.history, self.turns.model.processor.has_words)
+            before = owner.words.text()
+            if final and self.late.attach(owner, text, self.turns.history, self.turns.model.processor.has_words) \
+                    and owner.words.text() != before:
+                self.revision_due = self._revisable is not None and self._revisable[0] is owner and not (
+                    self._user_spoke or self._utterance_open or self._agent_spoke) and self._last_state is not None \
+                    and self._last_state != EndOfTurnState.COMPLETE
             return
         if not self._utterance_open:  # the turn they belonged to ended unread (`clear`): never the next one's
             self.dropped_words += 1
@@ -229,6 +237,38 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         self.skipped_inputs += 1
         return EndOfTurnState.INCOMPLETE, None
 
+    async def analyze_again(self) -> tuple[EndOfTurnState, MetricsData | None]:
+        """The last analysis again, on the final words that came after it (`revision_due`): an utterance kept open on
+        interim words ("what time does the museum open") ends when its final ("... tomorrow") says the user is
+        done, without waiting for `stop_secs`."""
+        heard = self._take_again()
+        if heard is None:
+            return EndOfTurnState.INCOMPLETE, None
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1)
+        probabilities = await asyncio.get_running_loop().run_in_executor(self._executor, self._predict_again,
+                                                                         *heard[:2], heard[3])
+        return self._verdict(heard, probabilities)
+
+    def decide_again(self) -> tuple[EndOfTurnState, MetricsData | None]:
+        """`analyze_again` without the thread."""
+        heard = self._take_again()
+        if heard is None:
+            return EndOfTurnState.INCOMPLETE, None
+        return self._verdict(heard, self._predict_again(*heard[:2], heard[3]))
+
+    def _take_again(self) -> tuple | None:
+        if not self.revision_due:
+            return None
+        self.revision_due = False
+        decided, audio, context = self._revisable
+        self._revisable = None  # one revision per analysis
+        return decided.words.text(), audio, time.perf_counter(), context
+
+    def _predict_again(self, text: str, audio: np.ndarray, context: list[dict]) -> dict[str, float]:
+        model = self.turns.model
+        return model.probabilities(*model.processor.prepare(text, audio, USER, context, self._rate))
+
     def _take(self) -> tuple | None:
         """(text, audio, start time, words, (start, end) seconds on the audio clock) of the utterance heard since the
         last analysis, taken out of the buffers; None (buffers kept) when there is nothing to read yet."""
@@ -243,6 +283,8 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         self._user_spoke = self._agent_spoke = False
         # recorded now, its context item once the model has run: a final that comes while it runs is its own
         decided = self.late.record(None, words, end_s - len(audio) / self._rate, end_s)
+        self._revisable = (decided, audio, list(self.turns.history))  # what `analyze_again` reads
+        self.revision_due, self._last_state = False, None  # no revision before this analysis has its verdict
         return text, audio, time.perf_counter(), decided
 
     def _predict(self, text: str, audio: np.ndarray, decided) -> dict[str, float]:
@@ -266,6 +308,7 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         if complete:
             self._speech_triggered, self._silence_s = False, 0.0
         state = EndOfTurnState.COMPLETE if complete else EndOfTurnState.INCOMPLETE
+        self._last_state = state
         if self.on_decision is not None:
             self.on_decision(text, probabilities, state)
         return (state,
@@ -292,7 +335,8 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
 class TurnFusionUserTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
     """pipecat's turn-analyzer stop strategy that also gives the user's words to a `TurnFusionTurnAnalyzer`, and
     analyses again when the words of an utterance come after its end of speech (the VAD's stop is a system frame:
-    it overtakes transcriptions still queued)."""
+    it overtakes transcriptions still queued), and when its final words come after an analysis that kept the turn
+    open on interim words (`analyze_again`): the turn ends when the final words say so, not `stop_secs` later."""
 
     def __init__(self, *, turn_analyzer: TurnFusionTurnAnalyzer, **kwargs):
         super().__init__(turn_analyzer=turn_analyzer, **kwargs)
@@ -303,6 +347,12 @@ class TurnFusionUserTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         if words:
             self.analyzer.add_transcription(frame.text, final=isinstance(frame, TranscriptionFrame))
         result = await super().process_frame(frame)
+        if words and self.analyzer.revision_due and not self._vad_user_speaking:  # its final came after the analysis
+            state, metrics = await self.analyzer.analyze_again()
+            await self._handle_prediction_result(metrics)
+            if state == EndOfTurnState.COMPLETE and not self._vad_user_speaking:
+                self._turn_complete = True
+                await self._maybe_trigger_user_turn_stopped()
         if words and self.analyzer.waiting_for_words and self._vad_stopped and not self._vad_user_speaking:
             state, metrics = await self.analyzer.analyze_end_of_turn()
             await self._handle_prediction_result(metrics)
