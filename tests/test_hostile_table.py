@@ -483,3 +483,30 @@ def test_every_live_entry_point_refuses_an_edited_export(exported, tmp_path):  #
     pipecat_turns = pytest.importorskip("turnfusion.pipecat_turns")
     with pytest.raises(DataError, match=r"preprocessor_config.json: its sha256 does not match manifest.json"):
         pipecat_turns.TurnFusionTurnAnalyzer(folder)
+
+
+def test_timed_words_of_the_utterance_being_heard_are_its_own_even_right_after_the_last_one(exported):  # noqa: F811
+    """Review: with a tolerance wider than a short pause, B's first timed words went to A, and B lost them."""
+    session = StreamingTurnSession(exported, RATE, precision="fp32")
+    (_, a), = feed(session, np.concatenate([silence(0.3), said(A), silence(0.35)]), [("so we went", False)], at=30)
+    b_start = session.samples / session.rate  # B follows a pause just long enough to decide A
+    b_stream = np.concatenate([said(B), silence(0.5)])
+    decisions = []
+    for k, chunk in enumerate(chunks(b_stream)):
+        decision = session.push_audio(chunk)
+        if decision:
+            decisions.append(decision)
+        if k == 10:
+            session.push_words(B, final=True, start=b_start - 0.05)  # a recogniser's start, a frame before the VAD's
+            assert b_start - 0.05 - a.speech_end_s < 0.25  # within the tolerance A's owner lookup had before
+    assert [d.text for d in decisions] == [B] and session.history[-2]["text"] == "so we went"
+
+
+def test_no_revision_once_someone_spoke_after_the_decision(exported):  # noqa: F811
+    """Review: a wordless, skipped utterance reset the speakers; A's late final then revised A after the agent
+    and the user had both spoken."""
+    session = StreamingTurnSession(exported, RATE, StreamConfig(max_word_wait_s=0.3), precision="fp32")
+    said_a(session)
+    session.bot_said("nice")
+    assert feed(session, np.concatenate([said(B), silence(1.0)])) == [] and session.skipped_without_words == 1
+    assert session.push_words(A, final=True) is None

@@ -414,3 +414,60 @@ def test_in_pipecat_a_late_final_that_completes_the_question_ends_the_turn(leani
     asyncio.run(run_test(aggregator(analyzer, events), expected_down_frames=None, frames_to_send=frames))
     assert ("on_user_turn_stopped", "TurnFusionUserTurnStopStrategy") in events
     assert analyzer.last_probabilities["shift"] == 0.8 and analyzer.turns.history[-1]["text"].endswith("tomorrow")
+
+
+def test_a_final_that_comes_while_the_model_runs_still_revises_an_open_turn(leaning, monkeypatch):
+    """Review of the revision: finals land 0-350 ms after the VAD's stop, inside the analysis; the verdict read the
+    interim words, so the analysis is due again once it ends (pipecat's strategy checks after every frame)."""
+    question = "what time does the museum open tomorrow"
+    analyzer = TurnFusionTurnAnalyzer(leaning["keep"], precision="fp32")
+    analyzer.set_sample_rate(RATE)
+    speak(analyzer, question)
+    analyzer.add_transcription("what time does the museum open", final=False)
+    real = analyzer.turns.model.probabilities
+
+    def slow(*args, **kwargs):
+        import time
+
+        time.sleep(0.3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(analyzer.turns.model, "probabilities", slow)
+
+    async def scenario():
+        task = asyncio.create_task(analyzer.analyze_end_of_turn())
+        await asyncio.sleep(0.1)
+        analyzer.add_transcription(question, final=True)
+        assert not analyzer.revision_due  # not before the verdict
+        return await task
+
+    assert asyncio.run(scenario())[0] == EndOfTurnState.INCOMPLETE
+    assert analyzer.revision_due and analyzer.turns.history[-1]["text"] == question
+    analyzer.clear()  # pipecat's turn stop: the turn is over, nothing to revise
+    assert not analyzer.revision_due and analyzer.decide_again() == (EndOfTurnState.INCOMPLETE, None)
+
+
+def test_a_backchannel_taken_back_while_the_model_runs_never_joins_the_context(leaning, monkeypatch):
+    analyzer = TurnFusionTurnAnalyzer(leaning["keep"], precision="fp32")
+    analyzer.set_sample_rate(RATE)
+    analyzer.bot_said("so how was your trip")
+    speak(analyzer, "mm hmm")
+    analyzer.add_transcription("mm-hmm", final=True)
+    real = analyzer.turns.model.probabilities
+
+    def slow(*args, **kwargs):
+        import time
+
+        time.sleep(0.3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(analyzer.turns.model, "probabilities", slow)
+
+    async def scenario():
+        task = asyncio.create_task(analyzer.analyze_end_of_turn())
+        await asyncio.sleep(0.1)
+        analyzer.ignore_backchannel()
+        return await task
+
+    asyncio.run(scenario())
+    assert [h["text"] for h in analyzer.turns.history] == ["so how was your trip"]

@@ -25,7 +25,8 @@ def path_inside(folder: Path | str, relative: str, what: str = "name") -> Path:
     path, `..`, or a sub-folder that is a link pointing out. `relative` may have sub-folders (`int8/text.onnx`).
 
     The file itself may be a link (DVC's `cache.type: symlink` makes every tracked recording one, pointing into
-    the cache): its place is checked, not its target; a reader then reads the target, a writer replaces the link."""
+    the cache): its place is checked, not its target; a reader then reads the target, and every writer removes what
+    is at the name first (download, the demo and rehearsal renderers), so it never writes through a link."""
     folder = Path(folder)
     if not isinstance(relative, str) or not relative or "\x00" in relative or Path(relative).is_absolute():
         raise DataError(f"{what} {relative!r:.80}: not a file name inside {folder}")

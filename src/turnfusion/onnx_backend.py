@@ -153,7 +153,7 @@ def read_manifest(directory: Path) -> dict:
 def check_graph_dims(manifest: dict, graphs: dict, audio_segments: int, source: str) -> None:
     """Each encoder graph's `dim` in the manifest: a whole number that the head's input takes (text: its
     text_vector's width, audio: audio_vectors' width / audio_segments); a DataError naming the manifest."""
-    widths = {i.name: i.shape[-1] for i in graphs["head"].get_inputs()}
+    widths = {i.name: i.shape[-1] if i.shape else None for i in graphs["head"].get_inputs()}
     for name, head_input, per in (("text", "text_vector", 1), ("audio", "audio_vectors", audio_segments)):
         if name not in graphs:
             continue
@@ -212,7 +212,7 @@ class TurnSession:
         """Probabilities of keep / shift / backchannel after this utterance; then it joins the context."""
         context, waves = self.model.processor.prepare(text, audio, speaker, self.history, sample_rate)
         probs = self.model.probabilities(context, waves, trp)
-        self.last_entry = self._remember(text, speaker, waves[0] if self.model.processor.reads_context_audio else None)
+        self.last_entry = self.append(text, speaker, waves[0] if self.model.processor.reads_context_audio else None)
         return probs
 
     def remember(self, text: str, speaker: int) -> None:
@@ -220,9 +220,11 @@ class TurnSession:
         self.model.processor.words(text, "remembered utterance")
         if not isinstance(speaker, (int, np.integer)) or isinstance(speaker, bool) or speaker not in (0, 1):
             raise DataError(f"remembered utterance: speaker must be 0 or 1, got {speaker!r:.40}")
-        self._remember(text, speaker, None)
+        self.append(text, speaker, None)
 
-    def _remember(self, text: str, speaker: int, wave) -> dict | None:
+    def append(self, text: str, speaker: int, wave=None) -> dict | None:
+        """An utterance joins the context as `add` leaves it (`wave`: its prepared segment, for a model that reads
+        context audio); returns its context item (None for a model that reads no context)."""
         if not self.model.context_length:
             return None
         # kept prepared: at the model's rate, cut as the policy says

@@ -135,9 +135,7 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
             before = owner.words.text()
             if final and self.late.attach(owner, text, self.turns.history, self.turns.model.processor.has_words) \
                     and owner.words.text() != before:
-                self.revision_due = self._revisable is not None and self._revisable[0] is owner and not (
-                    self._user_spoke or self._utterance_open or self._agent_spoke) and self._last_state is not None \
-                    and self._last_state != EndOfTurnState.COMPLETE
+                self.revision_due = self._revision_allowed(owner)
             return
         if not self._utterance_open:  # the turn they belonged to ended unread (`clear`): never the next one's
             self.dropped_words += 1
@@ -153,11 +151,13 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
     def ignore_backchannel(self) -> None:
         """The utterance being heard (or just analysed) was a backchannel while the agent spoke: it leaves the
         buffers and the context, and its later words are dropped, until the user speaks again."""
-        last = self.late.decided[-1].entry if self.late.decided and not self._utterance_open else None
-        if last is not None and self.turns.history and self.turns.history[-1] is last and is_backchannel(
-                last["text"]):  # the backchannel was analysed (else the VAD never heard it: nothing to take back)
-            self.turns.history.pop()
-            self.late.forget(last)
+        decided = self.late.decided[-1] if self.late.decided and not self._utterance_open else None
+        if decided is not None and is_backchannel(decided.words.text()):  # it was analysed (else nothing to undo)
+            if decided.entry is None:  # still in the model: it never joins the context
+                decided.refused = True
+            elif self.turns.history and self.turns.history[-1] is decided.entry:
+                self.turns.history.pop()
+                self.late.forget(decided.entry)
         self._words, self._ignoring = Words(), True
         self._audio, self._samples, self._utterance_open = [], 0, False
         self.waiting_for_words = False
@@ -205,73 +205,91 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         return EndOfTurnState.INCOMPLETE
 
     async def analyze_end_of_turn(self) -> tuple[EndOfTurnState, MetricsData | None]:
-        heard = self._take()
-        if heard is None:
-            return EndOfTurnState.INCOMPLETE, None
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1)
-        try:
-            probabilities = await asyncio.get_running_loop().run_in_executor(self._executor, self._predict,
-                                                                             *heard[:2], *heard[3:])
-        except DataError as exc:
-            return self._skip(exc)
-        return self._verdict(heard, probabilities)
+        return await self._analyze(self._take())
 
     def decide(self) -> tuple[EndOfTurnState, MetricsData | None]:
         """`analyze_end_of_turn` without the thread: the model's probabilities of what happens after the utterance
         heard since the last analysis, COMPLETE on shift; INCOMPLETE without words or audio yet (`stop_secs`
         still ends the turn)."""
-        heard = self._take()
-        if heard is None:
-            return EndOfTurnState.INCOMPLETE, None
-        try:
-            probabilities = self._predict(*heard[:2], *heard[3:])
-        except DataError as exc:
-            return self._skip(exc)
-        return self._verdict(heard, probabilities)
-
-    def _skip(self, exc: DataError) -> tuple[EndOfTurnState, None]:
-        """An utterance the model refuses (under 50 ms of audio, say): logged and counted; the turn stays open
-        (`stop_secs` still ends it)."""
-        log.warning("utterance skipped: %s", one_line(exc))
-        self.skipped_inputs += 1
-        return EndOfTurnState.INCOMPLETE, None
+        return self._analyze_now(self._take())
 
     async def analyze_again(self) -> tuple[EndOfTurnState, MetricsData | None]:
         """The last analysis again, on the final words that came after it (`revision_due`): an utterance kept open on
         interim words ("what time does the museum open") ends when its final ("... tomorrow") says the user is
         done, without waiting for `stop_secs`."""
-        heard = self._take_again()
+        return await self._analyze(self._take_again())
+
+    def decide_again(self) -> tuple[EndOfTurnState, MetricsData | None]:
+        """`analyze_again` without the thread."""
+        return self._analyze_now(self._take_again())
+
+    # --- one analysis: taken on the event loop, the model in the analyzer's thread, the context changed on the loop --
+    async def _analyze(self, heard: dict | None) -> tuple[EndOfTurnState, MetricsData | None]:
         if heard is None:
             return EndOfTurnState.INCOMPLETE, None
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1)
-        probabilities = await asyncio.get_running_loop().run_in_executor(self._executor, self._predict_again,
-                                                                         *heard[:2], heard[3])
-        return self._verdict(heard, probabilities)
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(self._executor, self._predict, heard)
+        except DataError as exc:
+            return self._skip(heard, exc)
+        return self._conclude(heard, *result)
 
-    def decide_again(self) -> tuple[EndOfTurnState, MetricsData | None]:
-        """`analyze_again` without the thread."""
-        heard = self._take_again()
+    def _analyze_now(self, heard: dict | None) -> tuple[EndOfTurnState, MetricsData | None]:
         if heard is None:
             return EndOfTurnState.INCOMPLETE, None
-        return self._verdict(heard, self._predict_again(*heard[:2], heard[3]))
+        try:
+            result = self._predict(heard)
+        except DataError as exc:
+            return self._skip(heard, exc)
+        return self._conclude(heard, *result)
 
-    def _take_again(self) -> tuple | None:
+    def _predict(self, heard: dict) -> tuple[dict[str, float], list]:
+        """(probabilities, the prepared waveforms) of a taken utterance: the model only, no state is changed."""
+        model = self.turns.model
+        context, waves = model.processor.prepare(heard["text"], heard["audio"], USER, heard["context"], self._rate)
+        return model.probabilities(context, waves), waves
+
+    def _conclude(self, heard: dict, probabilities: dict[str, float], waves: list) -> tuple:
+        """On the loop: the utterance joins the context (a first analysis, unless it was taken back as a backchannel
+        meanwhile), its finals that came while the model ran replace its words there, and the verdict; a revision is
+        due when those finals changed the words of an open turn."""
+        decided, text = heard["decided"], heard["text"]
+        if heard["first"] and not decided.refused:
+            wave = waves[0] if self.turns.model.processor.reads_context_audio else None
+            decided.entry = self.turns.append(text, USER, wave)
+            if decided.entry is not None and decided.words.text() != text:
+                decided.entry["text"] = decided.words.text()
+        state, metrics = self._verdict(heard, probabilities)
+        self.revision_due = heard["first"] and self._revision_allowed(decided) and decided.words.text() != text
+        return state, metrics
+
+    def _revision_allowed(self, decided) -> bool:
+        """The last analysis, which kept the turn open, is still the last thing said."""
+        return (self._revisable is not None and self._revisable[0] is decided and self._last_state is not None
+                and self._last_state != EndOfTurnState.COMPLETE
+                and not (self._user_spoke or self._utterance_open or self._agent_spoke))
+
+    def _skip(self, heard: dict, exc: DataError) -> tuple[EndOfTurnState, None]:
+        """An utterance the model refuses (under 50 ms of audio, say): logged and counted, its later words dropped;
+        the turn stays open (`stop_secs` still ends it)."""
+        log.warning("utterance skipped: %s", one_line(exc))
+        heard["decided"].refused = True
+        self.skipped_inputs += 1
+        return EndOfTurnState.INCOMPLETE, None
+
+    def _take_again(self) -> dict | None:
         if not self.revision_due:
             return None
         self.revision_due = False
         decided, audio, context = self._revisable
         self._revisable = None  # one revision per analysis
-        return decided.words.text(), audio, time.perf_counter(), context
+        return {"text": decided.words.text(), "audio": audio, "started": time.perf_counter(), "context": context,
+                "decided": decided, "first": False}
 
-    def _predict_again(self, text: str, audio: np.ndarray, context: list[dict]) -> dict[str, float]:
-        model = self.turns.model
-        return model.probabilities(*model.processor.prepare(text, audio, USER, context, self._rate))
-
-    def _take(self) -> tuple | None:
-        """(text, audio, start time, words, (start, end) seconds on the audio clock) of the utterance heard since the
-        last analysis, taken out of the buffers; None (buffers kept) when there is nothing to read yet."""
+    def _take(self) -> dict | None:
+        """The utterance heard since the last analysis (text, audio, the context it reads, its `LateFinals` record),
+        taken out of the buffers; None (buffers kept) when there is nothing to read yet."""
         text = self.words()
         self.waiting_for_words = bool(self._audio) and not self.turns.model.processor.has_words(text)
         if not self._audio or self.waiting_for_words or self._ignoring:
@@ -283,24 +301,14 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         self._user_spoke = self._agent_spoke = False
         # recorded now, its context item once the model has run: a final that comes while it runs is its own
         decided = self.late.record(None, words, end_s - len(audio) / self._rate, end_s)
-        self._revisable = (decided, audio, list(self.turns.history))  # what `analyze_again` reads
+        context = list(self.turns.history)
+        self._revisable = (decided, audio, context)  # what `analyze_again` reads
         self.revision_due, self._last_state = False, None  # no revision before this analysis has its verdict
-        return text, audio, time.perf_counter(), decided
+        return {"text": text, "audio": audio, "started": time.perf_counter(), "context": context,
+                "decided": decided, "first": True}
 
-    def _predict(self, text: str, audio: np.ndarray, decided) -> dict[str, float]:
-        try:
-            probabilities = self.turns.add(text, audio, USER, self._rate)
-        except DataError:
-            decided.refused = True
-            raise
-        decided.entry = self.turns.last_entry  # in this thread: the item of this very utterance
-        if decided.entry is not None and decided.words.text() != text:  # finals that came while the model ran
-            decided.entry["text"] = decided.words.text()
-        return probabilities
-
-    def _verdict(self, heard: tuple,
-                 probabilities: dict[str, float]) -> tuple[EndOfTurnState, MetricsData]:
-        text, _, started = heard[:3]
+    def _verdict(self, heard: dict, probabilities: dict[str, float]) -> tuple[EndOfTurnState, MetricsData]:
+        text, started = heard["text"], heard["started"]
         self.last_probabilities = probabilities
         threshold = self._params.shift_threshold
         complete = (probabilities["shift"] >= threshold if threshold is not None
@@ -317,8 +325,10 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
                                 e2e_processing_time_ms=(time.perf_counter() - started) * 1000))
 
     def clear(self) -> None:
-        """The turn ends (the analyzer on `stop_secs`, pipecat at each turn stop): its unread audio and words go."""
+        """The turn ends (the analyzer on `stop_secs`, pipecat at each turn stop): its unread audio and words go, and
+        its last analysis is no longer revised."""
         self._words = Words()
+        self.revision_due, self._revisable, self._last_state = False, None, None
         self.waiting_for_words = False  # the last analysis found speech but no words: it is redone when they come
         self._audio: list[np.ndarray] = []
         self._samples = 0
@@ -347,7 +357,7 @@ class TurnFusionUserTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         if words:
             self.analyzer.add_transcription(frame.text, final=isinstance(frame, TranscriptionFrame))
         result = await super().process_frame(frame)
-        if words and self.analyzer.revision_due and not self._vad_user_speaking:  # its final came after the analysis
+        if self.analyzer.revision_due and not self._vad_user_speaking:  # its final came after (or during) the analysis
             state, metrics = await self.analyzer.analyze_again()
             await self._handle_prediction_result(metrics)
             if state == EndOfTurnState.COMPLETE and not self._vad_user_speaking:

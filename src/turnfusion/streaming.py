@@ -228,7 +228,7 @@ class LateFinals:
         """The decided utterance late words belong to (see the class), or None. `user_spoke` / `agent_spoke`: speech
         of the user / the agent since the last decision."""
         if start is not None:
-            tolerance = 0.25  # recognisers' word times and the VAD's ends differ by a frame or two
+            tolerance = 0.1  # recognisers' word times and the VAD's ends differ by a frame or two (32 ms)
             return next((d for d in reversed(self.decided)
                          if d.start_s - tolerance <= start < d.end_s + tolerance), None)
         if not self.decided:
@@ -368,7 +368,10 @@ class StreamingTurnSession:
         if start is not None and end is not None and end < start:
             raise DataError(f"words {text!r:.40}: end {end} is before start {start}")
         started = time.perf_counter()
-        if start is not None:  # with times: late if they began before the last decided utterance ended
+        current = self._waiting or self._utterance
+        if current is not None and start is not None and float(start) >= current.speech_start / self.rate - 0.1:
+            owner, late = None, False  # the utterance being heard (or waited on) comes first
+        elif start is not None:  # with times: late if they began before the last decided utterance ended
             start = float(start)
             owner = self.late.owner(received, text, start)
             late = owner is not None or self.late.is_late(start)
@@ -397,7 +400,7 @@ class StreamingTurnSession:
         """The agent's utterance (what it said, whole or as far as it got): it joins the context as speaker 1."""
         if self.model.processor.has_words(checked_words(text, "bot_said")):  # "" or "...": nothing was said
             self.turns.remember(text, AGENT)
-            self._agent_spoke = True
+            self._agent_spoke, self._revisable = True, None
 
     @property
     def user_speaking(self) -> bool:
@@ -447,7 +450,7 @@ class StreamingTurnSession:
                     start = max(self.samples - len(self._recent), speech_start - self.pre_roll)
                     pre_roll = self._recent[start - (self.samples - len(self._recent)):]
                     self._utterance = _Utterance(start, speech_start, [pre_roll.copy()], words)
-                    self._user_spoke = True
+                    self._user_spoke, self._revisable = True, None
                 else:
                     u.speech_end = None  # speech resumed within min_silence_s: the same utterance
             return None
@@ -493,6 +496,7 @@ class StreamingTurnSession:
         """An utterance heard but not decided: its later words are its own (dropped), never the next one's."""
         self.late.record(None, u.words, u.speech_start / self.rate, u.speech_end / self.rate, refused=True)
         self._user_spoke = self._agent_spoke = False
+        self._revisable = None  # someone spoke after the last decision: it is no longer the last thing said
 
     def _audio_of(self, u: _Utterance) -> np.ndarray:
         return np.concatenate(u.audio)[: max(0, u.speech_end - u.start)]

@@ -232,6 +232,7 @@ def _generate_and_write(video_id, n_utterances, seed, stereo, sample_rate, snr_d
 
 def _write_recording(path: Path, audio: np.ndarray, sample_rate: int, kind: str,
                      rng: np.random.Generator) -> None:
+    path.unlink(missing_ok=True)  # a link planted at the name is replaced, never written through
     if kind == "ok":
         sf.write(path, audio, sample_rate, subtype="PCM_16")
     elif kind == "silent":  # a dead microphone: only very faint noise

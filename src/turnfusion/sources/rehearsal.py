@@ -68,6 +68,7 @@ def render_video(rows: pd.DataFrame, seed: int) -> tuple[np.ndarray, pd.DataFram
 
 def _render_and_write(video_id: str, rows: pd.DataFrame, seed: int, path: Path) -> tuple[dict, pd.DataFrame]:
     audio, spans, counts = render_video(rows, video_seed(video_id, seed))
+    path.unlink(missing_ok=True)  # a link planted at the name is replaced, never written through
     sf.write(path, audio, SAMPLE_RATE, subtype="PCM_16")
     return {"video_id": video_id, "url": path.as_posix(), "seconds": round(len(audio) / SAMPLE_RATE, 1),
             **counts}, spans
