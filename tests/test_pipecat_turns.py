@@ -191,6 +191,30 @@ def test_the_analyzer_keeps_a_bounded_buffer(leaning):
     assert 0.3 * RATE <= analyzer._samples <= 0.3 * RATE + 320
 
 
+def slow_model(analyzer, monkeypatch, seconds: float = 0.3) -> None:
+    """The analyzer's model takes `seconds` a prediction, so that words can come while it runs."""
+    import time
+
+    real = analyzer.turns.model.probabilities
+
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(analyzer.turns.model, "probabilities", slow)
+
+
+def during_analysis(analyzer, action):
+    """`analyze_end_of_turn` as pipecat runs it, with `action()` on the event loop 0.1 s into it; its result."""
+    async def scenario():
+        task = asyncio.create_task(analyzer.analyze_end_of_turn())
+        await asyncio.sleep(0.1)
+        action()
+        return await task
+
+    return asyncio.run(scenario())
+
+
 def speak(analyzer, text: str) -> None:
     for frame in audio_frames(text):
         analyzer.append_audio(frame.audio, True)
@@ -340,23 +364,9 @@ def test_a_final_that_comes_while_the_model_runs_is_its_utterances(leaning, monk
     analyzer.set_sample_rate(RATE)
     speak(analyzer, "and then")
     analyzer.add_transcription("and then", final=False)
-    add = analyzer.turns.add
+    slow_model(analyzer, monkeypatch)
 
-    def slow(*args, **kwargs):
-        import time
-
-        time.sleep(0.3)
-        return add(*args, **kwargs)
-
-    monkeypatch.setattr(analyzer.turns, "add", slow)
-
-    async def scenario():
-        task = asyncio.create_task(analyzer.analyze_end_of_turn())
-        await asyncio.sleep(0.1)
-        analyzer.add_transcription("and then we ate", final=True)
-        return await task
-
-    asyncio.run(scenario())
+    during_analysis(analyzer, lambda: analyzer.add_transcription("and then we ate", final=True))
     assert [h["text"] for h in analyzer.turns.history] == ["and then we ate"]
 
 
@@ -424,24 +434,13 @@ def test_a_final_that_comes_while_the_model_runs_still_revises_an_open_turn(lean
     analyzer.set_sample_rate(RATE)
     speak(analyzer, question)
     analyzer.add_transcription("what time does the museum open", final=False)
-    real = analyzer.turns.model.probabilities
+    slow_model(analyzer, monkeypatch)
 
-    def slow(*args, **kwargs):
-        import time
-
-        time.sleep(0.3)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(analyzer.turns.model, "probabilities", slow)
-
-    async def scenario():
-        task = asyncio.create_task(analyzer.analyze_end_of_turn())
-        await asyncio.sleep(0.1)
+    def final_words():
         analyzer.add_transcription(question, final=True)
         assert not analyzer.revision_due  # not before the verdict
-        return await task
 
-    assert asyncio.run(scenario())[0] == EndOfTurnState.INCOMPLETE
+    assert during_analysis(analyzer, final_words)[0] == EndOfTurnState.INCOMPLETE
     assert analyzer.revision_due and analyzer.turns.history[-1]["text"] == question
     analyzer.clear()  # pipecat's turn stop: the turn is over, nothing to revise
     assert not analyzer.revision_due and analyzer.decide_again() == (EndOfTurnState.INCOMPLETE, None)
@@ -453,21 +452,7 @@ def test_a_backchannel_taken_back_while_the_model_runs_never_joins_the_context(l
     analyzer.bot_said("so how was your trip")
     speak(analyzer, "mm hmm")
     analyzer.add_transcription("mm-hmm", final=True)
-    real = analyzer.turns.model.probabilities
+    slow_model(analyzer, monkeypatch)
 
-    def slow(*args, **kwargs):
-        import time
-
-        time.sleep(0.3)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(analyzer.turns.model, "probabilities", slow)
-
-    async def scenario():
-        task = asyncio.create_task(analyzer.analyze_end_of_turn())
-        await asyncio.sleep(0.1)
-        analyzer.ignore_backchannel()
-        return await task
-
-    asyncio.run(scenario())
+    during_analysis(analyzer, analyzer.ignore_backchannel)
     assert [h["text"] for h in analyzer.turns.history] == ["so how was your trip"]
