@@ -158,6 +158,32 @@ def test_is_backchannel(text, backchannel):
     assert is_backchannel(text) == backchannel
 
 
+@pytest.mark.parametrize("text", ["Mm-hm.", "Mhmm.", "Mmm.", "mm hmm", "Mm-hmm!", "mmhm", "Uh-huh.", "uhhuh",
+                                  "Yeah, yeah.", "Okay.", "OK", "I see.", "Got it.", "Oh, right."])
+def test_recognisers_spellings_of_backchannels_are_backchannels(text):
+    assert is_backchannel(text)
+
+
+@pytest.mark.parametrize("text", ["i", "it", "got", "see", "I think", "Oh, I", "uh", "mm what", "yes and no"])
+def test_fragments_of_backchannel_phrases_are_not_backchannels(text):
+    """"i see" and "got it" were word lists: "i" or "it" alone let the agent talk over the user."""
+    assert not is_backchannel(text)
+
+
+def test_backchannels_in_the_users_language():
+    from turnfusion.pipecat_turns import backchannel_units
+    from turnfusion.schema import DataError
+
+    german = backchannel_units(["ja", "mhm", "genau", "okay", "ach so"])
+    assert is_backchannel("Ja, genau.", units=german) and is_backchannel("Ach so!", units=german)
+    assert not is_backchannel("yeah", units=german) and not is_backchannel("so", units=german)
+    for bad in ("yeah", ["ok", 3], ["..."], []):
+        with pytest.raises(DataError, match="backchannels must be a list of words or phrases"):
+            backchannel_units(bad)
+    strategy = BackchannelUserTurnStartStrategy(backchannels=["ja", "genau"])
+    assert strategy.units == backchannel_units(["ja", "genau"])
+
+
 def test_the_analyzer_waits_for_words_ends_on_stop_secs_and_keeps_late_finals(leaning):
     analyzer = TurnFusionTurnAnalyzer(leaning["keep"], precision="fp32", params=TurnFusionParams(stop_secs=0.5))
     analyzer.set_sample_rate(RATE)

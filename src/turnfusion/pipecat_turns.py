@@ -55,10 +55,11 @@ from turnfusion.streaming import LateFinals, Words, checked_words, is_number
 
 log = logging.getLogger(__name__)
 USER, AGENT = 0, 1
-# what listeners say to show they follow without taking the turn (Switchboard's and MM-F2F's commonest backchannels)
-BACKCHANNEL_WORDS = frozenset(
-    "mm mhm hmm mmhmm uh huh uhhuh yeah yep yes yea right okay ok sure alright wow oh ah i see true exactly "
-    "totally definitely really nice cool great got it gotcha".split())
+# what listeners say to show they follow without taking the turn (Switchboard's and MM-F2F's commonest backchannels):
+# each entry is one unit, a word or a phrase; an utterance is a backchannel when it is made of these units only
+BACKCHANNELS_EN = ("mm", "mhm", "mm-hmm", "hmm", "uh-huh", "uh huh", "yeah", "yep", "yes", "yea", "right", "okay",
+                   "ok", "sure", "alright", "wow", "oh", "ah", "i see", "true", "exactly", "totally", "definitely",
+                   "really", "nice", "cool", "great", "got it", "gotcha", "oh right", "i know")
 
 
 class TurnFusionParams(BaseTurnParams):
@@ -148,11 +149,11 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
             self.turns.remember(text, AGENT)
             self._agent_spoke = True
 
-    def ignore_backchannel(self) -> None:
+    def ignore_backchannel(self, units: frozenset | None = None) -> None:
         """The utterance being heard (or just analysed) was a backchannel while the agent spoke: it leaves the
         buffers and the context, and its later words are dropped, until the user speaks again."""
         decided = self.late.decided[-1] if self.late.decided and not self._utterance_open else None
-        if decided is not None and is_backchannel(decided.words.text()):  # it was analysed (else nothing to undo)
+        if decided is not None and is_backchannel(decided.words.text(), units=units):  # analysed: undo it
             if decided.entry is None:  # still in the model: it never joins the context
                 decided.refused = True
             elif self.turns.history and self.turns.history[-1] is decided.entry:
@@ -389,11 +390,42 @@ def checked_params(params: TurnFusionParams) -> TurnFusionParams:
     return params
 
 
-def is_backchannel(text: str, max_words: int = 3) -> bool:
-    """Whether words are only a listener's response: at most `max_words` words, every one a backchannel word
-    ("mm-hmm", "yeah", "oh right"); a question or any other word is a turn ("what", "wait", "no")."""
-    words = re.findall(r"[a-z]+", text.lower().replace("-", ""))
-    return 0 < len(words) <= max_words and all(w in BACKCHANNEL_WORDS for w in words)
+def spelling(word: str) -> str:
+    """A word as recognisers spell backchannels many ways: lower case, no hyphens, each run of one letter as one letter
+    ("Mm-hmm", "Mhmm", "mmhm" -> "mhm"; "Mmm" -> "m"; "Uh-huh" -> "uhuh")."""
+    return re.sub(r"(.)\1+", r"\1", word.lower().replace("-", ""))
+
+
+WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")  # letters, with inner hyphens ("mm-hmm")
+
+
+def backchannel_units(phrases) -> frozenset[tuple[str, ...]]:
+    """The units of a backchannel list (`BACKCHANNELS_EN`, or a list in the users' language), as spelled words."""
+    if isinstance(phrases, str) or not all(isinstance(p, str) for p in phrases):
+        raise DataError(f"backchannels must be a list of words or phrases, got {phrases!r:.80}")
+    units = frozenset(tuple(spelling(w) for w in WORD.findall(p)) for p in phrases)
+    if not units or () in units:
+        raise DataError(f"backchannels must be a list of words or phrases, each with a word, got {phrases!r:.80}")
+    return units
+
+
+def is_backchannel(text: str, max_words: int = 3, units: frozenset | None = None) -> bool:
+    """Whether words are only a listener's response: at most `max_words` words, made entirely of backchannel units
+    (`units`, default English: "mm-hmm", "yeah", "oh right", "i see"), whatever the recogniser's spelling
+    ("Mm-hm.", "Mhmm", "Mmm"); a question, any other word, or a unit's fragment ("i", "it") is a turn."""
+    units = units if units is not None else ENGLISH_UNITS
+    words = [spelling(w) for w in WORD.findall(text)]
+    if not 0 < len(words) <= max_words:
+        return False
+    longest = max(len(u) for u in units)
+    covered = [True] + [False] * len(words)  # covered[k]: words[:k] splits into units
+    for end in range(1, len(words) + 1):
+        covered[end] = any(covered[end - n] and tuple(words[end - n: end]) in units
+                           for n in range(1, min(longest, end) + 1))
+    return covered[-1]
+
+
+ENGLISH_UNITS = backchannel_units(BACKCHANNELS_EN)
 
 
 class BackchannelUserTurnStartStrategy(BaseUserTurnStartStrategy):
@@ -403,9 +435,12 @@ class BackchannelUserTurnStartStrategy(BaseUserTurnStartStrategy):
     `UserBackchannelFrame`, and, given the analyzer, leave the model's context."""
 
     def __init__(self, *, analyzer: TurnFusionTurnAnalyzer | None = None, max_backchannel_words: int = 3,
-                 use_interim: bool = True, **kwargs):
+                 use_interim: bool = True, backchannels=BACKCHANNELS_EN, **kwargs):
+        """`backchannels`: the words and phrases that do not interrupt the agent, in the users' language
+        (default `BACKCHANNELS_EN`; German, say: ("ja", "mhm", "genau", "okay", "ach so"))."""
         super().__init__(**kwargs)
         self.analyzer, self.max_backchannel_words, self.use_interim = analyzer, max_backchannel_words, use_interim
+        self.units = backchannel_units(backchannels)
         self.bot_speaking = False
         self._over_bot = False  # the user's current speech began while the agent spoke
         self.backchannels: list[str] = []  # what the user said that let the agent go on
@@ -430,11 +465,11 @@ class BackchannelUserTurnStartStrategy(BaseUserTurnStartStrategy):
             if not (self.bot_speaking or self._over_bot):
                 await self.trigger_user_turn_started()
                 return ProcessFrameResult.STOP
-            if is_backchannel(frame.text, self.max_backchannel_words):
+            if is_backchannel(frame.text, self.max_backchannel_words, self.units):
                 if isinstance(frame, TranscriptionFrame):  # the agent goes on; these words are no user turn
                     self.backchannels.append(frame.text)
                     if self.analyzer is not None:
-                        self.analyzer.ignore_backchannel()
+                        self.analyzer.ignore_backchannel(self.units)
                     await self.trigger_reset_aggregation()
                     await self.push_frame(UserBackchannelFrame(text=frame.text, user_id=frame.user_id,
                                                                timestamp=frame.timestamp))
