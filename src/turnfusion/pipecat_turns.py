@@ -49,9 +49,10 @@ from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_start.base_user_turn_start_strategy import BaseUserTurnStartStrategy
 from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import TurnAnalyzerUserTurnStopStrategy
 
+from turnfusion.choices import Bound
 from turnfusion.errors import DataError, one_line
 from turnfusion.onnx_backend import OnnxTurnModel, TurnSession
-from turnfusion.streaming import LateFinals, Words, checked_words, is_number
+from turnfusion.streaming import LateFinals, Words, checked_words
 
 log = logging.getLogger(__name__)
 USER, AGENT = 0, 1
@@ -373,20 +374,18 @@ class TurnFusionUserTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         return result
 
 
-PARAM_BOUNDS = {"stop_secs": (0.05, 60.0), "pre_speech_ms": (0.0, 5000.0), "max_duration_secs": (0.1, 60.0),
-                "final_lag_secs": (0.0, 60.0)}
+PARAM_BOUNDS = {"stop_secs": Bound(0.05, 60.0), "pre_speech_ms": Bound(0.0, 5000.0),
+                "max_duration_secs": Bound(0.1, 60.0), "final_lag_secs": Bound(0.0, 60.0),
+                "shift_threshold": Bound(0.0, 1.0)}  # None: shift when it is the likeliest class
 
 
 def checked_params(params: TurnFusionParams) -> TurnFusionParams:
     """Each setting in its range (one line naming it otherwise): a negative or NaN length would make the analyzer
     keep no audio and never analyse, silently."""
-    for name, (low, high) in PARAM_BOUNDS.items():
+    for name, bound in PARAM_BOUNDS.items():
         value = getattr(params, name)
-        if not is_number(value) or not low <= value <= high:
-            raise DataError(f"TurnFusionParams.{name} must be a number from {low} to {high}, got {value!r:.40}")
-    threshold = params.shift_threshold
-    if threshold is not None and (not is_number(threshold) or not 0 <= threshold <= 1):
-        raise DataError(f"TurnFusionParams.shift_threshold must be None or from 0 to 1, got {threshold!r:.40}")
+        if not (name == "shift_threshold" and value is None) and not bound.holds(value):
+            raise DataError(f"TurnFusionParams.{name} must be {bound.rule()}, got {value!r:.40}")
     return params
 
 

@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import soxr
 
+from turnfusion.choices import Bound
 from turnfusion.errors import DataError, one_line
 from turnfusion.onnx_backend import OnnxTurnModel, TurnSession
 from turnfusion.processing import MIN_SECONDS, audio_array, check_full_scale
@@ -114,14 +115,14 @@ class StreamConfig:
 
     # one range per field: a threshold below 0.3 never sees speech end (Silero gives noise ~0.02), speech shorter
     # than the model's 50 ms is no input, and waits past a minute are no live conversation
-    BOUNDS = {"threshold": (0.3, 0.95), "min_silence_s": (0.0, 10.0), "min_speech_s": (MIN_SECONDS, 10.0),
-              "pre_roll_s": (0.0, 2.0), "max_word_wait_s": (0.0, 60.0), "final_lag_s": (0.0, 60.0)}
+    BOUNDS = {"threshold": Bound(0.3, 0.95), "min_silence_s": Bound(0.0, 10.0),
+              "min_speech_s": Bound(MIN_SECONDS, 10.0), "pre_roll_s": Bound(0.0, 2.0),
+              "max_word_wait_s": Bound(0.0, 60.0), "final_lag_s": Bound(0.0, 60.0)}
 
     def __post_init__(self):
-        for name, (low, high) in self.BOUNDS.items():
-            value = getattr(self, name)
-            if not is_number(value) or not low <= value <= high:
-                raise DataError(f"StreamConfig.{name} must be a number from {low} to {high}, got {value!r:.40}")
+        for name, bound in self.BOUNDS.items():
+            if not bound.holds(getattr(self, name)):
+                raise DataError(f"StreamConfig.{name} must be {bound.rule()}, got {getattr(self, name)!r:.40}")
 
 
 @dataclass
