@@ -247,9 +247,12 @@ def test_a_late_final_gives_the_decision_again_as_if_it_had_come_in_time(exporte
     """The recogniser's final came after the decision on interim words: the session decides again on the final
     words, with the same audio and context, as a session whose final came in time decides once."""
     stream = np.concatenate([silence(0.3), said("what time does the museum open tomorrow"), silence(0.5)])
+    before = np.concatenate([silence(0.3), said("so i went to the market"), silence(0.5)])
     on_time = StreamingTurnSession(exported, RATE, precision="fp32")
+    feed(on_time, before, [("so i went to the market", True)], at=30)  # a context (its audio too) the revision reads
     (_, want), = feed(on_time, stream, [("what time does the museum open tomorrow", True)], at=30)
     late = StreamingTurnSession(exported, RATE, precision="fp32")
+    feed(late, before, [("so i went to the market", True)], at=30)
     (_, first), = feed(late, stream, [("what time does the museum open", False)], at=30)
     revised = late.push_words("what time does the museum open tomorrow", final=True)
     assert not first.revised and revised.revised and revised.text == want.text

@@ -217,9 +217,6 @@ class LateFinals:
     def forget(self, entry: dict) -> None:
         self.decided = [d for d in self.decided if d.entry is not entry]
 
-    def clear(self) -> None:
-        self.decided = []
-
     def is_late(self, start: float | None) -> bool:
         """Whether words that began at `start` belong to an utterance already heard (decided or refused)."""
         return start is not None and bool(self.decided) and start < self.decided[-1].end_s
@@ -489,7 +486,7 @@ class StreamingTurnSession:
             return None
         _, audio, context = self._revisable
         text = decided.words.text()
-        probabilities = self.model.probabilities(*self.model.processor.prepare(text, audio, USER, context, self.rate))
+        probabilities = self.model.predict(text, audio, USER, context, self.rate)
         return Decision(probabilities, text, decided.start_s, decided.end_s, self._frame_end() / self.rate,
                         (time.perf_counter() - started) * 1000, revised=True)
 
