@@ -3,7 +3,7 @@
 import argparse
 
 from stages.common import config, run
-from turnfusion.config import DataConfig, DemoConfig, Mmf2fConfig
+from turnfusion.config import CallsConfig, DataConfig, DemoConfig, Mmf2fConfig
 from turnfusion.sources import write_source
 
 
@@ -11,7 +11,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    write_source(args.out, config(DataConfig), config(DemoConfig), config(Mmf2fConfig))
+    write_source(args.out, config(DataConfig), config(DemoConfig), config(Mmf2fConfig), config(CallsConfig))
 
 
 if __name__ == "__main__":

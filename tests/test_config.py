@@ -6,6 +6,7 @@ from conftest import REPO
 
 from turnfusion.choices import MODEL_BOUNDS, PROCESSOR_BOUNDS
 from turnfusion.config import (
+    CallsConfig,
     ComputeConfig,
     DataConfig,
     DemoConfig,
@@ -13,6 +14,7 @@ from turnfusion.config import (
     DropSilentConfig,
     EmbedConfig,
     ExportConfig,
+    LabelConfig,
     Mmf2fConfig,
     ModelConfig,
     ParamsError,
@@ -27,8 +29,8 @@ from turnfusion.config import (
 )
 from turnfusion.errors import DataError
 
-ALL = [DataConfig, DemoConfig, Mmf2fConfig, DownloadConfig, DropSilentConfig, SegmentConfig, SplitConfig, TextConfig,
-       TeacherConfig, PretrainAudioConfig, ModelConfig, EmbedConfig, TrainConfig, ExportConfig,
+ALL = [DataConfig, DemoConfig, Mmf2fConfig, CallsConfig, LabelConfig, DownloadConfig, DropSilentConfig, SegmentConfig,
+       SplitConfig, TextConfig, TeacherConfig, PretrainAudioConfig, ModelConfig, EmbedConfig, TrainConfig, ExportConfig,
        ComputeConfig]
 
 

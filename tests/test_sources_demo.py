@@ -97,7 +97,7 @@ def test_text_cues_look_as_specified():
 
 def test_demo_corpus_files(tmp_path):
     cfg = DemoConfig(n_conversations=5, utterances_per_conversation=6, sample_rate=44100, stereo_fraction=0.5,
-                     snr_db=20, n_silent=1, n_corrupt=1, n_empty=1)
+                     snr_db=20, n_silent=1, n_corrupt=1, n_empty=1, language="en", transcripts="none")
     table = write_demo_corpus(tmp_path, cfg, seed=1)
     assert list(read_utterances(tmp_path / "utterances.csv").columns[:7]) == UTTERANCE_COLUMNS
     manifest = pd.read_csv(tmp_path / "manifest.csv")

@@ -71,11 +71,11 @@ def _device(section: str, value: str) -> None:
 @dataclass(frozen=True)
 class DataConfig:
     section: ClassVar[str] = "data"
-    source: str  # demo (embedded, offline) or mmf2f (annotation CSVs + YouTube recordings)
+    source: str  # demo (embedded, offline), mmf2f (annotation CSVs + YouTube recordings) or calls (your recordings)
     seed: int  # seed of the demo corpus generator and of the rehearsal's voices
 
     def __post_init__(self):
-        _one_of(self.section, "source", self.source, ("demo", "mmf2f"))
+        _one_of(self.section, "source", self.source, ("demo", "mmf2f", "calls"))
 
 
 @dataclass(frozen=True)
@@ -89,8 +89,12 @@ class DemoConfig:
     n_silent: int
     n_corrupt: int
     n_empty: int
+    language: str  # en or de: the words, voices and backchannels of the conversations
+    transcripts: str  # none, or a timed transcript per recording as the recognisers write it: json (Whisper) or csv
 
     def __post_init__(self):
+        _one_of(self.section, "language", self.language, ("en", "de"))
+        _one_of(self.section, "transcripts", self.transcripts, ("none", "json", "csv"))
         for name in ("n_conversations", "utterances_per_conversation", "sample_rate"):
             _at_least(self.section, name, getattr(self, name), 1)
         for name in ("n_silent", "n_corrupt", "n_empty"):
@@ -118,6 +122,49 @@ class Mmf2fConfig:
         if not self.recordings.strip():
             raise ParamsError("params.yaml: mmf2f.recordings is empty; use youtube, rehearsal, a template with "
                               "{video_id} or a directory")
+
+
+@dataclass(frozen=True)
+class CallsConfig:
+    section: ClassVar[str] = "calls"
+    # <name>.wav / .flac / .mp3 / .ogg / .opus / .m4a (stereo: one speaker per channel; mono: with <name>.rttm),
+    # optionally with <name>.json (Whisper-style) or <name>.csv (speaker, start, end, word or text)
+    folder: str
+    speakers: list  # the names of channel 0's and channel 1's speaker in transcripts and RTTM files
+
+    def __post_init__(self):
+        if not self.folder.strip():
+            raise ParamsError("params.yaml: calls.folder is empty; give the folder of your recordings")
+        if len(self.speakers) != 2 or len({str(s) for s in self.speakers}) != 2:
+            raise ParamsError(f"params.yaml: calls.speakers must name 2 different speakers (channel 0, channel 1), "
+                              f"got {self.speakers!r:.80}")
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    section: ClassVar[str] = "label"
+    labels: str  # auto: the source's labels when it has them (demo, mmf2f), derived otherwise (calls); given; derived
+    vad_threshold: float  # Silero VAD speech probability threshold (each channel)
+    min_pause_s: float  # a shorter silence within a speaker's speech does not end an inter-pausal unit (IPU)
+    min_speech_s: float  # shorter activity is dropped (a click, a breath)
+    min_utterance_s: float  # shorter utterances are counted and skipped
+    max_gap_s: float  # nobody speaks for longer after an utterance: counted and skipped (no_response)
+    bc_max_s: float  # a backchannel is listener activity at most this long (VAP: bc_max_duration 1.0 s) ...
+    bc_pre_silence_s: float  # ... with the listener silent this long before it (VAP: bc_pre_cond_time 1.0 s) ...
+    bc_post_silence_s: float  # ... and after it (VAP: bc_post_cond_time 1.0 s) ...
+    bc_window_s: float  # ... starting at most this long before the speaker's end (VAP's 0.5 s prediction region)
+    backchannel_words: str  # en, de: a unit with words is a backchannel only when made of these; none: activity alone
+    match_tolerance_s: float  # agreement with given labels: a derived utterance of the same speaker ends this close
+
+    def __post_init__(self):
+        _one_of(self.section, "labels", self.labels, ("auto", "given", "derived"))
+        _one_of(self.section, "backchannel_words", self.backchannel_words, ("en", "de", "none"))
+        _fraction(self.section, "vad_threshold", self.vad_threshold, open_interval=True)
+        for name in ("min_pause_s", "min_speech_s", "min_utterance_s", "bc_pre_silence_s", "bc_post_silence_s",
+                     "bc_window_s"):
+            _at_least(self.section, name, getattr(self, name), 0)
+        for name in ("max_gap_s", "bc_max_s", "match_tolerance_s"):
+            _at_least(self.section, name, getattr(self, name), 0, strictly=True)
 
 
 @dataclass(frozen=True)
@@ -361,9 +408,9 @@ class ComputeConfig:
             raise ParamsError("params.yaml: compute.launcher must name a command (python, torchrun ...), got ''")
 
 
-ALL_CONFIGS = (DataConfig, DemoConfig, Mmf2fConfig, DownloadConfig, DropSilentConfig, SegmentConfig, SplitConfig,
-               TextConfig, TeacherConfig, PretrainAudioConfig, ModelConfig, EmbedConfig, TrainConfig, ExportConfig,
-               ComputeConfig)
+ALL_CONFIGS = (DataConfig, DemoConfig, Mmf2fConfig, CallsConfig, LabelConfig, DownloadConfig, DropSilentConfig,
+               SegmentConfig, SplitConfig, TextConfig, TeacherConfig, PretrainAudioConfig, ModelConfig, EmbedConfig,
+               TrainConfig, ExportConfig, ComputeConfig)
 
 
 def _is(value, kind) -> bool:

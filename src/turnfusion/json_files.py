@@ -12,16 +12,16 @@ MAX_JSON_BYTES = 16 * 2**20  # a model folder's config, processor config or mani
 MAX_JSON_DEPTH = 32  # they nest 3 levels; a deeper file is hostile (200k levels overflow the parser's stack)
 
 
-def json_object(path: Path) -> dict:
-    """A model folder's JSON file (config, processor config, manifest) as a dict, or a DataError naming it: size
-    and nesting are bounded before it is parsed."""
+def json_object(path: Path, what: str = "a model folder's JSON") -> dict:
+    """A model folder's JSON file (config, processor config, manifest; or `what` else) as a dict, or a DataError
+    naming it: size and nesting are bounded before it is parsed."""
     try:
         if path.stat().st_size > MAX_JSON_BYTES:
-            raise DataError(f"{path}: {path.stat().st_size} bytes; a model folder's JSON is at most "
+            raise DataError(f"{path}: {path.stat().st_size} bytes; {what} is at most "
                             f"{MAX_JSON_BYTES // 2**20} MiB")
         text = path.read_text(encoding="utf-8")
         if json_depth(text) > MAX_JSON_DEPTH:
-            raise DataError(f"{path}: nested deeper than {MAX_JSON_DEPTH} levels; not a model folder's JSON")
+            raise DataError(f"{path}: nested deeper than {MAX_JSON_DEPTH} levels; not {what}")
         value = json.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise DataError(f"{path}: not JSON ({one_line(exc, 120)})") from None
