@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+import pytest
 import soundfile as sf
 from conftest import rms_db
 
@@ -8,8 +9,10 @@ from turnfusion.prosody import f0_track
 from turnfusion.schema import UTTERANCE_COLUMNS, read_utterances
 from turnfusion.sources import speech as tts
 from turnfusion.sources.demo import (
+    LANGUAGES,
     generate_conversation,
     map_in_fresh_processes,
+    pick_voices,
     trim_silence,
     utterance_text,
     write_demo_corpus,
@@ -106,3 +109,35 @@ def test_demo_corpus_files(tmp_path):
     assert ok.samplerate == 44100
     assert (tmp_path / "remote" / "demo004.flac").stat().st_size == 0
     assert len(table) == 30
+
+
+@pytest.mark.parametrize("transcripts", ["json", "csv"])
+def test_demo_transcripts_hold_every_utterance_and_listener_response_as_read_back(tmp_path, transcripts):
+    cfg = DemoConfig(n_conversations=3, utterances_per_conversation=8, sample_rate=16000, stereo_fraction=1.0,
+                     snr_db=20, n_silent=0, n_corrupt=0, n_empty=0, language="en", transcripts=transcripts)
+    table = write_demo_corpus(tmp_path, cfg, seed=3)
+    assert (tmp_path / "remote" / f"demo000.{transcripts}").is_file()
+    pieces = pd.read_csv(tmp_path / "transcripts.csv", keep_default_na=False)
+    said = pieces.merge(table, on=["video_id", "start", "end", "speaker", "text"])
+    assert len(said) == len(table)  # every utterance, with its speaker, times and words
+    responses = pieces.merge(table.dropna(subset=["listener_start"]), left_on=["video_id", "start", "end"],
+                             right_on=["video_id", "listener_start", "listener_end"], suffixes=("", "_row"))
+    assert len(responses) == int((table.label == 2).sum()) > 0  # each backchannel, on the listener's channel
+    assert (responses.speaker != responses.speaker_row).all()
+    assert len(pieces) == len(table) + len(responses)
+
+
+def test_a_german_demo_speaks_german_words_and_backchannels(tmp_path):
+    cfg = DemoConfig(n_conversations=1, utterances_per_conversation=12, sample_rate=16000, stereo_fraction=1.0,
+                     snr_db=20, n_silent=0, n_corrupt=0, n_empty=0, language="de", transcripts="json")
+    table = write_demo_corpus(tmp_path, cfg, seed=4)
+    german = set(" ".join(LANGUAGES["de"].subjects + LANGUAGES["de"].verbs + LANGUAGES["de"].objects
+                          + LANGUAGES["de"].opinions + LANGUAGES["de"].questions + LANGUAGES["de"].fillers
+                          + LANGUAGES["de"].conjunctions + LANGUAGES["de"].times
+                          + LANGUAGES["de"].narrative_tails).replace("{", " ").replace("}", " ").split())
+    words = set(" ".join(table.text).split())
+    assert words <= german | {"obj", "time", "statement"}
+    assert not words & {"the", "went", "yesterday"}
+    pieces = pd.read_csv(tmp_path / "transcripts.csv", keep_default_na=False)
+    assert set(pieces.text) - set(table.text) <= set(LANGUAGES["de"].backchannels)
+    assert pick_voices(np.random.default_rng(0), LANGUAGES["de"].voice)[0].name.startswith("de+")

@@ -147,10 +147,11 @@ def agreement(derived: pd.DataFrame, given: pd.DataFrame, tolerance_s: float) ->
     if pairs.empty:
         return report
     labels = list(LABEL_NAMES)
+    kappa = cohen_kappa_score(pairs.given_label, pairs.derived_label, labels=labels, replace_undefined_by=np.nan)
     per_class = f1_score(pairs.given_label, pairs.derived_label, labels=labels, average=None, zero_division=0)
     report.update({
         "macro_f1": round(float(per_class.mean()), 4),
-        "kappa": round(float(cohen_kappa_score(pairs.given_label, pairs.derived_label, labels=labels)), 4),
+        "kappa": None if np.isnan(kappa) else round(float(kappa), 4),  # undefined when both sides say one class
         "per_class_f1": {LABEL_NAMES[k]: round(float(f), 4) for k, f in zip(labels, per_class, strict=True)},
         "confusion": {f"given_{LABEL_NAMES[g]}": {LABEL_NAMES[d]: int(((pairs.given_label == g)
                                                                       & (pairs.derived_label == d)).sum())

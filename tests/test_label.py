@@ -1,0 +1,100 @@
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import yaml
+from conftest import REPO
+from spoken_call import EXPECTED, RATE, SCRIPT, spoken_call
+
+from turnfusion.choices import KEEP, SHIFT
+from turnfusion.config import LabelConfig, from_params
+from turnfusion.errors import DataError
+from turnfusion.label import agreement, derive_labels, label_source, match_utterances
+
+
+def shipped(**changes) -> LabelConfig:
+    return dataclasses.replace(from_params(LabelConfig, yaml.safe_load((REPO / "params.yaml").read_text())), **changes)
+
+
+@pytest.fixture(scope="module")
+def call(tmp_path_factory):
+    """A two-channel call spoken by eSpeak NG, its Whisper-style transcript, and the spoken timeline."""
+    folder = tmp_path_factory.mktemp("call")
+    words, audio = spoken_call(folder)
+    return folder, words, audio
+
+
+def test_a_spoken_call_is_labelled_exactly_from_its_channels_alone(call):
+    folder, _, _ = call
+    table, overlaps, skipped = derive_labels(["call1"], folder, None, None, shipped(), progress=False)
+    assert table.label.tolist() == EXPECTED
+    assert table.text.tolist() == [""] * 6  # no transcript: no words
+    assert overlaps.outcome.tolist() == ["backchannel", "barge_in"]
+    assert skipped.reason.tolist() == ["end_of_recording"]
+
+
+def test_with_a_transcript_utterances_carry_their_words_and_the_same_labels(call):
+    folder, words, _ = call
+    table, overlaps, _ = derive_labels(["call1"], folder, words, None, shipped(), progress=False)
+    assert table.label.tolist() == EXPECTED
+    said = [text for channel, text, _ in SCRIPT if text != "yeah"][:6]
+    assert table.text.tolist() == said
+    assert overlaps.text.tolist() == ["yeah", "oh and what did you buy there"]
+
+
+def test_a_mono_call_with_its_diarization_is_labelled_as_the_stereo_one(call):
+    folder, words, _ = call
+    turns = words.drop(columns="text")
+    table, _, _ = derive_labels(["mono1"], folder, None, turns.assign(video_id="mono1"), shipped(), progress=False)
+    assert table.label.tolist() == EXPECTED
+
+
+def test_recordings_that_cannot_be_labelled_are_counted_with_their_reason(call, tmp_path):
+    folder, words, audio = call
+    sf.write(tmp_path / "mono.flac", audio.mean(axis=1), RATE)
+    sf.write(tmp_path / "one_sided.flac", audio * [1, 0], RATE)
+    sf.write(tmp_path / "three.flac", np.c_[audio, audio[:, :1]], RATE)
+    sf.write(tmp_path / "short.flac", audio[: 5 * RATE], RATE)
+    late = words.assign(video_id="short")
+    table, _, skipped = derive_labels(["mono", "one_sided", "three", "short", "absent"], tmp_path, late, None,
+                                      shipped(), progress=False)
+    assert table.empty
+    reasons = dict(zip(skipped.video_id, skipped.detail, strict=True))
+    assert reasons["mono"].startswith("mono recording without diarization")
+    assert reasons["one_sided"].startswith("no speech on channel 1")
+    assert reasons["three"].startswith("3 channels")
+    assert "past the recording's end" in reasons["short"]
+    assert "recording not found" in reasons["absent"]
+
+
+def test_matching_pairs_each_utterance_once_nearest_first():
+    derived = pd.DataFrame({"video_id": "v", "speaker": 0, "end": [1.0, 1.2, 5.0], "label": [0, 1, 2]})
+    given = pd.DataFrame({"video_id": "v", "speaker": 0, "end": [1.05, 9.0], "label": [1, 2]})
+    pairs = match_utterances(derived, given, 0.3)
+    assert pairs[["derived_label", "given_label"]].values.tolist() == [[0, 1]]  # 1.0 is nearer 1.05 than 1.2
+    report = agreement(derived.assign(label=[1, 1, 2]), given, 0.3)
+    assert (report["matched"], report["given"], report["derived"]) == (1, 2, 3)
+    assert report["kappa"] is None  # one class only: undefined, not NaN in a JSON report
+
+
+def test_the_stage_passes_given_labels_on_and_derives_them_for_a_source_without(call, tmp_path):
+    folder, words, _ = call
+    source = tmp_path / "source"
+    source.mkdir()
+    pd.DataFrame({"video_id": ["call1"], "url": ["x"]}).to_csv(source / "manifest.csv", index=False)
+    words.to_csv(source / "transcripts.csv", index=False)
+    table, _, _, report = label_source(source, folder, shipped(labels="auto"), progress=False)
+    assert report["labels"] == "derived" and table.label.tolist() == EXPECTED
+    with pytest.raises(DataError, match="utterances.csv: not found; this source has no labels of its own"):
+        label_source(source, folder, shipped(labels="given"), progress=False)
+    given = table.assign(label=[SHIFT, KEEP, SHIFT, SHIFT, SHIFT, SHIFT], sentence_id=[f"g{i}" for i in range(6)])
+    given.to_csv(source / "utterances.csv", index=False)
+    assert label_source(source, folder, shipped(labels="auto"), progress=False)[0] is None  # given labels win
+    _, _, _, report = label_source(source, folder, shipped(labels="derived"), progress=False)
+    assert report["agreement_with_given"]["matched"] == 6
+    assert report["agreement_with_given"]["per_class_f1"]["keep"] == 1.0
+    assert report["agreement_with_given"]["confusion"]["given_shift"]["backchannel"] == 1
+    assert json.dumps(report)  # the report is JSON as written
