@@ -12,7 +12,14 @@ from spoken_call import EXPECTED, RATE, SCRIPT, spoken_call
 from turnfusion.choices import KEEP, SHIFT
 from turnfusion.config import LabelConfig, from_params
 from turnfusion.errors import DataError
-from turnfusion.label import agreement, derive_labels, label_source, match_utterances
+from turnfusion.label import (
+    agreement,
+    backchannel_agreement,
+    derive_labels,
+    label_source,
+    match_utterances,
+    pair_times,
+)
 
 
 def shipped(**changes) -> LabelConfig:
@@ -98,3 +105,41 @@ def test_the_stage_passes_given_labels_on_and_derives_them_for_a_source_without(
     assert report["agreement_with_given"]["per_class_f1"]["keep"] == 1.0
     assert report["agreement_with_given"]["confusion"]["given_shift"]["backchannel"] == 1
     assert json.dumps(report)  # the report is JSON as written
+
+
+def quiet_mono(folder, seconds=12.0):
+    sf.write(folder / "m.flac", np.zeros(int(seconds * RATE), dtype=np.float32), RATE)
+
+
+def test_words_and_the_activity_they_miss_are_merged_across_short_pauses(tmp_path):
+    quiet_mono(tmp_path)
+    turns = pd.DataFrame({"video_id": "m", "speaker": [0, 0, 0, 1], "start": [0.0, 1.8, 5.0, 3.0],
+                          "end": [1.5, 2.3, 7.0, 4.0]})
+    words = pd.DataFrame({"video_id": "m", "speaker": [0, 0], "start": [0.1, 1.0], "end": [0.9, 1.7],
+                          "text": ["hello", "there"]})
+    table, _, _ = derive_labels(["m"], tmp_path, words, turns, shipped(), progress=False)
+    first = table.iloc[0]
+    assert (first.start, first.end, first.text) == (0.1, 2.3, "hello there")  # 0.1 s to the unworded activity
+
+
+def test_a_mono_call_with_diarized_words_needs_no_rttm_and_late_turns_are_refused(tmp_path):
+    quiet_mono(tmp_path)
+    words = pd.DataFrame({"video_id": "m", "speaker": [0, 1, 0, 1], "start": [0.5, 3.0, 6.0, 9.0],
+                          "end": [2.5, 5.0, 8.0, 10.0], "text": ["we went there", "did you like it",
+                                                                 "yes it was great", "good to hear"]})
+    table, _, _ = derive_labels(["m"], tmp_path, words, None, shipped(), progress=False)
+    assert table.label.tolist() == [SHIFT, SHIFT, SHIFT]
+    late = words.assign(start=words.start + 100, end=words.end + 100).drop(columns="text")
+    table, _, skipped = derive_labels(["m"], tmp_path, None, late, shipped(), progress=False)
+    assert table.empty and "diarization turns end at 110.00 s, past the recording's end" in skipped.detail.iat[0]
+
+
+def test_agreement_leaves_out_a_class_neither_side_says_and_pairs_one_to_one():
+    table = pd.DataFrame({"video_id": "v", "speaker": 0, "end": [1.0, 2.0, 3.0], "label": [KEEP, SHIFT, KEEP]})
+    report = agreement(table, table, 0.3)
+    assert report["macro_f1"] == 1.0 and report["per_class_f1"]["backchannel"] is None
+    assert [(i, j) for i, j, _ in pair_times(np.array([1.0, 1.2]), np.array([1.15, 1.45]), 0.3)] == [(0, 0), (1, 1)]
+    overlaps = pd.DataFrame({"video_id": "v", "outcome": "backchannel", "start": [1.0, 1.1, 1.2]})
+    given = pd.DataFrame({"video_id": "v", "listener_start": [1.05, 20.0, 40.0]})
+    found = backchannel_agreement(overlaps, given, {"v"}, 0.3)
+    assert (found["matched"], found["precision"], found["recall"]) == (1, 0.3333, 0.3333)

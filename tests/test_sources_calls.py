@@ -79,3 +79,12 @@ def test_a_missing_folder_and_sub_folders(tmp_path):
     (tmp_path / "sub.wav").mkdir()  # a folder named like a recording is not one
     (tmp_path / "real.flac").write_bytes(b"")
     assert list(find_calls(tmp_path)[0]) == ["real"]
+
+
+def test_hidden_files_and_links_to_nothing_are_passed_over(tmp_path):
+    (tmp_path / "real.flac").write_bytes(b"")
+    (tmp_path / "._real.flac").write_bytes(b"")  # macOS's companion of a copied file
+    (tmp_path / ".real.json").write_text("{}")
+    (tmp_path / "gone.wav").symlink_to(tmp_path / "nowhere.wav")
+    recordings, transcripts, _ = find_calls(tmp_path)
+    assert list(recordings) == ["real"] and not transcripts

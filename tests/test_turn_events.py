@@ -94,3 +94,17 @@ def test_pieces_closer_than_the_minimum_pause_make_one_unit():
                                                               Unit(A, 3.5, 4.0, "yes")]
     assert len(merge_units(A, pieces, 0.1, min_speech_s=0.1)) == 3
     assert len(merge_units(A, pieces, 0.1, min_speech_s=0.0)) == 4
+
+
+def test_speech_that_begins_at_the_same_moment_is_seen_by_both_sides():
+    units = [Unit(A, 0.0, 2.0, "so"), Unit(B, 0.0, 5.0, "well i think we should go"), Unit(A, 6.0, 8.0, "fine"),
+             Unit(B, 8.5, 10.0, "good"), Unit(A, 12.0, 14.0, "and you"), Unit(B, 14.5, 16.0, "me"),
+             Unit(A, 14.5, 16.0, "i")]
+    events = label_events(units, 100.0, shipped(), WORDS)
+    assert {u.start: r for u, r in events.skipped}[0.0] == "inside_other_turn"  # said while B held the floor
+    assert dict(labels(events))[0.0] == SHIFT  # B's turn: A took it over
+    assert {u.start: r for u, r in events.skipped}[12.0] == "both_went_on"  # both began again at 14.5
+
+
+def test_touching_pieces_are_one_unit_even_without_a_minimum_pause():
+    assert merge_units(A, [(0.0, 2.0, "we went"), (2.0, 4.0, "there")], 0.0) == [Unit(A, 0.0, 4.0, "we went there")]

@@ -23,7 +23,7 @@ def json_object(path: Path, what: str = "a model folder's JSON") -> dict:
         if json_depth(text) > MAX_JSON_DEPTH:
             raise DataError(f"{path}: nested deeper than {MAX_JSON_DEPTH} levels; not {what}")
         value = json.loads(text)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: JSONDecodeError, 5000 digits
         raise DataError(f"{path}: not JSON ({one_line(exc, 120)})") from None
     if not isinstance(value, dict):
         raise DataError(f"{path}: not a JSON object")

@@ -39,13 +39,19 @@ def recording_units(video_id: str, audio_dir: Path, pieces: pd.DataFrame | None,
     when it cannot be labelled. `pieces`: its transcript's pieces, `turns`: its diarization (both may be None)."""
     samples, sample_rate = read_audio(recording_path(audio_dir, video_id))
     duration = len(samples) / sample_rate
+    for what, table in (("transcript words", pieces), ("diarization turns", turns)):
+        if table is not None and len(table) and table.end.max() > duration + TIME_SLACK_S:
+            raise DataError(f"{what} end at {table.end.max():.2f} s, past the recording's end ({duration:.2f} s): "
+                            "they are of another recording")
     if samples.shape[1] == 2:
         activity = [[(s, e, "") for s, e in speech_spans(select_channel(samples, ch), sample_rate, cfg.vad_threshold)]
                     for ch in (0, 1)]
-    elif samples.shape[1] == 1 and turns is not None:
-        activity = [[(r.start, r.end, "") for r in turns[turns.speaker == ch].itertuples()] for ch in (0, 1)]
+    elif samples.shape[1] == 1 and (turns is not None or pieces is not None):  # a diarization, or diarized words
+        said = turns if turns is not None else pieces
+        activity = [[(r.start, r.end, "") for r in said[said.speaker == ch].itertuples()] for ch in (0, 1)]
     elif samples.shape[1] == 1:
-        raise DataError("mono recording without diarization: give <name>.rttm, or record one speaker per channel")
+        raise DataError("mono recording without diarization: give <name>.rttm or a transcript with speakers, or "
+                        "record one speaker per channel")
     else:
         raise DataError(f"{samples.shape[1]} channels; a call has 2 (one speaker each), or 1 with diarization")
     del samples
@@ -54,16 +60,13 @@ def recording_units(video_id: str, audio_dir: Path, pieces: pd.DataFrame | None,
             raise DataError(f"no speech on channel {ch} (speaker {ch}): one side of the call is empty")
     units = [merge_units(ch, activity[ch], cfg.min_pause_s, cfg.min_speech_s) for ch in (0, 1)]
     if pieces is not None and len(pieces):
-        late = pieces[pieces.end > duration + TIME_SLACK_S]
-        if len(late):
-            raise DataError(f"transcript words end at {late.end.max():.2f} s, past the recording's end ({duration:.2f}"
-                            " s): the transcript is of another recording")
         for ch in (0, 1):
             said = pieces[pieces.speaker == ch]
-            words = merge_units(ch, list(zip(said.start, said.end, said.text, strict=True)), cfg.min_pause_s)
+            words = merge_units(ch, list(zip(said.start, said.end, said.text, strict=True)), cfg.min_pause_s,
+                                cfg.min_speech_s)
             # activity the recogniser wrote no words for (a laugh, an "mm" it dropped) still counts as activity
             unheard = [u for u in units[ch] if not any(w.start < u.end and u.start < w.end for w in words)]
-            units[ch] = words + unheard
+            units[ch] = merge_units(ch, [(u.start, u.end, u.text) for u in words + unheard], cfg.min_pause_s)
     return units[0] + units[1], duration
 
 
@@ -85,8 +88,8 @@ def derive_labels(video_ids: list[str], audio_dir: Path, transcripts: pd.DataFra
                             "reason": "recording", "detail": str(exc)})
             continue
         events = label_events(units, duration, cfg, words)
-        for unit, label in events.utterances:
-            rows.append({"video_id": video_id, "sentence_id": f"{video_id}_{len(rows):06d}", "text": unit.text,
+        for k, (unit, label) in enumerate(events.utterances):
+            rows.append({"video_id": video_id, "sentence_id": f"{video_id}_{k:05d}", "text": unit.text,
                          "label": label, "start": round(unit.start, 3), "end": round(unit.end, 3),
                          "speaker": unit.speaker})
         skipped += [{"video_id": video_id, "speaker": u.speaker, "start": round(u.start, 3), "end": round(u.end, 3),
@@ -119,21 +122,42 @@ def counts(table: pd.DataFrame, overlaps: pd.DataFrame, skipped: pd.DataFrame) -
 
 def match_utterances(derived: pd.DataFrame, given: pd.DataFrame, tolerance_s: float) -> pd.DataFrame:
     """Pairs (derived row, given row) of the same recording and speaker whose ends are within `tolerance_s`, each row
-    in at most one pair, nearest ends first: columns derived_label, given_label, end_diff."""
+    in at most one pair: as many pairs as can be made, then the nearest ends (`pair_times`). Columns derived_label,
+    given_label, end_diff."""
     pairs = []
     for (video_id, speaker), mine in derived.groupby(["video_id", "speaker"], sort=True):
         theirs = given[(given.video_id == video_id) & (given.speaker == speaker)]
-        if theirs.empty:
-            continue
-        gaps = np.abs(mine.end.to_numpy()[:, None] - theirs.end.to_numpy()[None, :])
-        candidates = sorted(zip(*np.nonzero(gaps <= tolerance_s), strict=True), key=lambda ij: gaps[ij])
-        used_i, used_j = set(), set()
-        for i, j in candidates:
-            if i not in used_i and j not in used_j:
-                used_i.add(i)
-                used_j.add(j)
-                pairs.append((int(mine.label.iat[i]), int(theirs.label.iat[j]), float(gaps[i, j])))
+        for i, j, gap in pair_times(mine.end.to_numpy(), theirs.end.to_numpy(), tolerance_s):
+            pairs.append((int(mine.label.iat[i]), int(theirs.label.iat[j]), gap))
     return pd.DataFrame(pairs, columns=["derived_label", "given_label", "end_diff"])
+
+
+def pair_times(a: np.ndarray, b: np.ndarray, tolerance_s: float) -> list[tuple[int, int, float]]:
+    """(i, j, |a[i] - b[j]|) pairing times of `a` with times of `b` within `tolerance_s`, each time at most once: the
+    most pairs, then the smallest total gap. Times chained by gaps within the tolerance form small groups, each
+    solved exactly (scipy's assignment), so a long recording costs little more than its length."""
+    from scipy.optimize import linear_sum_assignment
+
+    points = sorted([(t, 0, i) for i, t in enumerate(a)] + [(t, 1, j) for j, t in enumerate(b)])
+    groups, current = [], []
+    for point in points:
+        if current and point[0] - current[-1][0] > tolerance_s:
+            groups.append(current)
+            current = []
+        current.append(point)
+    groups.append(current)
+    pairs = []
+    for group in groups:
+        rows = [i for _, side, i in group if side == 0]
+        cols = [j for _, side, j in group if side == 1]
+        if not rows or not cols:
+            continue
+        gaps = np.abs(a[rows][:, None] - b[cols][None, :])
+        cost = np.where(gaps <= tolerance_s, gaps, 1e6)  # an impossible pair costs more than any set of real ones
+        for r, c in zip(*linear_sum_assignment(cost), strict=True):
+            if gaps[r, c] <= tolerance_s:
+                pairs.append((rows[r], cols[c], float(gaps[r, c])))
+    return pairs
 
 
 def agreement(derived: pd.DataFrame, given: pd.DataFrame, tolerance_s: float) -> dict:
@@ -147,12 +171,14 @@ def agreement(derived: pd.DataFrame, given: pd.DataFrame, tolerance_s: float) ->
     if pairs.empty:
         return report
     labels = list(LABEL_NAMES)
+    present = sorted(set(pairs.given_label) | set(pairs.derived_label))  # a class neither side says has no F1
     kappa = cohen_kappa_score(pairs.given_label, pairs.derived_label, labels=labels, replace_undefined_by=np.nan)
-    per_class = f1_score(pairs.given_label, pairs.derived_label, labels=labels, average=None, zero_division=0)
+    per_class = f1_score(pairs.given_label, pairs.derived_label, labels=present, average=None, zero_division=0)
     report.update({
         "macro_f1": round(float(per_class.mean()), 4),
         "kappa": None if np.isnan(kappa) else round(float(kappa), 4),  # undefined when both sides say one class
-        "per_class_f1": {LABEL_NAMES[k]: round(float(f), 4) for k, f in zip(labels, per_class, strict=True)},
+        "per_class_f1": {LABEL_NAMES[k]: (round(float(per_class[present.index(k)]), 4) if k in present else None)
+                         for k in labels},
         "confusion": {f"given_{LABEL_NAMES[g]}": {LABEL_NAMES[d]: int(((pairs.given_label == g)
                                                                       & (pairs.derived_label == d)).sum())
                                                   for d in labels} for g in labels},
@@ -169,13 +195,10 @@ def backchannel_agreement(overlaps: pd.DataFrame, given: pd.DataFrame, labelled:
         return None
     truth = given[given.video_id.isin(labelled)].dropna(subset=["listener_start"])
     found = overlaps[(overlaps.outcome == "backchannel") & overlaps.video_id.isin(labelled)]
-    hits = 0
-    for video_id, mine in found.groupby("video_id"):
-        starts = truth.loc[truth.video_id == video_id, "listener_start"].to_numpy()
-        hits += sum(bool(len(starts)) and bool(np.abs(starts - s).min() <= tolerance_s) for s in mine.start)
-    return {"given": len(truth), "derived": len(found), "derived_matching_given": int(hits),
-            "precision": round(hits / max(1, len(found)), 4),
-            "recall": round(min(hits, len(truth)) / max(1, len(truth)), 4)}
+    hits = sum(len(pair_times(mine.start.to_numpy(), truth.loc[truth.video_id == video_id, "listener_start"]
+                              .to_numpy(), tolerance_s)) for video_id, mine in found.groupby("video_id"))
+    return {"given": len(truth), "derived": len(found), "matched": int(hits),
+            "precision": round(hits / max(1, len(found)), 4), "recall": round(hits / max(1, len(truth)), 4)}
 
 
 def label_source(source_dir: Path, audio_dir: Path, cfg: LabelConfig,

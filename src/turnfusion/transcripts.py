@@ -11,16 +11,19 @@ Formats read (a recording's `<name>.json`, `<name>.csv` or `<name>.rttm`):
   read as speaker turns without words.
 
 Each speaker is mapped to a channel: `speakers` lists the names of channel 0 and channel 1 (WhisperX and
-pyannote say SPEAKER_00, SPEAKER_01); "0" and "1" always mean those channels. Any other speaker is an error that
-names the file. These formats are small and line-based, so they are read here rather than through pyannote or
-whisperx, whose installs bring torch versions of their own.
+pyannote say SPEAKER_00, SPEAKER_01); "0" and "1", when they are not such names, are the channels themselves.
+Any other speaker is an error that names the file. These formats are small and line-based, so they are read here
+rather than through pyannote or whisperx, whose installs bring torch versions of their own.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from turnfusion.errors import DataError, one_line
@@ -35,9 +38,9 @@ MAX_TRANSCRIPT_BYTES = 64 * 2**20
 def read_transcript(path: Path | str, speakers: list[str]) -> pd.DataFrame:
     """The pieces of a transcript (`.json` or `.csv`), sorted by start; DataError naming the file on anything wrong."""
     path = Path(path)
-    if path.suffix == ".json":
+    if path.suffix.lower() == ".json":
         pieces = _whisper_pieces(path)
-    elif path.suffix == ".csv":
+    elif path.suffix.lower() == ".csv":
         pieces = _csv_pieces(path)
     else:
         raise DataError(f"{path}: a transcript is .json (Whisper-style) or .csv, not {path.suffix or 'no suffix'!r}")
@@ -45,37 +48,43 @@ def read_transcript(path: Path | str, speakers: list[str]) -> pd.DataFrame:
 
 
 def read_rttm(path: Path | str, speakers: list[str]) -> pd.DataFrame:
-    """The speaker turns of an RTTM file as pieces without words."""
+    """The speaker turns of an RTTM file as pieces without words: its SPEAKER lines whose file id is the file's
+    name (an RTTM of many recordings gives each its own; other record types carry no turns)."""
     path = Path(path)
     rows = []
     for number, line in enumerate(_text(path).splitlines(), start=1):
         fields = line.split()
-        if not fields or fields[0].startswith(("#", ";")):
+        if not fields or fields[0] != "SPEAKER":
             continue
-        if fields[0] != "SPEAKER":
-            continue  # other RTTM record types (SPKR-INFO, LEXEME, ...) carry no turns
         if len(fields) < 8:
             raise DataError(f"{path}: line {number}: an RTTM SPEAKER line has 10 fields, got {len(fields)}")
-        onset, duration = _number(path, number, fields[3]), _number(path, number, fields[4])
+        if fields[1] != path.stem:
+            continue
+        onset = _number(path, f"line {number}", fields[3], text=True)
+        duration = _number(path, f"line {number}", fields[4], text=True)
+        if duration < 0 or not math.isfinite(onset + duration):
+            raise DataError(f"{path}: line {number}: a turn of {duration} s from {onset} s")
         rows.append((fields[7], onset, onset + duration, ""))
+    if not rows:
+        raise DataError(f"{path}: no SPEAKER line for recording {path.stem!r} (RTTM: SPEAKER <file> <chan> <onset> "
+                        "<duration> <NA> <NA> <speaker> <NA> <NA>)")
     return _checked(path, rows, speakers)
-
-
 def _text(path: Path) -> str:
     if not path.is_file():
         raise DataError(f"{path}: not found")
     if path.stat().st_size > MAX_TRANSCRIPT_BYTES:
         raise DataError(f"{path}: {path.stat().st_size} bytes; a transcript is read up to {MAX_TRANSCRIPT_BYTES}")
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # a byte-order mark is no part of the first line
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
 
 
-def _number(path: Path, where, value) -> float:
+def _number(path: Path, where, value, text: bool = False) -> float:
+    """A time in seconds: a JSON number, or (`text`: from a CSV or RTTM) its text; never a bool or a JSON string."""
     try:
-        number = float(value)
-    except (TypeError, ValueError):
+        number = float(value) if isinstance(value, str) == text and not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError, OverflowError):
         number = math.nan
     if not math.isfinite(number):
         raise DataError(f"{path}: {where}: time {value!r:.40} is not a number of seconds")
@@ -96,7 +105,7 @@ def _whisper_pieces(path: Path) -> list[tuple]:
                                                           for w in words)
         for j, item in enumerate(words if timed else [segment]):
             where = f"segments[{i}]" + (f".words[{j}]" if timed else "")
-            speaker = item.get("speaker", segment.get("speaker"))
+            speaker = item.get("speaker") if item.get("speaker") is not None else segment.get("speaker")
             if speaker is None:
                 raise DataError(f"{path}: {where} has no speaker; diarize the transcript (WhisperX) or transcribe "
                                 "each channel and give each piece its channel's speaker")
@@ -109,23 +118,33 @@ def _whisper_pieces(path: Path) -> list[tuple]:
 
 
 def _csv_pieces(path: Path) -> list[tuple]:
-    _text(path)  # size and encoding, with the file named
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        lines = list(csv.reader(io.StringIO(_text(path))))
+    except csv.Error as exc:
         raise DataError(f"{path}: not a readable CSV ({one_line(exc, 120)})") from None
+    if not lines:
+        raise DataError(f"{path}: empty; a transcript CSV has a header (speaker, start, end, word or text)")
+    header, rows = lines[0], [row for row in lines[1:] if row]
+    for number, row in enumerate(lines[1:], start=2):
+        if row and len(row) != len(header):
+            raise DataError(f"{path}: row {number} has {len(row)} fields, the header {len(header)}")
+    table = pd.DataFrame(rows, columns=header, dtype=str)
+    if "word" in table.columns and "text" in table.columns:
+        raise DataError(f"{path}: both a word and a text column; a transcript CSV has one of them")
     words = "word" if "word" in table.columns else "text"
     missing = [c for c in ("speaker", "start", "end", words) if c not in table.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; a transcript CSV has speaker, start, end and word "
                         "or text")
     if "recording" in table.columns:
-        other = table.loc[table.recording != path.stem, "recording"]
+        other = np.flatnonzero(table.recording.to_numpy() != path.stem)
         if len(other):
-            raise DataError(f"{path}: row {other.index[0] + 2} names recording {other.iat[0]!r:.60}, not "
+            raise DataError(f"{path}: row {other[0] + 2} names recording {table.recording.iat[other[0]]!r:.60}, not "
                             f"{path.stem!r}")
-    return [(row.speaker, _number(path, f"row {i + 2}", row.start), _number(path, f"row {i + 2}", row.end),
-             row[words].strip()) for i, row in table.iterrows()]
+    return [(speaker, _number(path, f"row {i + 2}", start, text=True), _number(path, f"row {i + 2}", end, text=True),
+             said.strip())
+            for i, (speaker, start, end, said) in enumerate(zip(table.speaker, table.start, table.end, table[words],
+                                                                strict=True))]
 
 
 def _checked(path: Path, pieces: list[tuple], speakers: list[str]) -> pd.DataFrame:
@@ -140,7 +159,8 @@ def _checked(path: Path, pieces: list[tuple], speakers: list[str]) -> pd.DataFra
 
 
 def channel_of(path: Path, speaker, speakers: list[str]) -> int:
-    """The channel (0 or 1) of a speaker named in `path`: its place in `speakers`, or the channel it names."""
+    """The channel (0 or 1) of a speaker named in `path`: its place in `speakers` (names first), else the channel
+    it names ("0" or "1")."""
     name = str(speaker).strip()
     if name in speakers:
         return speakers.index(name)

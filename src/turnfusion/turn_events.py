@@ -67,7 +67,7 @@ def merge_units(speaker: int, pieces: list[tuple[float, float, str]], min_pause_
     `min_pause_s`; units shorter than `min_speech_s` are dropped (a click, a breath)."""
     units: list[list] = []
     for start, end, text in sorted(pieces):
-        if units and start - units[-1][1] < min_pause_s:
+        if units and (start <= units[-1][1] or start - units[-1][1] < min_pause_s):  # touching pieces: one unit
             units[-1][1] = max(units[-1][1], end)
             units[-1][2] = f"{units[-1][2]} {text}".strip()
         else:
@@ -97,8 +97,8 @@ class _Timeline:
         return False
 
     def covering(self, t: float) -> Unit | None:
-        """The unit going on at `t` (started before it, not yet ended)."""
-        i = bisect.bisect_left(self.starts, t) - 1
+        """The unit going on at `t` (started at or before it, not yet ended)."""
+        i = bisect.bisect_right(self.starts, t) - 1
         return self.units[i] if i >= 0 and self.units[i].end > t else None
 
     def last_starting_before(self, t: float) -> Unit | None:
@@ -106,8 +106,8 @@ class _Timeline:
         return self.units[i - 1] if i else None
 
     def next_ending_after(self, start: float, end: float) -> Unit | None:
-        """The first unit that starts after `start` and ends after `end`."""
-        i = bisect.bisect_right(self.starts, start)
+        """The first unit that starts at or after `start` and ends after `end`."""
+        i = bisect.bisect_left(self.starts, start)
         return next((u for u in self.units[i:] if u.end > end), None)
 
 
@@ -157,6 +157,8 @@ def _label(unit: Unit, own: _Timeline, other: _Timeline, other_all: _Timeline, i
     t_theirs = theirs.start if theirs else math.inf
     if theirs is not None and t_theirs < unit.end:  # the other started before this ended
         return "both_went_on" if t_mine < theirs.end else SHIFT
+    if t_mine == t_theirs < math.inf:  # both began again at once: neither answer is honest
+        return "both_went_on"
     if min(t_mine, t_theirs) == math.inf:
         return "end_of_recording" if duration_s - unit.end < cfg.max_gap_s else "no_response"
     if min(t_mine, t_theirs) - unit.end > cfg.max_gap_s:

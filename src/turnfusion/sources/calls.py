@@ -10,6 +10,7 @@ machine.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from turnfusion.transcripts import DIARIZATION_SUFFIX, TRANSCRIPT_SUFFIXES, read
 if TYPE_CHECKING:
     from turnfusion.config import CallsConfig
 
+log = logging.getLogger(__name__)
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a")
 
 
@@ -33,6 +35,12 @@ def find_calls(folder: Path) -> tuple[dict[str, Path], dict[str, Path], dict[str
         raise DataError(f"{folder}: calls folder not found (calls.folder)")
     found: dict[str, dict[str, Path]] = {"recording": {}, "transcript": {}, "diarization": {}}
     for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):  # hidden: macOS's ._<name> companions, editors' swap files
+            log.info("%s: hidden file, not read", path)
+            continue
+        if path.is_symlink() and not path.exists():
+            log.warning("%s: a link to nothing, not read", path)
+            continue
         suffix = path.suffix.lower()
         kind = ("recording" if suffix in AUDIO_SUFFIXES else "transcript" if suffix in TRANSCRIPT_SUFFIXES
                 else "diarization" if suffix == DIARIZATION_SUFFIX else None)
