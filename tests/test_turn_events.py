@@ -108,3 +108,11 @@ def test_speech_that_begins_at_the_same_moment_is_seen_by_both_sides():
 
 def test_touching_pieces_are_one_unit_even_without_a_minimum_pause():
     assert merge_units(A, [(0.0, 2.0, "we went"), (2.0, 4.0, "there")], 0.0) == [Unit(A, 0.0, 4.0, "we went there")]
+
+
+def test_an_overlap_shorter_than_the_minimum_is_a_quick_shift_not_a_barge_in():
+    barged = label_events(call(), 18.0, shipped(min_overlap_s=0.4), WORDS)  # A began 0.5 s before B's end
+    quick = label_events(call(), 18.0, shipped(min_overlap_s=0.6), WORDS)
+    assert [o["outcome"] for o in barged.overlaps] == ["backchannel", "barge_in"]
+    assert [o["outcome"] for o in quick.overlaps] == ["backchannel"]
+    assert labels(barged) == labels(quick)  # a shift either way

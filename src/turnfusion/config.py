@@ -149,6 +149,7 @@ class LabelConfig:
     min_speech_s: float  # shorter activity is dropped (a click, a breath)
     min_utterance_s: float  # shorter utterances are counted and skipped
     max_gap_s: float  # nobody speaks for longer after an utterance: counted and skipped (no_response)
+    min_overlap_s: float  # shorter overlaps are none (the VAD's padding and blur): a shift, not a barge-in
     bc_max_s: float  # a backchannel is listener activity at most this long (VAP: bc_max_duration 1.0 s) ...
     bc_pre_silence_s: float  # ... with the listener silent this long before it (VAP: bc_pre_cond_time 1.0 s) ...
     bc_post_silence_s: float  # ... and after it (VAP: bc_post_cond_time 1.0 s) ...
@@ -160,8 +161,8 @@ class LabelConfig:
         _one_of(self.section, "labels", self.labels, ("auto", "given", "derived"))
         _one_of(self.section, "backchannel_words", self.backchannel_words, ("en", "de", "none"))
         _fraction(self.section, "vad_threshold", self.vad_threshold, open_interval=True)
-        for name in ("min_pause_s", "min_speech_s", "min_utterance_s", "bc_pre_silence_s", "bc_post_silence_s",
-                     "bc_window_s"):
+        for name in ("min_pause_s", "min_speech_s", "min_utterance_s", "min_overlap_s", "bc_pre_silence_s",
+                     "bc_post_silence_s", "bc_window_s"):
             _at_least(self.section, name, getattr(self, name), 0)
         for name in ("max_gap_s", "bc_max_s", "match_tolerance_s"):
             _at_least(self.section, name, getattr(self, name), 0, strictly=True)

@@ -6,7 +6,8 @@ words). Following Ekstedt & Skantze's events (VoiceActivityProjection, `vap/even
 silence, a backchannel as short, isolated activity of the listener), at the end of every utterance of speaker A:
 
 - **shift** (1): the other speaker B goes on before A does, with an utterance (not a backchannel); when B had started
-  while A was still speaking and A stopped, the shift came by a barge-in (it is in the overlap table);
+  while A was still speaking (by more than `min_overlap_s`) and A stopped, the shift came by a barge-in (it is in the
+  overlap table);
 - **backchannel** (2): A goes on next, and B made a backchannel between `bc_window_s` before A's end and A's
   going on;
 - **keep** (0): A goes on next, and B said nothing in between.
@@ -155,7 +156,7 @@ def _label(unit: Unit, own: _Timeline, other: _Timeline, other_all: _Timeline, i
     theirs = other.next_ending_after(unit.start, unit.end)
     t_mine = mine.start if mine else math.inf
     t_theirs = theirs.start if theirs else math.inf
-    if theirs is not None and t_theirs < unit.end:  # the other started before this ended
+    if theirs is not None and t_theirs < unit.end - cfg.min_overlap_s:  # the other started before this ended
         return "both_went_on" if t_mine < theirs.end else SHIFT
     if t_mine == t_theirs < math.inf:  # both began again at once: neither answer is honest
         return "both_went_on"
@@ -184,8 +185,8 @@ def _overlaps(timelines: list[_Timeline], talk: list[_Timeline], is_bc: dict, cf
             if is_bc[id(unit)]:
                 outcome = "backchannel"
                 floor = floor or holder.last_starting_before(unit.start)
-            elif floor is None:
-                continue
+            elif floor is None or min(floor.end, unit.end) - unit.start < cfg.min_overlap_s:
+                continue  # no overlap, or one within the VAD's own blur (Silero pads speech by 30 ms a side)
             else:  # an utterance begun while the other spoke: did the other stop, and this one go on?
                 resumed = holder.first_starting_after(floor.start)
                 stopped = floor.end < unit.end and (resumed is None or resumed.start > unit.end)

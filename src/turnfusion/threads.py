@@ -1,0 +1,66 @@
+"""How many threads a process uses: the cores it was given, not the cores the machine has.
+
+torch, its BLAS and onnxruntime each size their pools to every visible core and, by default, spin while they wait.
+Two such processes on two cores do not run at half speed each, they collapse (a 2-layer training loop beside a copy
+of itself: 1.1 it/s with torch's defaults, 5.1 it/s with one thread each). So every stage, benchmark, predictor and
+live session takes its thread count from here:
+
+- `usable_cores()`: the smallest of the process's CPU affinity (`os.sched_getaffinity`: taskset, SLURM's binding),
+  its cgroup's CPU quota (`cpu.max`: containers, SLURM's cgroup plugin) and `SLURM_CPUS_PER_TASK`;
+- `thread_count(requested)`: `requested` when given (the `compute.threads` param, a predictor's `threads=`),
+  else `OMP_NUM_THREADS` when set, else `usable_cores()`;
+- `passive_waiting()`: OpenMP threads sleep while they wait instead of spinning (`OMP_WAIT_POLICY=PASSIVE`, which
+  libgomp reads once, at start: it is set before torch is imported, and only where the user has not set it).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "max <period>"
+
+
+def usable_cores(cpu_max: Path = CGROUP_CPU_MAX, environ: dict | None = None) -> int:
+    """The cores this process may use (at least 1)."""
+    environ = os.environ if environ is None else environ
+    limits = [len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)]
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            limits.append(max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota here
+    slurm = environ.get("SLURM_CPUS_PER_TASK", "")
+    if slurm.isdigit() and int(slurm) > 0:
+        limits.append(int(slurm))
+    return max(1, min(limits))
+
+
+def thread_count(requested: int | None = None, environ: dict | None = None) -> int:
+    """Threads for one process's compute pools: `requested`, else OMP_NUM_THREADS, else the usable cores."""
+    environ = os.environ if environ is None else environ
+    if requested:
+        return int(requested)
+    omp = environ.get("OMP_NUM_THREADS", "")
+    if omp.isdigit() and int(omp) > 0:
+        return int(omp)
+    return usable_cores(environ=environ)
+
+
+def passive_waiting() -> None:
+    """Let OpenMP threads sleep while they wait (unless the user chose a policy); call before torch is imported."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def use_threads(requested: int | None = None) -> int:
+    """Size torch's pool (and that of the BLAS it drives) to `thread_count(requested)`; returns the count. The
+    count is also exported (OMP_NUM_THREADS, MKL_NUM_THREADS) for child processes that do not set their own."""
+    count = thread_count(requested)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(name, str(count))
+    import torch
+
+    torch.set_num_threads(count)
+    return count
