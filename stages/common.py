@@ -20,8 +20,12 @@ from pathlib import Path
 
 import yaml
 
-from turnfusion.config import ParamsError, from_params, validate_params
-from turnfusion.errors import DataError
+from turnfusion.threads import limit_threads
+
+limit_threads()  # before any stage module imports torch: its pools use the cores this process was given
+
+from turnfusion.config import ParamsError, from_params, validate_params  # noqa: E402
+from turnfusion.errors import DataError  # noqa: E402
 
 PARAMS_FILE = "params.yaml"
 _reads: set[str] = set()

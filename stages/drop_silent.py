@@ -2,13 +2,13 @@
 
 import argparse
 import logging
-import os
 
 from stages.common import config, run, write_csv, write_json
 from turnfusion.config import DropSilentConfig
 from turnfusion.drop_silent import drop_silent
 from turnfusion.errors import DataError
 from turnfusion.schema import read_utterances
+from turnfusion.threads import usable_cores
 
 
 def main() -> None:
@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--details", required=True, help="CSV with one row per recording and its verdict")
     args = parser.parse_args()
     kept, checks, report = drop_silent(read_utterances(args.utterances), args.audio, config(DropSilentConfig),
-                                       workers=os.cpu_count() or 1)
+                                       workers=usable_cores())
     write_csv(args.details, checks)
     write_json(args.report, report)
     reasons = checks.reason.value_counts().to_dict()

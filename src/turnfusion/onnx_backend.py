@@ -13,7 +13,6 @@ are prepared by the same `processing.TurnFusionProcessor` (the export's preproce
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from turnfusion.names import path_inside
 from turnfusion.processing import PROCESSOR_FILE, TurnFusionProcessor
 from turnfusion.serving import Predictor, Remembered, check_model_config
 from turnfusion.text import pad_right
+from turnfusion.threads import usable_cores
 
 MANIFEST = "manifest.json"  # an exported directory's index (written by turnfusion.export)
 CONFIG, TOKENIZER = "config.json", "tokenizer.json"  # the model's config and tokenizer (inputs: PROCESSOR_FILE)
@@ -70,7 +70,7 @@ class OnnxTurnModel(Predictor):
             raise DataError(f"{directory / MANIFEST}: graphs {sorted(manifest['graphs'])}, but a {mode} model has "
                             f"{sorted(wanted)}")
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+        options.intra_op_num_threads = threads or min(4, usable_cores())
         options.inter_op_num_threads = 1
         # three sessions run one after the other: threads that spin-wait after a run would take the cores the next
         # session needs

@@ -9,14 +9,19 @@ live session takes its thread count from here:
   its cgroup's CPU quota (`cpu.max`: containers, SLURM's cgroup plugin) and `SLURM_CPUS_PER_TASK`;
 - `thread_count(requested)`: `requested` when given (the `compute.threads` param, a predictor's `threads=`),
   else `OMP_NUM_THREADS` when set, else `usable_cores()`;
-- `passive_waiting()`: OpenMP threads sleep while they wait instead of spinning (`OMP_WAIT_POLICY=PASSIVE`, which
-  libgomp reads once, at start: it is set before torch is imported, and only where the user has not set it).
+- `limit_threads()`: exports that count (OMP_NUM_THREADS, MKL_NUM_THREADS, OPENBLAS_NUM_THREADS) and lets OpenMP
+  threads sleep while they wait instead of spinning (`OMP_WAIT_POLICY=PASSIVE`), where the user has not set them;
+  `stages/common.py` calls it before any stage imports torch.
+
+The count is a property of the machine, not of an experiment, so it is no DVC param (changing it would re-run
+stages whose results it does not change beyond their last bits): OMP_NUM_THREADS overrides it, as on any cluster.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "max <period>"
@@ -49,18 +54,15 @@ def thread_count(requested: int | None = None, environ: dict | None = None) -> i
     return usable_cores(environ=environ)
 
 
-def passive_waiting() -> None:
-    """Let OpenMP threads sleep while they wait (unless the user chose a policy); call before torch is imported."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
-def use_threads(requested: int | None = None) -> int:
-    """Size torch's pool (and that of the BLAS it drives) to `thread_count(requested)`; returns the count. The
-    count is also exported (OMP_NUM_THREADS, MKL_NUM_THREADS) for child processes that do not set their own."""
+def limit_threads(requested: int | None = None) -> int:
+    """Size this process's compute pools to `thread_count(requested)` and let their threads wait passively; returns the
+    count. Effective for torch's and the BLAS's pools when called before torch is imported (the OpenMP runtime reads
+    OMP_NUM_THREADS and OMP_WAIT_POLICY once, when torch loads it); torch's pool is resized if it is already loaded.
+    The variables are only set where the user has not set them, and are inherited by child processes."""
     count = thread_count(requested)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(name, str(count))
-    import torch
-
-    torch.set_num_threads(count)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # sleep while waiting instead of spinning on a shared core
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(count)
     return count
