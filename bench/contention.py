@@ -4,8 +4,9 @@ each thread policy; prints iterations per second and the slowdown against runnin
 
     python bench/contention.py [--steps 40]
 
-Policies: torch's defaults (a pool of every core, spinning OpenMP waits), `turnfusion.threads` (the usable cores,
-passive waits: what every stage uses), and one thread per process.
+Policies: torch's defaults (a pool of every core; libgomp spins 300,000 times before it sleeps), spinning
+(OMP_WAIT_POLICY=ACTIVE), `turnfusion.threads` (the usable cores, a short spin: what every stage uses), and one thread
+per process.
 """
 
 import argparse
@@ -16,7 +17,8 @@ import sys
 import time
 
 POLICIES = {
-    "torch defaults": {"OMP_WAIT_POLICY": "ACTIVE"},  # libgomp's spinning, as torch runs unless told otherwise
+    "torch defaults": {"GOMP_SPINCOUNT": "300000"},  # every core; libgomp spins 300,000 times, then sleeps
+    "spinning": {"OMP_WAIT_POLICY": "ACTIVE"},  # what a user's OMP_WAIT_POLICY=ACTIVE (or an MKL build) does
     "turnfusion.threads": {},
     "1 thread": {"OMP_NUM_THREADS": "1"},
 }
@@ -24,11 +26,10 @@ POLICIES = {
 
 def loop(steps: int, policy: str) -> None:
     """In the child: `steps` training steps; prints {"it_s": ...}."""
-    if policy != "torch defaults":
-        from turnfusion.threads import passive_waiting, use_threads
+    if policy in ("turnfusion.threads", "1 thread"):
+        from turnfusion.threads import limit_threads
 
-        passive_waiting()
-        use_threads()
+        limit_threads()  # as stages/common does, before torch loads
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
