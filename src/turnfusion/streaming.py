@@ -63,13 +63,20 @@ COMMON_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
 USER, AGENT = 0, 1
 
 
+SILERO_COPIES = (("silero_vad", "data"), ("pipecat", "audio/vad/data"))  # the same MIT-licensed silero_vad.onnx
+
+
 def silero_model_path() -> Path:
-    """Silero VAD's streaming ONNX model, from the installed `silero-vad` wheel (found without importing it:
-    the package imports torch)."""
-    spec = importlib.util.find_spec("silero_vad")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError("silero-vad is not installed (pip install silero-vad): the streaming session's VAD")
-    return Path(next(iter(spec.submodule_search_locations))) / "data" / "silero_vad.onnx"
+    """Silero VAD's streaming ONNX model, from the `silero-vad` wheel or the copy pipecat ships (found without
+    importing either: silero-vad imports torch)."""
+    for package, folder in SILERO_COPIES:
+        spec = importlib.util.find_spec(package)
+        if spec is not None and spec.submodule_search_locations:
+            path = Path(next(iter(spec.submodule_search_locations))) / folder / "silero_vad.onnx"
+            if path.is_file():
+                return path
+    raise DataError("no Silero VAD model: pip install 'turnfusion[pipecat]', or pip install --no-deps silero-vad "
+                    "(its model without the torch it would pull)")
 
 
 class SileroStream:

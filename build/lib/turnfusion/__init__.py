@@ -1,0 +1,1 @@
+"""turnfusion: text + audio turn-taking prediction (keep / shift / backchannel) as a reproducible DVC pipeline."""

@@ -1,0 +1,54 @@
+"""How inputs go through the encoders and are padded into batches: one policy for the embedding cache,
+training with trainable encoders and prediction, so the three cannot drift apart.
+
+Audio is encoded one segment at a time: HuBERT's group-norm front end normalises over the whole
+(padded) input, so a segment encoded in a padded batch gets other hidden states than alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def encode_padded(encoder, waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(hidden (n, frames, dim), frame mask (n, frames)) of waveforms right-padded into one batch.
+
+    Only for pretraining the encoder itself, where throughput matters more than padding effects.
+    """
+    lengths = torch.tensor([len(w) for w in waves])
+    padded = torch.zeros(len(waves), int(lengths.max()))
+    for k, w in enumerate(waves):
+        padded[k, : len(w)] = torch.from_numpy(np.asarray(w, dtype=np.float32))
+    sample_mask = (torch.arange(padded.shape[1])[None] < lengths[:, None]).long()
+    device = next(encoder.parameters()).device
+    hidden = encoder(input_values=padded.to(device), attention_mask=sample_mask.to(device)).last_hidden_state
+    frames = encoder._get_feat_extract_output_lengths(lengths).to(device)
+    return hidden, torch.arange(hidden.shape[1], device=device)[None] < frames[:, None]
+
+
+def encode_segment(encoder, wave: np.ndarray) -> torch.Tensor:
+    """Hidden frames (frames, dim) of one waveform encoded alone: no padding enters the encoder."""
+    hidden, mask = encode_padded(encoder, [wave])
+    return hidden[0, : int(mask[0].sum())]
+
+
+def pad_sequences(seqs: list[torch.Tensor | None], width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(padded (n, longest, dim), mask (n, longest)) of sequences (length, dim); None is an empty row."""
+    real = [s for s in seqs if s is not None]
+    dim = real[0].shape[1] if real else 1
+    width = width or max([len(s) for s in real] or [1])
+    device, dtype = (real[0].device, real[0].dtype) if real else (torch.device("cpu"), torch.float32)
+    padded = torch.zeros(len(seqs), width, dim, device=device, dtype=dtype)
+    mask = torch.zeros(len(seqs), width, dtype=torch.bool, device=device)
+    for k, s in enumerate(seqs):
+        if s is not None:
+            padded[k, : len(s)], mask[k, : len(s)] = s, True
+    return padded, mask
+
+
+def stack_segments(frames: list[list[torch.Tensor | None]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Audio batch (B, S, F, D) with its frame mask (B, S, F) from B items of S segments' frames (None: none)."""
+    b, s = len(frames), len(frames[0])
+    hidden, mask = pad_sequences([f for item in frames for f in item])
+    return hidden.reshape(b, s, *hidden.shape[1:]), mask.reshape(b, s, -1)
