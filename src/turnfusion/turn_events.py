@@ -24,6 +24,7 @@ from before it began until after it ended), `both_went_on` (the other started be
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -109,7 +110,7 @@ class _Timeline:
     def next_ending_after(self, start: float, end: float) -> Unit | None:
         """The first unit that starts at or after `start` and ends after `end`."""
         i = bisect.bisect_left(self.starts, start)
-        return next((u for u in self.units[i:] if u.end > end), None)
+        return next((u for u in itertools.islice(self.units, i, None) if u.end > end), None)
 
 
 def is_backchannel_unit(unit: Unit, own: _Timeline, other: _Timeline, cfg: LabelConfig, units) -> bool:
