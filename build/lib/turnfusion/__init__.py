@@ -1,1 +1,0 @@
-"""turnfusion: text + audio turn-taking prediction (keep / shift / backchannel) as a reproducible DVC pipeline."""
