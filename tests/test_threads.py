@@ -14,6 +14,8 @@ def test_the_usable_cores_are_the_smallest_of_affinity_cgroup_quota_and_slurm(tm
     assert usable_cores(cpu_max, environ={}) == affinity
     cpu_max.write_text("50000 100000\n")  # half a core: one thread
     assert usable_cores(cpu_max, environ={}) == 1
+    cpu_max.write_text("50000 0\n")  # not a quota: ignored
+    assert usable_cores(cpu_max, environ={}) == affinity
     assert usable_cores(tmp_path / "absent", environ={"SLURM_CPUS_PER_TASK": "1"}) == 1
     assert usable_cores(tmp_path / "absent", environ={"SLURM_CPUS_PER_TASK": "4096"}) == affinity
     assert usable_cores(tmp_path / "absent", environ={"SLURM_CPUS_PER_TASK": "lots"}) == affinity

@@ -2,13 +2,12 @@
 
 torch, its BLAS and onnxruntime each size their pools to every visible core and, by default, spin while they wait.
 Two such processes on two cores do not run at half speed each, they collapse (`bench/contention.py`, a teacher-size
-training loop beside a copy of itself: 5.7 times slower than alone with torch's defaults). So every stage takes its
-thread count from here, and the ONNX predictor its default:
+training loop beside a copy of itself on 2 cores: 3.8 times slower than alone with torch's defaults, 1.7 times with
+these settings). So every stage takes its thread count from here, and the ONNX predictor its default:
 
 - `usable_cores()`: the smallest of the process's CPU affinity (`os.sched_getaffinity`: taskset, SLURM's binding),
   its cgroup's CPU quota (`cpu.max`: containers, SLURM's cgroup plugin) and `SLURM_CPUS_PER_TASK`;
-- `thread_count(requested)`: `requested` when given (the `compute.threads` param, a predictor's `threads=`),
-  else `OMP_NUM_THREADS` when set, else `usable_cores()`;
+- `thread_count(requested)`: `requested` when given, else `OMP_NUM_THREADS` when set, else `usable_cores()`;
 - `limit_threads()`: exports that count (OMP_NUM_THREADS, MKL_NUM_THREADS, OPENBLAS_NUM_THREADS) and lets OpenMP
   threads spin only briefly before they sleep (GOMP_SPINCOUNT=1000, KMP_BLOCKTIME=1), where the user has not set
   them; `stages/common.py` calls it before any stage imports torch. `bench/contention.py` measures the policies.
@@ -35,8 +34,8 @@ def usable_cores(cpu_max: Path = CGROUP_CPU_MAX, environ: dict | None = None) ->
         quota, period = cpu_max.read_text().split()[:2]
         if quota != "max":
             limits.append(max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass  # no cgroup v2 quota here
+    except (OSError, ValueError, ZeroDivisionError):
+        pass  # no cgroup v2 quota here (or a file that is not one)
     slurm = environ.get("SLURM_CPUS_PER_TASK", "")
     if slurm.isdigit() and int(slurm) > 0:
         limits.append(int(slurm))
