@@ -11,8 +11,6 @@ bombs, each run in a fresh process whose peak RSS (ru_maxrss) and wall time are 
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,18 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import soundfile as sf
-
-
-def run(command: list[str]) -> tuple[float, float, str]:
-    """(seconds, peak RSS MB of the child, its last line of output)."""
-    started = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as out:
-        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True)
-        _, status, usage = os.wait4(child.pid, 0)  # this child's own peak, not the largest of all children
-        seconds = time.perf_counter() - started
-        out.seek(0)
-        lines = out.read().strip().splitlines()
-    return seconds, usage.ru_maxrss / 1024, lines[-1][:110] if lines else f"exit status {status}"
+from child_process import run
 
 
 def main() -> None:
@@ -67,7 +54,7 @@ def main() -> None:
         print("| case | seconds | peak RSS MB | last line |\n|---|---|---|---|")
         for name, command in cases:
             seconds, peak, last = run(command)
-            print(f"| {name} | {seconds:.1f} | {peak:.0f} | {last} |")
+            print(f"| {name} | {seconds:.1f} | {peak:.0f} | {last[:110]} |")
     from turnfusion.text import trim_repeated
 
     for chars in (100_000, 300_000):

@@ -10,12 +10,11 @@ stay flat in both: the stage holds one recording at a time.
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from child_process import run
 
 SIZES = {"1x": (8, 36), "4x calls": (32, 36), "4x length": (8, 144)}
 
@@ -43,18 +42,6 @@ def label(folder: Path) -> None:
     hours = sum(sf.info(folder / "remote" / f"{i}.flac").duration for i in ids) / 3600
     table, overlaps, _ = derive_labels(ids, folder / "remote", None, None, cfg, progress=False)
     print(json.dumps({"hours": hours, "utterances": len(table), "overlaps": len(overlaps)}))
-
-
-def run(command: list[str]) -> tuple[float, float, str]:
-    """(seconds, peak RSS MB of the child, its last line of output)."""
-    started = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as out:
-        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True)
-        _, status, usage = os.wait4(child.pid, 0)
-        seconds = time.perf_counter() - started
-        out.seek(0)
-        lines = out.read().strip().splitlines()
-    return seconds, usage.ru_maxrss / 1024, lines[-1] if lines else f"exit status {status}"
 
 
 def main() -> None:
