@@ -77,11 +77,12 @@ def derive_labels(video_ids: list[str], audio_dir: Path, transcripts: pd.DataFra
     from tqdm import tqdm
 
     words = None if cfg.backchannel_words == "none" else backchannel_units(BACKCHANNELS[cfg.backchannel_words])
+    pieces_of, turns_of = _by_recording(transcripts), _by_recording(diarization)
     rows, overlaps, skipped = [], [], []
     for video_id in tqdm(video_ids, desc="label", unit="recording", disable=not progress):
-        pieces = _of(transcripts, video_id)
         try:
-            units, duration = recording_units(video_id, audio_dir, pieces, _of(diarization, video_id), cfg)
+            units, duration = recording_units(video_id, audio_dir, pieces_of.get(video_id), turns_of.get(video_id),
+                                              cfg)
         except DataError as exc:
             log.warning("%s: not labelled: %s", video_id, exc)
             skipped.append({"video_id": video_id, "speaker": np.nan, "start": np.nan, "end": np.nan,
@@ -100,11 +101,9 @@ def derive_labels(video_ids: list[str], audio_dir: Path, transcripts: pd.DataFra
             pd.DataFrame(skipped, columns=SKIPPED_COLUMNS))
 
 
-def _of(table: pd.DataFrame | None, video_id: str) -> pd.DataFrame | None:
-    if table is None:
-        return None
-    rows = table[table.video_id == video_id]
-    return rows if len(rows) else None
+def _by_recording(table: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
+    """A table's rows per recording, split once (not filtered again for every recording)."""
+    return {} if table is None else {str(v): rows for v, rows in table.groupby("video_id", sort=False)}
 
 
 def counts(table: pd.DataFrame, overlaps: pd.DataFrame, skipped: pd.DataFrame) -> dict:
