@@ -56,6 +56,7 @@ def test_rttm_turns_and_many_recordings_in_one_table(tmp_path):
     ("c.json", '{"text": "hi"}', r"c\.json: no 'segments' list"),
     ("c.json", "[" * 100 + "]" * 100, r"c\.json: nested deeper than 32 levels; not a transcript"),
     ("c.csv", "speaker,start,end\n0,0,1\n", r"c\.csv: missing column\(s\) \['text'\]"),
+    ("c.csv", "speaker,start,end,word\n0,0,1,hi\n\n0,1,oops,there\n", r"c\.csv: row 4: time 'oops' is not a number"),
     ("c.csv", "recording,speaker,start,end,word\nother,0,0,1,hi\n", r"c\.csv: row 2 names recording 'other'"),
     ("c.csv", "speaker,start,end,word\n0,0,nan,hi\n", r"c\.csv: row 2: time 'nan' is not a number"),
     ("c.rttm", "SPEAKER c 1 0.5 1.0 <NA> <NA> nobody <NA> <NA>\n", r"c\.rttm: speaker 'nobody' is neither"),

@@ -124,11 +124,13 @@ def _csv_pieces(path: Path) -> list[tuple]:
         raise DataError(f"{path}: not a readable CSV ({one_line(exc, 120)})") from None
     if not lines:
         raise DataError(f"{path}: empty; a transcript CSV has a header (speaker, start, end, word or text)")
-    header, rows = lines[0], [row for row in lines[1:] if row]
-    for number, row in enumerate(lines[1:], start=2):
-        if row and len(row) != len(header):
+    header = lines[0]
+    numbered = [(number, row) for number, row in enumerate(lines[1:], start=2) if row]  # blank lines: none
+    for number, row in numbered:
+        if len(row) != len(header):
             raise DataError(f"{path}: row {number} has {len(row)} fields, the header {len(header)}")
-    table = pd.DataFrame(rows, columns=header, dtype=str)
+    numbers = [number for number, _ in numbered]  # each row's own number in the file, blank lines counted
+    table = pd.DataFrame([row for _, row in numbered], columns=header, dtype=str)
     if "word" in table.columns and "text" in table.columns:
         raise DataError(f"{path}: both a word and a text column; a transcript CSV has one of them")
     words = "word" if "word" in table.columns else "text"
@@ -139,12 +141,12 @@ def _csv_pieces(path: Path) -> list[tuple]:
     if "recording" in table.columns:
         other = np.flatnonzero(table.recording.to_numpy() != path.stem)
         if len(other):
-            raise DataError(f"{path}: row {other[0] + 2} names recording {table.recording.iat[other[0]]!r:.60}, not "
-                            f"{path.stem!r}")
-    return [(speaker, _number(path, f"row {i + 2}", start, text=True), _number(path, f"row {i + 2}", end, text=True),
+            raise DataError(f"{path}: row {numbers[other[0]]} names recording {table.recording.iat[other[0]]!r:.60}, "
+                            f"not {path.stem!r}")
+    return [(speaker, _number(path, f"row {n}", start, text=True), _number(path, f"row {n}", end, text=True),
              said.strip())
-            for i, (speaker, start, end, said) in enumerate(zip(table.speaker, table.start, table.end, table[words],
-                                                                strict=True))]
+            for n, speaker, start, end, said in zip(numbers, table.speaker, table.start, table.end, table[words],
+                                                    strict=True)]
 
 
 def _checked(path: Path, pieces: list[tuple], speakers: list[str]) -> pd.DataFrame:
