@@ -13,6 +13,7 @@ from turnfusion.distributed import launched_world, processes
 from turnfusion.loop import seed_everything
 from turnfusion.processing import ProcessorConfig
 from turnfusion.schedules import EncoderSchedule
+from turnfusion.schema import corpus_has_words
 from turnfusion.train import build_model, train
 
 
@@ -50,7 +51,8 @@ def main() -> None:
                                  **{f"best_{k}": v for k, v in best.items() if k.startswith("val_")}})
     if main_process:
         tokens.tokenizer().save_pretrained(args.out)
-        ProcessorConfig.from_params(config(SegmentConfig), config(TextConfig)).save_pretrained(args.out)
+        ProcessorConfig.from_params(config(SegmentConfig), config(TextConfig),
+                                    words=corpus_has_words(store.index)).save_pretrained(args.out)
         logging.getLogger("train").info("%s: best epoch %d, %s", args.mode, state["best_epoch"], best)
 
 

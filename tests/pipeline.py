@@ -46,15 +46,18 @@ def recordings(audio_dir: Path) -> None:
 
 
 def build(root: Path, channels: str = "mix", n_previous: int = 1, audio_segments: int = 3,
-          max_seconds: float = 1.2, max_length: int = 12, mode: str = "fusion", splits: tuple = ("train",)
-          ) -> Pipeline:
-    """A small store, tokens, model and embedding cache; row k of the table in `splits[k % len(splits)]`."""
+          max_seconds: float = 1.2, max_length: int = 12, mode: str = "fusion", splits: tuple = ("train",),
+          words: bool = True) -> Pipeline:
+    """A small store, tokens, model and embedding cache; row k of the table in `splits[k % len(splits)]`; without
+    `words`, every row's text is empty (recordings without transcripts)."""
     root.mkdir(parents=True, exist_ok=True)
     recordings(root / "raw")
-    words = ["so i went to the market and", "did you", "yeah", "it was nice you know", "what about you", "right"]
-    rows = [("s1", f"s1_{i}", words[i % 6], i % 3, 0.4 * i, 0.4 * i + 0.3 + 0.25 * (i % 3), i % 2) for i in range(10)]
-    rows += [("m1", f"m1_{i}", words[(i + 2) % 6], i % 3, 0.7 * i, 0.7 * i + 0.6, (i // 2) % 2) for i in range(6)]
+    said = ["so i went to the market and", "did you", "yeah", "it was nice you know", "what about you", "right"]
+    rows = [("s1", f"s1_{i}", said[i % 6], i % 3, 0.4 * i, 0.4 * i + 0.3 + 0.25 * (i % 3), i % 2) for i in range(10)]
+    rows += [("m1", f"m1_{i}", said[(i + 2) % 6], i % 3, 0.7 * i, 0.7 * i + 0.6, (i // 2) % 2) for i in range(6)]
     table = utterance_table(rows)
+    if not words:
+        table["text"] = ""
     table.to_csv(root / "utterances.csv", index=False)
     table["split"] = [splits[k % len(splits)] for k in range(len(table))]
     segment = SegmentConfig(sample_rate=16000, max_seconds=max_seconds, channels=channels, trim_to_speech=False,
@@ -71,7 +74,7 @@ def build(root: Path, channels: str = "mix", n_previous: int = 1, audio_segments
         torch.nn.init.normal_(param, std=0.2)
     model.save_pretrained(root / "model")
     tokens.tokenizer().save_pretrained(root / "model")
-    ProcessorConfig.from_params(segment, text).save_pretrained(root / "model")
+    ProcessorConfig.from_params(segment, text, words).save_pretrained(root / "model")
     if mode == "fusion":  # the embed stage, with this model's encoders loaded by local path
         model.text_encoder.save_pretrained(root / "enc_text")
         model.audio_encoder.save_pretrained(root / "enc_audio")

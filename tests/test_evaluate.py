@@ -172,6 +172,25 @@ def test_evaluate_end_to_end_reports_every_model_beside_its_floors_fitted_on_tra
         assert np.allclose(got[["p_keep", "p_shift", "p_backchannel"]].to_numpy(), want[name][order]), name
 
 
+def test_evaluate_on_a_corpus_without_words_scores_every_row_beside_the_floors_and_no_text_baseline(tmp_path):
+    from conftest import params_config
+    from pipeline import build
+
+    from turnfusion.config import TrainConfig
+    from turnfusion.evaluate import evaluate
+    from turnfusion.floors import FLOORS
+
+    pipe = build(tmp_path / "p", splits=("train", "train", "val", "test"), words=False)
+    trp = tmp_path / "trp.parquet"
+    pipe.table[["sentence_id"]].assign(trp=np.linspace(0.1, 0.9, len(pipe.table))).to_parquet(trp)
+    metrics = evaluate({"fusion": pipe.model_dir}, pipe.root / "segments", pipe.root / "tokens", trp, pipe.cache,
+                       tmp_path / "out", params_config(TrainConfig, device="cpu", batch_size=4))
+    assert metrics["words"] is False and "tfidf_logreg" not in metrics
+    assert metrics["test_utterances"] == 4  # every row of the test split: none dropped for having no words
+    for name in ("fusion", "majority", "trp_threshold", *FLOORS):
+        assert 0 <= metrics[name]["macro_f1"] <= 1, name
+
+
 def test_the_headline_keeps_two_figures_a_scorer_and_the_deployment_deltas():
     """`dvc metrics show` printed 551 columns (269 KB) when every report key was a metric; the headline keeps what
     answers "which run is better", the rest goes to report.json."""

@@ -110,6 +110,24 @@ def test_predictor_gives_what_the_training_path_gives(tmp_path, channels, encode
     assert trained_path.std(0).max() > 0.05  # the probabilities differ between utterances: a real comparison
 
 
+def test_a_model_trained_without_words_predicts_every_row_as_training_saw_it_and_never_reads_text(tmp_path):
+    p = pipeline.build(tmp_path, n_previous=1, audio_segments=3, words=False)
+    model = TurnFusionModel.from_pretrained(p.model_dir).eval()
+    inputs = EncoderSchedule.of(params_config(TrainConfig, encoders="frozen")).inputs
+    assert len(p.table) == 16  # no row was dropped for having no words
+    trained_path = predict(model, inputs.examples(p.table, p.cache, p.tokens, p.store), 4, torch.device("cpu"),
+                           inputs.collate)
+    predictor = TurnPredictor(p.model_dir)
+    served = predictor.predict_csv(p.csv, p.audio_dir).set_index("sentence_id")
+    assert (served.skipped == "").all()
+    probs = served.loc[p.table.sentence_id, ["p_keep", "p_shift", "p_backchannel"]].to_numpy()
+    assert np.abs(probs - trained_path).max() < 2e-3
+    worded = pd.read_csv(p.csv).assign(text="so we went to the market")  # words it was not trained on: not read
+    worded.to_csv(tmp_path / "worded.csv", index=False)
+    again = predictor.predict_csv(tmp_path / "worded.csv", p.audio_dir).set_index("sentence_id")
+    assert np.allclose(again.loc[p.table.sentence_id, ["p_keep", "p_shift", "p_backchannel"]].to_numpy(), probs)
+
+
 def test_batch_keeps_every_input_row_and_counts_against_the_input(model_dir, recording_dir, tmp_path, capsys):
     rows = [("v1", f"v1_{i}", "hello there", i % 3, 0.3 * i, 0.3 * i + 0.3, i % 2) for i in range(12)]
     rows += [("", f"x_{i}", "no video", 0, 0.0, 1.0, 0) for i in range(3)]

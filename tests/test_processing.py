@@ -45,10 +45,10 @@ def test_a_model_saved_before_the_processor_had_its_file_predicts_as_it_did(tmp_
 
 def test_the_processor_config_is_built_from_params_whole_and_round_trips(tmp_path):
     segment, text = params_config(SegmentConfig), params_config(TextConfig)
-    config = ProcessorConfig.from_params(segment, text)
+    config = ProcessorConfig.from_params(segment, text, words=True)
     assert config.trim_vad_threshold is None  # segment.trim_to_speech is off in params.yaml
     trimmed = ProcessorConfig.from_params(params_config(SegmentConfig, trim_to_speech=True, trim_vad_threshold=0.3),
-                                          text)
+                                          text, words=True)
     assert trimmed.trim_vad_threshold == 0.3
     assert (config.n_previous, config.max_length, config.channels) == (text.n_previous, text.max_length,
                                                                       segment.channels)
@@ -59,6 +59,28 @@ def test_the_processor_config_is_built_from_params_whole_and_round_trips(tmp_pat
         ProcessorConfig.from_dict(config.to_dict(), "x.json", max_positions=8)
     with pytest.raises(DataError, match=r"preprocessor_config.json: missing"):
         ProcessorConfig.from_pretrained(tmp_path / "elsewhere", {})
+
+
+def test_a_processor_says_whether_its_model_read_words_and_older_folders_did(tmp_path):
+    saved = {k: v for k, v in TOY_PROCESSOR.items() if k != "words"}  # written before the field existed
+    assert ProcessorConfig.from_dict(saved, "old.json").words is True
+    unworded = ProcessorConfig(**{**TOY_PROCESSOR, "words": False})
+    unworded.save_pretrained(tmp_path)
+    assert ProcessorConfig.from_pretrained(tmp_path, {}).words is False
+    with pytest.raises(DataError, match=r"x.json: words must be true or false, got 'no'"):
+        ProcessorConfig.from_dict({**TOY_PROCESSOR, "words": "no"}, "x.json")
+
+
+def test_a_processor_without_words_reads_the_speaker_turns_and_never_the_text():
+    processor = TurnFusionProcessor(ProcessorConfig(**{**TOY_PROCESSOR, "words": False, "n_previous": 2}), False, 1)
+    context = [{"text": "so we went", "speaker": 0}, {"text": "", "speaker": 1}]
+    text, _ = processor.prepare("", None, 1, context)
+    assert text == "<speaker0> <ts> <speaker1> <speaker1>"
+    assert processor.prepare("what time is it", None, 1, [{**u, "text": None} for u in context])[0] == text
+    assert processor.has_words("") and processor.has_words(None)
+    worded = TurnFusionProcessor(ProcessorConfig(**TOY_PROCESSOR), False, 1)
+    with pytest.raises(DataError, match="current utterance: empty text"):
+        worded.prepare("", None, 1)
 
 
 def test_left_truncation_keeps_the_end_of_each_context(model_dir):

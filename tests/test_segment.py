@@ -51,6 +51,19 @@ def test_store_cuts_resamples_and_skips_bad_rows_with_reasons(recording_dir, tmp
     assert 0.15 < np.abs(wave).max() < 0.25  # mix of 0.3 and 0.1 tones
 
 
+def test_a_corpus_without_words_keeps_its_rows_and_one_with_words_skips_the_unworded(recording_dir, tmp_path):
+    rows = [("v1", "v1_0", "", 0, 0.0, 1.0, 0), ("v1", "v1_1", None, 1, 1.0, 2.0, 1),
+            ("v2", "v2_0", " ?! ", 2, 0.5, 1.5, 0)]
+    index, skipped = build_store(utterance_table(rows).assign(split="train"), recording_dir, tmp_path / "a", cfg(),
+                                 progress=False)
+    assert index.sentence_id.tolist() == ["v1_0", "v1_1", "v2_0"] and skipped.empty
+    rows[2] = ("v2", "v2_0", "okay", 2, 0.5, 1.5, 0)  # one row with words: the others cannot join the text path
+    index, skipped = build_store(utterance_table(rows).assign(split="train"), recording_dir, tmp_path / "b", cfg(),
+                                 progress=False)
+    assert index.sentence_id.tolist() == ["v2_0"]
+    assert dict(zip(skipped.sentence_id, skipped.reason, strict=True)) == {"v1_0": "empty_text", "v1_1": "empty_text"}
+
+
 @pytest.mark.parametrize("policy", ["keep", "drop"])
 def test_identical_windows_with_different_labels_are_counted_and_kept_or_dropped(recording_dir, tmp_path, policy):
     from turnfusion.config import SplitConfig

@@ -53,6 +53,17 @@ def test_empty_and_nan_text_are_counted_skips():
     assert ctx.set_index("sentence_id").loc["a2", "context"] == "<speaker0> hello there <ts> <speaker1> fine and"
 
 
+def test_without_words_every_row_stays_and_its_context_is_the_speaker_turns_alone():
+    table = TABLE.assign(text="")
+    table.loc[1, "text"] = np.nan
+    ctx = build_contexts(table, words=False).set_index("sentence_id")
+    assert list(ctx.index) == list(TABLE.sentence_id) and ctx.n_empty_text.iat[0] == 0
+    assert ctx.loc["a2", "context"] == "<speaker0> <ts> <speaker1> <speaker1>"
+    assert ctx.loc["b1", "context"] == "<speaker1> <ts> <speaker0>"
+    # words, where a row has them, are not read: the context is the same
+    assert build_contexts(TABLE, words=False).context.tolist() == build_contexts(table, words=False).context.tolist()
+
+
 def test_bad_speaker_value_is_a_clear_error():
     table = TABLE.copy()
     table.loc[0, "speaker"] = 5

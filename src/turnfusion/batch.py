@@ -18,9 +18,10 @@ from turnfusion.schema import LABEL_NAMES, conversation_order, has_video_id, rea
 def predict_csv(predictor, csv: str | Path, audio_dir: str | Path, batch_size: int = 32) -> pd.DataFrame:
     """Predictions for every row of an MM-F2F CSV whose recordings are `audio_dir/<video_id>.flac` or `.wav`.
 
-    Every input row is in the output: rows that cannot be used (no video_id, bad speaker, empty text,
-    missing recording, bad timestamps, non-finite audio, an input the model refuses) with empty probabilities and
-    the reason in `skipped`. A row's history is the usable rows that ended before it started (`history`).
+    Every input row is in the output: rows that cannot be used (no video_id, bad speaker, empty text where the model
+    reads words, missing recording, bad timestamps, non-finite audio, an input the model refuses) with empty
+    probabilities and the reason in `skipped`. A row's history is the usable rows that ended before it started
+    (`history`).
     """
     if not Path(audio_dir).is_dir():
         raise DataError(f"{audio_dir}: audio folder not found")
@@ -46,8 +47,8 @@ def predict_csv(predictor, csv: str | Path, audio_dir: str | Path, batch_size: i
             recording, problem_all = read_resampled(recording_path(audio_dir, video_id), rate), ""
         except DataError as exc:
             recording, problem_all = None, f"recording: {exc}"
-        channels = predictor.processor.config.channels
-        cuts = [(None, problem_all) if problem_all else cut_row(recording, rate, row, channels)
+        channels, words = predictor.processor.config.channels, predictor.processor.config.words
+        cuts = [(None, problem_all) if problem_all else cut_row(recording, rate, row, channels, words)
                 for row in conv.itertuples(index=False)]
         del recording
         rows += [{"sentence_id": row.sentence_id, "video_id": video_id, "label": row.label, "skipped": problem}

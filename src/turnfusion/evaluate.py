@@ -20,7 +20,7 @@ from turnfusion.floors import FLOORS, floor_probabilities, frame_levels, renderi
 from turnfusion.loop import pick_device, predict
 from turnfusion.metrics import classification_report, confusion
 from turnfusion.predict import load_model
-from turnfusion.schema import BACKCHANNEL, KEEP, LABEL_NAMES, SHIFT
+from turnfusion.schema import BACKCHANNEL, KEEP, LABEL_NAMES, SHIFT, corpus_has_words
 from turnfusion.serving import Remembered
 
 if TYPE_CHECKING:
@@ -186,7 +186,9 @@ def evaluate(models: dict[str, Path], segments: Path, tokens: Path, trp: Path, e
              train_cfg: TrainConfig, exported: dict[str, Path] | None = None) -> dict:
     """The evaluate stage: test predictions of every model (`{name: directory}`, each fed as its own config and
     weights say) and of the baselines, metrics, DVC plot data and PNGs in `out_dir`; for each model in `exported`
-    (`{name: export directory}`), what deployment changes (`deployment`). Returns the metrics."""
+    (`{name: export directory}`), what deployment changes (`deployment`). Returns the metrics. A corpus without words
+    (`words: false`) has no TF-IDF baseline, and its text model reads the speaker turns alone (the skeleton floor's
+    input)."""
     loaded = {name: load_model(directory) for name, directory in models.items()}
     most_segments = max((m.config.audio_segments for m, _ in loaded.values()), default=1)
     store, token_store, table = load_utterances(segments, tokens, trp, most_segments)
@@ -198,7 +200,9 @@ def evaluate(models: dict[str, Path], segments: Path, tokens: Path, trp: Path, e
     probabilities = {"majority": majority_baseline(train.label.to_numpy(), len(test))}
     threshold = fit_trp_threshold(val.trp.to_numpy(), val.label.to_numpy())
     probabilities["trp_threshold"] = trp_baseline(test.trp.to_numpy(), threshold)
-    probabilities["tfidf_logreg"], tfidf_c = tfidf_baseline(train, val, test)
+    words = corpus_has_words(table)  # without words (no transcripts) the text baseline has nothing to read
+    if words:
+        probabilities["tfidf_logreg"], tfidf_c = tfidf_baseline(train, val, test)
     probabilities.update(floor_probabilities(*floor_inputs(train, test, token_store, store), len(LABEL_NAMES)))
     device, cached_encoders = pick_device(train_cfg.device), load_encoders(embeddings)
     for name, (model, _) in loaded.items():
@@ -213,7 +217,8 @@ def evaluate(models: dict[str, Path], segments: Path, tokens: Path, trp: Path, e
     labels = test.label.to_numpy()
     reports = {name: classification_report(labels, p.argmax(1), p) for name, p in probabilities.items()}
     reports["trp_threshold"]["threshold"] = threshold
-    reports["tfidf_logreg"]["C"] = tfidf_c
+    if words:
+        reports["tfidf_logreg"]["C"] = tfidf_c
     best = max((k for k in probabilities if k not in BASELINES), default="majority",
                key=lambda k: reports[k]["macro_f1"])
     chosen = predictions[predictions.model == best]
@@ -223,7 +228,7 @@ def evaluate(models: dict[str, Path], segments: Path, tokens: Path, trp: Path, e
     save_figures(predictions, reports, out, best)
     deployed = {name: deployment(models[name], directory, test, token_store, store, train_cfg)
                 for name, directory in (exported or {}).items()}
-    return {"test_utterances": len(test), **reports, "slices": slice_reports(test, probabilities),
+    return {"test_utterances": len(test), "words": words, **reports, "slices": slice_reports(test, probabilities),
             **({"deployment": deployed} if deployed else {})}
 
 

@@ -42,8 +42,8 @@ FULL_SCALE_LIMIT = 2.0  # float audio is full scale [-1, 1]; past this it is int
 
 @dataclass(frozen=True)
 class ProcessorConfig:
-    """How a model's inputs are prepared; built from params (`from_params`) and saved with the model. No field has a
-    default: params.yaml holds them (sections `segment` and `text`)."""
+    """How a model's inputs are prepared; built from params (`from_params`) and saved with the model. The fields but
+    `words` come from params.yaml (sections `segment` and `text`); `words` from the corpus."""
 
     sample_rate: int  # Hz of the audio the encoder reads (segment.sample_rate)
     max_seconds: float  # an utterance keeps its last max_seconds of audio (segment.max_seconds)
@@ -53,14 +53,19 @@ class ProcessorConfig:
     n_previous: int  # previous utterances in the text context
     punctuation: str  # strip or keep
     trim_overlap: bool  # previous utterances lose the words their successor repeats (overlapping windows)
+    # false: trained on a corpus without words (recordings without transcripts): the text context is the speaker
+    # turns alone (speaker and <ts> tokens) and text given to the model is not read; a folder saved before the field
+    # existed was trained with words
+    words: bool = True
 
     @classmethod
-    def from_params(cls, segment, text) -> ProcessorConfig:
-        """From the `segment` and `text` param sections (`config.SegmentConfig`, `config.TextConfig`)."""
+    def from_params(cls, segment, text, words: bool) -> ProcessorConfig:
+        """From the `segment` and `text` param sections (`config.SegmentConfig`, `config.TextConfig`) and whether
+        the corpus has words (`schema.corpus_has_words`)."""
         return cls(sample_rate=segment.sample_rate, max_seconds=segment.max_seconds, channels=segment.channels,
                    trim_vad_threshold=segment.trim_vad_threshold if segment.trim_to_speech else None,
                    max_length=text.max_length, n_previous=text.n_previous, punctuation=text.punctuation,
-                   trim_overlap=text.trim_overlap)
+                   trim_overlap=text.trim_overlap, words=words)
 
     @classmethod
     def from_dict(cls, values, source: str, max_positions: int | None = None) -> ProcessorConfig:
@@ -69,7 +74,7 @@ class ProcessorConfig:
         names `source` and the field."""
         if not isinstance(values, dict):
             raise DataError(f"{source}: must be a JSON object, got {type(values).__name__}")
-        values = {k: v for k, v in values.items() if k != "processor_class"}
+        values = {"words": True, **{k: v for k, v in values.items() if k != "processor_class"}}
         names = [f.name for f in dataclasses.fields(cls)]
         missing, unknown = sorted(set(names) - set(values)), sorted(set(values) - set(names))
         if missing:
@@ -89,8 +94,9 @@ class ProcessorConfig:
             raise bad("channels", "mix or speaker")
         if values["punctuation"] not in PUNCTUATION_POLICIES:
             raise bad("punctuation", f"one of {list(PUNCTUATION_POLICIES)}")
-        if not isinstance(values["trim_overlap"], bool):
-            raise bad("trim_overlap", "true or false")
+        for key in ("trim_overlap", "words"):
+            if not isinstance(values[key], bool):
+                raise bad(key, "true or false")
         return cls(**values)
 
     def to_dict(self) -> dict:
@@ -148,7 +154,8 @@ def timestamp_problem(start: float, end: float, duration: float) -> str | None:
     return None
 
 
-def cut_row(recording: np.ndarray, rate: int, row, channels: str) -> tuple[np.ndarray | None, str]:
+def cut_row(recording: np.ndarray, rate: int, row, channels: str,
+            needs_words: bool = True) -> tuple[np.ndarray | None, str]:
     """(mono waveform of one utterance row, "") or (None, why it cannot be used: `schema.row_problem`, a
     timestamp problem, or non-finite samples): the one cut-and-validate policy of the segment stage and of
     batch prediction; `segment_policy` then shapes the cut.
@@ -156,12 +163,12 @@ def cut_row(recording: np.ndarray, rate: int, row, channels: str) -> tuple[np.nd
     `recording`: (samples, channels) at `rate`; `row` has start, end, text and speaker, and where its audio is
     elsewhere in the recording `audio_start` / `audio_end` (`schema.audio_span`); `channels`: "mix"
     averages the channels, "speaker" takes the speaker's own channel (0 = left, 1 = right) of a stereo
-    recording.
+    recording; `needs_words`: a row without words is refused (`ProcessorConfig.words`).
     """
     from turnfusion.schema import audio_span, row_problem  # tables: pandas, which serving does not need
 
     start, end = audio_span(row)
-    problem = (row_problem(row) or timestamp_problem(row.start, row.end, math.inf)
+    problem = (row_problem(row, needs_words) or timestamp_problem(row.start, row.end, math.inf)
                or timestamp_problem(start, end, len(recording) / rate))
     if problem:
         return None, problem
@@ -230,7 +237,9 @@ class TurnFusionProcessor:
 
     def words(self, text, what: str) -> str:
         """The normalised words of one utterance; a DataError naming `what` when there are none or they are not
-        Unicode."""
+        Unicode. A model trained without words reads none: "" whatever the text."""
+        if not self.config.words:
+            return ""
         if isinstance(text, str) and not text.isascii():
             try:
                 text.encode("utf-8")
@@ -243,7 +252,8 @@ class TurnFusionProcessor:
         return normalized
 
     def has_words(self, text) -> bool:
-        """Whether `text` gives this model words (`words` accepts it)."""
+        """Whether `text` gives this model what it reads (`words` accepts it; a model trained without words reads
+        none, so any text does)."""
         try:
             self.words(text, "words")
         except DataError:
@@ -297,7 +307,7 @@ class TurnFusionProcessor:
                                 "a live system observes it (labels never reach an input)")
         texts = [self.words(u.get("text"), what) for u, what in zip(utterances, names, strict=True)]
         speakers = [u["speaker"] for u in utterances]
-        text = context_string(texts[-n_text:], speakers[-n_text:], self.config.trim_overlap)
+        text = context_string(texts[-n_text:], speakers[-n_text:], self.config.trim_overlap, self.config.words)
         if self.uses_audio and audio is None:
             raise DataError("current utterance: this model needs its audio")
         # current first, then its predecessors; audio the model does not read is still checked, never ignored

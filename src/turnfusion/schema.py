@@ -124,13 +124,24 @@ def conflicting_labels(table: pd.DataFrame) -> pd.Series:
     return labels.gt(1).reindex(table.index, fill_value=False)
 
 
-def row_problem(row) -> str:
+def has_words(text) -> bool:
+    """Whether a text cell holds a word: a single word character (`_` alone normalises to nothing)."""
+    return isinstance(text, str) and bool(re.search(r"[^\W_]", text))
+
+
+def corpus_has_words(table: pd.DataFrame) -> bool:
+    """Whether any utterance of `table` has words. A corpus without any (recordings without transcripts) trains on
+    audio and the speaker turns alone (`processing.ProcessorConfig.words`); one with words skips its rows without."""
+    return bool(table["text"].map(has_words).any())
+
+
+def row_problem(row, needs_words: bool = True) -> str:
     """Why one utterance row cannot be used whatever its recording ("" if it can): an empty video_id, a
-    speaker other than 0 / 1, or text without a single word character."""
+    speaker other than 0 / 1, or (`needs_words`: the corpus has words) text without a single word character."""
     if not is_video_id(row.video_id):
         return "empty_video_id"
     if row.speaker not in (0, 1):
         return "bad_speaker"
-    if not isinstance(row.text, str) or not re.search(r"[^\W_]", row.text):  # `_` alone normalises to nothing
+    if needs_words and not has_words(row.text):
         return "empty_text"
     return ""

@@ -19,7 +19,14 @@ import pandas as pd
 from turnfusion.audio import read_resampled, recording_path
 from turnfusion.errors import DataError
 from turnfusion.processing import cut_row, segment_policy
-from turnfusion.schema import CONFLICT_KEY, LABEL_NAMES, conflicting_labels, conversation_order, has_video_id
+from turnfusion.schema import (
+    CONFLICT_KEY,
+    LABEL_NAMES,
+    conflicting_labels,
+    conversation_order,
+    corpus_has_words,
+    has_video_id,
+)
 from turnfusion.splits import SPLITS, add_split_column
 from turnfusion.stores import SEGMENT_AUDIO as AUDIO_FILE
 from turnfusion.stores import SEGMENT_INDEX as INDEX_FILE
@@ -55,6 +62,7 @@ def trim_report(trimmed: np.ndarray) -> dict:
 def build_store(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: SegmentConfig,
                 progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cut every row of `table` from its recording in `audio_dir` (`audio.recording_path`) into a packed store.
+    Rows without words are skipped (`empty_text`) unless no row has any (`schema.corpus_has_words`).
 
     Returns (index, skipped) where `skipped` has one row per dropped utterance with its reason.
     """
@@ -72,7 +80,7 @@ def build_store(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: Segmen
     # `drop`: such rows stay in the store, so other rows' history (the inputs) never depends on labels, but are
     # `excluded` from training and scoring (`datasets.utterance_table`)
     table = table.assign(excluded=conflicting_labels(table) & (cfg.conflicting_labels == "drop"))
-    offset, trim = 0, cfg.trim_vad_threshold if cfg.trim_to_speech else None
+    offset, trim, words = 0, cfg.trim_vad_threshold if cfg.trim_to_speech else None, corpus_has_words(table)
     # one recording in memory at a time; the cut audio goes straight to disk, so memory stays flat with corpus size.
     # Each file is written under a temporary name, then renamed: an interrupted run never leaves a torn store.
     partial_audio = out_dir / f".{AUDIO_FILE}.partial"
@@ -87,7 +95,7 @@ def build_store(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: Segmen
         position, stereo = 0, recording.shape[1] > 1
         overlap = listener_overlap(conv)
         for row, overlapped in zip(conv.itertuples(index=False), overlap, strict=True):
-            wave, problem = cut_row(recording, cfg.sample_rate, row, cfg.channels)
+            wave, problem = cut_row(recording, cfg.sample_rate, row, cfg.channels, needs_words=words)
             if problem:
                 skipped.append({"sentence_id": row.sentence_id, "video_id": video_id, "reason": problem,
                                 "detail": f"start={row.start} end={row.end} "
@@ -123,13 +131,17 @@ def segment(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: SegmentCon
         log.warning("%d identical window(s) with different labels (%d rows), %s (segment.conflicting_labels)",
                     groups, int(conflicts.sum()),
                     "excluded from training and scoring" if cfg.conflicting_labels == "drop" else "kept")
+    words = corpus_has_words(table)
+    if not words:
+        log.warning("no utterance has words (recordings without transcripts): the models read the audio and the "
+                    "speaker turns alone")
     index, skipped = build_store(table, audio_dir, out_dir, cfg)
     empty = [name for name in SPLITS if not (index.split == name).any()]
     if empty:
         fix = ("the source gives the splits: add annotation files for them (mmf2f.annotations)" if given else
                "too few conversations for split.val_fraction / split.test_fraction")
         raise DataError(f"split(s) {empty} have no usable utterance ({fix})")
-    report = {"utterances": len(index), "skipped": len(skipped), "conflicting_label_groups": groups,
+    report = {"utterances": len(index), "words": words, "skipped": len(skipped), "conflicting_label_groups": groups,
               "excluded_conflicting": int(index.excluded.sum()),
               **(trim_report(index.trimmed_s.to_numpy()) if cfg.trim_to_speech else {}),
               **{f"skipped_{r}": int(n) for r, n in skipped.reason.value_counts().items()},

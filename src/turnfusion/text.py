@@ -97,17 +97,21 @@ def find_words(haystack: list[str], needle: list[str]) -> int:
     return ends[-1] - 2 * n if ends else -1
 
 
-def context_string(texts: list[str], speakers: list, trim_overlap: bool) -> str:
+def context_string(texts: list[str], speakers: list, trim_overlap: bool, words: bool = True) -> str:
     """The context of the last of `texts` (normalised, oldest first, each with its speaker): a `<ts>` between two
-    pieces where the speaker changes. The one context builder of training and prediction."""
-    if trim_overlap:
+    pieces where the speaker changes. The one context builder of training and prediction. Without `words` (a corpus
+    without transcripts) the texts are not read: the context is the speaker turns alone."""
+    if not words:
+        texts = [""] * len(texts)
+    elif trim_overlap:
         texts = [trim_repeated(t, texts[k + 1]) for k, t in enumerate(texts[:-1])] + [texts[-1]]
     pieces, previous = [], None
     for text, speaker in zip(texts, speakers, strict=True):
-        if not text:  # wholly repeated by its successor
+        if words and not text:  # wholly repeated by its successor
             continue
         token = speaker_token(speaker)
-        pieces.append(f"{TURN_SHIFT} {token} {text}" if previous not in (None, token) else f"{token} {text}")
+        piece = f"{token} {text}" if text else token
+        pieces.append(f"{TURN_SHIFT} {piece}" if previous not in (None, token) else piece)
         previous = token
     return " ".join(pieces)
 
@@ -133,20 +137,21 @@ def pad_right(seqs: list, pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build_contexts(table: pd.DataFrame, n_previous: int = 2, punctuation: str = "strip",
-                   trim_overlap: bool = False) -> pd.DataFrame:
+                   trim_overlap: bool = False, words: bool = True) -> pd.DataFrame:
     """Context string for every utterance of `table`, a table in the MM-F2F schema (video_id, sentence_id, text,
     start, end, speaker; a `label` is never read): its history (`history.histories`) and itself.
 
     Context never crosses conversations and never holds a row that ended after the current one started. Rows with
     empty or NaN text are dropped and counted (returned frame has `n_previous_used`); the caller reports the
-    count. Returns the table in conversation order with a `context` column.
+    count. Without `words` (a corpus without transcripts, `schema.corpus_has_words`) no row is dropped and every
+    context is the speaker turns alone. Returns the table in conversation order with a `context` column.
     """
     from turnfusion.history import histories  # tables: pandas, which serving does not need
     from turnfusion.schema import conversation_order
 
     table = conversation_order(table)
     texts = table["text"].map(lambda t: normalize(t, punctuation) if isinstance(t, str) else "")
-    empty = texts == ""
+    empty = (texts == "") & words
     if empty.any():
         log.warning("%d utterance(s) with empty or NaN text skipped, e.g. %s", int(empty.sum()),
                     table.loc[empty, "sentence_id"].iloc[0])
@@ -155,6 +160,6 @@ def build_contexts(table: pd.DataFrame, n_previous: int = 2, punctuation: str = 
     contexts, used = [], []
     for i, previous in enumerate(histories(table, n_previous)):
         rows = [*previous, i]
-        contexts.append(context_string([texts[r] for r in rows], [speakers[r] for r in rows], trim_overlap))
+        contexts.append(context_string([texts[r] for r in rows], [speakers[r] for r in rows], trim_overlap, words))
         used.append(len(previous))
     return table.assign(context=contexts, n_previous_used=used, n_empty_text=int(empty.sum()))

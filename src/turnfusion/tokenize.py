@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from turnfusion.errors import DataError
+from turnfusion.schema import corpus_has_words
 from turnfusion.stores import TOKEN_IDS as IDS_FILE
 from turnfusion.stores import TOKEN_INDEX as INDEX_FILE
 from turnfusion.stores import TOKENIZER_DIR
@@ -79,9 +80,11 @@ def tokenize_table(table: pd.DataFrame, out_dir: Path, cfg: TextConfig) -> dict:
     """Contexts, tokenizer and packed ids for a segment index (video_id, position, text, speaker, split).
 
     `cfg.tokenizer`: "train" fits a byte-level BPE on the training split only; anything else is a
-    hub name or local path. Writes `out_dir` and returns a report of counts.
+    hub name or local path. A table without any words (`schema.corpus_has_words`) gives contexts of the speaker
+    turns alone. Writes `out_dir` and returns a report of counts.
     """
-    table = build_contexts(table, cfg.n_previous, cfg.punctuation, cfg.trim_overlap)
+    words = corpus_has_words(table)
+    table = build_contexts(table, cfg.n_previous, cfg.punctuation, cfg.trim_overlap, words)
     out_dir = Path(out_dir)
     if cfg.tokenizer == "train":
         train_texts = [normalize(t, cfg.punctuation) for t in table.loc[table.split == "train", "text"]]
@@ -95,7 +98,7 @@ def tokenize_table(table: pd.DataFrame, out_dir: Path, cfg: TextConfig) -> dict:
     n_empty = int(table.n_empty_text.iat[0]) if len(table) else 0
     write_packed(out_dir, table.drop(columns=["n_empty_text"]), ids)
     lengths = np.array([len(x) for x in ids])
-    return {"utterances": len(table), "skipped_empty_text": n_empty, "vocab_size": len(tokenizer),
+    return {"utterances": len(table), "words": words, "skipped_empty_text": n_empty, "vocab_size": len(tokenizer),
             "mean_tokens": round(float(lengths.mean()), 2), "max_tokens": int(lengths.max()),
             "truncated": n_truncated,
             "with_2_previous": int((table.n_previous_used == 2).sum())}
