@@ -35,7 +35,7 @@ def synthetic_store(n: int, seconds: float, rate: int = 16000) -> SegmentStore:
                             .astype(np.int16) for _ in range(n)])
     index = pd.DataFrame({"sentence_id": [f"u{i}" for i in range(n)], "offset": np.arange(n) * length,
                           "n_samples": length, "sample_rate": rate})
-    return SegmentStore(audio, index, rate)
+    return SegmentStore(audio, index, rate, Path("synthetic"))  # no audio policy: only its waveforms are read
 
 
 def synthetic_tokens(n: int, length: int, vocab: int, directory: Path) -> PackedTokens:

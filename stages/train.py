@@ -7,13 +7,12 @@ from dataclasses import asdict
 
 from stages.common import config, run
 from turnfusion.choices import MODES
-from turnfusion.config import ComputeConfig, ModelConfig, SegmentConfig, TextConfig, TrainConfig
+from turnfusion.config import ComputeConfig, ModelConfig, TrainConfig
 from turnfusion.datasets import load_utterances
 from turnfusion.distributed import launched_world, processes
 from turnfusion.loop import seed_everything
 from turnfusion.processing import ProcessorConfig
 from turnfusion.schedules import EncoderSchedule
-from turnfusion.schema import corpus_has_words
 from turnfusion.train import build_model, train
 
 
@@ -32,6 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     m, t = config(ModelConfig), config(TrainConfig)
     store, tokens, table = load_utterances(args.segments, args.tokens, args.trp, m.audio_segments)
+    processor = ProcessorConfig.of_token_store(args.tokens)  # what made the training inputs, saved with the model
     seed_everything(t.seed)  # the head's initial weights
     model = build_model(args.mode, m, args.embeddings)
     inputs = EncoderSchedule.of(t).inputs
@@ -51,8 +51,7 @@ def main() -> None:
                                  **{f"best_{k}": v for k, v in best.items() if k.startswith("val_")}})
     if main_process:
         tokens.tokenizer().save_pretrained(args.out)
-        ProcessorConfig.from_params(config(SegmentConfig), config(TextConfig),
-                                    words=corpus_has_words(store.index)).save_pretrained(args.out)
+        processor.save_pretrained(args.out)
         logging.getLogger("train").info("%s: best epoch %d, %s", args.mode, state["best_epoch"], best)
 
 

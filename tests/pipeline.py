@@ -64,7 +64,7 @@ def build(root: Path, channels: str = "mix", n_previous: int = 1, audio_segments
                             trim_vad_threshold=0.5, conflicting_labels="keep")
     build_store(table, root / "raw", root / "segments", segment, progress=False)
     text = params_config(TextConfig, vocab_size=300, max_length=max_length, n_previous=n_previous)
-    tokenize_table(load_segments(root), root / "tokens", text)
+    tokenize_table(load_segments(root), root / "tokens", text, load_store(root).audio_policy())
     tokens = PackedTokens(root / "tokens")
     torch.manual_seed(0)
     gpt2 = {"vocab_size": len(tokens.tokenizer()), "n_layer": 1, "n_embd": 16, "n_head": 2, "n_positions": 32}
@@ -74,7 +74,7 @@ def build(root: Path, channels: str = "mix", n_previous: int = 1, audio_segments
         torch.nn.init.normal_(param, std=0.2)
     model.save_pretrained(root / "model")
     tokens.tokenizer().save_pretrained(root / "model")
-    ProcessorConfig.from_params(segment, text, words).save_pretrained(root / "model")
+    ProcessorConfig.of_token_store(root / "tokens").save_pretrained(root / "model")  # as the train stage does
     if mode == "fusion":  # the embed stage, with this model's encoders loaded by local path
         model.text_encoder.save_pretrained(root / "enc_text")
         model.audio_encoder.save_pretrained(root / "enc_audio")

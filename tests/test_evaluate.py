@@ -1,6 +1,10 @@
+import json
+
 import numpy as np
 import pandas as pd
+import pytest
 
+from turnfusion.errors import DataError
 from turnfusion.evaluate import (
     fit_trp_threshold,
     majority_baseline,
@@ -164,6 +168,12 @@ def test_evaluate_end_to_end_reports_every_model_beside_its_floors_fitted_on_tra
     assert set(figures) == {"test_utterances", "fusion", "majority", "trp_threshold", "tfidf_logreg", *FLOORS}
     assert all(set(v) == {"macro_f1", "balanced_accuracy"} for k, v in figures.items() if k != "test_utterances")
     predictions = pd.read_parquet(tmp_path / "out" / "predictions.parquet")
+    edited = json.loads((pipe.model_dir / "preprocessor_config.json").read_text()) | {"n_previous": 2}
+    (pipe.model_dir / "preprocessor_config.json").write_text(json.dumps(edited))  # not what made the test inputs
+    with pytest.raises(DataError, match=r"model: its processor differs from the one that made the test inputs "
+                                        r"\(.*tokens/preprocessor_config.json\): n_previous: 2 != 1; train it again"):
+        evaluate({"fusion": pipe.model_dir}, pipe.root / "segments", pipe.root / "tokens", trp, pipe.cache,
+                 tmp_path / "out2", params_config(TrainConfig, device="cpu", batch_size=4))
     train = pipe.table[pipe.table.split == "train"].reset_index(drop=True)
     want = floor_probabilities(*floor_inputs(train, test.reset_index(drop=True), pipe.tokens, pipe.store), 3)
     for name in FLOORS:

@@ -68,7 +68,8 @@ def test_pretrained_encoders_from_local_directories_embed_train_and_predict(tmp_
     segment = SegmentConfig(16000, 1.5, "mix", False, 0.5, "keep")
     build_store(table, tmp_path / "raw", tmp_path / "segments", segment, progress=False)
     text = params_config(TextConfig, tokenizer=str(gpt2_dir), max_length=24)
-    tokenize_table(SegmentStore.open(tmp_path / "segments").index, tmp_path / "tokens", text)
+    store = SegmentStore.open(tmp_path / "segments")
+    tokenize_table(store.index, tmp_path / "tokens", text, store.audio_policy())
     pd.DataFrame({"sentence_id": table.sentence_id, "trp": 0.5}).to_parquet(tmp_path / "trp.parquet")
 
     run(tmp_path, "stages.embed", "--tokens", "tokens", "--segments", "segments", "--teacher", "unused",
@@ -77,6 +78,8 @@ def test_pretrained_encoders_from_local_directories_embed_train_and_predict(tmp_
     assert (report["text_dim"], report["audio_dim"]) == (text_dim, 768)
     run(tmp_path, "stages.train", "--mode", "fusion", "--segments", "segments", "--tokens", "tokens", "--trp",
         "trp.parquet", "--embeddings", "embeddings", "--out", "models/fusion", "--checkpoints", "ck", "--live", "live")
+    saved = (tmp_path / "models/fusion/preprocessor_config.json").read_text()
+    assert saved == (tmp_path / "tokens/preprocessor_config.json").read_text()  # the processor that made the inputs
     config = json.loads((tmp_path / "models/fusion/config.json").read_text())
     assert {k: config["text_config"][k] for k in saved_sizes} == saved_sizes
     assert config["audio_config"]["num_hidden_layers"] == 2 and config["audio_config"]["conv_dim"] == [512] * 7

@@ -45,10 +45,10 @@ def test_a_model_saved_before_the_processor_had_its_file_predicts_as_it_did(tmp_
 
 def test_the_processor_config_is_built_from_params_whole_and_round_trips(tmp_path):
     segment, text = params_config(SegmentConfig), params_config(TextConfig)
-    config = ProcessorConfig.from_params(segment, text, words=True)
+    config = ProcessorConfig.from_params(ProcessorConfig.audio_policy(segment), text, words=True)
     assert config.trim_vad_threshold is None  # segment.trim_to_speech is off in params.yaml
-    trimmed = ProcessorConfig.from_params(params_config(SegmentConfig, trim_to_speech=True, trim_vad_threshold=0.3),
-                                          text, words=True)
+    trimmed = ProcessorConfig.from_params(ProcessorConfig.audio_policy(params_config(
+        SegmentConfig, trim_to_speech=True, trim_vad_threshold=0.3)), text, words=True)
     assert trimmed.trim_vad_threshold == 0.3
     assert (config.n_previous, config.max_length, config.channels) == (text.n_previous, text.max_length,
                                                                       segment.channels)

@@ -51,6 +51,15 @@ def test_store_cuts_resamples_and_skips_bad_rows_with_reasons(recording_dir, tmp
     assert 0.15 < np.abs(wave).max() < 0.25  # mix of 0.3 and 0.1 tones
 
 
+def test_the_store_keeps_the_audio_policy_it_was_cut_with(recording_dir, tmp_path):
+    table = utterance_table([("v1", "v1_0", "hello there", 0, 0.0, 1.0, 0)]).assign(split="train")
+    build_store(table, recording_dir, tmp_path / "a", cfg(max_seconds=2.0, channels="speaker"), progress=False)
+    assert SegmentStore.open(tmp_path / "a").audio_policy() == {"sample_rate": 16000, "max_seconds": 2.0,
+                                                                "channels": "speaker", "trim_vad_threshold": None}
+    build_store(table, recording_dir, tmp_path / "b", cfg(trim_to_speech=True), progress=False)
+    assert SegmentStore.open(tmp_path / "b").audio_policy()["trim_vad_threshold"] == 0.5
+
+
 def test_a_corpus_without_words_keeps_its_rows_and_one_with_words_skips_the_unworded(recording_dir, tmp_path):
     rows = [("v1", "v1_0", "", 0, 0.0, 1.0, 0), ("v1", "v1_1", None, 1, 1.0, 2.0, 1),
             ("v2", "v2_0", " ?! ", 2, 0.5, 1.5, 0)]

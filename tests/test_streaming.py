@@ -265,3 +265,16 @@ def test_a_late_final_gives_the_decision_again_as_if_it_had_come_in_time(exporte
     after_the_agent.bot_said("at nine")  # the agent answered already: nothing to revise, the context is corrected
     assert after_the_agent.push_words("what time does the museum open tomorrow", final=True) is None
     assert after_the_agent.history[-2]["text"] == want.text
+
+
+def test_a_model_trained_without_words_decides_at_the_end_of_speech_with_no_transcript(tmp_path):
+    import pipeline
+
+    from turnfusion.export import export
+
+    built = pipeline.build(tmp_path / "p", words=False)
+    export(built.model_dir, tmp_path / "onnx")
+    session = StreamingTurnSession(tmp_path / "onnx", RATE, StreamConfig(max_word_wait_s=0.5), precision="fp32")
+    utterance = np.concatenate([silence(0.3), said("so we went there"), silence(1.0)])
+    decisions = feed(session, utterance)  # a model that reads words waits for them, then drops the utterance
+    assert len(decisions) == 1 and decisions[0][1].text == "" and session.skipped_without_words == 0

@@ -46,6 +46,24 @@ def test_tokenize_table_packs_ids_with_derivable_masks(tmp_path):
     assert (ids[mask == 0] == store.tokenizer().pad_token_id).all()
 
 
+def test_the_token_store_holds_the_whole_processor_that_made_it_and_refuses_a_bad_one_before_work(tmp_path):
+    from turnfusion.processing import ProcessorConfig
+
+    policy = {"sample_rate": 16000, "max_seconds": 2.0, "channels": "speaker", "trim_vad_threshold": None}
+    text = params_config(TextConfig, vocab_size=300, max_length=6, n_previous=1)
+    tokenize_table(TABLE, tmp_path / "a", text, policy)
+    made = ProcessorConfig.of_token_store(tmp_path / "a")
+    assert made == ProcessorConfig(**policy, max_length=6, n_previous=1, punctuation=text.punctuation,
+                                   trim_overlap=text.trim_overlap, words=True)
+    tokenize_table(TABLE.assign(text=""), tmp_path / "b", text, policy)
+    assert ProcessorConfig.of_token_store(tmp_path / "b").words is False
+    with pytest.raises(DataError, match=r"audio_policy.json \+ text params: max_seconds must be"):
+        tokenize_table(TABLE, tmp_path / "c", text, {**policy, "max_seconds": 0.01})
+    assert not (tmp_path / "c").exists()
+    with pytest.raises(DataError, match=r"preprocessor_config.json: missing; a token store holds the processor"):
+        ProcessorConfig.of_token_store(tmp_path / "c")
+
+
 def test_a_tokenizer_fitted_on_an_empty_training_split_is_an_error(tmp_path):
     with pytest.raises(DataError, match="text.tokenizer: train .* training split, which has no utterance"):
         tokenize_table(TABLE.assign(split="val"), tmp_path, params_config(TextConfig))

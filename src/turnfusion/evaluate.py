@@ -20,6 +20,7 @@ from turnfusion.floors import FLOORS, floor_probabilities, frame_levels, renderi
 from turnfusion.loop import pick_device, predict
 from turnfusion.metrics import classification_report, confusion
 from turnfusion.predict import load_model
+from turnfusion.processing import PROCESSOR_FILE, ProcessorConfig
 from turnfusion.schema import BACKCHANNEL, KEEP, LABEL_NAMES, SHIFT, corpus_has_words
 from turnfusion.serving import Remembered
 
@@ -192,10 +193,12 @@ def evaluate(models: dict[str, Path], segments: Path, tokens: Path, trp: Path, e
     loaded = {name: load_model(directory) for name, directory in models.items()}
     most_segments = max((m.config.audio_segments for m, _ in loaded.values()), default=1)
     store, token_store, table = load_utterances(segments, tokens, trp, most_segments)
+    made_with = ProcessorConfig.of_token_store(tokens)
     for name, (_, processor) in loaded.items():  # the stores hold the inputs as the model's processor makes them
-        if processor.config.sample_rate != store.sample_rate:
-            raise DataError(f"{models[name]}: its processor reads {processor.config.sample_rate} Hz, the segment "
-                            f"store {segments} holds {store.sample_rate} Hz (segment.sample_rate); train it again")
+        differ = processor.config.differences(made_with)
+        if differ:
+            raise DataError(f"{models[name]}: its processor differs from the one that made the test inputs "
+                            f"({Path(tokens) / PROCESSOR_FILE}): {'; '.join(differ)}; train it again")
     test, train, val = (table[table.split == s].reset_index(drop=True) for s in ("test", "train", "val"))
     probabilities = {"majority": majority_baseline(train.label.to_numpy(), len(test))}
     threshold = fit_trp_threshold(val.trp.to_numpy(), val.label.to_numpy())

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from turnfusion.errors import DataError, one_line
 
+PROCESSOR_FILE = "preprocessor_config.json"  # a processor config: in a model folder, an export, the token store
+AUDIO_POLICY_FILE = "audio_policy.json"  # the segment store's half of it (`processing.ProcessorConfig.audio_policy`)
 MAX_JSON_BYTES = 16 * 2**20  # a model folder's config, processor config or manifest is a few KB
 MAX_JSON_DEPTH = 32  # they nest 3 levels; a deeper file is hostile (200k levels overflow the parser's stack)
 

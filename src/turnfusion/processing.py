@@ -30,10 +30,10 @@ import numpy as np
 from turnfusion.audio import keep_end, load_mono, resample, select_channel
 from turnfusion.choices import PROCESSOR_BOUNDS
 from turnfusion.errors import DataError, one_line
-from turnfusion.json_files import json_object
+from turnfusion.json_files import AUDIO_POLICY_FILE, PROCESSOR_FILE, json_object  # noqa: F401 (names of its files)
 from turnfusion.text import PUNCTUATION_POLICIES, context_string, encode_contexts, normalize, pad_right
 
-PROCESSOR_FILE = "preprocessor_config.json"
+AUDIO_FIELDS = ("sample_rate", "max_seconds", "channels", "trim_vad_threshold")
 PROCESSOR_CLASS = "TurnFusionProcessor"
 MIN_SECONDS = 0.05  # a shorter utterance is no input, in training (skipped) as in prediction (refused)
 TIME_TOLERANCE_S = 0.05  # annotations may end a few ms past the last sample
@@ -58,14 +58,34 @@ class ProcessorConfig:
     # existed was trained with words
     words: bool = True
 
+    @staticmethod
+    def audio_policy(segment) -> dict:
+        """The audio fields (AUDIO_FIELDS) from the `segment` param section (`config.SegmentConfig`): what the segment
+        stage cuts with and writes beside its store (AUDIO_POLICY_FILE)."""
+        return {"sample_rate": segment.sample_rate, "max_seconds": segment.max_seconds, "channels": segment.channels,
+                "trim_vad_threshold": segment.trim_vad_threshold if segment.trim_to_speech else None}
+
     @classmethod
-    def from_params(cls, segment, text, words: bool) -> ProcessorConfig:
-        """From the `segment` and `text` param sections (`config.SegmentConfig`, `config.TextConfig`) and whether
-        the corpus has words (`schema.corpus_has_words`)."""
-        return cls(sample_rate=segment.sample_rate, max_seconds=segment.max_seconds, channels=segment.channels,
-                   trim_vad_threshold=segment.trim_vad_threshold if segment.trim_to_speech else None,
-                   max_length=text.max_length, n_previous=text.n_previous, punctuation=text.punctuation,
-                   trim_overlap=text.trim_overlap, words=words)
+    def from_params(cls, audio_policy: dict, text, words: bool, source: str = "processor") -> ProcessorConfig:
+        """The whole config, checked (`from_dict`): the segment store's `audio_policy`, the `text` param section
+        (`config.TextConfig`) and whether the corpus has words (`schema.corpus_has_words`). The tokenize stage builds
+        it, uses it and writes it into its store; training copies it into the model folder."""
+        return cls.from_dict({**audio_policy, "max_length": text.max_length, "n_previous": text.n_previous,
+                              "punctuation": text.punctuation, "trim_overlap": text.trim_overlap, "words": words},
+                             source)
+
+    @classmethod
+    def of_token_store(cls, directory: Path | str) -> ProcessorConfig:
+        """The processor config the tokenize stage built, used and wrote into its store (`tokenize_table`)."""
+        path = Path(directory) / PROCESSOR_FILE
+        if not path.is_file():
+            raise DataError(f"{path}: missing; a token store holds the processor that made it (run the tokenize "
+                            "stage)")
+        return cls.from_dict(json_object(path), str(path))
+
+    def differences(self, other: ProcessorConfig) -> list[str]:
+        """The fields where `other` differs, as `name: mine != theirs`."""
+        return [f"{k}: {v!r} != {getattr(other, k)!r}" for k, v in self.to_dict().items() if getattr(other, k) != v]
 
     @classmethod
     def from_dict(cls, values, source: str, max_positions: int | None = None) -> ProcessorConfig:

@@ -8,6 +8,7 @@ and `overlap` (`listener_overlap`) say which slices of the evaluation the row be
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -18,7 +19,7 @@ import pandas as pd
 
 from turnfusion.audio import read_resampled, recording_path
 from turnfusion.errors import DataError
-from turnfusion.processing import cut_row, segment_policy
+from turnfusion.processing import AUDIO_POLICY_FILE, ProcessorConfig, cut_row, segment_policy
 from turnfusion.schema import (
     CONFLICT_KEY,
     LABEL_NAMES,
@@ -61,8 +62,9 @@ def trim_report(trimmed: np.ndarray) -> dict:
 
 def build_store(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: SegmentConfig,
                 progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Cut every row of `table` from its recording in `audio_dir` (`audio.recording_path`) into a packed store.
-    Rows without words are skipped (`empty_text`) unless no row has any (`schema.corpus_has_words`).
+    """Cut every row of `table` from its recording in `audio_dir` (`audio.recording_path`) into a packed store, with
+    the audio policy it was cut with (`processing.AUDIO_POLICY_FILE`: the processor's audio fields, which the tokenize
+    stage completes). Rows without words are skipped (`empty_text`) unless no row has any (`schema.corpus_has_words`).
 
     Returns (index, skipped) where `skipped` has one row per dropped utterance with its reason.
     """
@@ -115,7 +117,9 @@ def build_store(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: Segmen
         raise DataError("no utterance could be cut: every row was skipped (see the segment report)")
     index = pd.DataFrame(rows)
     index.to_parquet(out_dir / f".{INDEX_FILE}.partial", index=False)
-    for name in (AUDIO_FILE, INDEX_FILE):
+    policy = json.dumps(ProcessorConfig.audio_policy(cfg), indent=2) + "\n"
+    (out_dir / f".{AUDIO_POLICY_FILE}.partial").write_text(policy, encoding="utf-8")
+    for name in (AUDIO_FILE, INDEX_FILE, AUDIO_POLICY_FILE):
         os.replace(out_dir / f".{name}.partial", out_dir / name)
     return index, pd.DataFrame(skipped, columns=["sentence_id", "video_id", "reason", "detail"])
 

@@ -1,9 +1,11 @@
 """The readers of what the data stages write, apart from the code that writes it (a stage that only reads a
 store does not depend on how it was made):
 
-- `SegmentStore`: the segment stage's packed audio (`audio.npy`, int16 PCM back to back) and its index
-  (`segments.parquet`: conversation order, `offset` / `n_samples`, split, slices).
-- `PackedTokens`: the tokenize stage's ids (`ids.npy`, int32 back to back), index and tokenizer.
+- `SegmentStore`: the segment stage's packed audio (`audio.npy`, int16 PCM back to back), its index
+  (`segments.parquet`: conversation order, `offset` / `n_samples`, split, slices) and the audio policy it was cut
+  with (`audio_policy.json`).
+- `PackedTokens`: the tokenize stage's ids (`ids.npy`, int32 back to back), index and tokenizer (and the whole
+  processor config that made them, `preprocessor_config.json`: `processing.ProcessorConfig.of_token_store`).
 - `EmbeddingCache`: the embed stage's hidden states per context token and per audio frame (float16).
 
 Each reads rows from disk when asked for (`arrays.NpyRows`), never the whole store into memory.
@@ -20,6 +22,7 @@ import pandas as pd
 
 from turnfusion.arrays import NpyRows
 from turnfusion.errors import DataError
+from turnfusion.json_files import AUDIO_POLICY_FILE, json_object
 
 SEGMENT_AUDIO, SEGMENT_INDEX = "audio.npy", "segments.parquet"
 TOKEN_IDS, TOKEN_INDEX, TOKENIZER_DIR = "ids.npy", "index.parquet", "tokenizer"
@@ -37,13 +40,18 @@ class SegmentStore:
     audio: NpyRows | np.ndarray  # int16, all segments back to back (read from disk when asked for)
     index: pd.DataFrame
     sample_rate: int
+    directory: Path
 
     @classmethod
     def open(cls, directory: Path | str) -> SegmentStore:
         directory = Path(directory)
-        _require(directory, (SEGMENT_AUDIO, SEGMENT_INDEX), "segment store", "segment")
+        _require(directory, (SEGMENT_AUDIO, SEGMENT_INDEX, AUDIO_POLICY_FILE), "segment store", "segment")
         index = pd.read_parquet(directory / SEGMENT_INDEX)
-        return cls(NpyRows(directory / SEGMENT_AUDIO), index, int(index["sample_rate"].iat[0]))
+        return cls(NpyRows(directory / SEGMENT_AUDIO), index, int(index["sample_rate"].iat[0]), directory)
+
+    def audio_policy(self) -> dict:
+        """The audio fields of the processor the store was cut with (`processing.AUDIO_POLICY_FILE`)."""
+        return json_object(self.directory / AUDIO_POLICY_FILE, "a segment store's audio policy")
 
     def waveform(self, row: int) -> np.ndarray:
         """Float32 waveform of the segment at index position `row`."""

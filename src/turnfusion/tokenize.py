@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from turnfusion.errors import DataError
+from turnfusion.processing import ProcessorConfig
 from turnfusion.schema import corpus_has_words
 from turnfusion.stores import TOKEN_IDS as IDS_FILE
 from turnfusion.stores import TOKEN_INDEX as INDEX_FILE
@@ -76,14 +77,18 @@ def write_packed(out_dir: Path, table: pd.DataFrame, ids: list[list[int]]) -> No
     table.assign(tok_offset=offsets, tok_length=lengths).to_parquet(out_dir / INDEX_FILE, index=False)
 
 
-def tokenize_table(table: pd.DataFrame, out_dir: Path, cfg: TextConfig) -> dict:
+def tokenize_table(table: pd.DataFrame, out_dir: Path, cfg: TextConfig, audio_policy: dict | None = None) -> dict:
     """Contexts, tokenizer and packed ids for a segment index (video_id, position, text, speaker, split).
 
     `cfg.tokenizer`: "train" fits a byte-level BPE on the training split only; anything else is a
     hub name or local path. A table without any words (`schema.corpus_has_words`) gives contexts of the speaker
-    turns alone. Writes `out_dir` and returns a report of counts.
+    turns alone. With the segment store's `audio_policy`, the whole processor config is built, the contexts made
+    with it, and it is written into the store (`PackedTokens.processor_config`), whence training copies it into the
+    model folder. Writes `out_dir` and returns a report of counts.
     """
     words = corpus_has_words(table)
+    processor = ProcessorConfig.from_params(audio_policy, cfg, words, "segment store's audio_policy.json + text "
+                                            "params") if audio_policy is not None else None
     table = build_contexts(table, cfg.n_previous, cfg.punctuation, cfg.trim_overlap, words)
     out_dir = Path(out_dir)
     if cfg.tokenizer == "train":
@@ -97,6 +102,8 @@ def tokenize_table(table: pd.DataFrame, out_dir: Path, cfg: TextConfig) -> dict:
     ids, n_truncated = encode_contexts(tokenizer, table.context.tolist(), cfg.max_length)
     n_empty = int(table.n_empty_text.iat[0]) if len(table) else 0
     write_packed(out_dir, table.drop(columns=["n_empty_text"]), ids)
+    if processor is not None:
+        processor.save_pretrained(out_dir)
     lengths = np.array([len(x) for x in ids])
     return {"utterances": len(table), "words": words, "skipped_empty_text": n_empty, "vocab_size": len(tokenizer),
             "mean_tokens": round(float(lengths.mean()), 2), "max_tokens": int(lengths.max()),
