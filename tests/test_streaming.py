@@ -128,7 +128,14 @@ def test_the_decision_waits_for_words_and_gives_up_after_max_word_wait(exported)
     assert session._early.text() == "" and session.late.dropped == 1
 
 
-def test_a_late_final_with_times_replaces_the_interim_words_of_the_utterance_it_belongs_to(session):
+@pytest.fixture
+def on_interim(exported):  # noqa: F811
+    """A session that decides on interim words at once (no wait for the final): late finals then revise."""
+    return StreamingTurnSession(exported, RATE, StreamConfig(max_final_wait_s=0), precision="fp32")
+
+
+def test_a_late_final_with_times_replaces_the_interim_words_of_the_utterance_it_belongs_to(on_interim):
+    session = on_interim
     clip = said("so we went to the market")
     end = 0.3 + len(clip) / RATE
     decisions = feed(session, np.concatenate([silence(0.3), clip, silence(0.5)]), [("so we went to", False)], at=30)
@@ -142,7 +149,8 @@ def test_a_late_final_with_times_replaces_the_interim_words_of_the_utterance_it_
     assert [h["text"] for h in session.history][-2:] == ["so we went to the market", "and then we ate"]
 
 
-def test_a_late_final_without_times_belongs_to_the_utterance_just_decided(session):
+def test_a_late_final_without_times_belongs_to_the_utterance_just_decided(on_interim):
+    session = on_interim
     clip = said("so we went to the market")
     decisions = feed(session, np.concatenate([silence(0.3), clip, silence(0.5)]), [("so we went", False)], at=30)
     assert decisions[0][1].text == "so we went"
@@ -251,7 +259,7 @@ def test_a_late_final_gives_the_decision_again_as_if_it_had_come_in_time(exporte
     on_time = StreamingTurnSession(exported, RATE, precision="fp32")
     feed(on_time, before, [("so i went to the market", True)], at=30)  # a context (its audio too) the revision reads
     (_, want), = feed(on_time, stream, [("what time does the museum open tomorrow", True)], at=30)
-    late = StreamingTurnSession(exported, RATE, precision="fp32")
+    late = StreamingTurnSession(exported, RATE, StreamConfig(max_final_wait_s=0), precision="fp32")
     feed(late, before, [("so i went to the market", True)], at=30)
     (_, first), = feed(late, stream, [("what time does the museum open", False)], at=30)
     revised = late.push_words("what time does the museum open tomorrow", final=True)
@@ -260,7 +268,7 @@ def test_a_late_final_gives_the_decision_again_as_if_it_had_come_in_time(exporte
     assert late.history[-1]["text"] == want.text
     assert late.push_words("what time does the museum open tomorrow", final=True) is None  # the same final again
 
-    after_the_agent = StreamingTurnSession(exported, RATE, precision="fp32")
+    after_the_agent = StreamingTurnSession(exported, RATE, StreamConfig(max_final_wait_s=0), precision="fp32")
     feed(after_the_agent, stream, [("what time does the museum open", False)], at=30)
     after_the_agent.bot_said("at nine")  # the agent answered already: nothing to revise, the context is corrected
     assert after_the_agent.push_words("what time does the museum open tomorrow", final=True) is None
@@ -278,3 +286,23 @@ def test_a_model_trained_without_words_decides_at_the_end_of_speech_with_no_tran
     utterance = np.concatenate([silence(0.3), said("so we went there"), silence(1.0)])
     decisions = feed(session, utterance)  # a model that reads words waits for them, then drops the utterance
     assert len(decisions) == 1 and decisions[0][1].text == "" and session.skipped_without_words == 0
+
+
+def test_the_decision_waits_for_the_final_so_no_turn_is_handed_on_with_words_missing(exported):  # noqa: F811
+    question = np.concatenate([silence(0.3), said("what time does the museum open tomorrow")])
+    on_time = StreamingTurnSession(exported, RATE, precision="fp32")
+    (_, want), = feed(on_time, np.concatenate([question, silence(0.5)]),
+                      [("what time does the museum open tomorrow", True)], at=30)
+    session = StreamingTurnSession(exported, RATE, StreamConfig(max_final_wait_s=1.0), precision="fp32")
+    assert feed(session, np.concatenate([question, silence(0.5)]), [("what time does the museum open", False)],
+                at=30) == []  # the final is due
+    decision = session.push_words("what time does the museum open tomorrow", final=True)
+    assert decision.text == want.text and not decision.revised
+    assert decision.probabilities == pytest.approx(want.probabilities, abs=1e-6)
+    # no final within max_final_wait_s of the end of speech: the interim words decide
+    (_, timed_out), = feed(session, np.concatenate([question, silence(1.3)]), [("so i went", False)], at=30)
+    assert timed_out.text == "so i went" and timed_out.decided_s - timed_out.speech_end_s >= 1.0
+    # the user goes on before the final: no decision, the utterance joins the context on the words it has
+    assert feed(session, np.concatenate([question, silence(0.5), said("and then")]), [("we went", False)],
+                at=30) == []
+    assert session.history[-1]["text"] == "we went"

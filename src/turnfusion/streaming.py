@@ -18,7 +18,9 @@ decision is given for the utterance up to that end. The audio is encoded as soon
 then waits for the silence), so the decision after the last chunk costs the text encoder and the head only;
 speech that resumes within `min_silence_s` continues the same utterance and the early encoding is dropped.
 
-Words belong to the utterance being spoken. Recognisers finalise late: a final that belongs to an utterance
+Words belong to the utterance being spoken. When the speech ends with an interim piece still open, the decision
+waits for its final (`max_final_wait_s` from the end of speech, then the interim words decide), so that a turn is not
+handed on with words missing. Recognisers finalise late: a final that belongs to an utterance
 already decided (`LateFinals`: by its times, `start` in seconds of this session's audio, when given; else the
 last decided utterance while nobody spoke since, or the oldest one decided on interim words within
 `final_lag_s`) replaces that utterance's interim words in the context, which the next decision reads; it never
@@ -118,13 +120,18 @@ class StreamConfig:
     min_speech_s: float = 0.1  # shorter speech is a noise, not an utterance
     pre_roll_s: float = 0.1  # audio kept from before the detected start (the VAD reacts a frame late)
     max_word_wait_s: float = 1.0  # how long a decision waits for words after the end of speech
+    # with words but an interim piece still open at the end of speech, how long (from the end of speech) the decision
+    # waits for the final, so that the turn is never handed on with words missing (recognisers finalise 0.1-0.35 s
+    # after the speech: pipecat lists 0.35 s as the worst case); then it decides on the interim words. 0: no wait
+    max_final_wait_s: float = 0.5
     final_lag_s: float = 1.0  # how long after an utterance's end of speech a final without times may still be its
 
     # one range per field: a threshold below 0.3 never sees speech end (Silero gives noise ~0.02), speech shorter
     # than the model's 50 ms is no input, and waits past a minute are no live conversation
     BOUNDS = {"threshold": Bound(0.3, 0.95), "min_silence_s": Bound(0.0, 10.0),
               "min_speech_s": Bound(MIN_SECONDS, 10.0), "pre_roll_s": Bound(0.0, 2.0),
-              "max_word_wait_s": Bound(0.0, 60.0), "final_lag_s": Bound(0.0, 60.0)}
+              "max_word_wait_s": Bound(0.0, 60.0), "max_final_wait_s": Bound(0.0, 60.0),
+              "final_lag_s": Bound(0.0, 60.0)}
 
     def __post_init__(self):
         for name, bound in self.BOUNDS.items():
@@ -308,7 +315,7 @@ class StreamingTurnSession:
         self.chunks = 0
         self._speaking = False  # the VAD's state
         self._utterance: _Utterance | None = None
-        self._waiting: _Utterance | None = None  # its speech ended without words: the decision waits for them
+        self._waiting: _Utterance | None = None  # its speech ended without words or final: the decision waits
         self._early = Words()  # words that came before the speech they belong to
         self.late = LateFinals(self.config.final_lag_s)  # decided utterances whose finals may still come
         self._user_spoke = self._agent_spoke = False  # since the last decision: which late finals may be its
@@ -351,8 +358,13 @@ class StreamingTurnSession:
             frame, self._vad_pending = self._vad_pending[:VAD_FRAME], self._vad_pending[VAD_FRAME:]
             self._vad_samples += VAD_FRAME
             decision = self._on_frame(self.vad(frame), started) or decision
-        if self._waiting is not None and self._seconds_since_end(self._waiting) > self.config.max_word_wait_s:
-            self._skip_waiting()
+        if self._waiting is not None:
+            waited = self._seconds_since_end(self._waiting)
+            if self._has_words(self._waiting) and waited > self.config.max_final_wait_s:
+                waiting, self._waiting = self._waiting, None  # no final in time: the interim words decide
+                decision = self._decide(waiting, started) or decision
+            elif not self._has_words(self._waiting) and waited > self.config.max_word_wait_s:
+                self._skip_waiting()
         return decision
 
     def push_words(self, text: str, final: bool, start: float | None = None,
@@ -396,7 +408,7 @@ class StreamingTurnSession:
         else:  # before the speech they belong to is heard (bounded: the VAD may never hear it)
             self._early.add(text, final)
             self._early.finals = self._early.finals[-MAX_EARLY_FINALS:]
-        if self._waiting is not None and self.model.processor.has_words(self._waiting.words.text()):
+        if self._waiting is not None and self._ready(self._waiting):
             waiting, self._waiting = self._waiting, None
             return self._decide(waiting, started)
         return None
@@ -448,7 +460,12 @@ class StreamingTurnSession:
             if not self._speaking:
                 self._speaking = True
                 if u is None:
-                    if self._waiting is not None:  # the user goes on before any words came: that utterance is lost
+                    if self._waiting is not None and self._has_words(self._waiting):
+                        # the user goes on before the final came: the utterance joins the context on the words it
+                        # has, and no decision is given (the user kept the turn)
+                        waiting, self._waiting = self._waiting, None
+                        self._decide(waiting, started)
+                    elif self._waiting is not None:  # the user goes on before any words came: that utterance is lost
                         self._skip_waiting()
                     words, self._early = self._early, Words()
                     speech_start = self._frame_start()
@@ -471,10 +488,19 @@ class StreamingTurnSession:
         self._utterance = None
         if not self._long_enough(u):
             return None
-        if not self.model.processor.has_words(u.words.text()):
+        if not self._ready(u):  # no words yet, or an interim piece whose final may still come
             self._waiting = u
             return None
         return self._decide(u, started)
+
+    def _has_words(self, u: _Utterance) -> bool:
+        return self.model.processor.has_words(u.words.text())
+
+    def _ready(self, u: _Utterance) -> bool:
+        """Whether an utterance whose speech ended can be decided: it has words, and none is still interim (a model
+        that reads no words is always ready; `max_final_wait_s: 0` decides on interim words)."""
+        return self._has_words(u) and not (u.words.interim and self.model.processor.config.words
+                                           and self.config.max_final_wait_s > 0)
 
     def _long_enough(self, u: _Utterance) -> bool:
         return (u.speech_end - u.speech_start) / self.rate >= self.config.min_speech_s
