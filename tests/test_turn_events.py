@@ -116,3 +116,17 @@ def test_an_overlap_shorter_than_the_minimum_is_a_quick_shift_not_a_barge_in():
     assert [o["outcome"] for o in barged.overlaps] == ["backchannel", "barge_in"]
     assert [o["outcome"] for o in quick.overlaps] == ["backchannel"]
     assert labels(barged) == labels(quick)  # a shift either way
+
+
+@pytest.mark.parametrize(("resumes", "label", "outcome"), [(12.0, SHIFT, "barge_in"), (11.75, "both_went_on",
+                                                                                      "both_went_on")])
+def test_the_labels_and_the_overlap_table_judge_a_barge_in_by_one_rule_even_at_the_boundaries(resumes, label,
+                                                                                              outcome):
+    """B cuts into A's utterance by exactly min_overlap_s and A speaks again exactly when B ends (a barge-in), or
+    just before (both went on): the utterance's label and the overlap's outcome agree (they had two rules once)."""
+    units = [Unit(A, 8.0, 10.0, "so we went to the market and then"), Unit(B, 9.75, 12.0, "wait which market"),
+             Unit(A, resumes, 14.0, "the one by the river"), Unit(B, 15.0, 16.0, "oh nice")]
+    events = label_events(units, 20.0, shipped(min_overlap_s=0.25), WORDS)
+    got = dict(labels(events)) | {u.start: reason for u, reason in events.skipped}
+    assert got[8.0] == label
+    assert [o["outcome"] for o in events.overlaps if o["start"] == 9.75] == [outcome]

@@ -157,8 +157,10 @@ def _label(unit: Unit, own: _Timeline, other: _Timeline, other_all: _Timeline, i
     theirs = other.next_ending_after(unit.start, unit.end)
     t_mine = mine.start if mine else math.inf
     t_theirs = theirs.start if theirs else math.inf
-    if theirs is not None and t_theirs < unit.end - cfg.min_overlap_s:  # the other started before this ended
-        return "both_went_on" if t_mine < theirs.end else SHIFT
+    if theirs is not None and t_theirs < unit.end:  # the other started before this ended
+        outcome = overlap_outcome(unit, theirs, t_mine, cfg)
+        if outcome is not None:
+            return SHIFT if outcome == "barge_in" else outcome
     if t_mine == t_theirs < math.inf:  # both began again at once: neither answer is honest
         return "both_went_on"
     if min(t_mine, t_theirs) == math.inf:
@@ -175,6 +177,16 @@ def _label(unit: Unit, own: _Timeline, other: _Timeline, other_all: _Timeline, i
     return KEEP
 
 
+def overlap_outcome(floor: Unit, unit: Unit, floor_resumes: float, cfg: LabelConfig) -> str | None:
+    """What followed the listener's `unit`, begun inside the holder's `floor`: None when they overlap less than
+    `min_overlap_s` (the VAD's own blur: a quick shift, no overlap); `barge_in` when the holder stopped before the
+    listener did and did not speak again until the listener ended (`floor_resumes`: the holder's next start, inf for
+    none); else `both_went_on`. The one rule of the labels (the cut utterance is a shift) and the overlap table."""
+    if min(floor.end, unit.end) - unit.start < cfg.min_overlap_s:
+        return None
+    return "barge_in" if floor.end < unit.end and floor_resumes >= unit.end else "both_went_on"
+
+
 def _overlaps(timelines: list[_Timeline], talk: list[_Timeline], is_bc: dict, cfg: LabelConfig) -> list[dict]:
     """Every stretch where the listener spoke while the other held the floor: the listener's backchannels, and their
     utterances that began inside the other's utterance, with what followed."""
@@ -186,12 +198,13 @@ def _overlaps(timelines: list[_Timeline], talk: list[_Timeline], is_bc: dict, cf
             if is_bc[id(unit)]:
                 outcome = "backchannel"
                 floor = floor or holder.last_starting_before(unit.start)
-            elif floor is None or min(floor.end, unit.end) - unit.start < cfg.min_overlap_s:
-                continue  # no overlap, or one within the VAD's own blur (Silero pads speech by 30 ms a side)
+            elif floor is None:
+                continue
             else:  # an utterance begun while the other spoke: did the other stop, and this one go on?
                 resumed = holder.first_starting_after(floor.start)
-                stopped = floor.end < unit.end and (resumed is None or resumed.start > unit.end)
-                outcome = "barge_in" if stopped else "both_went_on"
+                outcome = overlap_outcome(floor, unit, resumed.start if resumed else math.inf, cfg)
+                if outcome is None:  # within the VAD's own blur (Silero pads speech by 30 ms a side)
+                    continue
             rows.append({"listener": listener, "start": unit.start, "end": unit.end,
                          "floor_holder_end": floor.end if floor else math.nan,
                          "overlap_s": max(0.0, min(floor.end, unit.end) - unit.start) if floor else 0.0,
