@@ -65,3 +65,9 @@ def test_a_floor_whose_inputs_a_table_lacks_is_left_out():
     probabilities = floor_probabilities(without_audio, without_audio, 3)
     assert set(probabilities) == {"skeleton_only", "duration_only"}
     assert probabilities["duration_only"].shape == (40, 3) and np.allclose(probabilities["duration_only"].sum(1), 1)
+
+
+def test_rendering_counts_no_words_for_an_empty_cell():
+    levels = [np.array([-80.0, -20.0, -20.0, -80.0])] * 3
+    rate = rendering_features(levels, ["one two", np.nan, None], threshold=-50.0)[RENDERING_COLUMNS[-1]]
+    assert rate.iloc[0] > 0 and (rate.iloc[1:] == 0).all()  # NaN is not the word "nan"

@@ -20,3 +20,10 @@ def test_each_probe_hears_only_what_its_modality_carries():
     (train, train_audio), (test, test_audio) = split(600, rng, False, True), split(300, rng, False, True)
     scores = run_probes(train, test, train_audio, test_audio)
     assert scores["text_macro_f1"] < 0.45 and scores["audio_macro_f1"] > 0.85 and scores["both_macro_f1"] > 0.85
+
+
+def test_a_corpus_without_words_gets_the_prosody_probe_alone():
+    rng = np.random.default_rng(0)
+    (train, train_audio), (test, test_audio) = split(600, rng, False, True), split(300, rng, False, True)
+    scores = run_probes(train.assign(text=np.nan), test.assign(text=np.nan), train_audio, test_audio)
+    assert list(scores) == ["audio_macro_f1"] and scores["audio_macro_f1"] > 0.85

@@ -60,7 +60,7 @@ def rendering_features(levels: list[np.ndarray], texts, threshold: float) -> pd.
     """RENDERING_COLUMNS of each utterance from its frame levels (`frame_levels`) and its text (words counted)."""
     rows = []
     for frame_db, text in zip(levels, texts, strict=True):
-        words = len(str(text).split())
+        words = len(text.split()) if isinstance(text, str) else 0  # an empty cell reads back as NaN
         speech = np.flatnonzero(frame_db > threshold)
         seconds, speech_s = len(frame_db) * FRAME_S, len(speech) * FRAME_S
         lead = speech[0] * FRAME_S if len(speech) else seconds

@@ -15,6 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from turnfusion.prosody import prosody_features
+from turnfusion.schema import corpus_has_words
 from turnfusion.stores import SegmentStore
 
 
@@ -29,14 +30,18 @@ def feature_probe(seed: int = 0):
 
 def run_probes(train: pd.DataFrame, test: pd.DataFrame, train_audio: np.ndarray, test_audio: np.ndarray,
                seed: int = 0) -> dict[str, float]:
-    """Macro F1 on `test` of a text probe (bag of n-grams), a prosody probe and one on both."""
+    """Macro F1 on `test` of a text probe (bag of n-grams), a prosody probe and one on both; the prosody probe alone
+    on a corpus without words (`schema.corpus_has_words`)."""
+    audio = feature_probe(seed).fit(train_audio, train["label"])
+    audio_f1 = f1_score(test["label"], audio.predict(test_audio), average="macro")
+    if not corpus_has_words(train):
+        return {"audio_macro_f1": audio_f1}
     text = text_probe().fit(train["text"], train["label"])
     text_proba_train, text_proba_test = text.predict_proba(train["text"]), text.predict_proba(test["text"])
-    audio = feature_probe(seed).fit(train_audio, train["label"])
     both = feature_probe(seed).fit(np.hstack([train_audio, text_proba_train]), train["label"])
     return {
         "text_macro_f1": f1_score(test["label"], text.predict(test["text"]), average="macro"),
-        "audio_macro_f1": f1_score(test["label"], audio.predict(test_audio), average="macro"),
+        "audio_macro_f1": audio_f1,
         "both_macro_f1": f1_score(test["label"], both.predict(np.hstack([test_audio, text_proba_test])),
                                   average="macro"),
     }
