@@ -143,3 +143,19 @@ def test_agreement_leaves_out_a_class_neither_side_says_and_pairs_one_to_one():
     given = pd.DataFrame({"video_id": "v", "listener_start": [1.05, 20.0, 40.0]})
     found = backchannel_agreement(overlaps, given, {"v"}, 0.3)
     assert (found["matched"], found["precision"], found["recall"]) == (1, 0.3333, 0.3333)
+
+
+def test_activity_without_words_is_found_as_a_brute_force_scan_finds_it():
+    from turnfusion.label import _overlaps_any
+    from turnfusion.turn_events import merge_units
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        def units(n):
+            starts = np.sort(rng.uniform(0, 30, n))
+            return merge_units(0, [(s, s + rng.uniform(0.05, 2), "w") for s in starts], 0.0)
+
+        words, activity = units(int(rng.integers(0, 12))), units(int(rng.integers(1, 12)))
+        ends = [w.end for w in words]
+        for u in activity:
+            assert _overlaps_any(u, words, ends) == any(w.start < u.end and u.start < w.end for w in words)

@@ -8,6 +8,7 @@ of every utterance. Memory holds one recording's audio and the small tables.
 
 from __future__ import annotations
 
+import bisect
 import logging
 from typing import TYPE_CHECKING
 
@@ -65,9 +66,17 @@ def recording_units(video_id: str, audio_dir: Path, pieces: pd.DataFrame | None,
             words = merge_units(ch, list(zip(said.start, said.end, said.text, strict=True)), cfg.min_pause_s,
                                 cfg.min_speech_s)
             # activity the recogniser wrote no words for (a laugh, an "mm" it dropped) still counts as activity
-            unheard = [u for u in units[ch] if not any(w.start < u.end and u.start < w.end for w in words)]
+            ends = [w.end for w in words]
+            unheard = [u for u in units[ch] if not _overlaps_any(u, words, ends)]
             units[ch] = merge_units(ch, [(u.start, u.end, u.text) for u in words + unheard], cfg.min_pause_s)
     return units[0] + units[1], duration
+
+
+def _overlaps_any(unit: Unit, words: list[Unit], ends: list[float]) -> bool:
+    """Whether `unit` overlaps one of `words` (merged units: sorted and disjoint, so their `ends` are sorted too): the
+    first word ending after the unit starts is the only one to check (log time, not a scan of the call's words)."""
+    i = bisect.bisect_right(ends, unit.start)
+    return i < len(words) and words[i].start < unit.end
 
 
 def derive_labels(video_ids: list[str], audio_dir: Path, transcripts: pd.DataFrame | None,
