@@ -57,7 +57,7 @@ def build(root: Path, channels: str = "mix", n_previous: int = 1, audio_segments
     rows += [("m1", f"m1_{i}", said[(i + 2) % 6], i % 3, 0.7 * i, 0.7 * i + 0.6, (i // 2) % 2) for i in range(6)]
     table = utterance_table(rows)
     if not words:
-        table["text"] = ""
+        table["text"] = np.nan  # as an empty cell of the label stage's CSV reads back
     table.to_csv(root / "utterances.csv", index=False)
     table["split"] = [splits[k % len(splits)] for k in range(len(table))]
     segment = SegmentConfig(sample_rate=16000, max_seconds=max_seconds, channels=channels, trim_to_speech=False,

@@ -55,7 +55,7 @@ def test_the_token_store_holds_the_whole_processor_that_made_it_and_refuses_a_ba
     made = ProcessorConfig.of_token_store(tmp_path / "a")
     assert made == ProcessorConfig(**policy, max_length=6, n_previous=1, punctuation=text.punctuation,
                                    trim_overlap=text.trim_overlap, words=True)
-    tokenize_table(TABLE.assign(text=""), tmp_path / "b", text, policy)
+    tokenize_table(TABLE.assign(text=float("nan")), tmp_path / "b", text, policy)  # empty cells read back as NaN
     assert ProcessorConfig.of_token_store(tmp_path / "b").words is False
     with pytest.raises(DataError, match=r"audio_policy.json \+ text params: max_seconds must be"):
         tokenize_table(TABLE, tmp_path / "c", text, {**policy, "max_seconds": 0.01})

@@ -92,7 +92,8 @@ def tokenize_table(table: pd.DataFrame, out_dir: Path, cfg: TextConfig, audio_po
     table = build_contexts(table, cfg.n_previous, cfg.punctuation, cfg.trim_overlap, words)
     out_dir = Path(out_dir)
     if cfg.tokenizer == "train":
-        train_texts = [normalize(t, cfg.punctuation) for t in table.loc[table.split == "train", "text"]]
+        train_texts = [normalize(t, cfg.punctuation) if isinstance(t, str) else ""  # an empty cell reads as NaN
+                       for t in table.loc[table.split == "train", "text"]]
         if not train_texts:
             raise DataError("text.tokenizer: train asks for a tokenizer fitted on the training split, which has "
                             "no utterance (give the source a training split, or a tokenizer by name/path)")
