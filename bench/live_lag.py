@@ -13,7 +13,7 @@ a user who speaks again first keeps the turn. Per L:
 - end-of-turn latency p50 / p95 from the true end of speech, over utterances labelled shift (the timeout where no
   shift was decided);
 - timeouts: shift utterances whose turn ended by the timeout (missed);
-- words missing: turns handed on by a decision that read fewer words than the utterance has;
+- words missing: turns handed on by a decision whose words do not end with all of the utterance's;
 - cut-offs: keep / backchannel utterances where the agent took the turn before the user spoke again;
 - macro F1 of each utterance's last decision against its label (utterances the VAD merged or missed: undecided).
 Smart Turn v3.2 (pipecat-ai 1.14's ONNX; audio only, so the same at every L) decides at 0.2 s after the true end of
@@ -100,6 +100,13 @@ def replay(model: OnnxTurnModel, wave: np.ndarray, conv: pd.DataFrame, user: int
     return decisions
 
 
+def ends_with(decided: str, said: str) -> bool:
+    """Whether the words a decision read end with all of the utterance's (the VAD may have joined it to the one
+    before: more words are not missing ones)."""
+    decided_words, said_words = normalize(decided).split(), normalize(said).split()
+    return decided_words[len(decided_words) - len(said_words):] == said_words
+
+
 def outcomes(conv: pd.DataFrame, user: int, decisions: list, timeout: float) -> list[Outcome]:
     """The agent's policy at each of the user's utterances, from the session's decisions."""
     mine = conv[conv.speaker == user].reset_index(drop=True)
@@ -118,8 +125,7 @@ def outcomes(conv: pd.DataFrame, user: int, decisions: list, timeout: float) -> 
         # a hold is cut off when the agent acts before the user's next speech; after a shift the user waits
         resumes = mine.start.iloc[i + 1] - u.end if i + 1 < len(mine) and u.label != SHIFT else np.inf
         taken = end < resumes
-        words_missing = bool(shifts) and first_shift <= timeout and taken and \
-            normalize(shifts[0].text) != normalize(u.text)
+        words_missing = bool(shifts) and first_shift <= timeout and taken and not ends_with(shifts[0].text, u.text)
         result.append(Outcome(int(u.label), float(end) if taken else None, taken and first_shift > timeout,
                               words_missing, LABEL_OF[own[-1].label] if own else None))
     return result

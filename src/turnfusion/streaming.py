@@ -121,9 +121,10 @@ class StreamConfig:
     pre_roll_s: float = 0.1  # audio kept from before the detected start (the VAD reacts a frame late)
     max_word_wait_s: float = 1.0  # how long a decision waits for words after the end of speech
     # with words but an interim piece still open at the end of speech, how long (from the end of speech) the decision
-    # waits for the final, so that the turn is never handed on with words missing (recognisers finalise 0.1-0.35 s
-    # after the speech: pipecat lists 0.35 s as the worst case); then it decides on the interim words. 0: no wait
-    max_final_wait_s: float = 0.5
+    # waits for the final, so that the turn is not handed on with words missing; then the interim words decide. Set it
+    # to your recogniser's P99 time to final: pipecat's `stt_latency` lists 0.35 s (Deepgram) to 2.1 s, 1.0 s by
+    # default, the default here. It costs only when the final lags. 0: decide on interim words (late finals revise)
+    max_final_wait_s: float = 1.0
     final_lag_s: float = 1.0  # how long after an utterance's end of speech a final without times may still be its
 
     # one range per field: a threshold below 0.3 never sees speech end (Silero gives noise ~0.02), speech shorter
