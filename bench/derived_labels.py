@@ -2,7 +2,8 @@
 checkout after `dvc repro`), its `models/fusion` predicts every row of the source's own table (`data/source/
 utterances.csv`: the demo generator's labels) in the test split, through `predict-csv`, and the macro F1 against those
 labels is printed with the floors of the same rows (majority class). Workspaces trained on given and on derived
-labels are scored on the same rows by the same code, so their figures compare.
+labels are scored on the same rows by the same code, so their figures compare. Any model folder may be named
+(`WORKSPACE:MODEL`): the audio model of calls without transcripts reads no words, so the rows' words are not read.
 
     python bench/derived_labels.py /tmp/exp_en_given /tmp/exp_en_derived
     python bench/derived_labels.py /tmp/exp_en:/tmp/saved/fusion_given /tmp/exp_en   # WORKSPACE[:MODEL]
@@ -12,6 +13,7 @@ the script refuses workspaces whose test conversations differ.
 """
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -53,8 +55,9 @@ def main() -> None:
         done = predicted[predicted.skipped == ""]
         macro = f1_score(done.label, done.prediction.astype(int), average="macro", labels=[0, 1, 2])
         majority = f1_score(done.label, np.full(len(done), done.label.mode()[0]), average="macro", labels=[0, 1, 2])
+        mode = json.loads((model / "config.json").read_text())["mode"]
         print(f"{model}: on the source's own test labels ({len(done)} of "
-              f"{len(rows)} rows, {len(videos)} conversations): fusion macro F1 {macro:.4f}, majority {majority:.4f}")
+              f"{len(rows)} rows, {len(videos)} conversations): {mode} macro F1 {macro:.4f}, majority {majority:.4f}")
 
 
 if __name__ == "__main__":
