@@ -84,10 +84,11 @@ def user_says(text: str, interim: str | None = None):
             TranscriptionFrame(text=text, user_id="u", timestamp="", finalized=True), SleepFrame(0.4)]
 
 
-def aggregator(analyzer, events=None):
-    """pipecat's user aggregator with the turnfusion strategies; `events` collects (event, strategy class name)."""
+def aggregator(analyzer, events=None, **start):
+    """pipecat's user aggregator with the turnfusion strategies (`start`: the start strategy's keywords); `events`
+    collects (event, strategy class name)."""
     user = LLMUserAggregator(LLMContext(), params=LLMUserAggregatorParams(user_turn_strategies=UserTurnStrategies(
-        start=[BackchannelUserTurnStartStrategy(analyzer=analyzer)],
+        start=[BackchannelUserTurnStartStrategy(analyzer=analyzer, **start)],
         stop=[TurnFusionUserTurnStopStrategy(turn_analyzer=analyzer)])))
     if events is not None:
         for event in ("on_user_turn_started", "on_user_turn_stopped"):
@@ -141,6 +142,25 @@ def test_a_backchannel_while_the_bot_speaks_does_not_start_a_user_turn_and_a_que
     frames, history = runs["wait what do you mean by that"]
     assert "UserBackchannelFrame" not in frames and {"UserStartedSpeakingFrame", "InterruptionFrame"} <= set(frames)
     assert history == ["so how was your trip", "wait what do you mean by that"]
+
+
+@pytest.mark.parametrize(("gate", "speech_s", "interim", "interrupts"), [
+    (0.4, 0.7, None, True),  # goes on past the gate with no words yet: a barge-in, at VAD speed
+    (None, 0.7, None, False),  # without the gate it waits for words, which have not come
+    (0.4, 0.2, None, False),  # short speech: its words decide (none came: nothing)
+    (0.4, 0.7, "mm-hmm", False),  # words that make it a backchannel hold the gate
+    (0.4, 0.7, "wait", True),  # words that are none interrupt at once
+])
+def test_speech_over_the_agent_that_goes_on_interrupts_it_before_its_words(leaning, gate, speech_s, interim,
+                                                                           interrupts):
+    analyzer = TurnFusionTurnAnalyzer(leaning["shift"], precision="fp32")
+    down, up = asyncio.run(run_test(aggregator(analyzer, max_backchannel_s=gate), expected_down_frames=None,
+                                    frames_to_send=[
+        STTMetadataFrame(service_name="stt", ttfs_p99_latency=0.1), BotStartedSpeakingFrame(),
+        VADUserStartedSpeakingFrame(start_secs=0.2),
+        *([InterimTranscriptionFrame(text=interim, user_id="u", timestamp="")] if interim else []),
+        SleepFrame(speech_s), VADUserStoppedSpeakingFrame(stop_secs=0.2), SleepFrame(0.3)]))
+    assert ("InterruptionFrame" in names(down) + names(up)) == interrupts
 
 
 def test_with_the_bot_silent_speech_starts_the_turn_even_a_short_one(leaning):

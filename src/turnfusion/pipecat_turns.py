@@ -9,7 +9,8 @@
   transcriptions to the analyzer (the model reads words, Smart Turn does not), and ends the turn when a final that
   came after the analysis makes it a shift (`TurnFusionTurnAnalyzer.analyze_again`).
 - `BackchannelUserTurnStartStrategy`: while the agent speaks, a short listener response ("mm-hmm", "yeah",
-  "right") does not start a user turn, so the agent is not cut off; anything else does (a real barge-in).
+  "right") does not start a user turn, so the agent is not cut off; anything else does (a real barge-in): words
+  that are no backchannel, or speech that goes on past `max_backchannel_s` without backchannel words (VAD speed).
   While the agent is silent, speech starts the turn as pipecat's VAD strategy does.
 
     analyzer = TurnFusionTurnAnalyzer("models/fusion-onnx")
@@ -43,6 +44,7 @@ from pipecat.frames.frames import (
     TranscriptionFrame,
     UserBackchannelFrame,
     VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
 )
 from pipecat.metrics.metrics import MetricsData, TurnMetricsData
 from pipecat.turns.types import ProcessFrameResult
@@ -387,35 +389,67 @@ def checked_params(params: TurnFusionParams) -> TurnFusionParams:
 
 
 class BackchannelUserTurnStartStrategy(BaseUserTurnStartStrategy):
-    """Starts the user's turn on speech while the agent is silent; on speech that began while the agent spoke,
-    only once its words are not a backchannel (`is_backchannel`: the words are judged even when their final
-    comes after the agent stopped). A backchannel's final words leave the user's aggregation, go on as a
-    `UserBackchannelFrame`, and, given the analyzer, leave the model's context."""
+    """Starts the user's turn on speech while the agent is silent; on speech that began while the agent spoke, once
+    its words are not a backchannel (`is_backchannel`: the words are judged even when their final comes after the
+    agent stopped), or, at VAD speed, once it has gone on `max_backchannel_s` after pipecat's VAD start with no words
+    that make it a backchannel: a backchannel is short, and the recogniser's first words come late. A backchannel's
+    final words leave the user's aggregation, go on as a `UserBackchannelFrame`, and, given the analyzer, leave the
+    model's context."""
 
     def __init__(self, *, analyzer: TurnFusionTurnAnalyzer | None = None, max_backchannel_words: int = 3,
-                 use_interim: bool = True, backchannels=BACKCHANNELS_EN, **kwargs):
+                 use_interim: bool = True, backchannels=BACKCHANNELS_EN, max_backchannel_s: float | None = 0.4,
+                 **kwargs):
         """`backchannels`: the words and phrases that do not interrupt the agent, in the users' language
-        (default `BACKCHANNELS_EN`; German, say: ("ja", "mhm", "genau", "okay", "ach so"))."""
+        (default `BACKCHANNELS_EN`; German, say: ("ja", "mhm", "genau", "okay", "ach so")). `max_backchannel_s`:
+        speech over the agent that goes on this long after pipecat's VAD start (itself `start_secs`, 0.2 s, after
+        the onset) interrupts the agent unless its words so far are a backchannel; None waits for the words."""
         super().__init__(**kwargs)
+        if max_backchannel_s is not None and not Bound(0.0, 10.0).holds(max_backchannel_s):
+            raise DataError(f"max_backchannel_s must be seconds in 0..10 or None, got {max_backchannel_s!r:.40}")
         self.analyzer, self.max_backchannel_words, self.use_interim = analyzer, max_backchannel_words, use_interim
         self.units = backchannel_units(backchannels)
+        self.max_backchannel_s = max_backchannel_s
         self.bot_speaking = False
         self._over_bot = False  # the user's current speech began while the agent spoke
+        self._said_backchannel = False  # its words so far are a backchannel: the time gate holds
+        self._gate: asyncio.Task | None = None  # interrupts the agent when the speech goes on past max_backchannel_s
         self.backchannels: list[str] = []  # what the user said that let the agent go on
 
     async def handle_user_turn_started(self):
         self.bot_speaking = self._over_bot = False
+        await self._close_gate()
+
+    async def cleanup(self):
+        await self._close_gate()
+        await super().cleanup()
+
+    async def _close_gate(self) -> None:
+        if self._gate is not None:
+            gate, self._gate = self._gate, None
+            await self.task_manager.cancel_task(gate)
+
+    async def _time_gate(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self._gate = None
+        if not self._said_backchannel:  # long speech over the agent, no backchannel words: a barge-in
+            await self.trigger_user_turn_started()
 
     async def process_frame(self, frame: Frame) -> ProcessFrameResult:
         if isinstance(frame, BotStartedSpeakingFrame):
             self.bot_speaking = True
         elif isinstance(frame, BotStoppedSpeakingFrame):
             self.bot_speaking = False
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            await self._close_gate()  # short speech: its words decide
         elif isinstance(frame, VADUserStartedSpeakingFrame):
-            self._over_bot = self.bot_speaking
+            self._over_bot, self._said_backchannel = self.bot_speaking, False
             if not self.bot_speaking:
                 await self.trigger_user_turn_started()
                 return ProcessFrameResult.STOP
+            if self.max_backchannel_s is not None:
+                await self._close_gate()
+                self._gate = self.task_manager.create_task(self._time_gate(self.max_backchannel_s),
+                                                           f"{self}::backchannel_gate")
         elif isinstance(frame, TranscriptionFrame) or (
                 self.use_interim and isinstance(frame, InterimTranscriptionFrame)):
             if not re.search(r"[^\W_]", frame.text):  # no word yet
@@ -424,6 +458,7 @@ class BackchannelUserTurnStartStrategy(BaseUserTurnStartStrategy):
                 await self.trigger_user_turn_started()
                 return ProcessFrameResult.STOP
             if is_backchannel(frame.text, self.max_backchannel_words, self.units):
+                self._said_backchannel = True
                 if isinstance(frame, TranscriptionFrame):  # the agent goes on; these words are no user turn
                     self.backchannels.append(frame.text)
                     if self.analyzer is not None:
@@ -432,6 +467,7 @@ class BackchannelUserTurnStartStrategy(BaseUserTurnStartStrategy):
                     await self.push_frame(UserBackchannelFrame(text=frame.text, user_id=frame.user_id,
                                                                timestamp=frame.timestamp))
                 return ProcessFrameResult.CONTINUE
+            await self._close_gate()
             await self.trigger_user_turn_started()
             return ProcessFrameResult.STOP
         return ProcessFrameResult.CONTINUE
