@@ -47,6 +47,11 @@ try:
 except ImportError as exc:
     if "pipecat" not in str(exc):
         raise
+try:
+    import turnfusion.livekit_turns
+except ImportError as exc:
+    if "livekit" not in str(exc):
+        raise
 print(sorted(m for m in sys.modules if m.split(".")[0] in %r))
 """
 
@@ -66,6 +71,7 @@ def test_the_vad_model_comes_from_pipecat_when_silero_vad_is_not_installed(monke
     monkeypatch.setattr(streaming, "SILERO_COPIES", (("no_such_package", "data"), ("pipecat", "audio/vad/data")))
     path = streaming.silero_model_path()
     assert path.parts[-5:] == ("pipecat", "audio", "vad", "data", "silero_vad.onnx") and path.is_file()
-    monkeypatch.setattr(streaming, "SILERO_COPIES", (("no_such_package", "data"),))
-    with pytest.raises(DataError, match="no Silero VAD model: pip install 'turnfusion\\[pipecat\\]'"):
+    monkeypatch.setattr(streaming, "SILERO_COPIES", (("no_such_package", "data"), ("no_such.plugin", "data")))
+    with pytest.raises(DataError, match="no Silero VAD model: pip install 'turnfusion\\[pipecat\\]' or "
+                                        "'turnfusion\\[livekit\\]'"):
         streaming.silero_model_path()

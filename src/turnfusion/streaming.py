@@ -65,20 +65,24 @@ COMMON_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
 USER, AGENT = 0, 1
 
 
-SILERO_COPIES = (("silero_vad", "data"), ("pipecat", "audio/vad/data"))  # the same MIT-licensed silero_vad.onnx
+# the same MIT-licensed silero_vad.onnx, in the silero-vad wheel, pipecat and LiveKit's Silero plugin
+SILERO_COPIES = (("silero_vad", "data"), ("pipecat", "audio/vad/data"), ("livekit.plugins.silero", "resources"))
 
 
 def silero_model_path() -> Path:
-    """Silero VAD's streaming ONNX model, from the `silero-vad` wheel or the copy pipecat ships (found without
-    importing either: silero-vad imports torch)."""
+    """Silero VAD's streaming ONNX model, from the `silero-vad` wheel or the copy pipecat or livekit-plugins-silero
+    ships (found without importing them: silero-vad imports torch)."""
     for package, folder in SILERO_COPIES:
-        spec = importlib.util.find_spec(package)
+        try:
+            spec = importlib.util.find_spec(package)
+        except ModuleNotFoundError:  # a dotted name whose parent package is not installed
+            spec = None
         if spec is not None and spec.submodule_search_locations:
             path = Path(next(iter(spec.submodule_search_locations))) / folder / "silero_vad.onnx"
             if path.is_file():
                 return path
-    raise DataError("no Silero VAD model: pip install 'turnfusion[pipecat]', or pip install --no-deps silero-vad "
-                    "(its model without the torch it would pull)")
+    raise DataError("no Silero VAD model: pip install 'turnfusion[pipecat]' or 'turnfusion[livekit]', or pip install "
+                    "--no-deps silero-vad (its model without the torch it would pull)")
 
 
 class SileroStream:
