@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Reading, channel handling and resampling of recordings (soundfile + python-soxr, no torchaudio)."""
 
 from __future__ import annotations

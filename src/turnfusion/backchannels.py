@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Backchannel words: what listeners say to show they follow without taking the turn, in units of a word or a
 phrase, matched whatever a recogniser's spelling. Shared by live use (`pipecat_turns`: a backchannel does not
 interrupt the agent) and labelling (`turn_events`: a listener's short isolated words confirm a backchannel)."""

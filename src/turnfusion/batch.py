@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Predictions for a whole MM-F2F CSV with either backend (`predict.TurnPredictor` or
 `onnx_backend.OnnxTurnModel`): every row in the output, the ones that cannot be used with their reason."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The one error type for input that cannot be used (data, params, model folders): its message is one line that
 names the file / row / param and what is wrong. Kept apart so that light modules need no pandas for it."""
 

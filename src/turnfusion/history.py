@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The one history rule: which earlier utterances an utterance's input may read, as a live system would have them.
 
 The history of an utterance is the utterances of the same conversation that ended at or before it started

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A model folder's JSON files (config.json, preprocessor_config.json, manifest.json), read with bounds: they may
 come from a stranger. Import-light: the processor, both backends and the live session read them."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """turnfusion as a LiveKit Agents turn detector (`pip install turnfusion[livekit]`: livekit-agents 1.8).
 
 LiveKit's `AgentSession(turn_detection=...)` takes a streaming turn detector: it pushes every frame of the user's

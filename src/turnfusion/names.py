@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Names from strangers' files (a `video_id` in an annotation CSV, a file listed in a model's manifest) are names,
 never paths: one character set, and every path built from one is checked to stay inside its folder."""
 

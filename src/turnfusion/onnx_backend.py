@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Prediction with an exported model directory (stage `export`) on onnxruntime. It needs numpy, onnxruntime,
 tokenizers and soxr (soundfile for audio files); torch and transformers are never imported.
 

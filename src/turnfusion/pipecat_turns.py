@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """turnfusion in a pipecat voice agent (`pip install turnfusion[pipecat]`: pipecat-ai 1.14, Python >= 3.11).
 
 - `TurnFusionTurnAnalyzer`: a pipecat turn analyzer (`BaseTurnAnalyzer`) on an exported turnfusion model. At

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The input policy, in one place: how an utterance and its history become a model's inputs, in training and in
 every prediction (the segment stage, `predict.TurnPredictor`, `onnx_backend.OnnxTurnModel`, `TurnSession`,
 `predict-csv` and the streaming session call it; the tokenize stage uses the same `text` functions).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The utterance table schema (MM-F2F) and its validation."""
 
 from __future__ import annotations

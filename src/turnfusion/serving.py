@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What the PyTorch predictor and the ONNX backend share beyond the input policy (`processing`): the check of a
 model folder's config.json, the memory of encoded audio, and the probabilities they return. Torch-free."""
 

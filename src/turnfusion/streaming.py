@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Live use: a session fed audio chunks as they arrive and words as a speech recogniser emits them, giving a
 decision (keep / shift / backchannel) at every end of the user's speech. Built on the ONNX backend: numpy,
 onnxruntime, tokenizers and soxr, no torch.

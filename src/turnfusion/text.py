@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Text of a dialogue: normalisation and the TurnGPT-style context of each utterance.
 
 A context is the current utterance and its history (`history`: up to `n_previous` utterances of the same

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """How many threads a process uses: the cores it was given, not the cores the machine has.
 
 torch, its BLAS and onnxruntime each size their pools to every visible core and, by default, spin while they wait.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Speech activity with Silero VAD (the model ships inside the `silero-vad` wheel: no network, no torchaudio).
 
 Used by `drop_silent` (how many seconds of a recording are speech) and, when `segment.trim_to_speech` is on,
