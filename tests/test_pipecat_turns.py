@@ -502,3 +502,29 @@ def test_a_backchannel_taken_back_while_the_model_runs_never_joins_the_context(l
 
     during_analysis(analyzer, analyzer.ignore_backchannel)
     assert [h["text"] for h in analyzer.turns.history] == ["so how was your trip"]
+
+
+def test_the_whole_offline_pipeline_example_hands_the_llm_all_the_words_and_stops_the_agent_for_a_barge_in_only(
+        leaning):
+    """examples/pipecat_pipeline.py: pipecat's own pipeline, Silero VAD and aggregator, in real time, with a recogniser
+    whose words lag by 0.3 s."""
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("pipecat_pipeline", REPO / "examples" / "pipecat_pipeline.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    lines, _ = example.CASES["question"]  # the model says shift: the turn ends on the final words, soon
+    run, times = asyncio.run(example.one_case("turnfusion", leaning["shift"], lines, None, 0.3))
+    assert [words for t, words in run.contexts] == ["what time does the museum open tomorrow"]
+    assert 0 < run.contexts[0][0] - times[-1][1] < 1.5
+    lines, _ = example.CASES["two parts"]  # the model says keep: the pause does not split the turn
+    run, times = asyncio.run(example.one_case("turnfusion", leaning["keep"], lines, None, 0.3))
+    assert [words for t, words in run.contexts] == ["i was thinking that we could go to the beach on saturday"]
+    stopped = {}
+    for case in ("wait, stop over the agent", "mm-hmm over the agent"):  # a barge-in, a backchannel
+        lines, speaking = example.CASES[case]
+        run, times = asyncio.run(example.one_case("turnfusion", leaning["keep"], lines, speaking, 0.3))
+        stopped[case] = run.interrupted_at is not None
+    assert stopped == {"wait, stop over the agent": True, "mm-hmm over the agent": False}
