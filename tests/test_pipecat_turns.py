@@ -77,8 +77,10 @@ def audio_frames(text: str, silence_s: float = 0.0):
 
 
 def user_says(text: str, interim: str | None = None):
-    """The user's speech; its interim words while it is spoken (if any), its final words after the VAD's stop."""
-    return [VADUserStartedSpeakingFrame(start_secs=0.2), *audio_frames(text),
+    """The user's speech, with the VAD's start start_secs (0.2 s) into it, as pipecat's VAD reports it; its interim
+    words while it is spoken (if any), its final words after the VAD's stop."""
+    audio = audio_frames(text)
+    return [*audio[:10], VADUserStartedSpeakingFrame(start_secs=0.2), *audio[10:],
             *([InterimTranscriptionFrame(text=interim, user_id="u", timestamp="")] if interim else []),
             SleepFrame(0.05), VADUserStoppedSpeakingFrame(stop_secs=0.2), SleepFrame(0.05),
             TranscriptionFrame(text=text, user_id="u", timestamp="", finalized=True), SleepFrame(0.4)]
@@ -144,22 +146,25 @@ def test_a_backchannel_while_the_bot_speaks_does_not_start_a_user_turn_and_a_que
     assert history == ["so how was your trip", "wait what do you mean by that"]
 
 
-@pytest.mark.parametrize(("gate", "speech_s", "interim", "interrupts"), [
-    (0.4, 0.7, None, True),  # goes on past the gate with no words yet: a barge-in, at VAD speed
-    (None, 0.7, None, False),  # without the gate it waits for words, which have not come
-    (0.4, 0.2, None, False),  # short speech: its words decide (none came: nothing)
-    (0.4, 0.7, "mm-hmm", False),  # words that make it a backchannel hold the gate
-    (0.4, 0.7, "wait", True),  # words that are none interrupt at once
+LONG = "so what do you think about all of that then"
+
+
+@pytest.mark.parametrize(("gate", "said", "interim", "interrupts"), [
+    (0.5, LONG, None, True),  # still speaking past the gate with no words yet: a barge-in, at VAD speed
+    (None, LONG, None, False),  # without the gate it waits for words, which have not come
+    (0.5, "mm-hmm", None, False),  # short speech, over before the gate: its words decide (none came: nothing)
+    (0.5, LONG, "mm-hmm", False),  # words that make it a backchannel hold the gate
+    (0.5, LONG, "wait", True),  # words that are none interrupt at once
 ])
-def test_speech_over_the_agent_that_goes_on_interrupts_it_before_its_words(leaning, gate, speech_s, interim,
-                                                                           interrupts):
+def test_speech_over_the_agent_that_goes_on_interrupts_it_before_its_words(leaning, gate, said, interim, interrupts):
     analyzer = TurnFusionTurnAnalyzer(leaning["shift"], precision="fp32")
     down, up = asyncio.run(run_test(aggregator(analyzer, max_backchannel_s=gate), expected_down_frames=None,
                                     frames_to_send=[
         STTMetadataFrame(service_name="stt", ttfs_p99_latency=0.1), BotStartedSpeakingFrame(),
-        VADUserStartedSpeakingFrame(start_secs=0.2),
-        *([InterimTranscriptionFrame(text=interim, user_id="u", timestamp="")] if interim else []),
-        SleepFrame(speech_s), VADUserStoppedSpeakingFrame(stop_secs=0.2), SleepFrame(0.3)]))
+        *audio_frames(said)[:10], VADUserStartedSpeakingFrame(start_secs=0.2),
+        *([InterimTranscriptionFrame(text=interim, user_id="u", timestamp=""), SleepFrame(0.05)] if interim else []),
+        *audio_frames(said, 0.3)[10:],  # (audio is a system frame: without the pause it overtakes the words)
+        VADUserStoppedSpeakingFrame(stop_secs=0.2), SleepFrame(0.3)]))
     assert ("InterruptionFrame" in names(down) + names(up)) == interrupts
 
 

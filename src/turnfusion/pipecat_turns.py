@@ -41,6 +41,7 @@ from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     Frame,
+    InputAudioRawFrame,
     InterimTranscriptionFrame,
     TranscriptionFrame,
     UserBackchannelFrame,
@@ -56,7 +57,7 @@ from turnfusion.backchannels import BACKCHANNELS_EN, backchannel_units, is_backc
 from turnfusion.choices import Bound
 from turnfusion.errors import DataError, one_line
 from turnfusion.onnx_backend import OnnxTurnModel, TurnSession
-from turnfusion.streaming import LateFinals, Words, checked_words
+from turnfusion.streaming import VAD_FRAME, VAD_RATE, LateFinals, SileroStream, Words, checked_words
 
 log = logging.getLogger(__name__)
 USER, AGENT = 0, 1
@@ -392,13 +393,14 @@ def checked_params(params: TurnFusionParams) -> TurnFusionParams:
 class BackchannelUserTurnStartStrategy(BaseUserTurnStartStrategy):
     """Starts the user's turn on speech while the agent is silent; on speech that began while the agent spoke, once
     its words are not a backchannel (`is_backchannel`: the words are judged even when their final comes after the
-    agent stopped), or, at VAD speed, once it has gone on `max_backchannel_s` after pipecat's VAD start with no words
-    that make it a backchannel: a backchannel is short, and the recogniser's first words come late. A backchannel's
-    final words leave the user's aggregation, go on as a `UserBackchannelFrame`, and, given the analyzer, leave the
-    model's context."""
+    agent stopped), or, at VAD speed, when the user is still speaking `max_backchannel_s` after pipecat's VAD start
+    and no words yet make it a backchannel: a backchannel is short, and the recogniser's first words come late.
+    "Still speaking" is the strategy's own Silero VAD on the last 0.05 s (pipecat's VAD reports a stop only
+    `stop_secs` later). A backchannel's final words leave the user's aggregation, go on as a `UserBackchannelFrame`,
+    and, given the analyzer, leave the model's context."""
 
     def __init__(self, *, analyzer: TurnFusionTurnAnalyzer | None = None, max_backchannel_words: int = 3,
-                 use_interim: bool = True, backchannels=BACKCHANNELS_EN, max_backchannel_s: float | None = 0.4,
+                 use_interim: bool = True, backchannels=BACKCHANNELS_EN, max_backchannel_s: float | None = 0.5,
                  **kwargs):
         """`backchannels`: the words and phrases that do not interrupt the agent, in the users' language
         (default `BACKCHANNELS_EN`; German, say: ("ja", "mhm", "genau", "okay", "ach so")). `max_backchannel_s`:
@@ -413,44 +415,45 @@ class BackchannelUserTurnStartStrategy(BaseUserTurnStartStrategy):
         self.bot_speaking = False
         self._over_bot = False  # the user's current speech began while the agent spoke
         self._said_backchannel = False  # its words so far are a backchannel: the time gate holds
-        self._gate: asyncio.Task | None = None  # interrupts the agent when the speech goes on past max_backchannel_s
+        self._gate_at: float | None = None  # audio seconds when speech still going on interrupts the agent
+        self._heard_s = 0.0  # audio seconds received
+        self._voiced_s = -1.0  # the end of the last audio the strategy's VAD heard as speech
+        self._vad: SpeechFrames | None = None  # opened with the first audio the gate needs
         self.backchannels: list[str] = []  # what the user said that let the agent go on
 
     async def handle_user_turn_started(self):
         self.bot_speaking = self._over_bot = False
-        await self._close_gate()
+        self._gate_at = None
 
-    async def cleanup(self):
-        await self._close_gate()
-        await super().cleanup()
-
-    async def _close_gate(self) -> None:
-        if self._gate is not None:
-            gate, self._gate = self._gate, None
-            await self.task_manager.cancel_task(gate)
-
-    async def _time_gate(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-        self._gate = None
-        if not self._said_backchannel:  # long speech over the agent, no backchannel words: a barge-in
-            await self.trigger_user_turn_started()
+    async def _listen(self, frame: InputAudioRawFrame) -> bool:
+        """Track speech on the user's audio; whether the gate opens now: the user still speaks past it."""
+        if self._vad is None:
+            self._vad = SpeechFrames(frame.sample_rate)
+        self._heard_s += len(frame.audio) / 2 / frame.num_channels / frame.sample_rate
+        if self._vad.speech_in(frame):
+            self._voiced_s = self._heard_s
+        return (self._gate_at is not None and self._heard_s >= self._gate_at and not self._said_backchannel
+                and self._heard_s - self._voiced_s <= VOICED_WITHIN_S)
 
     async def process_frame(self, frame: Frame) -> ProcessFrameResult:
-        if isinstance(frame, BotStartedSpeakingFrame):
+        if isinstance(frame, InputAudioRawFrame) and self.max_backchannel_s is not None:
+            if await self._listen(frame):  # long speech over the agent, no backchannel words: a barge-in
+                self._gate_at = None
+                await self.trigger_user_turn_started()
+                return ProcessFrameResult.STOP
+        elif isinstance(frame, BotStartedSpeakingFrame):
             self.bot_speaking = True
         elif isinstance(frame, BotStoppedSpeakingFrame):
             self.bot_speaking = False
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
-            await self._close_gate()  # short speech: its words decide
+            self._gate_at = None  # short speech: its words decide
         elif isinstance(frame, VADUserStartedSpeakingFrame):
             self._over_bot, self._said_backchannel = self.bot_speaking, False
             if not self.bot_speaking:
                 await self.trigger_user_turn_started()
                 return ProcessFrameResult.STOP
             if self.max_backchannel_s is not None:
-                await self._close_gate()
-                self._gate = self.task_manager.create_task(self._time_gate(self.max_backchannel_s),
-                                                           f"{self}::backchannel_gate")
+                self._gate_at = self._heard_s + self.max_backchannel_s
         elif isinstance(frame, TranscriptionFrame) or (
                 self.use_interim and isinstance(frame, InterimTranscriptionFrame)):
             if not re.search(r"[^\W_]", frame.text):  # no word yet
@@ -468,7 +471,29 @@ class BackchannelUserTurnStartStrategy(BaseUserTurnStartStrategy):
                     await self.push_frame(UserBackchannelFrame(text=frame.text, user_id=frame.user_id,
                                                                timestamp=frame.timestamp))
                 return ProcessFrameResult.CONTINUE
-            await self._close_gate()
+            self._gate_at = None
             await self.trigger_user_turn_started()
             return ProcessFrameResult.STOP
         return ProcessFrameResult.CONTINUE
+
+
+VOICED_WITHIN_S = 0.05  # the gate's "still speaking": speech in the last VAD frame or two
+
+
+class SpeechFrames:
+    """Silero VAD (the streaming session's) on pipecat's audio frames: whether a frame holds speech."""
+
+    def __init__(self, sample_rate: int):
+        import soxr
+
+        self.vad, self.pending = SileroStream(), np.zeros(0, np.float32)
+        self.resampler = soxr.ResampleStream(sample_rate, VAD_RATE, 1, dtype="float32")
+
+    def speech_in(self, frame: InputAudioRawFrame) -> bool:
+        pcm = np.frombuffer(frame.audio, dtype=np.int16).reshape(-1, frame.num_channels)[:, 0]
+        self.pending = np.concatenate([self.pending, self.resampler.resample_chunk(pcm.astype(np.float32) / 32768)])
+        voiced = False
+        while len(self.pending) >= VAD_FRAME:
+            chunk, self.pending = self.pending[:VAD_FRAME], self.pending[VAD_FRAME:]
+            voiced |= self.vad(chunk) >= 0.5
+        return voiced
