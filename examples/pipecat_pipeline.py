@@ -7,9 +7,10 @@ partials come every 0.2 s and lag the speech by L; its final comes L + 0.05 s af
     python examples/pipecat_pipeline.py [--model models/fusion-onnx] [--lags 0.1,0.3] [--detector both]
 
 For each case it prints when the user's turn ended (ms after the end of speech; "none": the agent never answered),
-the words the LLM got, how many user turns opened, and when the agent stopped talking over the user (ms after the
-onset of the user's speech; "no": it went on). eSpeak NG speaks the user's lines and the demo model was trained on
-synthetic speech: the figures show the wiring and the timing, not how either detector does on real calls.
+the words the LLM got, how many user turns opened, when the agent stopped talking over the user (ms after the
+onset of the user's speech; "no": it went on), and the words and P(shift) of each of turnfusion's analyses. eSpeak
+NG speaks the user's lines and the demo model was trained on synthetic speech: the figures show the wiring and the
+timing, not how either detector does on real calls.
 """
 
 import argparse
@@ -61,6 +62,7 @@ class Run:
     now: float = 0.0
     contexts: list = field(default_factory=list)  # (time, the user's words the LLM got)
     interrupted_at: float | None = None
+    decisions: list = field(default_factory=list)  # turnfusion's (words, P(shift)) at each analysis
 
 
 class Recogniser(FrameProcessor):
@@ -149,7 +151,8 @@ async def one_case(detector: str, model: str, lines: list, speaking, lag: float)
     pcm, times = spoken(lines)
     run = Run()
     if detector == "turnfusion":
-        analyzer = TurnFusionTurnAnalyzer(model)
+        analyzer = TurnFusionTurnAnalyzer(model, on_decision=lambda words, probabilities, state: run.decisions.append(
+            (words, probabilities["shift"])))
         strategies = UserTurnStrategies(start=[BackchannelUserTurnStartStrategy(analyzer=analyzer)],
                                         stop=[TurnFusionUserTurnStopStrategy(turn_analyzer=analyzer)])
     else:  # pipecat's defaults: VAD and transcription start the turn, Smart Turn v3.2 ends it
@@ -174,7 +177,8 @@ def row(name: str, detector: str, lag: float, run: Run, times: list) -> str:
     if after and normalize(after[0][1]) != normalize(" ".join(text for _, _, text in times)):
         words += " (words missing)"
     stopped = "no" if run.interrupted_at is None else f"{1000 * (run.interrupted_at - times[0][0]):,.0f} ms"
-    return f"| {name} | {detector} | {lag:g} | {ended} | {words} | {len(after)} | {stopped} |"
+    decided = "; ".join(f"{words!r} {p:.2f}" for words, p in run.decisions) or "-"
+    return f"| {name} | {detector} | {lag:g} | {ended} | {words} | {len(after)} | {stopped} | {decided} |"
 
 
 def main() -> None:
@@ -184,8 +188,9 @@ def main() -> None:
     parser.add_argument("--detector", choices=["turnfusion", "smart-turn", "both"], default="both")
     args = parser.parse_args()
     detectors = ["turnfusion", "smart-turn"] if args.detector == "both" else [args.detector]
-    print("| case | detector | L (s) | user turn ended | words the LLM got | user turns | agent stopped |")
-    print("|---|---|---|---|---|---|---|")
+    print("| case | detector | L (s) | user turn ended | words the LLM got | user turns | agent stopped | "
+          "turnfusion's analyses: words, P(shift) |")
+    print("|---|---|---|---|---|---|---|---|")
     began = time.perf_counter()
     for name, (lines, speaking) in CASES.items():
         for detector in detectors:
