@@ -26,6 +26,10 @@ from turnfusion.schema import DataError
 from turnfusion.streaming import StreamConfig, StreamingTurnSession
 from turnfusion.text import find_words, trim_repeated
 
+# decisions on interim words at once (no wait for the final): these hostile inputs are late finals that find, or must
+# not find, an utterance already decided
+ON_INTERIM = StreamConfig(max_final_wait_s=0)
+
 REPO = Path(__file__).parents[1]
 
 
@@ -209,7 +213,7 @@ def test_a_stream_of_python_ints_decides_as_int16_does(exported):  # noqa: F811
     stream = np.concatenate([silence(0.3), said("so we went there"), silence(0.5)])
     decisions = []
     for as_list in (False, True):
-        session = StreamingTurnSession(exported, RATE, precision="fp32")
+        session = StreamingTurnSession(exported, RATE, ON_INTERIM, precision="fp32")
         session.push_words("so we went there", final=True)
         for chunk in chunks(stream):
             decision = session.push_audio([int(x) for x in chunk] if as_list else chunk)
@@ -232,7 +236,7 @@ def test_a_header_bomb_in_a_predict_csv_folder_is_one_counted_skip(model_dir, re
 @pytest.mark.parametrize("late", ["", "?", "  "])
 def test_a_late_final_without_words_leaves_the_session_usable(exported, late):  # noqa: F811
     """r3.4: it entered the history unchecked, and every later decision raised 'empty text'."""
-    session = StreamingTurnSession(exported, RATE, precision="fp32")
+    session = StreamingTurnSession(exported, RATE, ON_INTERIM, precision="fp32")
     clip = np.concatenate([silence(0.3), said("so we went to the market"), silence(0.5)])
     (_, first), = feed(session, clip, [("so we went", False)], at=30)
     session.push_words(late, final=True)  # no times, nobody spoke since: the decided utterance's
@@ -248,7 +252,7 @@ def test_a_late_final_without_words_leaves_the_session_usable(exported, late):  
 
 def test_a_late_final_goes_to_its_own_utterance_never_the_next(exported):  # noqa: F811
     """r3.5: A's final (times inside A) after B was decided, and A's final without times after the agent spoke."""
-    session = StreamingTurnSession(exported, RATE, precision="fp32")
+    session = StreamingTurnSession(exported, RATE, ON_INTERIM, precision="fp32")
     first = np.concatenate([silence(0.3), said("so we went to the market"), silence(0.5)])
     (_, a), = feed(session, first, [("so we went", False)], at=30)
     (_, b), = feed(session, first, [("and then we ate", True)], at=30)
@@ -257,7 +261,7 @@ def test_a_late_final_goes_to_its_own_utterance_never_the_next(exported):  # noq
     session.push_words("never said", final=True, start=a.speech_end_s + 0.4)  # in the gap between A and B: none
     assert session.late.dropped == 1 and session.history[-1]["text"] == "and then we ate"
 
-    session = StreamingTurnSession(exported, RATE, precision="fp32")
+    session = StreamingTurnSession(exported, RATE, ON_INTERIM, precision="fp32")
     (_, a), = feed(session, first, [("so we went", False)], at=30)
     session.bot_said("did you")
     session.push_words("so we went to the market", final=True)  # no times, after the agent spoke
@@ -334,7 +338,7 @@ def test_trim_overlap_keeps_its_rule_in_linear_time():
 # --- the live session: round 3's own hostile pass (208 inputs), its findings as rows -----------------------------
 def streaming_call(call):
     def run(exported_dir):
-        session = StreamingTurnSession(exported_dir, RATE, precision="fp32")
+        session = StreamingTurnSession(exported_dir, RATE, ON_INTERIM, precision="fp32")
         session.push_audio(np.zeros(RATE // 50, np.int16))
         return call(session)
     return run
@@ -370,7 +374,7 @@ def test_the_table_of_hostile_live_inputs(exported, row, call, message):  # noqa
 
 
 def test_words_times_as_numpy_numbers_are_seconds(exported):  # noqa: F811
-    session = StreamingTurnSession(exported, RATE, precision="fp32")
+    session = StreamingTurnSession(exported, RATE, ON_INTERIM, precision="fp32")
     session.push_audio(np.zeros(RATE // 50, np.int16))
     session.push_words("so we went", True, start=np.float32(0.0), end=np.float64(0.01))
     assert session._early.text() == "so we went"
@@ -378,7 +382,7 @@ def test_words_times_as_numpy_numbers_are_seconds(exported):  # noqa: F811
 
 def test_a_due_final_without_times_goes_to_its_utterance_after_the_agent_spoke_and_past_the_lag(exported):  # noqa: F811
     """Round 3's hostile pass (d1): past `final_lag_s`, after bot_said, A's final joined the user's next utterance."""
-    session = StreamingTurnSession(exported, RATE, precision="fp32")
+    session = StreamingTurnSession(exported, RATE, ON_INTERIM, precision="fp32")
     first = np.concatenate([silence(0.3), said("so we went to the market"), silence(0.5)])
     feed(session, first, [("so we went", False)], at=30)
     session.bot_said("nice")
@@ -392,7 +396,7 @@ def test_a_due_final_without_times_goes_to_its_utterance_after_the_agent_spoke_a
 def test_the_next_utterances_final_is_not_taken_by_one_still_waiting_for_its_own(exported):  # noqa: F811
     """Round 3's hostile pass (d2): A decided on interim words, its final never comes; B's final (no times, within
     the lag) replaced A's words and B got no decision. A final must carry at least half of the interim's words."""
-    session = StreamingTurnSession(exported, RATE, precision="fp32")
+    session = StreamingTurnSession(exported, RATE, ON_INTERIM, precision="fp32")
     feed(session, np.concatenate([silence(0.3), said("so we went to the market"), silence(0.5)]),
          [("so we went", False)], at=30)
     (_, b), = feed(session, np.concatenate([said("and then we ate"), silence(0.5)]), [("and then we ate", True)], at=5)
@@ -402,7 +406,7 @@ def test_the_next_utterances_final_is_not_taken_by_one_still_waiting_for_its_own
 
 def test_a_flood_of_late_finals_is_bounded(exported):  # noqa: F811
     """Round 3's hostile pass (e1): each late final rebuilt the whole text: quadratic, unbounded."""
-    session = StreamingTurnSession(exported, RATE, precision="fp32")
+    session = StreamingTurnSession(exported, RATE, ON_INTERIM, precision="fp32")
     feed(session, np.concatenate([silence(0.3), said("so we went to the market"), silence(0.5)]),
          [("so we went", False)], at=30)
     for k in range(2000):
@@ -422,14 +426,14 @@ def said_a(session, interim="so we went", finals=()):
 
 
 def test_finals_heard_during_the_speech_do_not_use_up_the_late_ones(exported):  # noqa: F811
-    session = StreamingTurnSession(exported, RATE, precision="fp32")
+    session = StreamingTurnSession(exported, RATE, ON_INTERIM, precision="fp32")
     said_a(session, "so we", finals=[f"w{k}" for k in range(16)])
     session.push_words(A, final=True)
     assert session.history[-1]["text"].endswith(A) and session.late.dropped == 0
 
 
 def test_a_timed_final_just_after_the_vads_end_is_its_utterances(exported):  # noqa: F811
-    session = StreamingTurnSession(exported, RATE, precision="fp32")
+    session = StreamingTurnSession(exported, RATE, ON_INTERIM, precision="fp32")
     a = said_a(session)
     session.push_words("market", final=True, start=a.speech_end_s + 0.05)
     (_, b), = feed(session, np.concatenate([said(B), silence(0.5)]), [(B, True)], at=5)
@@ -437,7 +441,8 @@ def test_a_timed_final_just_after_the_vads_end_is_its_utterances(exported):  # n
 
 
 def test_the_words_of_an_utterance_dropped_without_words_never_open_the_next(exported):  # noqa: F811
-    session = StreamingTurnSession(exported, RATE, StreamConfig(max_word_wait_s=0.3), precision="fp32")
+    session = StreamingTurnSession(exported, RATE, StreamConfig(max_word_wait_s=0.3, max_final_wait_s=0),
+                                   precision="fp32")
     assert feed(session, np.concatenate([silence(0.3), said(A), silence(1.0)])) == []
     assert session.skipped_without_words == 1
     session.push_words(A, final=True, start=0.35, end=1.5)  # inside the dropped utterance
@@ -446,7 +451,7 @@ def test_the_words_of_an_utterance_dropped_without_words_never_open_the_next(exp
 
 
 def test_a_final_without_times_goes_to_the_utterance_whose_interim_it_carries(exported):  # noqa: F811
-    session = StreamingTurnSession(exported, RATE, precision="fp32")
+    session = StreamingTurnSession(exported, RATE, ON_INTERIM, precision="fp32")
     said_a(session)
     feed(session, np.concatenate([said(B), silence(0.5)]), [("and then", False)], at=5)
     session.push_words(A, final=True)  # A's, though B was decided since on interim words too
@@ -455,7 +460,7 @@ def test_a_final_without_times_goes_to_the_utterance_whose_interim_it_carries(ex
 
 
 def test_the_final_of_an_utterance_the_model_refused_never_opens_the_next(exported, monkeypatch):  # noqa: F811
-    session = StreamingTurnSession(exported, RATE, precision="fp32")
+    session = StreamingTurnSession(exported, RATE, ON_INTERIM, precision="fp32")
     add = session.turns.add
 
     def refuse_once(*args, **kwargs):
@@ -487,7 +492,7 @@ def test_every_live_entry_point_refuses_an_edited_export(exported, tmp_path):  #
 
 def test_timed_words_of_the_utterance_being_heard_are_its_own_even_right_after_the_last_one(exported):  # noqa: F811
     """Review: with a tolerance wider than a short pause, B's first timed words went to A, and B lost them."""
-    session = StreamingTurnSession(exported, RATE, precision="fp32")
+    session = StreamingTurnSession(exported, RATE, ON_INTERIM, precision="fp32")
     (_, a), = feed(session, np.concatenate([silence(0.3), said(A), silence(0.35)]), [("so we went", False)], at=30)
     b_start = session.samples / session.rate  # B follows a pause just long enough to decide A
     b_stream = np.concatenate([said(B), silence(0.5)])
@@ -505,7 +510,8 @@ def test_timed_words_of_the_utterance_being_heard_are_its_own_even_right_after_t
 def test_no_revision_once_someone_spoke_after_the_decision(exported):  # noqa: F811
     """Review: a wordless, skipped utterance reset the speakers; A's late final then revised A after the agent
     and the user had both spoken."""
-    session = StreamingTurnSession(exported, RATE, StreamConfig(max_word_wait_s=0.3), precision="fp32")
+    session = StreamingTurnSession(exported, RATE, StreamConfig(max_word_wait_s=0.3, max_final_wait_s=0),
+                                   precision="fp32")
     said_a(session)
     session.bot_said("nice")
     assert feed(session, np.concatenate([said(B), silence(1.0)])) == [] and session.skipped_without_words == 1
