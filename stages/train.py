@@ -31,7 +31,8 @@ def main() -> None:
     args = parser.parse_args()
     m, t = config(ModelConfig), config(TrainConfig)
     store, tokens, table = load_utterances(args.segments, args.tokens, args.trp, m.audio_segments)
-    processor = ProcessorConfig.of_token_store(args.tokens)  # what made the training inputs, saved with the model
+    # what made the training inputs (both stores), saved with the model
+    processor = ProcessorConfig.of_token_store(args.tokens, store.audio_policy())
     seed_everything(t.seed)  # the head's initial weights
     model = build_model(args.mode, m, args.embeddings)
     inputs = EncoderSchedule.of(t).inputs

@@ -129,3 +129,43 @@ def test_the_sessions_transcripts_and_the_agents_messages_reach_the_model(export
         return [h["text"] for h in stream.session.history]
 
     assert asyncio.run(run()) == ["what time is it", "at nine"]
+
+
+def test_frames_livekit_may_send_never_raise_into_its_audio_task_and_the_stream_goes_on(exported, caplog):  # noqa: F811
+    async def run():
+        detector = TurnFusionTurnDetector(exported, precision="fp32")
+        assert detector.config.max_final_wait_s == 0  # LiveKit asks a manual-flush recogniser for its final later
+        stream = detector.stream()
+        stream.push_audio(rtc.AudioFrame(np.zeros(RATE // 2, np.int16).tobytes(), RATE, 1, RATE // 2))  # 0.5 s
+        stream.push_audio(rtc.AudioFrame(np.zeros(160, np.int16).tobytes(), 16000, 1, 160))  # another rate
+        detector.push_words("what time does the museum open tomorrow", final=True)
+        for frame in frames(question()):
+            stream.push_audio(frame)
+        event = await asyncio.wait_for(stream.predict(), 1.0)
+        await stream.aclose()
+        closed = await asyncio.wait_for(stream.predict(), 1.0)
+        return event, closed
+
+    event, closed = asyncio.run(run())
+    assert "a frame at 16000 Hz, but this stream is 48000 Hz" in caplog.text
+    assert "in one chunk" not in caplog.text  # the 0.5 s frame went to the session in pieces
+    assert event.end_of_turn_probability > 0 and closed.end_of_turn_probability == 1.0
+
+
+def test_a_prediction_of_an_utterance_the_session_drops_is_answered_at_once(exported):  # noqa: F811
+    async def run():
+        detector = TurnFusionTurnDetector(exported, precision="fp32", config=StreamConfig(max_word_wait_s=0.3))
+        stream = detector.stream()
+        wave = question(1.0)  # no words ever come: the session drops the utterance 0.3 s after its end
+        pending, answered_at = None, None
+        for k, frame in enumerate(frames(wave)):
+            stream.push_audio(frame)
+            if pending is None and k * FRAME / RATE > len(wave) / RATE - 0.9:  # asked at the end of speech
+                pending = stream.predict()
+            if pending is not None and pending.done() and answered_at is None:
+                answered_at = k * FRAME / RATE
+        return await asyncio.wait_for(pending, 1.0), answered_at, len(wave) / RATE, stream.session
+
+    event, answered_at, length, session = asyncio.run(run())
+    assert session.skipped_without_words == 1 and event.end_of_turn_probability == 0.0
+    assert answered_at is not None and answered_at < length  # by the stream, not by LiveKit's timeout

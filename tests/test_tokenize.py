@@ -62,6 +62,10 @@ def test_the_token_store_holds_the_whole_processor_that_made_it_and_refuses_a_ba
     assert not (tmp_path / "c").exists()
     with pytest.raises(DataError, match=r"preprocessor_config.json: missing; a token store holds the processor"):
         ProcessorConfig.of_token_store(tmp_path / "c")
+    assert ProcessorConfig.of_token_store(tmp_path / "a", policy) == made  # the segment store it was made from
+    with pytest.raises(DataError, match=r"made from another segment store than the one given \(max_seconds: 2.0 != "
+                                        r"3.0\); run the tokenize stage again"):
+        ProcessorConfig.of_token_store(tmp_path / "a", {**policy, "max_seconds": 3.0})
 
 
 def test_a_tokenizer_fitted_on_an_empty_training_split_is_an_error(tmp_path):

@@ -193,7 +193,7 @@ def evaluate(models: dict[str, Path], segments: Path, tokens: Path, trp: Path, e
     loaded = {name: load_model(directory) for name, directory in models.items()}
     most_segments = max((m.config.audio_segments for m, _ in loaded.values()), default=1)
     store, token_store, table = load_utterances(segments, tokens, trp, most_segments)
-    made_with = ProcessorConfig.of_token_store(tokens)
+    made_with = ProcessorConfig.of_token_store(tokens, store.audio_policy())
     for name, (_, processor) in loaded.items():  # the stores hold the inputs as the model's processor makes them
         differ = processor.config.differences(made_with)
         if differ:

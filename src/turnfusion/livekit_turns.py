@@ -13,15 +13,20 @@ LiveKit hands a streaming detector audio, not words; the words come from the ses
     session = AgentSession(stt=..., llm=..., tts=..., vad=silero.VAD.load(), turn_detection=detector)
     detector.attach(session)   # the user's transcripts (interim and final) and the agent's words reach the model
 
-A prediction waits, as the streaming session does, for the final words of an utterance that ended on interim ones
-(`StreamConfig.max_final_wait_s`), within the stream's `prediction_timeout`; a prediction superseded by new speech
-is answered 0 (not the end), as LiveKit's own detector does. The model runs in the event loop (a decision costs a
-few milliseconds); its first stream opens the model folder, checked (`OnnxTurnModel`).
+LiveKit asks a recogniser that finalises on request (`manual_flush`) for its final only once the prediction came, so
+the detector decides on the words it has (`StreamConfig(max_final_wait_s=0)` by default here; a late final then
+revises the decision of a prediction still pending). A prediction superseded by new speech is answered 0 (not the
+end), one of an utterance the session dropped (too short, no words in time, refused by the model) 0 at once, one on
+a closed stream 1, as LiveKit's own detector answers. Audio is never an error inside LiveKit's audio task: a frame
+the session refuses (another rate mid-stream, say) is logged and dropped, and a long frame (LiveKit sends 0.5 s of
+silence when a track ends) is fed in pieces. The model runs in the event loop (the text encoder and head after the
+silence, the audio encoder at the end of speech: a few milliseconds with the demo model, ~50 ms distil-size).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 
@@ -33,9 +38,11 @@ from livekit.agents.voice.turn import TurnDetectionEvent
 from turnfusion.choices import Bound
 from turnfusion.errors import DataError
 from turnfusion.onnx_backend import OnnxTurnModel
-from turnfusion.streaming import Decision, StreamConfig, StreamingTurnSession
+from turnfusion.streaming import MAX_CHUNK_S, Decision, StreamConfig, StreamingTurnSession, silero_model_path
 
+log = logging.getLogger(__name__)
 PROBABILITY = Bound(0.0, 1.0)
+PIECE_S = 0.2  # a longer LiveKit frame goes to the session in pieces (it takes at most MAX_CHUNK_S)
 
 
 class TurnFusionTurnDetector:
@@ -53,11 +60,13 @@ class TurnFusionTurnDetector:
             if not PROBABILITY.holds(value):
                 raise DataError(f"{name} must be a probability in 0..1, got {value!r:.40}")
         self.onnx = model if isinstance(model, OnnxTurnModel) else OnnxTurnModel(model, precision, threads)
-        self.config = config or StreamConfig()
+        silero_model_path()  # the session's VAD model: missing is an error here, not inside LiveKit's audio task
+        self.config = config or StreamConfig(max_final_wait_s=0)
         self._unlikely, self._backchannel = float(unlikely_threshold), float(backchannel_threshold)
         self.languages = None if languages is None else {language.lower() for language in languages}
-        # a prediction may wait for the final words; LiveKit commits without one after this long
-        self.prediction_timeout = prediction_timeout or self.config.max_final_wait_s + 1.0
+        # a prediction may wait for words (and for the final); LiveKit commits without one after this long
+        self.prediction_timeout = prediction_timeout or max(self.config.max_word_wait_s,
+                                                            self.config.max_final_wait_s) + 1.0
         self._streams: list[TurnFusionDetectorStream] = []
 
     @property
@@ -149,25 +158,41 @@ class TurnFusionDetectorStream:
     def push_audio(self, frame: rtc.AudioFrame) -> None:
         if self.closed:
             return
+        try:
+            self._push(frame)
+        except DataError as exc:  # never raised into LiveKit's audio task, which would stop hearing the user
+            log.error("turnfusion: audio frame dropped: %s", exc)
+
+    def _push(self, frame: rtc.AudioFrame) -> None:
         pcm = np.frombuffer(frame.data, dtype=np.int16)
         if frame.num_channels > 1:  # the user's microphone: its first channel
             pcm = pcm.reshape(-1, frame.num_channels)[:, 0]
         if self.session is None:
             self.session = StreamingTurnSession(self.detector.onnx, frame.sample_rate, self.detector.config)
         elif frame.sample_rate != self.session.sample_rate:
-            raise DataError(f"audio frame at {frame.sample_rate} Hz, but this stream is {self.session.sample_rate} Hz "
+            raise DataError(f"a frame at {frame.sample_rate} Hz, but this stream is {self.session.sample_rate} Hz "
                             "(one rate per stream)")
-        was_speaking = self.session.user_speaking
-        decision = self.session.push_audio(pcm)
-        self._clock = (time.time(), self.session.samples / self.session.rate)
-        self._offer(decision)
-        if not was_speaking and self.session.user_speaking:  # the user speaks again: what was asked is moot
-            self._decision = None
-            self.cancel_inference()
+        piece = int(min(PIECE_S, MAX_CHUNK_S) * frame.sample_rate)
+        for start in range(0, len(pcm), piece):
+            was_speaking, dropped = self.session.user_speaking, self._dropped()
+            decision = self.session.push_audio(pcm[start: start + piece])
+            self._clock = (time.time(), self.session.samples / self.session.rate)
+            self._offer(decision)
+            if not was_speaking and self.session.user_speaking:  # the user speaks again: what was asked is moot
+                self._decision = None
+                self.cancel_inference()
+            elif self._dropped() > dropped:  # the session will not decide that utterance: not the end
+                self.cancel_inference()
+
+    def _dropped(self) -> int:
+        return self.session.skipped_without_words + self.session.skipped_inputs
 
     def push_words(self, text: str, final: bool) -> None:
         if self.session is not None and not self.closed:
-            self._offer(self.session.push_words(text, final))
+            try:
+                self._offer(self.session.push_words(text, final))
+            except DataError as exc:  # text that is not Unicode: dropped, as a session event must not raise
+                log.error("turnfusion: words dropped: %s", exc)
 
     def bot_said(self, text: str) -> None:
         if self.session is not None and not self.closed:
@@ -180,7 +205,7 @@ class TurnFusionDetectorStream:
         self.cancel_inference()
         future: asyncio.Future[TurnDetectionEvent] = asyncio.get_running_loop().create_future()
         if self.closed:
-            future.set_result(self._event(None))
+            future.set_result(self._event(None, 1.0))
         elif self._decision is not None:
             future.set_result(self._event(self._decision))
             self._decision = None
@@ -211,12 +236,12 @@ class TurnFusionDetectorStream:
         if self._request is not None and not self._request.done():
             request, self._request = self._request, None
             request.set_result(self._event(decision))
-        else:
+        elif not decision.revised:  # a revision nobody asked for is not the next utterance's answer
             self._decision = decision
 
-    def _event(self, decision: Decision | None) -> TurnDetectionEvent:
-        if decision is None:  # superseded or closed: not the end, as LiveKit's own detector answers
-            return TurnDetectionEvent(type="eot_prediction", end_of_turn_probability=0.0,
+    def _event(self, decision: Decision | None, default: float = 0.0) -> TurnDetectionEvent:
+        if decision is None:  # superseded or dropped: not the end (0); closed: the end (1), as LiveKit's answers
+            return TurnDetectionEvent(type="eot_prediction", end_of_turn_probability=default,
                                       last_speaking_time=time.time())
         wall, heard = self._clock or (time.time(), decision.decided_s)
         return TurnDetectionEvent(type="eot_prediction", end_of_turn_probability=decision.probabilities["shift"],

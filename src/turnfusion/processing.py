@@ -76,13 +76,21 @@ class ProcessorConfig:
                              source)
 
     @classmethod
-    def of_token_store(cls, directory: Path | str) -> ProcessorConfig:
-        """The processor config the tokenize stage built, used and wrote into its store (`tokenize_table`)."""
+    def of_token_store(cls, directory: Path | str, segments_policy: dict | None = None) -> ProcessorConfig:
+        """The processor config the tokenize stage built, used and wrote into its store (`tokenize_table`); with the
+        segment store's `segments_policy`, a DataError naming the fields where the two stores were made apart (the
+        segments cut again without tokenizing again)."""
         path = Path(directory) / PROCESSOR_FILE
         if not path.is_file():
             raise DataError(f"{path}: missing; a token store holds the processor that made it (run the tokenize "
                             "stage)")
-        return cls.from_dict(json_object(path), str(path))
+        config = cls.from_dict(json_object(path), str(path))
+        apart = [f"{k}: {getattr(config, k)!r} != {segments_policy.get(k)!r}" for k in AUDIO_FIELDS
+                 if segments_policy is not None and segments_policy.get(k) != getattr(config, k)]
+        if apart:
+            raise DataError(f"{path}: made from another segment store than the one given ({'; '.join(apart)}); run "
+                            "the tokenize stage again")
+        return config
 
     def differences(self, other: ProcessorConfig) -> list[str]:
         """The fields where `other` differs, as `name: mine != theirs`."""
