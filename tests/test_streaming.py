@@ -302,6 +302,10 @@ def test_the_decision_waits_for_the_final_so_no_turn_is_handed_on_with_words_mis
     # no final within max_final_wait_s of the end of speech: the interim words decide
     (_, timed_out), = feed(session, np.concatenate([question, silence(1.3)]), [("so i went", False)], at=30)
     assert timed_out.text == "so i went" and timed_out.decided_s - timed_out.speech_end_s >= 1.0
+    # an interim piece without a word ("...") after the final is nothing to wait for
+    (_, at_once), = feed(session, np.concatenate([question, silence(0.5)]),
+                         [("what time does the museum open tomorrow", True), ("...", False)], at=30)
+    assert at_once.decided_s - at_once.speech_end_s < 0.5
     # the user goes on before the final: no decision, the utterance joins the context on the words it has
     assert feed(session, np.concatenate([question, silence(0.5), said("and then")]), [("we went", False)],
                 at=30) == []
