@@ -57,7 +57,8 @@ from turnfusion.backchannels import BACKCHANNELS_EN, backchannel_units, is_backc
 from turnfusion.choices import Bound
 from turnfusion.errors import DataError, one_line
 from turnfusion.onnx_backend import OnnxTurnModel, TurnSession
-from turnfusion.streaming import VAD_FRAME, VAD_RATE, LateFinals, SileroStream, Words, checked_words
+from turnfusion.processing import audio_array
+from turnfusion.streaming import LateFinals, SpeechFrames, Words, checked_words
 
 log = logging.getLogger(__name__)
 USER, AGENT = 0, 1
@@ -430,7 +431,8 @@ class BackchannelUserTurnStartStrategy(BaseUserTurnStartStrategy):
         if self._vad is None:
             self._vad = SpeechFrames(frame.sample_rate)
         self._heard_s += len(frame.audio) / 2 / frame.num_channels / frame.sample_rate
-        if self._vad.speech_in(frame):
+        pcm = np.frombuffer(frame.audio, dtype=np.int16).reshape(-1, frame.num_channels)[:, 0]
+        if any(p >= SPEECH for p in self._vad.probabilities(audio_array(pcm, "pipecat audio"))):
             self._voiced_s = self._heard_s
         return (self._gate_at is not None and self._heard_s >= self._gate_at and not self._said_backchannel
                 and self._heard_s - self._voiced_s <= VOICED_WITHIN_S)
@@ -478,22 +480,4 @@ class BackchannelUserTurnStartStrategy(BaseUserTurnStartStrategy):
 
 
 VOICED_WITHIN_S = 0.05  # the gate's "still speaking": speech in the last VAD frame or two
-
-
-class SpeechFrames:
-    """Silero VAD (the streaming session's) on pipecat's audio frames: whether a frame holds speech."""
-
-    def __init__(self, sample_rate: int):
-        import soxr
-
-        self.vad, self.pending = SileroStream(), np.zeros(0, np.float32)
-        self.resampler = soxr.ResampleStream(sample_rate, VAD_RATE, 1, dtype="float32")
-
-    def speech_in(self, frame: InputAudioRawFrame) -> bool:
-        pcm = np.frombuffer(frame.audio, dtype=np.int16).reshape(-1, frame.num_channels)[:, 0]
-        self.pending = np.concatenate([self.pending, self.resampler.resample_chunk(pcm.astype(np.float32) / 32768)])
-        voiced = False
-        while len(self.pending) >= VAD_FRAME:
-            chunk, self.pending = self.pending[:VAD_FRAME], self.pending[VAD_FRAME:]
-            voiced |= self.vad(chunk) >= 0.5
-        return voiced
+SPEECH = 0.5  # Silero's speech probability threshold (StreamConfig.threshold's default)

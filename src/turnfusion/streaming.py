@@ -108,6 +108,30 @@ class SileroStream:
         return float(out.reshape(-1)[0])
 
 
+class SpeechFrames:
+    """`SileroStream` on a stream of any rate: each chunk resampled to the VAD's 16 kHz and cut into its 32 ms frames
+    (a remainder waits for the next chunk); one speech probability per frame. The streaming session's VAD, and the
+    pipecat start strategy's."""
+
+    def __init__(self, sample_rate: int):
+        self.sample_rate, self.vad = sample_rate, SileroStream()
+        self.reset()
+
+    def reset(self) -> None:
+        self.vad.reset()
+        self._resampler = soxr.ResampleStream(self.sample_rate, VAD_RATE, 1, dtype="float32")
+        self._pending = np.zeros(0, np.float32)
+
+    def probabilities(self, wave: np.ndarray) -> list[float]:
+        """The speech probability of every frame `wave` (float32, this stream's rate) completes."""
+        self._pending = np.concatenate([self._pending, self._resampler.resample_chunk(wave)])
+        out = []
+        while len(self._pending) >= VAD_FRAME:
+            frame, self._pending = self._pending[:VAD_FRAME], self._pending[VAD_FRAME:]
+            out.append(self.vad(frame))
+        return out
+
+
 def is_number(value) -> bool:
     """A finite real number (numpy's too), not a bool."""
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
@@ -306,15 +330,13 @@ class StreamingTurnSession:
         self.keep = int((self.model.processor.config.max_seconds + self.config.min_silence_s + 2 * frame) * self.rate)
         self.pre_roll = int(self.config.pre_roll_s * self.rate)
         self.recent_size = self.pre_roll + int((MAX_CHUNK_S + 2 * frame) * self.rate)
-        self.vad = SileroStream()
+        self.vad = SpeechFrames(self.sample_rate)
         self.reset()
 
     def reset(self) -> None:
         """A new conversation: no context, the clock back at 0."""
         self.vad.reset()
         self._to_model = soxr.ResampleStream(self.sample_rate, self.rate, 1, dtype="float32")
-        self._to_vad = soxr.ResampleStream(self.sample_rate, VAD_RATE, 1, dtype="float32")
-        self._vad_pending = np.zeros(0, np.float32)
         self._recent = np.zeros(0, np.float32)  # the last model-rate audio, the pre-roll of the next utterance
         self.samples = 0  # model-rate samples received
         self._vad_samples = 0  # VAD-rate samples judged
@@ -358,12 +380,10 @@ class StreamingTurnSession:
         check_full_scale(wave, what)
         started = time.perf_counter()
         self._append(self._to_model.resample_chunk(wave))
-        self._vad_pending = np.concatenate([self._vad_pending, self._to_vad.resample_chunk(wave)])
         decision = None
-        while len(self._vad_pending) >= VAD_FRAME:
-            frame, self._vad_pending = self._vad_pending[:VAD_FRAME], self._vad_pending[VAD_FRAME:]
+        for probability in self.vad.probabilities(wave):
             self._vad_samples += VAD_FRAME
-            decision = self._on_frame(self.vad(frame), started) or decision
+            decision = self._on_frame(probability, started) or decision
         if self._waiting is not None:
             waited = self._seconds_since_end(self._waiting)
             if self._has_words(self._waiting) and waited > self.config.max_final_wait_s:
