@@ -4,13 +4,12 @@ config (the segment store's audio policy, the text params, whether the corpus ha
 
 import argparse
 import logging
-from pathlib import Path
 
 import pandas as pd
 
 from stages.common import config, run, write_json
 from turnfusion.config import TextConfig
-from turnfusion.json_files import json_object
+from turnfusion.stores import read_audio_policy
 from turnfusion.tokenize import tokenize_table
 
 
@@ -21,8 +20,8 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--report", required=True)
     args = parser.parse_args()
-    policy = json_object(Path(args.audio_policy), "a segment store's audio policy")
-    report = tokenize_table(pd.read_parquet(args.segments), args.out, config(TextConfig), policy)
+    report = tokenize_table(pd.read_parquet(args.segments), args.out, config(TextConfig),
+                            read_audio_policy(args.audio_policy))
     write_json(args.report, report)
     logging.getLogger("tokenize").info("%s", report)
 

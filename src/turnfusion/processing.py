@@ -85,16 +85,18 @@ class ProcessorConfig:
             raise DataError(f"{path}: missing; a token store holds the processor that made it (run the tokenize "
                             "stage)")
         config = cls.from_dict(json_object(path), str(path))
-        apart = [f"{k}: {getattr(config, k)!r} != {segments_policy.get(k)!r}" for k in AUDIO_FIELDS
-                 if segments_policy is not None and segments_policy.get(k) != getattr(config, k)]
+        apart = config.differences(segments_policy, AUDIO_FIELDS) if segments_policy is not None else []
         if apart:
             raise DataError(f"{path}: made from another segment store than the one given ({'; '.join(apart)}); run "
                             "the tokenize stage again")
         return config
 
-    def differences(self, other: ProcessorConfig) -> list[str]:
-        """The fields where `other` differs, as `name: mine != theirs`."""
-        return [f"{k}: {v!r} != {getattr(other, k)!r}" for k, v in self.to_dict().items() if getattr(other, k) != v]
+    def differences(self, other: ProcessorConfig | dict, fields=None) -> list[str]:
+        """The fields (all, or `fields`) where `other` (a config, or a dict of fields) differs, as `name: mine !=
+        theirs`."""
+        theirs = other if isinstance(other, dict) else other.to_dict()
+        return [f"{k}: {getattr(self, k)!r} != {theirs.get(k)!r}" for k in fields or self.to_dict()
+                if theirs.get(k) != getattr(self, k)]
 
     @classmethod
     def from_dict(cls, values, source: str, max_positions: int | None = None) -> ProcessorConfig:

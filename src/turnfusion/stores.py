@@ -29,6 +29,11 @@ TOKEN_IDS, TOKEN_INDEX, TOKENIZER_DIR = "ids.npy", "index.parquet", "tokenizer"
 TEXT_CACHE, AUDIO_CACHE, AUDIO_INDEX, ENCODERS_DIR = "text.npy", "audio.npy", "audio_frames.parquet", "encoders"
 
 
+def read_audio_policy(path: Path) -> dict:
+    """A segment store's audio policy file (JSON, read with bounds)."""
+    return json_object(Path(path), "a segment store's audio policy")
+
+
 def _require(directory: Path, names, what: str, stage: str) -> None:
     for name in names:
         if not (directory / name).exists():
@@ -51,7 +56,7 @@ class SegmentStore:
 
     def audio_policy(self) -> dict:
         """The audio fields of the processor the store was cut with (`processing.AUDIO_POLICY_FILE`)."""
-        return json_object(self.directory / AUDIO_POLICY_FILE, "a segment store's audio policy")
+        return read_audio_policy(self.directory / AUDIO_POLICY_FILE)
 
     def waveform(self, row: int) -> np.ndarray:
         """Float32 waveform of the segment at index position `row`."""

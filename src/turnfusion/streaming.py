@@ -525,9 +525,9 @@ class StreamingTurnSession:
     def _ready(self, u: _Utterance) -> bool:
         """Whether an utterance whose speech ended can be decided: it has words, and none is still interim (a model
         that reads no words is always ready; `max_final_wait_s: 0` decides on interim words)."""
-        interim_words = self.model.processor.has_words(u.words.interim)  # "." or "..." is no word still to come
-        return self._has_words(u) and not (u.words.interim and interim_words and self.model.processor.config.words
-                                           and self.config.max_final_wait_s > 0)
+        final_due = (self.model.processor.config.words and self.config.max_final_wait_s > 0
+                     and self.model.processor.has_words(u.words.interim))  # "." or "..." is no word still to come
+        return self._has_words(u) and not final_due
 
     def _long_enough(self, u: _Utterance) -> bool:
         return (u.speech_end - u.speech_start) / self.rate >= self.config.min_speech_s

@@ -83,7 +83,7 @@ def tokenize_table(table: pd.DataFrame, out_dir: Path, cfg: TextConfig, audio_po
     `cfg.tokenizer`: "train" fits a byte-level BPE on the training split only; anything else is a
     hub name or local path. A table without any words (`schema.corpus_has_words`) gives contexts of the speaker
     turns alone. With the segment store's `audio_policy`, the whole processor config is built, the contexts made
-    with it, and it is written into the store (`PackedTokens.processor_config`), whence training copies it into the
+    with it, and it is written into the store (`ProcessorConfig.of_token_store`), whence training copies it into the
     model folder. Writes `out_dir` and returns a report of counts.
     """
     words = corpus_has_words(table)
