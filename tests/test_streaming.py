@@ -310,3 +310,17 @@ def test_the_decision_waits_for_the_final_so_no_turn_is_handed_on_with_words_mis
     assert feed(session, np.concatenate([question, silence(0.5), said("and then")]), [("we went", False)],
                 at=30) == []
     assert session.history[-1]["text"] == "we went"
+
+
+def test_a_lagging_final_that_completes_the_interim_words_stays_with_its_utterance(on_interim):
+    """A final without times that completes a decided utterance's interim words while the user has begun again is
+    that utterance's, never the new one's ("saturday" was spoken before the pause: the recogniser lagged)."""
+    session = on_interim
+    clip = said("we could go to the beach on saturday")
+    decisions = feed(session, np.concatenate([silence(0.3), clip, silence(0.4)]),
+                     [("we could go to the beach on", False)], at=40)
+    assert decisions[0][1].text == "we could go to the beach on"
+    feed(session, said("and")[: RATE // 10])  # 0.1 s of the next utterance
+    session.push_words("we could go to the beach on saturday", final=True)
+    assert session.history[-1]["text"] == "we could go to the beach on saturday"
+    assert session._utterance.words.text() == ""
