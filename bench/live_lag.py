@@ -18,7 +18,10 @@ a user who speaks again first keeps the turn. Per L:
 - macro F1 of each utterance's last decision against its label (utterances the VAD merged or missed: undecided).
 Smart Turn v3.2 (pipecat-ai 1.14's ONNX; audio only, so the same at every L) decides at 0.2 s after the true end of
 speech on the user's last 8 s: complete takes the turn, incomplete waits for the timeout. A silence timeout takes the
-turn after T of silence. Backchannel interruptions are not measured here: the VAD-speed barge-in gate is not built.
+turn after T of silence. The pipecat analyzer's rows replay the same through `TurnFusionTurnAnalyzer` as pipecat
+drives it (`replay_pipecat`); its end of turn is pipecat's user turn stop. Backchannel interruptions are not measured
+here: the table has no rows (nor words) for the listener's backchannels; the pipecat tests and
+`examples/pipecat_pipeline.py` check that a backchannel never stops the agent.
 On synthetic speech the timing and words are the demo generator's: the table compares the live path across lags, not
 how it does on real calls.
 """
@@ -100,6 +103,95 @@ def replay(model: OnnxTurnModel, wave: np.ndarray, conv: pd.DataFrame, user: int
     return decisions
 
 
+@dataclass
+class TurnStop:
+    """pipecat's user turn stop (the agent takes the turn), and the user's final words it had then."""
+    decided_s: float
+    speech_end_s: float  # the user's last true end of speech before it (for `outcomes`)
+    text: str
+    label: str = "shift"
+
+
+def replay_pipecat(model: OnnxTurnModel, wave: np.ndarray, conv: pd.DataFrame, user: int, lag: float,
+                   timeout: float, ttfs_p99: float = 1.0) -> list[TurnStop]:
+    """One replay through `TurnFusionTurnAnalyzer` as pipecat 1.14 drives it (`TurnFusionUserTurnStopStrategy` over
+    `TurnAnalyzerUserTurnStopStrategy`, written out here without the event loop, on the replay's clock): pipecat's
+    Silero VAD (`VADParams()`: 0.2 s start and stop) on 20 ms frames; the analysis at the VAD's stop; the turn stops
+    when the analysis said COMPLETE and a final transcript came (or the recogniser's p99 time to final passed with
+    one: `ttfs_p99`, pipecat's default 1 s for a service that declares none); a final that changes the words of the
+    analysis analyses again before pipecat acts on it (`TurnFusionUserTurnStopStrategy._revise`); the analyzer's
+    `stop_secs` (`timeout`) of silence ends the turn; speech discards what was pending."""
+    from pipecat.audio.vad.silero import SileroVADAnalyzer
+    from pipecat.audio.vad.vad_analyzer import VADState
+
+    from turnfusion.pipecat_turns import EndOfTurnState, TurnFusionParams, TurnFusionTurnAnalyzer
+
+    vad = SileroVADAnalyzer(sample_rate=RATE)
+    vad.set_sample_rate(RATE)  # what the input transport does at its start
+    analyzer = TurnFusionTurnAnalyzer(model, sample_rate=RATE, params=TurnFusionParams(stop_secs=timeout))
+    analyzer.set_sample_rate(RATE)
+    mine = conv[conv.speaker == user]
+    events = [(float(u.end), u.text, None) for u in conv[conv.speaker != user].itertuples()]
+    for u in mine.itertuples():
+        events += [(t, text, final) for t, text, final, _ in word_events(u, lag)]
+    events.sort(key=lambda e: e[0])
+    ends = mine.end.to_numpy()
+    pcm = np.clip(np.round(wave * 32767), -32768, 32767).astype(np.int16)
+    stops, k = [], 0
+    speaking, stopped, complete, finalized, text, deadline = False, False, False, False, "", None
+
+    def maybe_stop(now: float) -> None:
+        nonlocal complete, finalized, text, stopped, deadline
+        if complete and text and (finalized or deadline is None or now >= deadline):
+            before = ends[ends <= now + 1e-9]
+            stops.append(TurnStop(now, float(before[-1]) if len(before) else -np.inf, text))
+            complete = finalized = stopped = False
+            text, deadline = "", None
+            analyzer.clear()
+
+    def analysed(state) -> None:
+        nonlocal complete
+        complete = state == EndOfTurnState.COMPLETE
+
+    for start in range(0, len(pcm), CHUNK):
+        now = (start + CHUNK) / RATE
+        while k < len(events) and events[k][0] <= now:
+            _, words, final = events[k]
+            k += 1
+            if final is None:
+                analyzer.bot_said(words)
+                continue
+            analyzer.add_transcription(words, final)
+            if final:
+                text, finalized = (f"{text} {words}".strip() if text else words), True
+            else:
+                finalized = False
+            if analyzer.revision_due and not speaking:  # before pipecat acts on the final (`_revise`)
+                analysed(analyzer.decide_again()[0])
+            if analyzer.waiting_for_words and stopped and not speaking:
+                analysed(analyzer.decide()[0])
+            maybe_stop(now)
+        chunk = pcm[start: start + CHUNK]
+        was_speaking = speaking
+        state = vad._run_analyzer(chunk.tobytes())
+        speaking = state == VADState.SPEAKING or (was_speaking and state == VADState.STOPPING)
+        if speaking and not was_speaking:  # VADUserStartedSpeakingFrame
+            analyzer.update_vad_start_secs(vad.params.start_secs)
+            complete = finalized = stopped = False
+            deadline = None
+        if analyzer.append_audio(chunk.tobytes(), speaking) == EndOfTurnState.COMPLETE:  # stop_secs of silence
+            analyzer.decide()
+            complete = True
+        if was_speaking and not speaking:  # VADUserStoppedSpeakingFrame
+            stopped, deadline = True, now - vad.params.stop_secs + ttfs_p99
+            analysed(analyzer.decide()[0])
+        if deadline is not None and now >= deadline:
+            maybe_stop(now)
+        elif complete:
+            maybe_stop(now)
+    return stops
+
+
 def ends_with(decided: str, said: str) -> bool:
     """Whether the words a decision read end with all of the utterance's (the VAD may have joined it to the one
     before: more words are not missing ones)."""
@@ -169,6 +261,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=3.0)
     parser.add_argument("--limit", type=int, default=0, help="at most this many conversations (0: all)")
     parser.add_argument("--no-smart-turn", action="store_true")
+    parser.add_argument("--no-pipecat", action="store_true", help="leave out the pipecat analyzer's replay")
+    parser.add_argument("--ttfs-p99", type=float, default=1.0,
+                        help="the recogniser's p99 time to final that pipecat waits for (its default: 1 s)")
     args = parser.parse_args()
     segments = pd.read_parquet(args.segments)
     test = conversation_order(segments[(segments.split == "test") & segments.stereo])
@@ -198,6 +293,15 @@ def main() -> None:
                 decisions = replay(model, waves[video][:, user], conv, user, lag, config)
                 rows += outcomes(conv, user, decisions, args.timeout)
         line("turnfusion streaming", f"{lag:g}", summarise(rows))
+        if not args.no_pipecat and importlib.util.find_spec("pipecat") is not None:
+            rows = []
+            for video in videos:
+                conv = test[test.video_id == video].reset_index(drop=True)
+                for user in (0, 1):
+                    stops = replay_pipecat(model, waves[video][:, user], conv, user, lag, args.timeout,
+                                          args.ttfs_p99)
+                    rows += outcomes(conv, user, stops, args.timeout)
+            line("turnfusion pipecat analyzer", f"{lag:g}", {**summarise(rows), "macro_f1": np.nan, "undecided": "-"})
     table = test.assign(row=np.arange(len(test)))
     for seconds in (0.5, 1.0):
         line(f"silence timeout {seconds:g} s", "-", fixed_policy(table, np.full(len(table), seconds), args.timeout))

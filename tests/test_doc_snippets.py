@@ -2,6 +2,7 @@
 for what a reader brings (`conversation`, `microphone`, the LLM `context`): a renamed class, argument or import in
 the live API fails here before a reader finds it."""
 
+import asyncio
 import importlib.util
 import re
 
@@ -42,5 +43,11 @@ def test_the_docs_have_the_snippets_this_test_runs():
 def test_a_python_block_runs_as_written(doc, k, code, exported):  # noqa: F811
     if "pipecat" in code and importlib.util.find_spec("pipecat") is None:
         pytest.skip("pipecat (turnfusion[pipecat]) not installed")
-    exec(compile(code.replace('"models/fusion-onnx"', repr(str(exported))), f"{doc} block {k}", "exec"),
-         stand_ins())
+    loop = asyncio.new_event_loop()  # a script's own, as at its start (an earlier asyncio.run left none set)
+    asyncio.set_event_loop(loop)
+    try:
+        exec(compile(code.replace('"models/fusion-onnx"', repr(str(exported))), f"{doc} block {k}", "exec"),
+             stand_ins())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()

@@ -477,6 +477,33 @@ def test_in_pipecat_a_late_final_that_completes_the_question_ends_the_turn(leani
     assert analyzer.last_probabilities["shift"] == 0.8 and analyzer.turns.history[-1]["text"].endswith("tomorrow")
 
 
+def test_in_pipecat_a_late_final_that_shows_the_user_goes_on_keeps_the_turn_open(leaning, monkeypatch):
+    """The converse: the interim words at the VAD's stop read as a finished question and the analysis said COMPLETE;
+    pipecat waits for the final transcript to end the turn, and the final shows the user was not done: the turn
+    stays open (it ended on that final before, with the agent answering half a sentence)."""
+    analyzer = TurnFusionTurnAnalyzer(leaning["keep"], precision="fp32")
+    real = analyzer.turns.model.probabilities
+
+    def reads_the_words(context, waves, trp=None):
+        probabilities = real(context, waves, trp)
+        done = context.endswith("open")
+        return {"keep": 0.1 if done else 0.8, "shift": 0.8 if done else 0.1,
+                "backchannel": probabilities["backchannel"]}
+
+    monkeypatch.setattr(analyzer.turns.model, "probabilities", reads_the_words)
+    events = []
+    frames = [STTMetadataFrame(service_name="stt", ttfs_p99_latency=1.0), VADUserStartedSpeakingFrame(start_secs=0.2),
+              *audio_frames("what time does the museum open on sundays and"),
+              InterimTranscriptionFrame(text="what time does the museum open", user_id="u", timestamp=""),
+              SleepFrame(0.05), VADUserStoppedSpeakingFrame(stop_secs=0.2), SleepFrame(0.3),
+              TranscriptionFrame(text="what time does the museum open on sundays and", user_id="u", timestamp="",
+                                 finalized=True), SleepFrame(0.3)]
+    asyncio.run(run_test(aggregator(analyzer, events), expected_down_frames=None, frames_to_send=frames))
+    assert ("on_user_turn_stopped", "TurnFusionUserTurnStopStrategy") not in events
+    assert analyzer.last_probabilities["keep"] == 0.8
+    assert analyzer.turns.history[-1]["text"] == "what time does the museum open on sundays and"
+
+
 def test_a_final_that_comes_while_the_model_runs_still_revises_an_open_turn(leaning, monkeypatch):
     """Review of the revision: finals land 0-350 ms after the VAD's stop, inside the analysis; the verdict read the
     interim words, so the analysis is due again once it ends (pipecat's strategy checks after every frame)."""

@@ -269,9 +269,9 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         return state, metrics
 
     def _revision_allowed(self, decided) -> bool:
-        """The last analysis, which kept the turn open, is still the last thing said."""
+        """The last analysis is still the last thing said, and its turn has not ended (`clear`): pipecat waits for
+        the final transcript after a COMPLETE, so a final that changes the words can still keep the turn open."""
         return (self._revisable is not None and self._revisable[0] is decided and self._last_state is not None
-                and self._last_state != EndOfTurnState.COMPLETE
                 and not (self._user_spoke or self._utterance_open or self._agent_spoke))
 
     def _skip(self, heard: dict, exc: DataError) -> tuple[EndOfTurnState, None]:
@@ -319,6 +319,8 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
                     else max(probabilities, key=probabilities.get) == "shift")
         if complete:
             self._speech_triggered, self._silence_s = False, 0.0
+        elif not heard["first"]:  # a revision that keeps the turn open: `stop_secs` of silence ends it again
+            self._speech_triggered = True
         state = EndOfTurnState.COMPLETE if complete else EndOfTurnState.INCOMPLETE
         self._last_state = state
         if self.on_decision is not None:
@@ -360,13 +362,10 @@ class TurnFusionUserTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         words = isinstance(frame, (TranscriptionFrame, InterimTranscriptionFrame))
         if words:
             self.analyzer.add_transcription(frame.text, final=isinstance(frame, TranscriptionFrame))
+            await self._revise()  # before pipecat ends a COMPLETE turn on this final: the final words decide
         result = await super().process_frame(frame)
-        if self.analyzer.revision_due and not self._vad_user_speaking:  # its final came after (or during) the analysis
-            state, metrics = await self.analyzer.analyze_again()
-            await self._handle_prediction_result(metrics)
-            if state == EndOfTurnState.COMPLETE and not self._vad_user_speaking:
-                self._turn_complete = True
-                await self._maybe_trigger_user_turn_stopped()
+        if await self._revise():  # its final came during the analysis: due once the analysis ended
+            await self._maybe_trigger_user_turn_stopped()
         if words and self.analyzer.waiting_for_words and self._vad_stopped and not self._vad_user_speaking:
             state, metrics = await self.analyzer.analyze_end_of_turn()
             await self._handle_prediction_result(metrics)
@@ -374,6 +373,18 @@ class TurnFusionUserTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
                 self._turn_complete = state == EndOfTurnState.COMPLETE
                 await self._maybe_trigger_user_turn_stopped()
         return result
+
+    async def _revise(self) -> bool:
+        """The last analysis again, when its final words came after it changed (`analyze_again`): the turn is
+        complete or not as the new verdict says (a question finished by its final ends the turn; an interim that read
+        as a question but was not keeps it open). False when none was due."""
+        if not self.analyzer.revision_due or self._vad_user_speaking:
+            return False
+        state, metrics = await self.analyzer.analyze_again()
+        await self._handle_prediction_result(metrics)
+        if not self._vad_user_speaking:  # the user may have gone on while the model ran
+            self._turn_complete = state == EndOfTurnState.COMPLETE
+        return True
 
 
 PARAM_BOUNDS = {"stop_secs": Bound(0.05, 60.0), "pre_speech_ms": Bound(0.0, 5000.0),
