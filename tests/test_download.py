@@ -11,6 +11,7 @@ from conftest import params_config, tone
 
 from turnfusion.config import DownloadConfig
 from turnfusion.download import download_all, download_audio
+from turnfusion.errors import DataError
 
 
 def dl(**overrides) -> DownloadConfig:
@@ -138,3 +139,25 @@ def test_an_interrupted_download_leaves_nothing_half_done(tmp_path, monkeypatch)
     assert download_audio("a", str(src), tmp_path / "raw", dl()).status == "downloaded"
     assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["a.flac", "a.source"]
     assert (tmp_path / "raw" / "a.flac").read_bytes() == (tmp_path / "clean" / "a.flac").read_bytes()
+
+
+def test_recordings_fetched_at_once_are_the_files_one_at_a_time_makes_in_the_manifests_order(http_server, tmp_path):
+    root, base = http_server
+    names = [f"r{k}" for k in range(6)]
+    for k, name in enumerate(names):
+        sf.write(root / f"{name}.flac", tone(1 + k % 3, 44100) * (0.2 + 0.1 * k), 44100)
+    manifest = pd.DataFrame({"video_id": names[::-1] + ["gone"], "url": [f"{base}/{n}.flac" for n in names[::-1]]
+                             + [f"{base}/gone.flac"]})
+    one = download_all(manifest, tmp_path / "one", dl(workers=1, retries=0, timeout_s=5), progress=False)
+    many = download_all(manifest, tmp_path / "many", dl(workers=4, retries=0, timeout_s=5), progress=False)
+    pd.testing.assert_frame_equal(one, many)
+    assert list(many.video_id) == list(manifest.video_id) and list(many.status) == ["downloaded"] * 6 + ["failed"]
+    for name in names:
+        assert (tmp_path / "one" / f"{name}.flac").read_bytes() == (tmp_path / "many" / f"{name}.flac").read_bytes()
+
+
+def test_a_manifest_that_lists_a_recording_twice_is_refused_before_any_download(tmp_path):
+    manifest = pd.DataFrame({"video_id": ["a", "b", "a"], "url": ["x", "y", "z"]})
+    with pytest.raises(DataError, match=r"manifest row 4: video_id 'a' is listed twice"):
+        download_all(manifest, tmp_path / "raw", dl(), progress=False)
+    assert not (tmp_path / "raw").exists()

@@ -175,9 +175,11 @@ class DownloadConfig:
     timeout_s: float
     sample_rate: int  # recordings are stored as FLAC at this rate (the segment stage resamples to its own)
     mono: bool  # false: channels kept (a stereo recording may hold one speaker per channel)
+    workers: int = 4  # recordings fetched and converted at once (the network waits, ffmpeg uses a core each)
 
     def __post_init__(self):
         _at_least(self.section, "sample_rate", self.sample_rate, 8000)
+        _at_least(self.section, "workers", self.workers, 1)
         _at_least(self.section, "retries", self.retries, 0)
         _at_least(self.section, "timeout_s", self.timeout_s, 0, strictly=True)
 

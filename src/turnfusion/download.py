@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -165,22 +166,28 @@ def _remove_partial(out_dir: Path, video_id: str) -> None:
 
 
 def download_all(manifest: pd.DataFrame, out_dir: Path, cfg: DownloadConfig, progress: bool = True) -> pd.DataFrame:
-    """Download every recording of `manifest` (columns video_id, url). Returns one row per recording."""
+    """Download every recording of `manifest` (columns video_id, url), `cfg.workers` at once. Returns one row per
+    recording, in the manifest's order."""
     from tqdm import tqdm
 
     bad = [k for k, v in enumerate(manifest.video_id) if not is_name(v)]
     if bad:
         raise DataError(f"manifest row {bad[0] + 2}: video_id {manifest.video_id.iat[bad[0]]!r:.80} is not a name "
                         f"({NAME_RULE}; {len(bad)} such row(s))")
+    repeated = manifest.video_id.duplicated()
+    if repeated.any():  # two downloads at once into the same files
+        k = int(repeated.to_numpy().argmax())
+        raise DataError(f"manifest row {k + 2}: video_id {manifest.video_id.iat[k]!r:.80} is listed twice")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = []
-    for row in tqdm(manifest.itertuples(index=False), total=len(manifest), desc="download", disable=not progress):
-        result = download_audio(row.video_id, row.url, out_dir, cfg)
+    rows = list(manifest.itertuples(index=False))
+    with ThreadPoolExecutor(max_workers=cfg.workers) as pool:  # each recording its own files: no shared state
+        results = list(tqdm(pool.map(lambda row: download_audio(row.video_id, row.url, out_dir, cfg), rows),
+                            total=len(rows), desc="download", disable=not progress))
+    for result in results:
         if result.status == "failed":
-            log.warning("download of %s failed: %s", row.video_id, result.error)
-        results.append(result.__dict__)
-    return pd.DataFrame(results, columns=["video_id", "status", "error"])
+            log.warning("download of %s failed: %s", result.video_id, result.error)
+    return pd.DataFrame([r.__dict__ for r in results], columns=["video_id", "status", "error"])
 
 
 def failure_summary(results: pd.DataFrame) -> str:
