@@ -23,5 +23,5 @@ repro: install
 	dvc repro
 
 test: install
-	ruff check src stages tests bench examples
+	ruff check src stages tools tests bench examples
 	pytest -q

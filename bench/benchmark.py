@@ -94,7 +94,7 @@ def save_distil_size_model(model_dir: Path, tmp: Path) -> None:
     from transformers import AutoTokenizer
 
     from turnfusion.models import TurnFusionConfig, TurnFusionModel
-    from turnfusion.processing import PROCESSOR_FILE
+    from turnfusion.serving.processing import PROCESSOR_FILE
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     default = TurnFusionConfig.from_pretrained(str(model_dir))
@@ -113,9 +113,9 @@ def epoch_times(params: dict) -> dict:
     from dataclasses import replace
 
     from turnfusion.config import ModelConfig, TrainConfig, from_params
-    from turnfusion.datasets import load_utterances
-    from turnfusion.schedules import EncoderSchedule
-    from turnfusion.train import build_model
+    from turnfusion.training.datasets import load_utterances
+    from turnfusion.training.schedules import EncoderSchedule
+    from turnfusion.training.train import build_model
 
     m, t = from_params(ModelConfig, params), from_params(TrainConfig, params)
     store, tokens, table = load_utterances("data/segments", "data/tokens", "data/teacher/trp.parquet",
@@ -157,10 +157,10 @@ def peak_memory_of_training() -> float:
 def predictor_for(model_dir: Path, onnx_dir: Path, backend: str, threads: int):
     """A TurnPredictor (backend "PyTorch") or an OnnxTurnModel ("ONNX fp32" / "ONNX int8"), and its size in MB."""
     if backend == "PyTorch":
-        from turnfusion.predict import TurnPredictor
+        from turnfusion.serving.predict import TurnPredictor
 
         return TurnPredictor(model_dir), directory_mb(model_dir)
-    from turnfusion.onnx_backend import OnnxTurnModel
+    from turnfusion.serving.onnx_backend import OnnxTurnModel
 
     model = OnnxTurnModel(onnx_dir, backend.split()[-1], threads)
     return model, model.manifest["size_mb"][model.precision]
@@ -215,7 +215,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     save_distil_size_model(Path(args.model), tmp / "distil")
     from turnfusion.config import ExportConfig, from_params
-    from turnfusion.export import calibration_waveforms
+    from turnfusion.serving.export import calibration_waveforms
 
     export_cfg = from_params(ExportConfig, yaml.safe_load(Path("params.yaml").read_text()))
     static = max(export_cfg.calibration_segments, 64)
@@ -236,7 +236,7 @@ def main() -> None:
         if not (onnx_dir / "manifest.json").exists():  # exported as the stage does
             from dataclasses import replace
 
-            from turnfusion.export import export
+            from turnfusion.serving.export import export
 
             waves = calibration_waveforms("data/segments", replace(export_cfg, calibration_segments=calibration))
             export(model_dir, onnx_dir, waves or None)

@@ -18,9 +18,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from turnfusion.floors import TEXT_FLOORS, cross_validated_macro_f1, floor_classifier, skeleton
+from turnfusion.evaluation.floors import TEXT_FLOORS, cross_validated_macro_f1, floor_classifier, skeleton
 from turnfusion.schema import read_utterances
-from turnfusion.text import build_contexts
+from turnfusion.text.contexts import build_contexts
 
 
 def words_classifier(with_skeleton: bool):
@@ -37,10 +37,10 @@ def encoder_features(table, directory: str, max_length: int = 64, batch_size: in
     import numpy as np
     import torch
 
-    from turnfusion.encoders import pretrained_text_encoder
+    from turnfusion.data.tokenize import load_tokenizer
     from turnfusion.models.pooling import masked_mean
-    from turnfusion.text import encode_contexts, pad_right
-    from turnfusion.tokenize import load_tokenizer
+    from turnfusion.text.words import encode_contexts, pad_right
+    from turnfusion.training.encoders import pretrained_text_encoder
 
     tokenizer = load_tokenizer(directory)
     encoder = pretrained_text_encoder(directory).eval()

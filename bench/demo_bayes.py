@@ -1,6 +1,6 @@
 """Bayes-optimal macro F1 of the demo corpus, with and without context (docs/demo_corpus.md).
 
-Simulates the turn-taking process (`turnfusion.sources.demo_turns`, no audio) and scores an observer who
+Simulates the turn-taking process (`turnfusion.data.sources.demo_turns`, no audio) and scores an observer who
 perceives the cue categories perfectly: the current utterance's text cue and/or final prosody, and with
 context the same for the two previous utterances (text: their cues and who spoke, as the text context's
 speaker and turn-shift tokens show it; prosody: their final prosody, as an audio model with three segments
@@ -9,7 +9,7 @@ macro F1) come from one half of the draws and are scored on the other.
 
 Perfect perception of the prosody is more than eSpeak's speech allows. With `--corpus data/segments` (a demo
 corpus's segment store, after `dvc repro`) the observer also hears the prosody categories as the prosody probe
-does: the four final pitch/energy features of `turnfusion.prosody`, a logistic regression fitted on the train
+does: the four final pitch/energy features of `turnfusion.training.prosody`, a logistic regression fitted on the train
 split, its confusion P(perceived | true category) measured on the val split. Then each simulated utterance's
 prosody (and its predecessors') is drawn through that confusion, and the observer knows it.
 
@@ -31,11 +31,11 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from turnfusion.prosody import prosody_features
+from turnfusion.data.sources.demo import PROSODY_SHAPES
+from turnfusion.data.sources.demo_turns import PROSODY_PROBS, TEXT_CUE_PROBS, plan_conversation
+from turnfusion.data.stores import SegmentStore
 from turnfusion.schema import BACKCHANNEL, KEEP, SHIFT
-from turnfusion.sources.demo import PROSODY_SHAPES
-from turnfusion.sources.demo_turns import PROSODY_PROBS, TEXT_CUE_PROBS, plan_conversation
-from turnfusion.stores import SegmentStore
+from turnfusion.training.prosody import prosody_features
 
 CUES = {"incomplete": 0, "statement": 1, "question": 2, "narrative": 3}
 PROSODIES = {"level": 0, "fall": 1, "rise": 2}
@@ -87,12 +87,12 @@ def perceive(data: dict[str, np.ndarray], confusion: np.ndarray, seed: int) -> d
 def prosody_hearing(index: pd.DataFrame, features: np.ndarray, seed: int = 0,
                     classifier=None) -> tuple[np.ndarray, np.ndarray]:
     """How the prosody probe hears a demo corpus's prosody, from its segments' `features`
-    (`turnfusion.prosody.prosody_features`): (P(perceived | true category) on the val split, rows: true; the category
-    it hears in every segment). The probe (`turnfusion.probe.feature_probe`, or `classifier`) is fitted on the
-    train split's spoken categories."""
+    (`turnfusion.training.prosody.prosody_features`): (P(perceived | true category) on the val split, rows: true;
+    the category it hears in every segment). The probe (`turnfusion.evaluation.probe.feature_probe`, or
+    `classifier`) is fitted on the train split's spoken categories."""
     from sklearn.metrics import confusion_matrix
 
-    from turnfusion.probe import feature_probe
+    from turnfusion.evaluation.probe import feature_probe
 
     codes = index.prosody.map(PROSODIES).to_numpy()
     train, val = (index.split == "train").to_numpy(), (index.split == "val").to_numpy()

@@ -24,8 +24,8 @@ from sklearn.metrics import f1_score
 
 
 def test_rows(workspace: Path) -> pd.DataFrame:
+    from turnfusion.data.splits import assign_splits
     from turnfusion.schema import read_utterances
-    from turnfusion.splits import assign_splits
 
     params = yaml.safe_load((workspace / "params.yaml").read_text())["split"]
     kept = pd.read_csv(workspace / "data/clean/utterances.csv", dtype={"video_id": str}, usecols=["video_id"])
@@ -38,7 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("workspaces", nargs="+", help="WORKSPACE[:MODEL] (MODEL: default WORKSPACE/models/fusion)")
     args = parser.parse_args()
-    from turnfusion.predict import TurnPredictor
+    from turnfusion.serving.predict import TurnPredictor
 
     videos = None
     for spec in args.workspaces:

@@ -21,10 +21,10 @@ import pandas as pd
 import torch
 from transformers import GPT2Config, GPT2Model, HubertConfig, HubertModel
 
-from turnfusion.distributed import processes
-from turnfusion.embed import write_audio_cache, write_text_cache
-from turnfusion.stores import PackedTokens, SegmentStore
-from turnfusion.tokenize import write_packed
+from turnfusion.data.stores import PackedTokens, SegmentStore
+from turnfusion.data.tokenize import write_packed
+from turnfusion.training.distributed import processes
+from turnfusion.training.embed import write_audio_cache, write_text_cache
 
 
 def synthetic_store(n: int, seconds: float, rate: int = 16000) -> SegmentStore:

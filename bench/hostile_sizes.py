@@ -26,7 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="models/fusion")
     args = parser.parse_args()
-    cli = [sys.executable, "-m", "turnfusion.cli"]
+    cli = [sys.executable, "-m", "turnfusion.serving.cli"]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         audio = tmp / "audio"
@@ -55,7 +55,7 @@ def main() -> None:
         for name, command in cases:
             seconds, peak, last = run(command)
             print(f"| {name} | {seconds:.1f} | {peak:.0f} | {last[:110]} |")
-    from turnfusion.text import trim_repeated
+    from turnfusion.text.words import trim_repeated
 
     for chars in (100_000, 300_000):
         text = " ".join(["so i went to the market and then"] * (chars // 32))

@@ -21,7 +21,7 @@ SIZES = {"1x": (8, 36), "4x calls": (32, 36), "4x length": (8, 144)}
 
 def generate(folder: Path, n_calls: int, n_utterances: int) -> None:
     from turnfusion.config import DemoConfig
-    from turnfusion.sources.demo import write_demo_corpus
+    from turnfusion.data.sources.demo import write_demo_corpus
 
     cfg = DemoConfig(n_conversations=n_calls, utterances_per_conversation=n_utterances, sample_rate=16000,
                      stereo_fraction=1.0, snr_db=20, n_silent=0, n_corrupt=0, n_empty=0, language="en",
@@ -35,7 +35,7 @@ def label(folder: Path) -> None:
     import yaml
 
     from turnfusion.config import LabelConfig, from_params
-    from turnfusion.label import derive_labels
+    from turnfusion.data.label import derive_labels
 
     cfg = from_params(LabelConfig, yaml.safe_load(Path("params.yaml").read_text()))
     ids = sorted(p.stem for p in (folder / "remote").glob("*.flac"))

@@ -37,10 +37,10 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from turnfusion.audio import read_resampled, recording_path
-from turnfusion.onnx_backend import OnnxTurnModel
+from turnfusion.live.streaming import StreamConfig, StreamingTurnSession
 from turnfusion.schema import BACKCHANNEL, KEEP, SHIFT, conversation_order
-from turnfusion.streaming import StreamConfig, StreamingTurnSession
-from turnfusion.text import normalize
+from turnfusion.serving.onnx_backend import OnnxTurnModel
+from turnfusion.text.words import normalize
 
 RATE, CHUNK = 16000, 320  # 20 ms
 PARTIAL_EVERY_S, FINAL_AFTER_S = 0.2, 0.05
@@ -124,7 +124,7 @@ def replay_pipecat(model: OnnxTurnModel, wave: np.ndarray, conv: pd.DataFrame, u
     from pipecat.audio.vad.silero import SileroVADAnalyzer
     from pipecat.audio.vad.vad_analyzer import VADState
 
-    from turnfusion.pipecat_turns import EndOfTurnState, TurnFusionParams, TurnFusionTurnAnalyzer
+    from turnfusion.live.pipecat_turns import EndOfTurnState, TurnFusionParams, TurnFusionTurnAnalyzer
 
     vad = SileroVADAnalyzer(sample_rate=RATE)
     vad.set_sample_rate(RATE)  # what the input transport does at its start

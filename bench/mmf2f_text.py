@@ -14,10 +14,10 @@ from pathlib import Path
 import yaml
 
 from turnfusion.config import TeacherConfig, TextConfig, from_params
+from turnfusion.data.splits import add_split_column
+from turnfusion.data.tokenize import tokenize_table
 from turnfusion.schema import conversation_order, read_utterances
-from turnfusion.splits import add_split_column
-from turnfusion.teacher import fit_and_score
-from turnfusion.tokenize import tokenize_table
+from turnfusion.training.teacher import fit_and_score
 
 
 def main() -> None:

@@ -14,8 +14,8 @@ import time
 import numpy as np
 from scipy.stats import spearmanr
 
-from turnfusion.prosody import f0_track, final_semitones
-from turnfusion.stores import SegmentStore
+from turnfusion.data.stores import SegmentStore
+from turnfusion.training.prosody import f0_track, final_semitones
 
 
 def autocorrelation_f0_track(samples: np.ndarray, sample_rate: int, frame_s: float = 0.04, hop_s: float = 0.01,

@@ -42,7 +42,7 @@ def corpus(folder: Path, rows: int) -> Path:
 
 def measure(model: str, backend: str, csv: Path, audio: Path, out: Path) -> tuple[float, float]:
     """(peak RSS in MB, seconds) of one `turnfusion predict-csv` run in a fresh process."""
-    code = ("import resource, sys; from turnfusion.cli import main; rc = main(sys.argv[1:]); "
+    code = ("import resource, sys; from turnfusion.serving.cli import main; rc = main(sys.argv[1:]); "
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024); sys.exit(rc)")
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code, "predict-csv", "--model", model, "--backend", backend,

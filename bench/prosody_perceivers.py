@@ -1,6 +1,6 @@
 """How well the final prosody of the demo corpus can be heard, by two perceivers of the audio alone:
 
-- the prosody probe: `turnfusion.probe.feature_probe` on the four `prosody_features` (final pitch level and
+- the prosody probe: `turnfusion.evaluation.probe.feature_probe` on the four `prosody_features` (final pitch level and
   slope, energy drop, voiced seconds);
 - a gradient-boosted classifier on the final contour: `pretrain_audio.contour_summary` of the segment's
   `frame_targets` (pitch, voicing and energy of its last `--span` seconds in 12 bins), what
@@ -23,10 +23,10 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import f1_score
 
 from turnfusion.audio import keep_end
-from turnfusion.pretrain_audio import contour_summary
-from turnfusion.probe import feature_probe
-from turnfusion.prosody import FRAME_S, frame_targets, prosody_features
-from turnfusion.stores import SegmentStore
+from turnfusion.data.stores import SegmentStore
+from turnfusion.evaluation.probe import feature_probe
+from turnfusion.training.pretrain_audio import contour_summary
+from turnfusion.training.prosody import FRAME_S, frame_targets, prosody_features
 
 
 def contour_features(wave: np.ndarray, sample_rate: int, span_s: float, crop_s: float = 1.5) -> np.ndarray:

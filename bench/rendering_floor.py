@@ -15,16 +15,16 @@ from pathlib import Path
 
 from turnfusion.audio import read_resampled
 from turnfusion.config import Mmf2fConfig
-from turnfusion.floors import (
+from turnfusion.data.sources.mmf2f import import_mmf2f
+from turnfusion.evaluation.floors import (
     cross_validated_macro_f1,
     floor_classifier,
     frame_levels,
     rendering_features,
     speech_threshold,
 )
-from turnfusion.processing import cut_row, segment_policy
 from turnfusion.schema import conversation_order, read_utterances
-from turnfusion.sources.mmf2f import import_mmf2f
+from turnfusion.serving.processing import cut_row, segment_policy
 
 RATE = 16000
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from turnfusion.sources import speech
-from turnfusion.streaming import StreamingTurnSession
+from turnfusion.data.sources import speech
+from turnfusion.live.streaming import StreamingTurnSession
 
 SENTENCES = ["so we went to the market yesterday", "did you like it", "it was nice you know",
              "and then we saw the museum", "i think so", "what did you eat there", "mostly fish and bread",
@@ -78,7 +78,7 @@ def distil_export(model_dir: str, rate: int) -> Path:
     import importlib.util
     import tempfile
 
-    from turnfusion.export import export
+    from turnfusion.serving.export import export
 
     spec = importlib.util.spec_from_file_location("benchmark", Path(__file__).parent / "benchmark.py")
     benchmark = importlib.util.module_from_spec(spec)

@@ -5,7 +5,7 @@ aggregator, turn controller and strategies, with the frames a transport and a sp
     python examples/pipecat_agent.py               # uses models/fusion-onnx from `make repro`
 
 In a real agent the same two strategies go into the user aggregator of a transport -> STT -> aggregator -> LLM ->
-TTS -> transport pipeline (`turnfusion.pipecat_turns`); here eSpeak NG speaks the user's lines, the transcripts
+TTS -> transport pipeline (`turnfusion.live.pipecat_turns`); here eSpeak NG speaks the user's lines, the transcripts
 are given, and the log says what the agent's turn taking did. The demo model was trained on synthetic speech:
 its decisions show the wiring, not real-world accuracy.
 """
@@ -31,12 +31,12 @@ from pipecat.processors.aggregators.llm_response_universal import LLMUserAggrega
 from pipecat.tests.utils import SleepFrame, run_test
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
-from turnfusion.pipecat_turns import (
+from turnfusion.data.sources import speech
+from turnfusion.live.pipecat_turns import (
     BackchannelUserTurnStartStrategy,
     TurnFusionTurnAnalyzer,
     TurnFusionUserTurnStopStrategy,
 )
-from turnfusion.sources import speech
 
 RATE = 16000
 BOT_LINE = "so how was your trip to lisbon"

@@ -39,13 +39,13 @@ from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.tests.utils import SleepFrame, run_test
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
-from turnfusion.pipecat_turns import (
+from turnfusion.data.sources import speech
+from turnfusion.live.pipecat_turns import (
     BackchannelUserTurnStartStrategy,
     TurnFusionTurnAnalyzer,
     TurnFusionUserTurnStopStrategy,
 )
-from turnfusion.sources import speech
-from turnfusion.text import normalize
+from turnfusion.text.words import normalize
 
 RATE, CHUNK = 16000, 320  # 20 ms frames, as a WebRTC transport sends them
 CASES = {  # name: (the user's lines with the silence before each, the agent's speech [start, end] or None)

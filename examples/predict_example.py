@@ -11,8 +11,8 @@ from pathlib import Path
 
 import soundfile as sf
 
-from turnfusion.predict import TurnPredictor
-from turnfusion.stores import SegmentStore
+from turnfusion.data.stores import SegmentStore
+from turnfusion.serving.predict import TurnPredictor
 
 
 def main(model_dir: str = "models/fusion", segments: str = "data/segments") -> None:

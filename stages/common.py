@@ -3,7 +3,7 @@
 Only stages read params.yaml: each builds the config objects of the sections it uses (`config()`) and
 passes them whole to the library. With TURNFUSION_READS_LOG set to a folder, a stage run by DVC also
 logs every file it opens and every param it reads to `<folder>/<stage>.txt`, which
-`python -m stages.check_reads` compares with the stage's `deps` and `params` in dvc.yaml.
+`python -m tools.check_reads` compares with the stage's `deps` and `params` in dvc.yaml.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import pandas as pd
 
 from stages.common import config, run, write_csv, write_json
 from turnfusion.config import DownloadConfig
-from turnfusion.download import download_all, failure_summary
+from turnfusion.data.download import download_all, failure_summary
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ import logging
 
 from stages.common import config, run, write_csv, write_json
 from turnfusion.config import DropSilentConfig
-from turnfusion.drop_silent import drop_silent
+from turnfusion.data.drop_silent import drop_silent
 from turnfusion.errors import DataError
 from turnfusion.schema import read_utterances
 from turnfusion.threads import usable_cores

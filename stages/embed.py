@@ -6,9 +6,9 @@ import logging
 
 from stages.common import config, run, write_json
 from turnfusion.config import ComputeConfig, EmbedConfig, ModelConfig, TextConfig
-from turnfusion.embed import embed
-from turnfusion.encoders import check_sizes
-from turnfusion.stores import PackedTokens, SegmentStore
+from turnfusion.data.stores import PackedTokens, SegmentStore
+from turnfusion.training.embed import embed
+from turnfusion.training.encoders import check_sizes
 
 
 def main() -> None:

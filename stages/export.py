@@ -1,12 +1,12 @@
 """Stage `export`: the trained fusion model as ONNX graphs (text path, audio path per segment, head), fp32 and
-int8, with its tokenizer and a manifest: one directory that `turnfusion.onnx_backend` runs without torch."""
+int8, with its tokenizer and a manifest: one directory that `turnfusion.serving.onnx_backend` runs without torch."""
 
 import argparse
 import logging
 
 from stages.common import config, run, write_json
 from turnfusion.config import ExportConfig
-from turnfusion.export import calibration_waveforms, export
+from turnfusion.serving.export import calibration_waveforms, export
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from stages.common import config, run, write_csv, write_json
 from turnfusion.config import LabelConfig
-from turnfusion.label import OVERLAP_COLUMNS, label_source
+from turnfusion.data.label import OVERLAP_COLUMNS, label_source
 
 
 def main() -> None:

@@ -7,9 +7,9 @@ import logging
 
 from stages.common import config, run, write_json
 from turnfusion.config import ModelConfig, PretrainAudioConfig
-from turnfusion.encoders import check_sizes
-from turnfusion.pretrain_audio import pretrain_audio_encoder
-from turnfusion.stores import SegmentStore
+from turnfusion.data.stores import SegmentStore
+from turnfusion.training.encoders import check_sizes
+from turnfusion.training.pretrain_audio import pretrain_audio_encoder
 
 
 def main() -> None:

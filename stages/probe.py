@@ -4,8 +4,8 @@ and on both), fitted on train and scored on test, to check how much each modalit
 import argparse
 
 from stages.common import run, write_json
-from turnfusion.probe import probe_store
-from turnfusion.stores import SegmentStore
+from turnfusion.data.stores import SegmentStore
+from turnfusion.evaluation.probe import probe_store
 
 
 def main() -> None:

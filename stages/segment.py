@@ -5,8 +5,8 @@ import logging
 
 from stages.common import config, run, write_csv, write_json
 from turnfusion.config import SegmentConfig, SplitConfig
+from turnfusion.data.segment import segment
 from turnfusion.schema import read_utterances
-from turnfusion.segment import segment
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ import argparse
 
 from stages.common import config, run
 from turnfusion.config import CallsConfig, DataConfig, DemoConfig, Mmf2fConfig
-from turnfusion.sources import write_source
+from turnfusion.data.sources import write_source
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from stages.common import config, run, write_csv, write_json
 from turnfusion.config import TeacherConfig, TextConfig
-from turnfusion.teacher import fit_and_score, trp_histogram
+from turnfusion.training.teacher import fit_and_score, trp_histogram
 
 
 def main() -> None:

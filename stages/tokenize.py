@@ -9,8 +9,8 @@ import pandas as pd
 
 from stages.common import config, run, write_json
 from turnfusion.config import TextConfig
-from turnfusion.stores import read_audio_policy
-from turnfusion.tokenize import tokenize_table
+from turnfusion.data.stores import read_audio_policy
+from turnfusion.data.tokenize import tokenize_table
 
 
 def main() -> None:

@@ -8,12 +8,12 @@ from dataclasses import asdict
 from stages.common import config, run
 from turnfusion.choices import MODES
 from turnfusion.config import ComputeConfig, ModelConfig, TrainConfig
-from turnfusion.datasets import load_utterances
-from turnfusion.distributed import launched_world, processes
-from turnfusion.loop import seed_everything
-from turnfusion.processing import ProcessorConfig
-from turnfusion.schedules import EncoderSchedule
-from turnfusion.train import build_model, train
+from turnfusion.serving.processing import ProcessorConfig
+from turnfusion.training.datasets import load_utterances
+from turnfusion.training.distributed import launched_world, processes
+from turnfusion.training.loop import seed_everything
+from turnfusion.training.schedules import EncoderSchedule
+from turnfusion.training.train import build_model, train
 
 
 def main() -> None:

@@ -38,7 +38,7 @@ def toy_config(mode: str, text_config: dict | None = None, audio_config: dict | 
 
 def save_toy_processor(directory, **fields):
     """The processor config of a test model folder: TOY_PROCESSOR with `fields` over it."""
-    from turnfusion.processing import ProcessorConfig
+    from turnfusion.serving.processing import ProcessorConfig
 
     return ProcessorConfig(**{**TOY_PROCESSOR, **fields}).save_pretrained(directory)
 
@@ -47,7 +47,7 @@ def save_toy_processor(directory, **fields):
 def dies_while_validating(monkeypatch, epoch: int):
     """Inside: a training run (`train.train`) dies with KeyboardInterrupt while validating its `epoch`-th epoch,
     after saving the checkpoint of the epoch before."""
-    import turnfusion.train as training
+    import turnfusion.training.train as training
 
     real, calls = training.predict, {"n": 0}
 
@@ -96,8 +96,8 @@ def model_dir(tmp_path_factory):
     import torch
     from pipeline import AUDIO_CFG
 
+    from turnfusion.data.tokenize import train_tokenizer
     from turnfusion.models import TurnFusionModel
-    from turnfusion.tokenize import train_tokenizer
 
     d = tmp_path_factory.mktemp("model")
     tokenizer = train_tokenizer(["hello there how are you", "i went to the market and"] * 20, 300)

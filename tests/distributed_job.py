@@ -20,9 +20,9 @@ import torch  # noqa: E402
 from conftest import params_config  # noqa: E402
 from toy import ToyCached, toy_model, train_cfg  # noqa: E402
 
-import turnfusion.train as training  # noqa: E402
+import turnfusion.training.train as training  # noqa: E402
 from turnfusion.config import EmbedConfig, ModelConfig  # noqa: E402
-from turnfusion.distributed import processes  # noqa: E402
+from turnfusion.training.distributed import processes  # noqa: E402
 
 
 def train_toy(out: Path, accumulation: int, die_at_epoch: int | None, device: str = "cpu") -> None:
@@ -49,8 +49,8 @@ def train_toy(out: Path, accumulation: int, die_at_epoch: int | None, device: st
 def embed_pipeline(root: Path, out: Path) -> None:
     from pipeline import load_store
 
-    from turnfusion.embed import embed
-    from turnfusion.stores import PackedTokens
+    from turnfusion.data.stores import PackedTokens
+    from turnfusion.training.embed import embed
 
     cfg = params_config(ModelConfig, text_encoder=str(root / "enc_text"), audio_encoder=str(root / "enc_audio"))
     run = params_config(EmbedConfig, device="cpu", batch_size=3)

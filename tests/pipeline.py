@@ -10,13 +10,13 @@ import torch
 from conftest import params_config, tone, toy_config, utterance_table
 
 from turnfusion.config import EmbedConfig, ModelConfig, SegmentConfig, TextConfig
-from turnfusion.datasets import load_utterances
-from turnfusion.embed import embed
+from turnfusion.data.segment import build_store
+from turnfusion.data.stores import PackedTokens
+from turnfusion.data.tokenize import tokenize_table
 from turnfusion.models import TurnFusionModel
-from turnfusion.processing import ProcessorConfig
-from turnfusion.segment import build_store
-from turnfusion.stores import PackedTokens
-from turnfusion.tokenize import tokenize_table
+from turnfusion.serving.processing import ProcessorConfig
+from turnfusion.training.datasets import load_utterances
+from turnfusion.training.embed import embed
 
 AUDIO_CFG = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32,
              "conv_dim": [8] * 7, "num_conv_pos_embeddings": 8, "num_conv_pos_embedding_groups": 2,
@@ -90,6 +90,6 @@ def load_segments(root: Path):
 
 
 def load_store(root: Path):
-    from turnfusion.stores import SegmentStore
+    from turnfusion.data.stores import SegmentStore
 
     return SegmentStore.open(root / "segments")

@@ -1,13 +1,13 @@
 from pathlib import Path
 
-from stages.check_reads import Stage, undeclared
+from tools.check_reads import Stage, undeclared
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def stage(**kw):
     base = dict(name="embed", cmd="python -m stages.embed --tokens data/tokens --out data/embeddings",
-                deps=["stages/embed.py", "src/turnfusion/embed.py", "data/tokens"], outs=["data/embeddings"],
+                deps=["stages/embed.py", "src/turnfusion/training/embed.py", "data/tokens"], outs=["data/embeddings"],
                 params=["model.seed", "text"])
     return Stage(**{**base, **kw})
 
@@ -23,12 +23,12 @@ def test_undeclared_file_param_and_argument_are_each_reported(tmp_path):
     (tmp_path / "data/tokens").mkdir(parents=True)
     (tmp_path / "models/audio_encoder").mkdir(parents=True)
     cmd = "python -m stages.embed --tokens data/tokens --audio-encoder models/audio_encoder --out data/embeddings"
-    reads = ["file models/audio_encoder/config.json", "file src/turnfusion/segment.py", "param model.audio_config",
+    reads = ["file models/audio_encoder/config.json", "file src/turnfusion/data/segment.py", "param model.audio_config",
              "param model.seedling"]
     assert undeclared(stage(cmd=cmd), reads, tmp_path) == [
         "embed: command argument models/audio_encoder is not in deps",
         "embed: reads models/audio_encoder/config.json, not in deps",
-        "embed: reads src/turnfusion/segment.py, not in deps",
+        "embed: reads src/turnfusion/data/segment.py, not in deps",
         "embed: reads param model.audio_config, not in params",
         "embed: reads param model.seedling, not in params"]
 
@@ -50,7 +50,7 @@ def test_mode_equals_directory_arguments_are_checked(tmp_path):
 def test_dvc_yaml_parses_and_every_code_dependency_exists():
     from conftest import REPO
 
-    from stages.check_reads import dvc_stages
+    from tools.check_reads import dvc_stages
 
     stages = dvc_stages(REPO)
     assert {s.name for s in stages} >= {"source", "segment", "train@fusion", "evaluate"}

@@ -2,22 +2,22 @@ import shutil
 import textwrap
 from pathlib import Path
 
-from stages.code_deps import code_of, differences, main
+from tools.code_deps import code_of, differences, main
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_dvc_yaml_code_deps_are_what_each_stage_imports():
-    """Fails when a stage's code deps in dvc.yaml are not its import graph: run `python -m stages.code_deps
+    """Fails when a stage's code deps in dvc.yaml are not its import graph: run `python -m tools.code_deps
     --write` and commit dvc.yaml."""
     assert main(["--root", str(REPO)]) == 0
 
 
 def test_stages_that_only_read_a_store_do_not_depend_on_the_code_that_wrote_it():
-    writers = {"src/turnfusion/segment.py", "src/turnfusion/splits.py", "src/turnfusion/tokenize.py"}
+    writers = {"src/turnfusion/data/segment.py", "src/turnfusion/data/splits.py", "src/turnfusion/data/tokenize.py"}
     for stage in ("stages.embed", "stages.pretrain_audio", "stages.probe", "stages.train"):
         code = set(code_of(stage, REPO))
-        assert "src/turnfusion/stores.py" in code and not writers & code, stage
+        assert "src/turnfusion/data/stores.py" in code and not writers & code, stage
     # train writes the model's processor config (the input policy module, which may call the VAD); the others
     # never meet the VAD
     for stage in ("stages.embed", "stages.pretrain_audio", "stages.probe"):

@@ -130,8 +130,8 @@ def test_params_and_saved_model_folders_share_one_bound_per_field(field):
     validators disagreed (model.modality_dropout: 1.0 trained, then the folder was refused)."""
     import json
 
-    from turnfusion.processing import ProcessorConfig
-    from turnfusion.serving import check_model_config
+    from turnfusion.serving.predictor import check_model_config
+    from turnfusion.serving.processing import ProcessorConfig
 
     section = "model" if field in MODEL_BOUNDS else "text" if field in ("max_length", "n_previous") else "segment"
     bound = {**PROCESSOR_BOUNDS, **MODEL_BOUNDS}[field]

@@ -7,7 +7,11 @@ from conftest import dies_while_validating, params_config, toy_config, utterance
 from pipeline import AUDIO_CFG
 
 from turnfusion.config import SegmentConfig, TextConfig, TrainConfig
-from turnfusion.datasets import (
+from turnfusion.data.segment import build_store
+from turnfusion.data.stores import EmbeddingCache, PackedTokens, SegmentStore
+from turnfusion.data.tokenize import tokenize_table
+from turnfusion.models import TurnFusionModel
+from turnfusion.training.datasets import (
     CachedExamples,
     RawExamples,
     TextTrainingExamples,
@@ -15,14 +19,10 @@ from turnfusion.datasets import (
     collate_raw,
     collate_text_training,
 )
-from turnfusion.datasets import utterance_table as examples_table
-from turnfusion.loop import predict
-from turnfusion.models import TurnFusionModel
-from turnfusion.schedules import EncoderSchedule
-from turnfusion.segment import build_store
-from turnfusion.stores import EmbeddingCache, PackedTokens, SegmentStore
-from turnfusion.tokenize import tokenize_table
-from turnfusion.train import train
+from turnfusion.training.datasets import utterance_table as examples_table
+from turnfusion.training.loop import predict
+from turnfusion.training.schedules import EncoderSchedule
+from turnfusion.training.train import train
 
 
 def raw_sets(recording_dir, tmp_path):
@@ -105,7 +105,7 @@ def test_utterance_table_links_each_row_to_its_history_in_its_conversation(tiny)
 
 
 def test_excluded_rows_are_history_for_others_but_never_examples():
-    from turnfusion.datasets import utterance_table
+    from turnfusion.training.datasets import utterance_table
 
     segments = pd.DataFrame({"sentence_id": ["a", "b", "c"], "video_id": "v", "position": [0, 1, 2],
                              "start": [0.0, 0.0, 2.0], "end": [1.0, 1.0, 3.0], "label": [0, 1, 1],

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from turnfusion.sources.demo_turns import plan_conversation
+from turnfusion.data.sources.demo_turns import plan_conversation
 
 spec = importlib.util.spec_from_file_location("demo_bayes", Path(__file__).parents[1] / "bench" / "demo_bayes.py")
 demo_bayes = sys.modules["demo_bayes"] = importlib.util.module_from_spec(spec)  # dataclasses look it up

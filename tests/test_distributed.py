@@ -12,9 +12,9 @@ import pytest
 import torch
 from pipeline import build
 
-from turnfusion.distributed import Processes, processes
+from turnfusion.data.stores import AUDIO_CACHE, AUDIO_INDEX, TEXT_CACHE
 from turnfusion.schema import DataError
-from turnfusion.stores import AUDIO_CACHE, AUDIO_INDEX, TEXT_CACHE
+from turnfusion.training.distributed import Processes, processes
 
 JOB = Path(__file__).with_name("distributed_job.py")
 

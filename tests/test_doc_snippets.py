@@ -12,8 +12,8 @@ import soxr
 from conftest import REPO
 from test_export import exported  # noqa: F401  (the fixture)
 
-from turnfusion.sources import speech
-from turnfusion.sources.demo import trim_silence
+from turnfusion.data.sources import speech
+from turnfusion.data.sources.demo import trim_silence
 
 BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 SNIPPETS = [(doc, k, code) for doc in ("README.md", "docs/live_agents.md")

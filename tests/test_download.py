@@ -10,7 +10,7 @@ import soundfile as sf
 from conftest import params_config, tone
 
 from turnfusion.config import DownloadConfig
-from turnfusion.download import download_all, download_audio
+from turnfusion.data.download import download_all, download_audio
 from turnfusion.errors import DataError
 
 

@@ -4,7 +4,7 @@ import soundfile as sf
 from conftest import params_config
 
 from turnfusion.config import DropSilentConfig
-from turnfusion.drop_silent import active_fraction, check_recordings, drop_silent
+from turnfusion.data.drop_silent import active_fraction, check_recordings, drop_silent
 from turnfusion.schema import read_utterances
 
 CFG = DropSilentConfig(min_seconds=1.0, energy_threshold_db=-45, min_active_fraction=0.05, vad_threshold=0.5,
@@ -15,7 +15,7 @@ def speech(seconds: float, rate: int) -> np.ndarray:
     """eSpeak NG speech, repeated to `seconds`, at `rate`."""
     import soxr
 
-    from turnfusion.sources import speech as tts
+    from turnfusion.data.sources import speech as tts
 
     said = tts.speak("i went to the market yesterday and it was really nice", tts.Voice("en-us+m3"))
     said = soxr.resample(said, tts.sample_rate(), rate).astype(np.float32)

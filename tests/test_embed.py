@@ -3,11 +3,11 @@ import pipeline
 import pytest
 import torch
 
-from turnfusion.encoders import load_encoders
+from turnfusion.data.stores import EmbeddingCache
 from turnfusion.models import TurnFusionModel
 from turnfusion.models.encoding import encode_segment
 from turnfusion.schema import DataError
-from turnfusion.stores import EmbeddingCache
+from turnfusion.training.encoders import load_encoders
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from turnfusion.errors import DataError
-from turnfusion.evaluate import (
+from turnfusion.evaluation.evaluate import (
     fit_trp_threshold,
     majority_baseline,
     per_class_f1_frame,
@@ -15,8 +15,8 @@ from turnfusion.evaluate import (
     tfidf_baseline,
     trp_baseline,
 )
-from turnfusion.metrics import classification_report
-from turnfusion.schema import KEEP, SHIFT
+from turnfusion.evaluation.metrics import classification_report
+from turnfusion.schema import KEEP, LABEL_NAMES, SHIFT
 
 
 def test_majority_and_trp_baselines():
@@ -65,30 +65,6 @@ def test_tfidf_baseline_learns_words_on_train_and_picks_c_on_val():
     assert probs[:, 2].max() == 0 and np.allclose(probs.sum(1), 1)
 
 
-def test_deployment_rows_compare_pytorch_onnx_and_the_telephone_band(tmp_path):
-    from conftest import params_config
-    from pipeline import build
-
-    from turnfusion.audio import telephone
-    from turnfusion.config import TrainConfig
-    from turnfusion.evaluate import deployment
-    from turnfusion.export import export
-
-    pipe = build(tmp_path / "p")
-    export(pipe.model_dir, tmp_path / "onnx")
-    rows = deployment(pipe.model_dir, tmp_path / "onnx", pipe.table, pipe.tokens, pipe.store,
-                      params_config(TrainConfig, device="cpu", batch_size=4))
-    assert set(rows) == {"pytorch", "onnx_fp32", "onnx_int8", "telephony"}
-    assert rows["onnx_fp32"]["max_abs_dp"] < 1e-4 and rows["onnx_fp32"]["agreement"] == 1.0
-    assert rows["onnx_fp32"]["macro_f1_delta"] == 0.0
-    assert 0 < rows["onnx_int8"]["max_abs_dp"] < 0.2  # quantisation moves the probabilities, a little
-    assert rows["telephony"]["macro_f1_drop"] == rows["onnx_fp32"]["macro_f1"] - rows["telephony"]["macro_f1"]
-    wave = pipe.store.waveform(0)
-    spectrum = np.abs(np.fft.rfft(telephone(wave, 16000, mu_law=False)))
-    high = spectrum[len(spectrum) // 2:]  # above 4 kHz: gone
-    assert high.max() < 1e-2 * np.abs(np.fft.rfft(wave)).max()
-
-
 def test_slice_reports_score_each_model_on_the_overlap_and_channel_slices():
     table = pd.DataFrame({"label": [0, 1, 2, 2, 0, 1], "overlap": [False, False, True, True, False, False],
                           "stereo": [True, True, True, False, False, False]})
@@ -109,8 +85,8 @@ def test_slice_reports_score_each_model_on_the_overlap_and_channel_slices():
 def test_floor_inputs_give_each_row_its_context_and_the_rendering_of_its_own_segment(tmp_path):
     from pipeline import build
 
-    from turnfusion.evaluate import floor_inputs
-    from turnfusion.floors import RENDERING_COLUMNS, frame_levels
+    from turnfusion.evaluation.evaluate import floor_inputs
+    from turnfusion.evaluation.floors import RENDERING_COLUMNS, frame_levels
 
     pipe = build(tmp_path / "p")
     table = pipe.table.reset_index(drop=True)
@@ -129,8 +105,8 @@ def test_each_model_is_fed_as_its_own_weights_say_not_as_the_training_params_say
     import torch
     from toy import toy_model
 
-    from turnfusion.datasets import Inputs
-    from turnfusion.evaluate import model_inputs
+    from turnfusion.evaluation.evaluate import model_inputs
+    from turnfusion.training.datasets import Inputs
 
     model = toy_model("fusion")
     cached = (copy.deepcopy(model.text_encoder), copy.deepcopy(model.audio_encoder))  # what embed ran
@@ -152,8 +128,8 @@ def test_evaluate_end_to_end_reports_every_model_beside_its_floors_fitted_on_tra
     from pipeline import build
 
     from turnfusion.config import TrainConfig
-    from turnfusion.evaluate import evaluate, floor_inputs, headline
-    from turnfusion.floors import FLOORS, floor_probabilities
+    from turnfusion.evaluation.evaluate import evaluate, floor_inputs, headline
+    from turnfusion.evaluation.floors import FLOORS, floor_probabilities
 
     pipe = build(tmp_path / "p", splits=("train", "train", "val", "test"))
     trp = tmp_path / "trp.parquet"
@@ -168,6 +144,11 @@ def test_evaluate_end_to_end_reports_every_model_beside_its_floors_fitted_on_tra
     assert set(figures) == {"test_utterances", "fusion", "majority", "trp_threshold", "tfidf_logreg", *FLOORS}
     assert all(set(v) == {"macro_f1", "balanced_accuracy"} for k, v in figures.items() if k != "test_utterances")
     predictions = pd.read_parquet(tmp_path / "out" / "predictions.parquet")
+    pairs = json.loads((tmp_path / "out" / "dvclive" / "plots" / "sklearn" / "confusion.json").read_text())
+    fusion = predictions[predictions.model == "fusion"]  # the only model: the best one (DVC's confusion plot data)
+    assert pairs == [{"actual": LABEL_NAMES[a], "predicted": LABEL_NAMES[b]}
+                     for a, b in zip(fusion.label, fusion.prediction, strict=True)]
+    assert not (tmp_path / "out" / "dvclive" / "metrics.json").exists()
     edited = json.loads((pipe.model_dir / "preprocessor_config.json").read_text()) | {"n_previous": 2}
     (pipe.model_dir / "preprocessor_config.json").write_text(json.dumps(edited))  # not what made the test inputs
     with pytest.raises(DataError, match=r"model: its processor differs from the one that made the test inputs "
@@ -187,8 +168,8 @@ def test_evaluate_on_a_corpus_without_words_scores_every_row_beside_the_floors_a
     from pipeline import build
 
     from turnfusion.config import TrainConfig
-    from turnfusion.evaluate import evaluate
-    from turnfusion.floors import FLOORS
+    from turnfusion.evaluation.evaluate import evaluate
+    from turnfusion.evaluation.floors import FLOORS
 
     pipe = build(tmp_path / "p", splits=("train", "train", "val", "test"), words=False)
     trp = tmp_path / "trp.parquet"
@@ -201,16 +182,13 @@ def test_evaluate_on_a_corpus_without_words_scores_every_row_beside_the_floors_a
         assert 0 <= metrics[name]["macro_f1"] <= 1, name
 
 
-def test_the_headline_keeps_two_figures_a_scorer_and_the_deployment_deltas():
+def test_the_headline_keeps_two_figures_a_scorer():
     """`dvc metrics show` printed 551 columns (269 KB) when every report key was a metric; the headline keeps what
     answers "which run is better", the rest goes to report.json."""
-    from turnfusion.evaluate import headline
+    from turnfusion.evaluation.evaluate import headline
 
     scored = {"macro_f1": 0.81234, "balanced_accuracy": 0.8, "keep": {"f1": 0.7}, "min_class_f1": 0.6}
-    report = {"test_utterances": 10, "fusion": scored, "skeleton_only": scored, "slices": {"overlap": scored},
-              "deployment": {"fusion": {"onnx_int8": {"max_abs_dp": 0.01861, "agreement": 0.99, "macro_f1": 0.8},
-                                        "telephony": {"macro_f1": 0.8, "macro_f1_drop": -0.0025}}}}
+    report = {"test_utterances": 10, "fusion": scored, "skeleton_only": scored, "slices": {"overlap": scored}}
     assert headline(report) == {
         "test_utterances": 10, "fusion": {"macro_f1": 0.8123, "balanced_accuracy": 0.8},
-        "skeleton_only": {"macro_f1": 0.8123, "balanced_accuracy": 0.8},
-        "fusion_deployed": {"int8_max_dp": 0.0186, "int8_agreement": 0.99, "telephony_f1_drop": -0.0025}}
+        "skeleton_only": {"macro_f1": 0.8123, "balanced_accuracy": 0.8}}

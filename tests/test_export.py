@@ -7,10 +7,10 @@ import pytest
 import torch
 from conftest import tone
 
-from turnfusion.export import FIRST_CONV, MANIFEST, export
-from turnfusion.onnx_backend import OnnxTurnModel
-from turnfusion.predict import TurnPredictor
-from turnfusion.processing import PROCESSOR_FILE
+from turnfusion.serving.export import FIRST_CONV, MANIFEST, export
+from turnfusion.serving.onnx_backend import OnnxTurnModel
+from turnfusion.serving.predict import TurnPredictor
+from turnfusion.serving.processing import PROCESSOR_FILE
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +55,8 @@ def test_the_export_is_one_directory_described_by_its_manifest(exported):
 
 
 def test_graphs_take_any_batch_token_and_sample_count(exported, model_dir):
-    from turnfusion.export import AudioPath, TextPath
-    from turnfusion.predict import load_model
+    from turnfusion.serving.export import AudioPath, TextPath
+    from turnfusion.serving.predict import load_model
 
     model, graphs = load_model(model_dir)[0].eval(), OnnxTurnModel(exported, "fp32")
     for batch, tokens in ((1, 3), (4, 17)):
@@ -111,8 +111,8 @@ def test_the_export_stage_calibrates_on_train_segments_and_writes_the_sizes(mode
 
     from stages.export import main
     from turnfusion.config import ExportConfig
-    from turnfusion.export import calibration_waveforms
-    from turnfusion.stores import SegmentStore
+    from turnfusion.data.stores import SegmentStore
+    from turnfusion.serving.export import calibration_waveforms
 
     segments = build(tmp_path / "pipeline").root / "segments"
     index = pd.read_parquet(segments / "segments.parquet")

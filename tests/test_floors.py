@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from turnfusion.floors import (
+from turnfusion.evaluation.floors import (
     FLOORS,
     RENDERING_COLUMNS,
     cross_validated_macro_f1,

@@ -9,10 +9,10 @@ from test_distributed import assert_same_history, history, launch
 from toy import ToyCached, toy_model, train_cfg
 
 from turnfusion.config import EmbedConfig, ModelConfig
-from turnfusion.embed import embed
-from turnfusion.loop import autocast
-from turnfusion.stores import AUDIO_CACHE, TEXT_CACHE, PackedTokens, SegmentStore
-from turnfusion.train import train
+from turnfusion.data.stores import AUDIO_CACHE, TEXT_CACHE, PackedTokens, SegmentStore
+from turnfusion.training.embed import embed
+from turnfusion.training.loop import autocast
+from turnfusion.training.train import train
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
 

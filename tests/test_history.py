@@ -4,9 +4,9 @@ import pytest
 import soundfile as sf
 from conftest import tone
 
-from turnfusion.history import histories, previous_rows
 from turnfusion.schema import conversation_order
-from turnfusion.text import build_contexts
+from turnfusion.text.contexts import build_contexts
+from turnfusion.text.history import histories, previous_rows
 
 
 def random_conversation(rng, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -90,8 +90,8 @@ def test_a_classifier_of_the_context_skeleton_alone_stays_near_chance_on_windowe
 
 
 def test_training_predict_csv_and_a_live_session_build_the_same_context(model_dir, tmp_path):
-    from turnfusion.batch import predict_csv
-    from turnfusion.predict import TurnPredictor
+    from turnfusion.serving.batch import predict_csv
+    from turnfusion.serving.predict import TurnPredictor
 
     table = mmf2f_shaped(np.random.default_rng(1), 2, 6).sample(frac=1, random_state=0)  # file order shuffled
     (tmp_path / "audio").mkdir()

@@ -18,14 +18,14 @@ from conftest import params_config, tone, utterance_table
 from test_export import exported  # noqa: F401  (the fixture)
 
 from turnfusion.audio import recording_path
-from turnfusion.cli import main as cli
 from turnfusion.config import DownloadConfig
-from turnfusion.download import download_all, download_audio
-from turnfusion.onnx_backend import OnnxTurnModel
-from turnfusion.predict import TurnPredictor
+from turnfusion.data.download import download_all, download_audio
+from turnfusion.data.sources.rehearsal import render_rehearsal
 from turnfusion.schema import DataError, read_utterances
-from turnfusion.sources.rehearsal import render_rehearsal
-from turnfusion.train import load_checkpoint
+from turnfusion.serving.cli import main as cli
+from turnfusion.serving.onnx_backend import OnnxTurnModel
+from turnfusion.serving.predict import TurnPredictor
+from turnfusion.training.train import load_checkpoint
 
 REPO = Path(__file__).parents[1]
 HOSTILE_IDS = ["../victim", "../../x", "%(id)s/../../../x", "/abs/x", "..", ".hidden", "a/b", "x\x00y", "a b"]
@@ -145,7 +145,7 @@ def test_a_crafted_checkpoint_is_refused_without_running_its_payload(tmp_path):
 def test_training_refuses_a_crafted_checkpoint_where_it_would_resume(tmp_path):
     from toy import ToyCached, toy_model, train_cfg
 
-    from turnfusion.train import train
+    from turnfusion.training.train import train
 
     marker = tmp_path / "ran"
     (tmp_path / "ck").mkdir()
@@ -296,8 +296,8 @@ def test_text_that_is_not_unicode_is_a_clear_error(model_dir, exported):  # noqa
 
 
 def test_non_utf8_bytes_on_the_command_line_are_a_one_line_error(model_dir):
-    done = subprocess.run([sys.executable, "-m", "turnfusion.cli", "predict", "--model", str(model_dir).encode(),
-                           "--text", b"caf\xe9"], capture_output=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "turnfusion.serving.cli", "predict", "--model",
+                           str(model_dir).encode(), "--text", b"caf\xe9"], capture_output=True, timeout=300)
     err = done.stderr.decode()
     assert done.returncode == 2 and "Traceback" not in err
     assert err.strip() == "error: current utterance: text is not valid Unicode ('\\udce9' at character 3: bytes " \

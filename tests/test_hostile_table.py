@@ -17,14 +17,14 @@ from test_export import exported  # noqa: F401  (the fixture)
 from test_hostile_inputs import edit_json, edited, snapshot
 from test_streaming import RATE, chunks, feed, said, silence
 
-from turnfusion.cli import main as cli
 from turnfusion.config import validate_params
+from turnfusion.live.streaming import StreamConfig, StreamingTurnSession
 from turnfusion.names import path_inside
-from turnfusion.onnx_backend import OnnxTurnModel
-from turnfusion.predict import TurnPredictor
 from turnfusion.schema import DataError
-from turnfusion.streaming import StreamConfig, StreamingTurnSession
-from turnfusion.text import find_words, trim_repeated
+from turnfusion.serving.cli import main as cli
+from turnfusion.serving.onnx_backend import OnnxTurnModel
+from turnfusion.serving.predict import TurnPredictor
+from turnfusion.text.words import find_words, trim_repeated
 
 # decisions on interim words at once (no wait for the final): these hostile inputs are late finals that find, or must
 # not find, an utterance already decided
@@ -274,7 +274,7 @@ def test_download_clean_up_never_takes_another_recordings_files(tmp_path):
     """r3.11: ids `a` and `a.b`; `a`'s source gone: `a.b`'s recording stays as it was."""
     from test_download import dl
 
-    from turnfusion.download import download_audio
+    from turnfusion.data.download import download_audio
 
     for name in ("a", "a.b"):
         sf.write(tmp_path / f"{name}.wav", tone(1, 16000), 16000)
@@ -345,7 +345,7 @@ def streaming_call(call):
 
 
 def turn_session_call(call):
-    from turnfusion.onnx_backend import TurnSession
+    from turnfusion.serving.onnx_backend import TurnSession
 
     return lambda exported_dir: call(TurnSession(exported_dir, precision="fp32"))
 
@@ -478,14 +478,14 @@ def test_the_final_of_an_utterance_the_model_refused_never_opens_the_next(export
 def test_every_live_entry_point_refuses_an_edited_export(exported, tmp_path):  # noqa: F811
     """A mutant that made TurnSession load with verify=False survived the suite: an edited preprocessor_config.json
     was refused by OnnxTurnModel but used by the session, the streaming session and the pipecat analyzer."""
-    from turnfusion.onnx_backend import TurnSession
+    from turnfusion.serving.onnx_backend import TurnSession
 
     folder = edited(exported, tmp_path / "edited", lambda d: edit_json(
         d / "preprocessor_config.json", lambda c: c.update(sample_rate=8000)))
     for build in (lambda: TurnSession(folder), lambda: StreamingTurnSession(folder, RATE)):
         with pytest.raises(DataError, match=r"preprocessor_config.json: its sha256 does not match manifest.json"):
             build()
-    pipecat_turns = pytest.importorskip("turnfusion.pipecat_turns")
+    pipecat_turns = pytest.importorskip("turnfusion.live.pipecat_turns")
     with pytest.raises(DataError, match=r"preprocessor_config.json: its sha256 does not match manifest.json"):
         pipecat_turns.TurnFusionTurnAnalyzer(folder)
 

@@ -11,8 +11,7 @@ from spoken_call import EXPECTED, RATE, SCRIPT, spoken_call
 
 from turnfusion.choices import KEEP, SHIFT
 from turnfusion.config import LabelConfig, from_params
-from turnfusion.errors import DataError
-from turnfusion.label import (
+from turnfusion.data.label import (
     agreement,
     backchannel_agreement,
     derive_labels,
@@ -20,6 +19,7 @@ from turnfusion.label import (
     match_utterances,
     pair_times,
 )
+from turnfusion.errors import DataError
 
 
 def shipped(**changes) -> LabelConfig:
@@ -146,8 +146,8 @@ def test_agreement_leaves_out_a_class_neither_side_says_and_pairs_one_to_one():
 
 
 def test_activity_without_words_is_found_as_a_brute_force_scan_finds_it():
-    from turnfusion.label import _overlaps_any
-    from turnfusion.turn_events import merge_units
+    from turnfusion.data.label import _overlaps_any
+    from turnfusion.data.turn_events import merge_units
 
     rng = np.random.default_rng(0)
     for _ in range(200):

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from conftest import REPO
 
-from stages.code_deps import code_of
+from tools.code_deps import code_of
 
-LIVE_ENTRIES = ("turnfusion.onnx_backend", "turnfusion.streaming", "turnfusion.pipecat_turns",
-                "turnfusion.livekit_turns")
+LIVE_ENTRIES = ("turnfusion.serving.onnx_backend", "turnfusion.live.streaming", "turnfusion.live.pipecat_turns",
+                "turnfusion.live.livekit_turns")
 APACHE = "# SPDX-License-Identifier: Apache-2.0"
 GPL_LIBRARIES = ("espeakng_loader", "parselmouth")  # eSpeak NG and Praat
 

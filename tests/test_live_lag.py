@@ -13,9 +13,9 @@ pytest.importorskip("pipecat")
 
 from test_pipecat_turns import leaning  # noqa: E402,F401  (the fixture)
 
-from turnfusion.onnx_backend import OnnxTurnModel  # noqa: E402
+from turnfusion.data.sources import speech  # noqa: E402
 from turnfusion.schema import KEEP, SHIFT  # noqa: E402
-from turnfusion.sources import speech  # noqa: E402
+from turnfusion.serving.onnx_backend import OnnxTurnModel  # noqa: E402
 
 spec = importlib.util.spec_from_file_location("live_lag", Path(__file__).parents[1] / "bench" / "live_lag.py")
 live_lag = sys.modules["live_lag"] = importlib.util.module_from_spec(spec)

@@ -8,8 +8,8 @@ import sys
 import pytest
 from conftest import REPO
 
-from turnfusion import streaming
 from turnfusion.errors import DataError
+from turnfusion.live import streaming
 
 HEAVY = {"torch", "transformers", "pandas", "sklearn", "scipy", "dvc", "accelerate", "parselmouth"}
 
@@ -39,16 +39,16 @@ class Block:
 sys.meta_path.insert(0, Block())
 sys.modules["silero_vad"] = None  # as if not installed (it pulls torch): the VAD model is pipecat's copy
 import numpy as np
-from turnfusion.streaming import SileroStream
+from turnfusion.live.streaming import SileroStream
 vad = SileroStream()
 print(round(float(vad(np.zeros(512, np.float32))), 3))
 try:
-    import turnfusion.pipecat_turns
+    import turnfusion.live.pipecat_turns
 except ImportError as exc:
     if "pipecat" not in str(exc):
         raise
 try:
-    import turnfusion.livekit_turns
+    import turnfusion.live.livekit_turns
 except ImportError as exc:
     if "livekit" not in str(exc):
         raise

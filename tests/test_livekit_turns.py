@@ -12,10 +12,10 @@ from livekit import rtc  # noqa: E402
 from livekit.agents.voice.turn import _StreamingTurnDetector, _StreamingTurnDetectorStream  # noqa: E402
 from test_export import exported  # noqa: E402, F401  (the fixture)
 
+from turnfusion.data.sources import speech  # noqa: E402
 from turnfusion.errors import DataError  # noqa: E402
-from turnfusion.livekit_turns import TurnFusionTurnDetector  # noqa: E402
-from turnfusion.sources import speech  # noqa: E402
-from turnfusion.streaming import StreamConfig, StreamingTurnSession  # noqa: E402
+from turnfusion.live.livekit_turns import TurnFusionTurnDetector  # noqa: E402
+from turnfusion.live.streaming import StreamConfig, StreamingTurnSession  # noqa: E402
 
 RATE = 48000
 FRAME = RATE // 100  # LiveKit's 10 ms frames

@@ -1,8 +1,8 @@
 import torch
 import torch.nn.functional as F
 
-from turnfusion.losses import classification_loss, distillation_loss, experts_loss, focal_loss
 from turnfusion.models.fusion import product_of_experts
+from turnfusion.training.losses import classification_loss, distillation_loss, experts_loss, focal_loss
 
 
 def test_focal_equals_cross_entropy_at_gamma_zero_with_uniform_alpha():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from turnfusion.metrics import classification_report
+from turnfusion.evaluation.metrics import classification_report
 
 
 def test_metrics_on_a_known_vector():

@@ -8,10 +8,10 @@ import pytest
 from conftest import tone
 from test_export import exported  # noqa: F401  (the fixture)
 
-from turnfusion.cli import main as cli
-from turnfusion.onnx_backend import OnnxTurnModel, TurnSession
-from turnfusion.predict import TurnPredictor
 from turnfusion.schema import DataError
+from turnfusion.serving.cli import main as cli
+from turnfusion.serving.onnx_backend import OnnxTurnModel, TurnSession
+from turnfusion.serving.predict import TurnPredictor
 
 CONVERSATION = [("so i went to the market", 0, 1.4), ("yeah", 1, 0.4), ("and then we saw the museum", 0, 2.2),
                 ("did you like it", 1, 0.9), ("it was nice you know", 0, 3.5)]
@@ -57,7 +57,7 @@ def test_an_agents_remembered_words_are_context_like_any_utterance(exported, mod
 
 def test_the_onnx_backend_runs_without_torch(exported):  # noqa: F811
     code = (f"import sys, numpy as np\n"
-            f"from turnfusion.onnx_backend import TurnSession\n"
+            f"from turnfusion.serving.onnx_backend import TurnSession\n"
             f"s = TurnSession({str(exported)!r})\n"
             f"p = s.add('hello there', np.sin(np.arange(16000) / 9).astype('float32'), 0, sample_rate=16000)\n"
             f"assert abs(sum(p.values()) - 1) < 1e-5, p\n"
@@ -139,7 +139,7 @@ def test_predict_csv_with_the_onnx_backend_matches_pytorch_row_for_row(exported,
 def test_one_session_serves_both_backends_with_the_same_answers(exported, model_dir):  # noqa: F811
     """TurnSession over the PyTorch predictor and over the fp32 export: one conversation, the same probabilities
     (measured fp32 parity 6e-8), the same history; both predictors are `serving.Predictor`s."""
-    from turnfusion.serving import Predictor
+    from turnfusion.serving.predictor import Predictor
 
     torch_model, onnx_model = TurnPredictor(model_dir), OnnxTurnModel(exported, precision="fp32")
     assert isinstance(torch_model, Predictor) and isinstance(onnx_model, Predictor)

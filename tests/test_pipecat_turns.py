@@ -29,7 +29,8 @@ from pipecat.processors.aggregators.llm_response_universal import (  # noqa: E40
 from pipecat.tests.utils import SleepFrame, run_test  # noqa: E402
 from pipecat.turns.user_turn_strategies import UserTurnStrategies  # noqa: E402
 
-from turnfusion.pipecat_turns import (  # noqa: E402
+from turnfusion.data.sources import speech  # noqa: E402
+from turnfusion.live.pipecat_turns import (  # noqa: E402
     BackchannelUserTurnStartStrategy,
     TurnFusionParams,
     TurnFusionTurnAnalyzer,
@@ -37,7 +38,6 @@ from turnfusion.pipecat_turns import (  # noqa: E402
     is_backchannel,
 )
 from turnfusion.schema import LABEL_NAMES  # noqa: E402
-from turnfusion.sources import speech  # noqa: E402
 
 RATE = 16000
 
@@ -47,8 +47,8 @@ def leaning(model_dir, tmp_path_factory):
     """Exports of the small test model whose head leans to one class: {"shift": dir, "keep": dir}."""
     import torch
 
-    from turnfusion.export import export
     from turnfusion.models import TurnFusionModel
+    from turnfusion.serving.export import export
 
     out = {}
     for label, name in LABEL_NAMES.items():
@@ -196,7 +196,7 @@ def test_fragments_of_backchannel_phrases_are_not_backchannels(text):
 
 
 def test_backchannels_in_the_users_language():
-    from turnfusion.pipecat_turns import backchannel_units
+    from turnfusion.live.pipecat_turns import backchannel_units
     from turnfusion.schema import DataError
 
     german = backchannel_units(["ja", "mhm", "genau", "okay", "ach so"])

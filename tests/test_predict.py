@@ -8,14 +8,14 @@ import soundfile as sf
 import torch
 from conftest import params_config, save_toy_processor, tone, toy_config, utterance_table
 
-from turnfusion.cli import main as cli
 from turnfusion.config import TrainConfig
-from turnfusion.loop import predict
+from turnfusion.data.tokenize import train_tokenizer
 from turnfusion.models import TurnFusionModel
-from turnfusion.predict import TurnPredictor
-from turnfusion.schedules import EncoderSchedule
 from turnfusion.schema import DataError
-from turnfusion.tokenize import train_tokenizer
+from turnfusion.serving.cli import main as cli
+from turnfusion.serving.predict import TurnPredictor
+from turnfusion.training.loop import predict
+from turnfusion.training.schedules import EncoderSchedule
 
 
 @pytest.fixture
@@ -173,7 +173,7 @@ def test_an_incomplete_or_foreign_model_directory_is_refused(model_dir, tmp_path
 
 
 def test_cli_context_text_may_hold_colons_and_is_limited_to_what_the_model_reads(model_dir, wavs, capsys):
-    from turnfusion.cli import _context
+    from turnfusion.serving.cli import _context
 
     assert _context("0:time is 10:30") == {"speaker": 0, "text": "time is 10:30", "audio": None}
     assert _context(f"1:at 10:30 then:{wavs / 'b.wav'}")["audio"] == str(wavs / "b.wav")

@@ -7,8 +7,8 @@ from conftest import params_config
 from pipeline import AUDIO_CFG
 
 from turnfusion.config import PretrainAudioConfig
-from turnfusion.encoders import build_audio_encoder
-from turnfusion.pretrain_audio import contour_summary, pretrain_prosody
+from turnfusion.training.encoders import build_audio_encoder
+from turnfusion.training.pretrain_audio import contour_summary, pretrain_prosody
 
 
 def targets(pitch: list[float], voiced: list[float], energy: list[float]) -> torch.Tensor:

@@ -18,9 +18,9 @@ from conftest import REPO, params_config, utterance_table
 from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel, HubertConfig, HubertModel
 
 from turnfusion.config import SegmentConfig, TextConfig
-from turnfusion.segment import build_store
-from turnfusion.stores import SegmentStore
-from turnfusion.tokenize import tokenize_table, train_tokenizer
+from turnfusion.data.segment import build_store
+from turnfusion.data.stores import SegmentStore
+from turnfusion.data.tokenize import tokenize_table, train_tokenizer
 
 
 def run(cwd, *args):
@@ -84,8 +84,8 @@ def test_pretrained_encoders_from_local_directories_embed_train_and_predict(tmp_
     assert {k: config["text_config"][k] for k in saved_sizes} == saved_sizes
     assert config["audio_config"]["num_hidden_layers"] == 2 and config["audio_config"]["conv_dim"] == [512] * 7
 
-    run(tmp_path, "turnfusion.cli", "predict-csv", "--model", "models/fusion", "--csv", "val.csv", "--audio-dir",
-        "raw", "--out", "predictions.csv")
+    run(tmp_path, "turnfusion.serving.cli", "predict-csv", "--model", "models/fusion", "--csv", "val.csv",
+        "--audio-dir", "raw", "--out", "predictions.csv")
     predictions = pd.read_csv(tmp_path / "predictions.csv", keep_default_na=False)
     assert len(predictions) == len(table) and (predictions.skipped == "").all()
     probs = predictions[["p_keep", "p_shift", "p_backchannel"]].to_numpy(dtype=float)
@@ -94,9 +94,9 @@ def test_pretrained_encoders_from_local_directories_embed_train_and_predict(tmp_
     if kind == "bert":  # an encoder-only text path exports and runs on onnxruntime like GPT-2's
         from conftest import tone
 
-        from turnfusion.export import export
-        from turnfusion.onnx_backend import OnnxTurnModel
-        from turnfusion.predict import TurnPredictor
+        from turnfusion.serving.export import export
+        from turnfusion.serving.onnx_backend import OnnxTurnModel
+        from turnfusion.serving.predict import TurnPredictor
 
         export(tmp_path / "models/fusion", tmp_path / "onnx")
         args = ("so i went to the market and", tone(1.0, 16000), 1, [{"text": "did you", "speaker": 0}], 16000)

@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from turnfusion.probe import run_probes
+from turnfusion.evaluation.probe import run_probes
 
 
 def split(n, rng, text_says: bool, audio_says: bool):

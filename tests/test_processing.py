@@ -9,10 +9,10 @@ from conftest import TOY_PROCESSOR, params_config, tone
 
 from turnfusion.config import SegmentConfig, TextConfig
 from turnfusion.errors import DataError
-from turnfusion.export import export
-from turnfusion.onnx_backend import OnnxTurnModel
-from turnfusion.predict import TurnPredictor
-from turnfusion.processing import PROCESSOR_FILE, ProcessorConfig, TurnFusionProcessor
+from turnfusion.serving.export import export
+from turnfusion.serving.onnx_backend import OnnxTurnModel
+from turnfusion.serving.predict import TurnPredictor
+from turnfusion.serving.processing import PROCESSOR_FILE, ProcessorConfig, TurnFusionProcessor
 
 LEGACY = Path(__file__).parent / "data" / "legacy_model"
 sys.path.insert(0, str(LEGACY.parent))
@@ -103,7 +103,7 @@ class Block(importlib.abc.MetaPathFinder):
             raise ImportError(f"{name} is blocked in this test")
 sys.meta_path.insert(0, Block())
 import json, numpy as np
-from turnfusion.onnx_backend import TurnSession
+from turnfusion.serving.onnx_backend import TurnSession
 session = TurnSession(sys.argv[1], precision="fp32")
 wave = np.load(sys.argv[2])
 out = [session.add("so i went to the market", wave, speaker=0, sample_rate=16000),
@@ -129,7 +129,7 @@ def test_the_onnx_backend_predicts_where_torch_and_pandas_cannot_be_imported(mod
 
 
 def test_exports_of_old_and_new_model_folders_carry_the_processor_and_old_exports_still_load(tmp_path):
-    from turnfusion.onnx_backend import MANIFEST, file_sha256
+    from turnfusion.serving.onnx_backend import MANIFEST, file_sha256
 
     export(LEGACY, tmp_path / "onnx")  # a folder saved before the processor had its file
     saved = json.loads((tmp_path / "onnx" / PROCESSOR_FILE).read_text())

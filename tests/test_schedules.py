@@ -3,8 +3,8 @@ import pytest
 import torch
 from toy import ToyCached, toy_model
 
-from turnfusion.datasets import Inputs
-from turnfusion.schedules import EncoderSchedule
+from turnfusion.training.datasets import Inputs
+from turnfusion.training.schedules import EncoderSchedule
 
 
 @pytest.mark.parametrize("name,inputs,from_epoch", [

@@ -7,10 +7,10 @@ import soundfile as sf
 from conftest import tone, utterance_table
 
 from turnfusion.config import SegmentConfig, SplitConfig
-from turnfusion.processing import cut_row, segment_policy, timestamp_problem
+from turnfusion.data.segment import build_store, listener_overlap, segment
+from turnfusion.data.stores import SegmentStore
 from turnfusion.schema import DataError
-from turnfusion.segment import build_store, listener_overlap, segment
-from turnfusion.stores import SegmentStore
+from turnfusion.serving.processing import cut_row, segment_policy, timestamp_problem
 
 
 def cfg(max_seconds=3.0, channels="mix", trim_to_speech=False, conflicting="keep"):
@@ -76,7 +76,7 @@ def test_a_corpus_without_words_keeps_its_rows_and_one_with_words_skips_the_unwo
 @pytest.mark.parametrize("policy", ["keep", "drop"])
 def test_identical_windows_with_different_labels_are_counted_and_kept_or_dropped(recording_dir, tmp_path, policy):
     from turnfusion.config import SplitConfig
-    from turnfusion.segment import segment
+    from turnfusion.data.segment import segment
 
     table = utterance_table([("v1", "v1_0_0", "can you hear me", 0, 0.0, 1.0, 0),  # one input, two answers
                              ("v1", "v1_1_0", "can you hear me", 1, 0.0, 1.0, 0),

@@ -7,10 +7,10 @@ from conftest import REPO
 from spoken_call import EXPECTED, spoken_call
 
 from turnfusion.config import CallsConfig, DownloadConfig, LabelConfig, from_params
-from turnfusion.download import download_all
+from turnfusion.data.download import download_all
+from turnfusion.data.label import label_source
+from turnfusion.data.sources.calls import find_calls, write_calls
 from turnfusion.errors import DataError
-from turnfusion.label import label_source
-from turnfusion.sources.calls import find_calls, write_calls
 
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
 

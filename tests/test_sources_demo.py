@@ -5,10 +5,8 @@ import soundfile as sf
 from conftest import rms_db
 
 from turnfusion.config import DemoConfig
-from turnfusion.prosody import f0_track
-from turnfusion.schema import UTTERANCE_COLUMNS, read_utterances
-from turnfusion.sources import speech as tts
-from turnfusion.sources.demo import (
+from turnfusion.data.sources import speech as tts
+from turnfusion.data.sources.demo import (
     LANGUAGES,
     generate_conversation,
     map_in_fresh_processes,
@@ -17,6 +15,8 @@ from turnfusion.sources.demo import (
     utterance_text,
     write_demo_corpus,
 )
+from turnfusion.schema import UTTERANCE_COLUMNS, read_utterances
+from turnfusion.training.prosody import f0_track
 
 
 def test_espeak_speaks_and_ssml_moves_final_pitch():
@@ -58,7 +58,7 @@ def test_two_interpreters_generate_the_same_audio_byte_for_byte():
     import sys
     import time
 
-    code = ("import hashlib\nfrom turnfusion.sources.demo import generate_conversation\n"
+    code = ("import hashlib\nfrom turnfusion.data.sources.demo import generate_conversation\n"
             "c = generate_conversation('c', 7, 123, True)\n"
             "print(hashlib.sha256(c.audio.tobytes()).hexdigest(), [u['end'] for u in c.utterances])\n")
     runs = []

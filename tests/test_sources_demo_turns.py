@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from turnfusion.data.sources.demo_turns import BACKCHANNEL_BY_HOLD, TURN_LENGTH, plan_conversation, turn_labels
 from turnfusion.schema import BACKCHANNEL, KEEP, SHIFT
-from turnfusion.sources.demo_turns import BACKCHANNEL_BY_HOLD, TURN_LENGTH, plan_conversation, turn_labels
 
 
 def turns(plan):

@@ -1,9 +1,9 @@
 import numpy as np
 from conftest import rms_db, utterance_table
 
+from turnfusion.data.sources.demo import map_in_fresh_processes
+from turnfusion.data.sources.rehearsal import GAP_S, SAMPLE_RATE, render_video
 from turnfusion.schema import conversation_order
-from turnfusion.sources.demo import map_in_fresh_processes
-from turnfusion.sources.rehearsal import GAP_S, SAMPLE_RATE, render_video
 
 ROWS = [
     ("v", "v_0_0", "so we went to the market yesterday", 0, 0.5, 3.0, 0),
@@ -56,7 +56,7 @@ def test_the_rehearsals_recordings_never_depend_on_labels_even_inside_the_ids(tm
     from conftest import params_config
 
     from turnfusion.config import Mmf2fConfig
-    from turnfusion.sources.mmf2f import import_mmf2f
+    from turnfusion.data.sources.mmf2f import import_mmf2f
 
     rows = [("v", 1, "so we went to the market", 0.5, 2.0, 0), ("v", 0, "did you like it", 2.5, 3.5, 1),
             ("v", 2, "yeah", 3.6, 4.0, 0), ("v", 0, "it was nice", 4.5, 5.5, 1)]

@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 from conftest import utterance_table
 
-from turnfusion.splits import add_split_column, assign_splits
+from turnfusion.data.splits import add_split_column, assign_splits
 
 
 def test_splits_are_by_conversation_and_deterministic():

@@ -82,7 +82,7 @@ def timeline_recording(table):
     import numpy as np
     import soxr
 
-    from turnfusion.sources import speech
+    from turnfusion.data.sources import speech
 
     rate = speech.sample_rate()
     tracks = np.zeros((2, int((table.end.max() + 1.0) * rate)), dtype=np.float32)
@@ -184,8 +184,8 @@ def test_where_recordings_come_from_and_bad_recordings_params(tmp_path):
     import pytest
 
     from turnfusion.config import Mmf2fConfig, ParamsError
+    from turnfusion.data.sources.mmf2f import recording_urls
     from turnfusion.schema import DataError
-    from turnfusion.sources.mmf2f import recording_urls
 
     assert recording_urls(["ab"], "youtube") == ["https://www.youtube.com/watch?v=ab"]
     assert recording_urls(["ab"], "file:///v/{video_id}.m4a") == ["file:///v/ab.m4a"]

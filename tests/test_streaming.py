@@ -7,9 +7,9 @@ import pytest
 import soxr
 from test_export import exported  # noqa: F401  (the fixture)
 
+from turnfusion.data.sources import speech
+from turnfusion.live.streaming import StreamConfig, StreamingTurnSession
 from turnfusion.schema import DataError
-from turnfusion.sources import speech
-from turnfusion.streaming import StreamConfig, StreamingTurnSession
 
 RATE = 48000
 CHUNK = RATE // 50  # 20 ms
@@ -227,7 +227,7 @@ def test_memory_stays_bounded_over_an_hour(session):
 def test_a_decision_is_what_a_turn_session_gives_for_the_same_audio_and_words(exported):  # noqa: F811
     """The streaming session adds VAD, the audio clock and the late-words rule; the prediction itself must be the
     TurnSession's on the utterance's own audio (speech start - pre-roll to speech end) and words."""
-    from turnfusion.onnx_backend import TurnSession
+    from turnfusion.serving.onnx_backend import TurnSession
 
     session = StreamingTurnSession(exported, RATE, precision="fp32")
     first, second = said("so i went to the market"), said("did you like it")
@@ -278,7 +278,7 @@ def test_a_late_final_gives_the_decision_again_as_if_it_had_come_in_time(exporte
 def test_a_model_trained_without_words_decides_at_the_end_of_speech_with_no_transcript(tmp_path):
     import pipeline
 
-    from turnfusion.export import export
+    from turnfusion.serving.export import export
 
     built = pipeline.build(tmp_path / "p", words=False)
     export(built.model_dir, tmp_path / "onnx")

@@ -6,13 +6,13 @@ import pytest
 from conftest import params_config
 from sklearn.metrics import roc_auc_score
 
-import turnfusion.teacher as teacher
+import turnfusion.training.teacher as teacher
 from turnfusion.config import TeacherConfig, TextConfig
+from turnfusion.data.sources.demo import OBJECTS, utterance_text
+from turnfusion.data.sources.demo_turns import plan_conversation
+from turnfusion.data.tokenize import tokenize_table
 from turnfusion.schema import BACKCHANNEL, KEEP, SHIFT
-from turnfusion.sources.demo import OBJECTS, utterance_text
-from turnfusion.sources.demo_turns import plan_conversation
-from turnfusion.teacher import fit_and_score, trp_histogram
-from turnfusion.tokenize import tokenize_table
+from turnfusion.training.teacher import fit_and_score, trp_histogram
 
 TEACHER = TeacherConfig(base=None, n_layer=2, n_embd=64, n_head=2, epochs=8, batch_size=32, lr=3e-3, seed=0,
                         device="cpu", crossfit_folds=0)

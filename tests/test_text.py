@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from turnfusion.text import build_contexts, normalize, trim_repeated
+from turnfusion.text.contexts import build_contexts
+from turnfusion.text.words import normalize, trim_repeated
 
 
 def dialogue(rows):

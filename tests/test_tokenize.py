@@ -4,10 +4,11 @@ from test_text import TABLE
 from transformers import AutoTokenizer
 
 from turnfusion.config import TextConfig
+from turnfusion.data.stores import PackedTokens
+from turnfusion.data.tokenize import tokenize_table, train_tokenizer
 from turnfusion.schema import DataError
-from turnfusion.stores import PackedTokens
-from turnfusion.text import build_contexts, encode_contexts, pad_right
-from turnfusion.tokenize import tokenize_table, train_tokenizer
+from turnfusion.text.contexts import build_contexts
+from turnfusion.text.words import encode_contexts, pad_right
 
 
 def test_tokenizer_is_fitted_on_train_only_and_loads_with_autotokenizer(tmp_path):
@@ -47,7 +48,7 @@ def test_tokenize_table_packs_ids_with_derivable_masks(tmp_path):
 
 
 def test_the_token_store_holds_the_whole_processor_that_made_it_and_refuses_a_bad_one_before_work(tmp_path):
-    from turnfusion.processing import ProcessorConfig
+    from turnfusion.serving.processing import ProcessorConfig
 
     policy = {"sample_rate": 16000, "max_seconds": 2.0, "channels": "speaker", "trim_vad_threshold": None}
     text = params_config(TextConfig, vocab_size=300, max_length=6, n_previous=1)

@@ -5,11 +5,11 @@ from conftest import dies_while_validating
 from toy import ToyCached, toy_model, train_cfg
 
 from turnfusion.config import ParamsError
-from turnfusion.datasets import collate_cached
-from turnfusion.distributed import Processes
 from turnfusion.models import TurnFusionModel
 from turnfusion.schema import DataError
-from turnfusion.train import check_batch_split, class_alpha, epoch_batches, micro_batches, train
+from turnfusion.training.datasets import collate_cached
+from turnfusion.training.distributed import Processes
+from turnfusion.training.train import check_batch_split, class_alpha, epoch_batches, micro_batches, train
 
 
 def test_weighted_batches_draw_classes_in_balance():

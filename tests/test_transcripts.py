@@ -2,8 +2,8 @@ import json
 
 import pytest
 
+from turnfusion.data.transcripts import read_rttm, read_transcript, transcript_table
 from turnfusion.errors import DataError
-from turnfusion.transcripts import read_rttm, read_transcript, transcript_table
 
 SPEAKERS = ["SPEAKER_00", "SPEAKER_01"]
 

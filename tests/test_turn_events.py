@@ -4,10 +4,10 @@ import pytest
 import yaml
 from conftest import REPO
 
-from turnfusion.backchannels import BACKCHANNELS_EN, backchannel_units
 from turnfusion.choices import BACKCHANNEL, KEEP, SHIFT
 from turnfusion.config import LabelConfig, from_params
-from turnfusion.turn_events import Unit, label_events, merge_units
+from turnfusion.data.turn_events import Unit, label_events, merge_units
+from turnfusion.text.backchannels import BACKCHANNELS_EN, backchannel_units
 
 A, B = 0, 1
 WORDS = backchannel_units(BACKCHANNELS_EN)

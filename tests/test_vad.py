@@ -2,7 +2,7 @@ import numpy as np
 import soxr
 import torch
 
-from turnfusion.sources import speech as tts
+from turnfusion.data.sources import speech as tts
 from turnfusion.vad import VAD_RATE, speech_spans
 
 

@@ -32,9 +32,9 @@ def inputs():
 
 
 def main() -> None:
+    from turnfusion.data.tokenize import train_tokenizer
     from turnfusion.models import TurnFusionConfig, TurnFusionModel
-    from turnfusion.predict import TurnPredictor
-    from turnfusion.tokenize import train_tokenizer
+    from turnfusion.serving.predict import TurnPredictor
 
     OUT.mkdir(parents=True, exist_ok=True)
     tokenizer = train_tokenizer(TEXTS * 10, 300)
