@@ -7,7 +7,7 @@ import soundfile as sf
 
 from turnfusion.choices import BACKCHANNEL, KEEP, SHIFT
 from turnfusion.data.sources import speech
-from turnfusion.data.sources.demo import trim_silence
+from turnfusion.data.sources.rendering import trim_silence
 
 RATE = 16000
 # (channel, text, start relative to the previous clip's end): one of each event, as in tests/test_turn_events.py

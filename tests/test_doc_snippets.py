@@ -13,7 +13,7 @@ from conftest import REPO
 from test_export import exported  # noqa: F401  (the fixture)
 
 from turnfusion.data.sources import speech
-from turnfusion.data.sources.demo import trim_silence
+from turnfusion.data.sources.rendering import trim_silence
 
 BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 SNIPPETS = [(doc, k, code) for doc in ("README.md", "docs/live_agents.md")

@@ -9,12 +9,10 @@ from turnfusion.data.sources import speech as tts
 from turnfusion.data.sources.demo import (
     LANGUAGES,
     generate_conversation,
-    map_in_fresh_processes,
-    pick_voices,
-    trim_silence,
     utterance_text,
     write_demo_corpus,
 )
+from turnfusion.data.sources.rendering import map_in_fresh_processes, pick_voices, trim_silence
 from turnfusion.schema import UTTERANCE_COLUMNS, read_utterances
 from turnfusion.training.prosody import f0_track
 

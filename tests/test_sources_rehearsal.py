@@ -1,8 +1,8 @@
 import numpy as np
 from conftest import rms_db, utterance_table
 
-from turnfusion.data.sources.demo import map_in_fresh_processes
 from turnfusion.data.sources.rehearsal import GAP_S, SAMPLE_RATE, render_video
+from turnfusion.data.sources.rendering import map_in_fresh_processes
 from turnfusion.schema import conversation_order
 
 ROWS = [

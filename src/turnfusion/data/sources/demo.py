@@ -21,6 +21,7 @@ import soxr
 
 from turnfusion.data.sources import speech
 from turnfusion.data.sources.demo_turns import N_TOPICS, plan_conversation
+from turnfusion.data.sources.rendering import add_noise, map_in_fresh_processes, pick_voices, trim_silence
 from turnfusion.data.transcripts import transcript_table
 from turnfusion.names import named_file
 from turnfusion.schema import BACKCHANNEL, SHIFT, UTTERANCE_COLUMNS
@@ -40,7 +41,6 @@ GAP_BEFORE_SHIFT = (0.35, 0.25)  # gap before the other speaker takes the turn
 BACKCHANNEL_ONSET = (-0.20, 0.15)  # backchannel start relative to the utterance end (uniform range)
 BACKCHANNEL_WORDS = ["mm-hm", "yeah", "right", "uh-huh", "okay"]
 DEMO_SPEAKERS = ["SPEAKER_00", "SPEAKER_01"]  # the transcripts' names of channel 0's and 1's speaker
-VOICE_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m7", "f1", "f2", "f3", "f4", "f5"]
 
 SUBJECTS = ["i", "we", "my sister", "my brother", "our neighbour", "the teacher", "my friend", "they", "she", "he"]
 VERBS = ["went to", "drove to", "walked to", "moved to", "stayed at", "worked at", "visited", "cleaned",
@@ -150,12 +150,6 @@ class Conversation:
     audio: np.ndarray | None = None  # (samples, channels) at the output rate
 
 
-def pick_voices(rng: np.random.Generator, language: str = "en-us") -> list[speech.Voice]:
-    variants = rng.choice(VOICE_VARIANTS, size=2, replace=False)
-    return [speech.Voice(f"{language}+{v}", pitch=int(rng.integers(30, 71)), rate=int(rng.integers(150, 191)))
-            for v in variants]
-
-
 def _place(track: np.ndarray, clip: np.ndarray, start_s: float, sr: int) -> None:
     i = int(round(start_s * sr))
     track[i:i + len(clip)] += clip[: max(0, len(track) - i)]
@@ -217,19 +211,6 @@ def generate_conversation(video_id: str, n_utterances: int, seed: int, stereo: b
     return conv
 
 
-def trim_silence(samples: np.ndarray, threshold: float = 1e-3) -> np.ndarray:
-    voiced = np.flatnonzero(np.abs(samples) > threshold)
-    return samples[voiced[0]: voiced[-1] + 1] if len(voiced) else samples
-
-
-def add_noise(audio: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
-    """Add white noise at `snr_db` relative to the RMS of the non-silent part of `audio`."""
-    active = np.abs(audio) > 1e-3
-    speech_rms = np.sqrt(np.mean(audio[active] ** 2)) if active.any() else 1e-3
-    noise_rms = speech_rms / (10 ** (snr_db / 20))
-    return audio + rng.normal(0, noise_rms, size=audio.shape).astype(np.float32)
-
-
 def write_demo_corpus(out_dir: Path, cfg: DemoConfig, seed: int, workers: int = 2) -> pd.DataFrame:
     """Write the demo corpus under `out_dir`.
 
@@ -264,18 +245,6 @@ def write_demo_corpus(out_dir: Path, cfg: DemoConfig, seed: int, workers: int = 
         files = {m["video_id"]: named_file(remote, m["video_id"], f".{cfg.transcripts}") for m in manifest}
         transcript_table(files, DEMO_SPEAKERS).to_csv(out_dir / "transcripts.csv", index=False)
     return table
-
-
-def map_in_fresh_processes(function, jobs: list, workers: int) -> list:
-    """Run each job in a freshly forked process, `workers` at a time.
-
-    eSpeak NG carries waveform state from one utterance to the next, so one process per conversation
-    keeps each conversation independent of which others were synthesized before it in the same worker.
-    """
-    import multiprocessing
-
-    with multiprocessing.get_context("fork").Pool(processes=workers, maxtasksperchild=1) as pool:
-        return pool.starmap(function, jobs, chunksize=1)
 
 
 def _generate_and_write(video_id, n_utterances, seed, stereo, sample_rate, snr_db, kind, remote, language="en",

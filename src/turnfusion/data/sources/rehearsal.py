@@ -26,7 +26,7 @@ import soundfile as sf
 import soxr
 
 from turnfusion.data.sources import speech
-from turnfusion.data.sources.demo import add_noise, map_in_fresh_processes, pick_voices, trim_silence
+from turnfusion.data.sources.rendering import add_noise, map_in_fresh_processes, pick_voices, trim_silence
 from turnfusion.names import named_file
 from turnfusion.schema import row_problem
 from turnfusion.text.words import normalize

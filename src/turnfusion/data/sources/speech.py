@@ -8,7 +8,7 @@ which starts from the clock: unseeded, two generations a second apart differed b
 (and then in timing). `espeak_ng_SetRandSeed` before every utterance makes the audio exact under the corpus
 seed, byte for byte across interpreters and machines with the same eSpeak NG build. What an utterance sounds
 like still depends on the utterances synthesized before it in the same process (eSpeak keeps prosodic
-state), so each conversation is synthesized in order, in a process of its own (`demo.map_in_fresh_processes`).
+state), so each conversation is synthesized in order, in a process of its own (`rendering.map_in_fresh_processes`).
 """
 
 from __future__ import annotations
