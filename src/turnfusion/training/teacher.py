@@ -4,7 +4,7 @@ TRP of an utterance = P(turn-shift token | its context up to its last word). The
 training split's contexts, each followed by what the source annotates came next: the turn-shift token
 where the other person took the turn (label 1), the speaker's own token where they went on (keep, or a
 backchannel that did not take the turn). That token is the LM's training target, never an input: the
-contexts themselves hold `<ts>` only where the speaker changes (`text.py`, `history.py`).
+contexts themselves hold `<ts>` only where the speaker changes (`text.words`, `text.history`).
 """
 
 from __future__ import annotations
