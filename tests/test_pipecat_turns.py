@@ -452,56 +452,38 @@ def test_a_late_final_analyses_the_utterance_again_as_if_it_had_come_in_time(lea
     assert not analyzer.revision_due and analyzer.turns.history[-2]["text"] == question
 
 
-def test_in_pipecat_a_late_final_that_completes_the_question_ends_the_turn(leaning, monkeypatch):
-    """pipecat 1.14's own aggregator: the analysis at the VAD's stop read the interim words and kept the turn open;
-    the final words, a moment later, make it a question: the user's turn ends then, not `stop_secs` (3 s) later."""
+@pytest.mark.parametrize(("final", "done_at", "ends"), [
+    # the interim words kept the turn open; the final words make it a question: the turn ends then, not
+    # `stop_secs` (3 s) later
+    ("what time does the museum open tomorrow", "tomorrow", True),
+    # the converse: the interim words read as a finished question (COMPLETE); pipecat waits for the final transcript
+    # to end the turn, and the final shows the user goes on: the turn stays open (it ended on that final before,
+    # and the agent answered half a sentence)
+    ("what time does the museum open on sundays and", "open", False),
+])
+def test_in_pipecat_a_late_final_decides_the_turn_on_its_words(leaning, monkeypatch, final, done_at, ends):
+    """pipecat 1.14's own aggregator: the analysis at the VAD's stop read the interim words "what time does the
+    museum open"; the final words come 0.3 s later and decide whether the user's turn ends."""
     analyzer = TurnFusionTurnAnalyzer(leaning["keep"], precision="fp32")
     real = analyzer.turns.model.probabilities
 
-    def reads_the_words(context, waves, trp=None):  # a model for which only the whole question is a turn's end
+    def reads_the_words(context, waves, trp=None):  # a model for which words ending in `done_at` end a turn
         probabilities = real(context, waves, trp)
-        done = context.endswith("tomorrow")
-        return {"keep": 0.1 if done else 0.8, "shift": 0.8 if done else 0.1,
-                "backchannel": probabilities["backchannel"]}
-
-    monkeypatch.setattr(analyzer.turns.model, "probabilities", reads_the_words)
-    events = []
-    frames = [STTMetadataFrame(service_name="stt", ttfs_p99_latency=0.1), VADUserStartedSpeakingFrame(start_secs=0.2),
-              *audio_frames("what time does the museum open tomorrow"),
-              InterimTranscriptionFrame(text="what time does the museum open", user_id="u", timestamp=""),
-              SleepFrame(0.05), VADUserStoppedSpeakingFrame(stop_secs=0.2), SleepFrame(0.3),
-              TranscriptionFrame(text="what time does the museum open tomorrow", user_id="u", timestamp="",
-                                 finalized=True), SleepFrame(0.3)]
-    asyncio.run(run_test(aggregator(analyzer, events), expected_down_frames=None, frames_to_send=frames))
-    assert ("on_user_turn_stopped", "TurnFusionUserTurnStopStrategy") in events
-    assert analyzer.last_probabilities["shift"] == 0.8 and analyzer.turns.history[-1]["text"].endswith("tomorrow")
-
-
-def test_in_pipecat_a_late_final_that_shows_the_user_goes_on_keeps_the_turn_open(leaning, monkeypatch):
-    """The converse: the interim words at the VAD's stop read as a finished question and the analysis said COMPLETE;
-    pipecat waits for the final transcript to end the turn, and the final shows the user was not done: the turn
-    stays open (it ended on that final before, with the agent answering half a sentence)."""
-    analyzer = TurnFusionTurnAnalyzer(leaning["keep"], precision="fp32")
-    real = analyzer.turns.model.probabilities
-
-    def reads_the_words(context, waves, trp=None):
-        probabilities = real(context, waves, trp)
-        done = context.endswith("open")
+        done = context.endswith(done_at)
         return {"keep": 0.1 if done else 0.8, "shift": 0.8 if done else 0.1,
                 "backchannel": probabilities["backchannel"]}
 
     monkeypatch.setattr(analyzer.turns.model, "probabilities", reads_the_words)
     events = []
     frames = [STTMetadataFrame(service_name="stt", ttfs_p99_latency=1.0), VADUserStartedSpeakingFrame(start_secs=0.2),
-              *audio_frames("what time does the museum open on sundays and"),
+              *audio_frames(final),
               InterimTranscriptionFrame(text="what time does the museum open", user_id="u", timestamp=""),
               SleepFrame(0.05), VADUserStoppedSpeakingFrame(stop_secs=0.2), SleepFrame(0.3),
-              TranscriptionFrame(text="what time does the museum open on sundays and", user_id="u", timestamp="",
-                                 finalized=True), SleepFrame(0.3)]
+              TranscriptionFrame(text=final, user_id="u", timestamp="", finalized=True), SleepFrame(0.3)]
     asyncio.run(run_test(aggregator(analyzer, events), expected_down_frames=None, frames_to_send=frames))
-    assert ("on_user_turn_stopped", "TurnFusionUserTurnStopStrategy") not in events
-    assert analyzer.last_probabilities["keep"] == 0.8
-    assert analyzer.turns.history[-1]["text"] == "what time does the museum open on sundays and"
+    assert (("on_user_turn_stopped", "TurnFusionUserTurnStopStrategy") in events) == ends
+    assert analyzer.last_probabilities["shift"] == (0.8 if ends else 0.1)
+    assert analyzer.turns.history[-1]["text"] == final
 
 
 def test_a_final_that_comes_while_the_model_runs_still_revises_an_open_turn(leaning, monkeypatch):
