@@ -1,15 +1,12 @@
-"""Shared by the stage entry points: params, reports, the one-line error exit, and the reads log.
+"""Shared by the stage entry points: params, reports and the one-line error exit.
 
 Only stages read params.yaml: each builds the config objects of the sections it uses (`config()`) and
 passes them whole to the library. With TURNFUSION_READS_LOG set to a folder, a stage run by DVC also
-logs every file it opens and every param it reads to `<folder>/<stage>.txt`, which
-`python -m tools.check_reads` compares with the stage's `deps` and `params` in dvc.yaml.
+logs what it reads (`tools.reads_log`, CI's check; not imported otherwise).
 """
 
 from __future__ import annotations
 
-import atexit
-import dataclasses
 import functools
 import json
 import logging
@@ -28,8 +25,7 @@ from turnfusion.config import ParamsError, from_params, validate_params  # noqa:
 from turnfusion.errors import DataError  # noqa: E402
 
 PARAMS_FILE = "params.yaml"
-_reads: set[str] = set()
-_logging_reads = False
+_reads_log = None  # tools.reads_log while a stage logs its reads
 
 
 @functools.cache
@@ -47,28 +43,9 @@ def _params() -> dict:
 def config(cls):
     """The config object of `cls.section`, built from params.yaml; when reads are logged, it records each
     param the stage reads (`section.key`)."""
-    params = _params()
-    if not _logging_reads:
-        return from_params(cls, params)
-    made = from_params(_recording(cls), params)
-    object.__setattr__(made, "_record", True)  # from here on: what __post_init__ checked is not a read
-    return made
-
-
-def _recording(cls):
-    names = {f.name for f in dataclasses.fields(cls)}
-
-    def __getattribute__(self, name):
-        if name in names and self.__dict__.get("_record"):
-            _reads.add(f"param {cls.section}.{name}")
-        return object.__getattribute__(self, name)
-
-    def __reduce__(self):
-        """Pickled (e.g. for a worker process) as the plain config; the copy may read any of its params."""
-        _reads.update(f"param {cls.section}.{name}" for name in names)
-        return cls, tuple(object.__getattribute__(self, f.name) for f in dataclasses.fields(cls))
-
-    return type(cls.__name__, (cls,), {"__getattribute__": __getattribute__, "__reduce__": __reduce__})
+    if _reads_log is None:
+        return from_params(cls, _params())
+    return _reads_log.recorded(from_params(_reads_log.recording(cls), _params()))
 
 
 def write_json(path: str | Path, data: dict) -> None:
@@ -82,41 +59,15 @@ def write_csv(path: str | Path, table) -> None:
     table.to_csv(path, index=False)
 
 
-def _log_reads(folder: str, stage: str) -> None:
-    """Record every file under the working directory that this process opens for reading."""
-    global _logging_reads
-    _logging_reads = True
-    root = Path.cwd()
-
-    def note(path) -> None:
-        """Record `path` if it is a file of the project (not of a hidden folder such as .venv or .dvc)."""
-        path = Path(path).absolute()
-        if path.is_relative_to(root) and path.is_file() and not path.relative_to(root).parts[0].startswith("."):
-            _reads.add(f"file {path.relative_to(root).as_posix()}")
-
-    def hook(event, args):
-        if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
-            mode = args[1] if len(args) > 1 and isinstance(args[1], str) else "r"
-            if "r" in mode and "+" not in mode:
-                note(os.fsdecode(args[0]))
-
-    sys.addaudithook(hook)
-
-    def write() -> None:
-        for module in list(sys.modules.values()):  # the code it ran, imported before the hook too
-            if getattr(module, "__file__", None):
-                note(module.__file__)
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        with open(Path(folder) / f"{stage}.txt", "a") as f:
-            f.write("".join(f"{line}\n" for line in sorted(_reads)))
-
-    atexit.register(write)
-
 
 def run(main) -> None:
     """Run a stage's main(); a DataError ends it with a one-line message and exit code 1."""
+    global _reads_log
     if os.environ.get("TURNFUSION_READS_LOG") and os.environ.get("DVC_STAGE"):
-        _log_reads(os.environ["TURNFUSION_READS_LOG"], os.environ["DVC_STAGE"])
+        from tools import reads_log
+
+        _reads_log = reads_log
+        reads_log.start(os.environ["TURNFUSION_READS_LOG"], os.environ["DVC_STAGE"])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
     try:

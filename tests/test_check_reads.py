@@ -65,17 +65,18 @@ def test_a_config_read_under_the_reads_log_still_goes_to_worker_processes(monkey
     from conftest import REPO, params_config
 
     import stages.common as common
+    from tools import reads_log
     from turnfusion.config import DropSilentConfig
 
     monkeypatch.chdir(REPO)
-    monkeypatch.setattr(common, "_logging_reads", True)
-    monkeypatch.setattr(common, "_reads", set())
+    monkeypatch.setattr(common, "_reads_log", reads_log)
+    monkeypatch.setattr(reads_log, "_reads", set())
     cfg = common.config(DropSilentConfig)
     assert cfg.min_seconds == params_config(DropSilentConfig).min_seconds
-    assert common._reads == {"param drop_silent.min_seconds"}
+    assert reads_log._reads == {"param drop_silent.min_seconds"}
     copy = pickle.loads(pickle.dumps(cfg))  # as multiprocessing sends it
     assert type(copy) is DropSilentConfig and copy == params_config(DropSilentConfig)
-    assert "param drop_silent.vad_threshold" in common._reads  # the copy may read any of them
+    assert "param drop_silent.vad_threshold" in reads_log._reads  # the copy may read any of them
 
 
 STAGE_SCRIPT = """
@@ -95,7 +96,7 @@ run(main)
 
 
 def test_the_reads_hook_logs_opened_files_imported_modules_and_read_params_only(tmp_path):
-    """What stages/common.py records when a stage runs with TURNFUSION_READS_LOG under DVC (DVC_STAGE)."""
+    """What tools/reads_log.py records when a stage runs with TURNFUSION_READS_LOG under DVC (DVC_STAGE)."""
     import os
     import shutil
     import subprocess
@@ -106,6 +107,7 @@ def test_the_reads_hook_logs_opened_files_imported_modules_and_read_params_only(
     (tmp_path / "data" / "unread.txt").write_text("x")
     (tmp_path / "helper.py").write_text("")
     (tmp_path / "stage.py").write_text(STAGE_SCRIPT)
+    (tmp_path / "tools").symlink_to(REPO / "tools")  # the log's own code, inside the project as in CI
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     env = {**os.environ, "TURNFUSION_READS_LOG": str(tmp_path / "reads"), "DVC_STAGE": "demo",
            "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
@@ -117,6 +119,7 @@ def test_the_reads_hook_logs_opened_files_imported_modules_and_read_params_only(
             "param text.max_length"} <= lines
     assert not {"file data/output.txt", "file data/unread.txt", "param text.vocab_size"} & lines
     assert all(line.startswith(("file ", "param ")) for line in lines)
+    assert not any(line.startswith("file tools/") for line in lines)  # the check is not what the stage read
     without = subprocess.run([sys.executable, "-m", "stage"], cwd=tmp_path, capture_output=True, text=True,
                              timeout=120, env={**env, "DVC_STAGE": ""})
     assert without.returncode == 0 and (tmp_path / "reads" / "demo.txt").read_text().count("param text") == 1

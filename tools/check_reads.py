@@ -2,7 +2,7 @@
 
 Two checks, both against the stages as DVC resolves them from dvc.yaml:
 - the command line: every path argument of `cmd` that exists is one of the stage's `deps` or `outs`;
-- what the stage did (a run of `dvc repro` with TURNFUSION_READS_LOG=READS_DIR, see stages/common.py):
+- what the stage did (a run of `dvc repro` with TURNFUSION_READS_LOG=READS_DIR, see tools/reads_log.py):
   every project file it opened or imported lies under a `deps` or `outs` path, and every param it read
   is covered by its `params` (the key itself or its whole section).
 Prints one line per undeclared read and exits 1 if there is any.

@@ -232,7 +232,6 @@ def evaluate(models: dict[str, Path], segments: Path, tokens: Path, trp: Path, e
     with Live(str(out / "dvclive"), dvcyaml=False, save_dvc_exp=False) as live:  # DVC plot data (dvc.yaml `plots`)
         live.log_sklearn_plot("confusion_matrix", chosen.label.map(LABEL_NAMES).tolist(),
                               chosen.prediction.map(LABEL_NAMES).tolist(), name="confusion.json")
-    (out / "dvclive" / "metrics.json").unlink(missing_ok=True)  # DVCLive's empty summary: the metrics are beside
     per_class_f1_frame(reports).to_csv(out / "per_class_f1.csv", index=False)
     save_figures(predictions, reports, out, best)
     return {"test_utterances": len(test), "words": words, **reports, "slices": slice_reports(test, probabilities)}
