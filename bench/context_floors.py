@@ -1,5 +1,5 @@
 """No-cue floors and simple text classifiers on an annotation CSV in the MM-F2F schema (figures only): 5-fold
-cross-validation grouped by video, with the project's context rule (`text.build_contexts`).
+cross-validation grouped by video, with the project's context rule (`text.contexts.build_contexts`).
 
     python bench/context_floors.py ../shared/mmf2f/val.csv [--n-previous 2] [--trim-overlap] [--text-encoder DIR]
 

@@ -6,7 +6,7 @@ bombs, each run in a fresh process whose peak RSS (ru_maxrss) and wall time are 
 - `predict` on a 400 KB WAV whose header says 1 Hz (before the header check: ~27 GB, killed);
 - `predict-csv` on a folder holding one such file beside a normal recording (one run for the folder);
 - `predict-csv` on 6 rows of 300,000 characters with `trim_overlap` (before: 61 s, 920 MB) — run with the model's
-  own processor when it trims overlaps, else the rule alone (`text.trim_repeated`) is timed.
+  own processor when it trims overlaps, else the rule alone (`text.words.trim_repeated`) is timed.
 """
 
 import argparse

@@ -120,7 +120,9 @@ def replay_pipecat(model: OnnxTurnModel, wave: np.ndarray, conv: pd.DataFrame, u
     when the analysis said COMPLETE and a final transcript came (or the recogniser's p99 time to final passed with
     one: `ttfs_p99`, pipecat's default 1 s for a service that declares none); a final that changes the words of the
     analysis analyses again before pipecat acts on it (`TurnFusionUserTurnStopStrategy._revise`); the analyzer's
-    `stop_secs` (`timeout`) of silence ends the turn; speech discards what was pending."""
+    `stop_secs` (`timeout`) of silence ends the turn; speech discards what was pending. Analyses run at once on the
+    replay's clock (the model's compute is measured elsewhere: `bench/end_of_turn.py`), so no final lands inside an
+    analysis; pipecat's aggregator handles frames in order, and a final that comes during one is read after it."""
     from pipecat.audio.vad.silero import SileroVADAnalyzer
     from pipecat.audio.vad.vad_analyzer import VADState
 

@@ -157,7 +157,30 @@ def test_recordings_fetched_at_once_are_the_files_one_at_a_time_makes_in_the_man
 
 
 def test_a_manifest_that_lists_a_recording_twice_is_refused_before_any_download(tmp_path):
-    manifest = pd.DataFrame({"video_id": ["a", "b", "a"], "url": ["x", "y", "z"]})
-    with pytest.raises(DataError, match=r"manifest row 4: video_id 'a' is listed twice"):
+    manifest = pd.DataFrame({"video_id": ["a", "b", "A"], "url": ["x", "y", "z"]})
+    with pytest.raises(DataError, match=r"manifest row 4: video_id 'A' is listed twice"):
         download_all(manifest, tmp_path / "raw", dl(), progress=False)
     assert not (tmp_path / "raw").exists()
+
+
+def test_an_error_stops_the_downloads_still_queued(tmp_path, monkeypatch):
+    """A manifest of the real corpus is hours of downloads: an error (or Ctrl-C) must not wait for all of them."""
+    import threading
+
+    from turnfusion.data import download
+
+    started, gate = [], threading.Event()
+
+    def failing(video_id, url, out_dir, cfg):
+        started.append(video_id)
+        if video_id == "r0":
+            raise OSError("disk full")
+        gate.wait(5)
+        return download.DownloadResult(video_id, "downloaded")
+
+    monkeypatch.setattr(download, "download_audio", failing)
+    manifest = pd.DataFrame({"video_id": [f"r{k}" for k in range(20)], "url": ["x"] * 20})
+    with pytest.raises(OSError, match="disk full"):
+        download_all(manifest, tmp_path / "raw", dl(workers=2), progress=False)
+    gate.set()
+    assert len(started) < 20

@@ -138,7 +138,7 @@ def test_predict_csv_with_the_onnx_backend_matches_pytorch_row_for_row(exported,
 
 def test_one_session_serves_both_backends_with_the_same_answers(exported, model_dir):  # noqa: F811
     """TurnSession over the PyTorch predictor and over the fp32 export: one conversation, the same probabilities
-    (measured fp32 parity 6e-8), the same history; both predictors are `serving.Predictor`s."""
+    (measured fp32 parity 6e-8), the same history; both predictors are `serving.predictor.Predictor`s."""
     from turnfusion.serving.predictor import Predictor
 
     torch_model, onnx_model = TurnPredictor(model_dir), OnnxTurnModel(exported, precision="fp32")

@@ -3,6 +3,7 @@ chunks, interim and final transcriptions, the bot starting and stopping to speak
 
 import asyncio
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -461,13 +462,17 @@ def test_a_late_final_analyses_the_utterance_again_as_if_it_had_come_in_time(lea
     # and the agent answered half a sentence)
     ("what time does the museum open on sundays and", "open", False),
 ])
-def test_in_pipecat_a_late_final_decides_the_turn_on_its_words(leaning, monkeypatch, final, done_at, ends):
+@pytest.mark.parametrize("model_s", [0.0, 0.3])
+def test_in_pipecat_a_late_final_decides_the_turn_on_its_words(leaning, monkeypatch, final, done_at, ends, model_s):
     """pipecat 1.14's own aggregator: the analysis at the VAD's stop read the interim words "what time does the
-    museum open"; the final words come 0.3 s later and decide whether the user's turn ends."""
+    museum open"; the final words come and decide whether the user's turn ends: 0.3 s after the analysis, or while
+    a slow model (`model_s`) still runs it (pipecat handles the VAD's stop apart from transcriptions, and ended a
+    COMPLETE turn on that final as soon as the analysis returned)."""
     analyzer = TurnFusionTurnAnalyzer(leaning["keep"], precision="fp32")
     real = analyzer.turns.model.probabilities
 
     def reads_the_words(context, waves, trp=None):  # a model for which words ending in `done_at` end a turn
+        time.sleep(model_s)
         probabilities = real(context, waves, trp)
         done = context.endswith(done_at)
         return {"keep": 0.1 if done else 0.8, "shift": 0.8 if done else 0.1,
@@ -478,12 +483,26 @@ def test_in_pipecat_a_late_final_decides_the_turn_on_its_words(leaning, monkeypa
     frames = [STTMetadataFrame(service_name="stt", ttfs_p99_latency=1.0), VADUserStartedSpeakingFrame(start_secs=0.2),
               *audio_frames(final),
               InterimTranscriptionFrame(text="what time does the museum open", user_id="u", timestamp=""),
-              SleepFrame(0.05), VADUserStoppedSpeakingFrame(stop_secs=0.2), SleepFrame(0.3),
-              TranscriptionFrame(text=final, user_id="u", timestamp="", finalized=True), SleepFrame(0.3)]
+              SleepFrame(0.05), VADUserStoppedSpeakingFrame(stop_secs=0.2), SleepFrame(0.05 if model_s else 0.3),
+              TranscriptionFrame(text=final, user_id="u", timestamp="", finalized=True), SleepFrame(0.3 + 2 * model_s)]
     asyncio.run(run_test(aggregator(analyzer, events), expected_down_frames=None, frames_to_send=frames))
     assert (("on_user_turn_stopped", "TurnFusionUserTurnStopStrategy") in events) == ends
     assert analyzer.last_probabilities["shift"] == (0.8 if ends else 0.1)
     assert analyzer.turns.history[-1]["text"] == final
+
+
+def test_a_revision_due_when_the_user_speaks_again_is_dropped_not_kept_for_later(leaning):
+    """From a review: the final came (a revision due) just as the user spoke again, when pipecat's strategy does not
+    revise; the flag stayed, and a later check analysed the old utterance again and set the new turn's state."""
+    analyzer = TurnFusionTurnAnalyzer(leaning["keep"], precision="fp32")
+    analyzer.set_sample_rate(RATE)
+    speak(analyzer, "so we went")
+    analyzer.add_transcription("so we went to", final=False)
+    assert analyzer.decide()[0] == EndOfTurnState.INCOMPLETE
+    analyzer.add_transcription("so we went to the market", final=True)
+    assert analyzer.revision_due
+    analyzer.append_audio(audio_frames("and then")[0].audio, True)  # the user goes on
+    assert not analyzer.revision_due and analyzer.decide_again() == (EndOfTurnState.INCOMPLETE, None)
 
 
 def test_a_final_that_comes_while_the_model_runs_still_revises_an_open_turn(leaning, monkeypatch):

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """The names and bounds a model's config may take, in one import-free module: the models build from them, and the
-params check (`config.py`), the model folder check (`serving.check_model_config`) and the processor config
+params check (`config.py`), the model folder check (`serving.predictor.check_model_config`) and the processor config
 (`processing.ProcessorConfig.from_dict`) validate against the same tables without importing torch, so that a
 params file that trains a model its own loader would refuse is refused before any stage runs."""
 

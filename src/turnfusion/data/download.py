@@ -168,20 +168,25 @@ def _remove_partial(out_dir: Path, video_id: str) -> None:
 def download_all(manifest: pd.DataFrame, out_dir: Path, cfg: DownloadConfig, progress: bool = True) -> pd.DataFrame:
     """Download every recording of `manifest` (columns video_id, url), `cfg.workers` at once. Returns one row per
     recording, in the manifest's order."""
+    import imageio_ffmpeg  # noqa: F401  (imported once here, not by the workers at once)
+    import yt_dlp  # noqa: F401
     from tqdm import tqdm
 
     bad = [k for k, v in enumerate(manifest.video_id) if not is_name(v)]
     if bad:
         raise DataError(f"manifest row {bad[0] + 2}: video_id {manifest.video_id.iat[bad[0]]!r:.80} is not a name "
                         f"({NAME_RULE}; {len(bad)} such row(s))")
-    repeated = manifest.video_id.duplicated()
+    repeated = manifest.video_id.str.casefold().duplicated()  # `A` and `a` are one file on some file systems
     if repeated.any():  # two downloads at once into the same files
         k = int(repeated.to_numpy().argmax())
-        raise DataError(f"manifest row {k + 2}: video_id {manifest.video_id.iat[k]!r:.80} is listed twice")
+        raise DataError(f"manifest row {k + 2}: video_id {manifest.video_id.iat[k]!r:.80} is listed twice (names "
+                        "that differ only in case count as one)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = list(manifest.itertuples(index=False))
-    with ThreadPoolExecutor(max_workers=cfg.workers) as pool:  # each recording its own files: no shared state
+    # each recording its own files: no shared state. An error (or Ctrl-C) ends `map`'s iterator, which cancels the
+    # downloads still queued; those already running finish
+    with ThreadPoolExecutor(max_workers=cfg.workers) as pool:
         results = list(tqdm(pool.map(lambda row: download_audio(row.video_id, row.url, out_dir, cfg), rows),
                             total=len(rows), desc="download", disable=not progress))
     for result in results:

@@ -190,6 +190,7 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         self._clock += len(samples)
         if is_speech and not self._utterance_open:  # the user speaks again: a new utterance, with its own words
             self._utterance_open, self._ignoring, self._user_spoke = True, False, True
+            self.revision_due = False  # the last analysis is no longer the last thing said
         if is_speech:
             self._silence_s, self._speech_triggered = 0.0, True
         elif self._speech_triggered:
@@ -283,9 +284,10 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         return EndOfTurnState.INCOMPLETE, None
 
     def _take_again(self) -> dict | None:
-        if not self.revision_due:
+        due = self.revision_due and self._revisable is not None and self._revision_allowed(self._revisable[0])
+        self.revision_due = False  # once; and never after the user spoke again (the flag may have waited)
+        if not due:
             return None
-        self.revision_due = False
         decided, audio, context = self._revisable
         self._revisable = None  # one revision per analysis
         return {"text": decided.words.text(), "audio": audio, "started": time.perf_counter(), "context": context,

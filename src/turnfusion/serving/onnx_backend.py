@@ -37,7 +37,8 @@ GRAPH_INPUTS = {"text": {"input_ids", "attention_mask"}, "audio": {"waveform"},
 
 
 class OnnxTurnModel(Predictor):
-    """The graphs of an exported directory on onnxruntime (`serving.Predictor`: prepare, predict, predict_csv)."""
+    """The graphs of an exported directory on onnxruntime (`serving.predictor.Predictor`: prepare, predict,
+    predict_csv)."""
 
     def __init__(self, directory: str | Path, precision: str = "int8", threads: int | None = None,
                  verify: bool = True):

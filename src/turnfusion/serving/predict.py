@@ -25,8 +25,8 @@ from turnfusion.serving.processing import TurnFusionProcessor
 
 
 def load_model(model_dir: str | Path):
-    """A trained TurnFusionModel directory, checked before it is used: its config.json (`serving.check_model_config`)
-    and processor (`processing.TurnFusionProcessor.from_pretrained`),
+    """A trained TurnFusionModel directory, checked before it is used: its config.json
+    (`serving.predictor.check_model_config`) and processor (`processing.TurnFusionProcessor.from_pretrained`),
     and safetensors weights only (never a pickled `.bin`), loaded strictly: weights that are missing, unexpected
     or of other sizes (which from_pretrained would fill with random values) are a DataError naming the file."""
     from turnfusion.models import TurnFusionModel
@@ -76,7 +76,7 @@ def check_weight_types(weights: Path) -> None:
 
 
 class TurnPredictor(Predictor):
-    """A trained model directory on PyTorch (`serving.Predictor`: prepare, predict, predict_csv)."""
+    """A trained model directory on PyTorch (`serving.predictor.Predictor`: prepare, predict, predict_csv)."""
 
     def __init__(self, model_dir: str | Path, device: str = "cpu"):
         model, self.processor = load_model(Path(model_dir))

@@ -365,7 +365,7 @@ class TurnFusionProcessor:
                         ) -> TurnFusionProcessor:
         """The processor of a model folder (trained or exported): its `preprocessor_config.json` and, for a model
         that reads text, its `tokenizer.json`; what the model reads from its checked `config.json`
-        (`serving.check_model_config`, which gives `max_positions`)."""
+        (`serving.predictor.check_model_config`, which gives `max_positions`)."""
         directory = Path(directory)
         config = ProcessorConfig.from_pretrained(directory, model_config, max_positions)
         mode = model_config["mode"]

@@ -22,14 +22,10 @@ from __future__ import annotations
 import logging
 import re
 import string
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from turnfusion.errors import DataError
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
