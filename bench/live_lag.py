@@ -76,15 +76,24 @@ def word_events(u, lag: float) -> list[tuple[float, str, bool, tuple | None]]:
     return events
 
 
+def replay_events(conv: pd.DataFrame, user: int, lag: float) -> list[tuple[float, str, bool | None, tuple | None]]:
+    """(time, text, final, times) of one replay in time order: the agent's utterances when it finishes each (final
+    None) and the simulated recogniser's words of the user's (`word_events`)."""
+    events = [(float(u.end), u.text, None, None) for u in conv[conv.speaker != user].itertuples()]
+    for u in conv[conv.speaker == user].itertuples():
+        events += word_events(u, lag)
+    return sorted(events, key=lambda e: e[0])
+
+
+def pcm16(wave: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(wave * 32767), -32768, 32767).astype(np.int16)
+
+
 def replay(model: OnnxTurnModel, wave: np.ndarray, conv: pd.DataFrame, user: int, lag: float,
            config: StreamConfig) -> list:
     """Every decision of one replay (the session's, with the time it was given)."""
     session = StreamingTurnSession(model, RATE, config)
-    events = [(float(u.end), u.text, None, None) for u in conv[conv.speaker != user].itertuples()]  # the agent
-    for u in conv[conv.speaker == user].itertuples():
-        events += word_events(u, lag)
-    events.sort(key=lambda e: e[0])
-    pcm = np.clip(np.round(wave * 32767), -32768, 32767).astype(np.int16)
+    events, pcm = replay_events(conv, user, lag), pcm16(wave)
     decisions, k = [], 0
     for start in range(0, len(pcm), CHUNK):
         now = (start + CHUNK) / RATE
@@ -132,13 +141,8 @@ def replay_pipecat(model: OnnxTurnModel, wave: np.ndarray, conv: pd.DataFrame, u
     vad.set_sample_rate(RATE)  # what the input transport does at its start
     analyzer = TurnFusionTurnAnalyzer(model, sample_rate=RATE, params=TurnFusionParams(stop_secs=timeout))
     analyzer.set_sample_rate(RATE)
-    mine = conv[conv.speaker == user]
-    events = [(float(u.end), u.text, None) for u in conv[conv.speaker != user].itertuples()]
-    for u in mine.itertuples():
-        events += [(t, text, final) for t, text, final, _ in word_events(u, lag)]
-    events.sort(key=lambda e: e[0])
-    ends = mine.end.to_numpy()
-    pcm = np.clip(np.round(wave * 32767), -32768, 32767).astype(np.int16)
+    events, pcm = replay_events(conv, user, lag), pcm16(wave)  # pipecat gives no word times
+    ends = conv[conv.speaker == user].end.to_numpy()
     stops, k = [], 0
     speaking, stopped, complete, finalized, text, deadline = False, False, False, False, "", None
 
@@ -158,7 +162,7 @@ def replay_pipecat(model: OnnxTurnModel, wave: np.ndarray, conv: pd.DataFrame, u
     for start in range(0, len(pcm), CHUNK):
         now = (start + CHUNK) / RATE
         while k < len(events) and events[k][0] <= now:
-            _, words, final = events[k]
+            _, words, final, _ = events[k]
             k += 1
             if final is None:
                 analyzer.bot_said(words)
@@ -187,10 +191,7 @@ def replay_pipecat(model: OnnxTurnModel, wave: np.ndarray, conv: pd.DataFrame, u
         if was_speaking and not speaking:  # VADUserStoppedSpeakingFrame
             stopped, deadline = True, now - vad.params.stop_secs + ttfs_p99
             analysed(analyzer.decide()[0])
-        if deadline is not None and now >= deadline:
-            maybe_stop(now)
-        elif complete:
-            maybe_stop(now)
+        maybe_stop(now)  # a COMPLETE analysis with a final, or past pipecat's wait for one
     return stops
 
 

@@ -11,10 +11,11 @@ def test_deployment_rows_compare_pytorch_onnx_and_the_telephone_band(tmp_path):
     from turnfusion.config import TrainConfig
     from turnfusion.evaluation.parity import deployment
     from turnfusion.serving.export import export
+    from turnfusion.serving.predict import load_model
 
     pipe = build(tmp_path / "p")
     export(pipe.model_dir, tmp_path / "onnx")
-    rows = deployment(pipe.model_dir, tmp_path / "onnx", pipe.table, pipe.tokens, pipe.store,
+    rows = deployment(load_model(pipe.model_dir)[0], tmp_path / "onnx", pipe.table, pipe.tokens, pipe.store,
                       params_config(TrainConfig, device="cpu", batch_size=4))
     assert set(rows) == {"pytorch", "onnx_fp32", "onnx_int8", "telephony"}
     assert rows["onnx_fp32"]["max_abs_dp"] < 1e-4 and rows["onnx_fp32"]["agreement"] == 1.0

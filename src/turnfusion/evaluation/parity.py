@@ -14,7 +14,6 @@ import torch
 from turnfusion.audio import telephone
 from turnfusion.evaluation.evaluate import own_history, test_inputs
 from turnfusion.evaluation.metrics import classification_report
-from turnfusion.serving.predict import load_model
 from turnfusion.serving.predictor import Remembered
 from turnfusion.training.datasets import RawExamples, collate_raw
 from turnfusion.training.loop import predict
@@ -22,14 +21,15 @@ from turnfusion.training.loop import predict
 if TYPE_CHECKING:
     from turnfusion.config import TrainConfig
     from turnfusion.data.stores import PackedTokens, SegmentStore
+    from turnfusion.models import TurnFusionModel
 
 
 def parity(model_dir: Path, onnx_dir: Path, segments: Path, tokens: Path, trp: Path, train_cfg: TrainConfig) -> dict:
     """The parity stage: `deployment` of the model in `model_dir` and its export in `onnx_dir`, on the test split
     of the stores (refused when the model's processor did not make them)."""
-    _, store, token_store, table = test_inputs({"model": model_dir}, segments, tokens, trp)
-    return deployment(model_dir, onnx_dir, table[table.split == "test"].reset_index(drop=True), token_store, store,
-                      train_cfg)
+    loaded, store, token_store, table = test_inputs({"model": model_dir}, segments, tokens, trp)
+    return deployment(loaded["model"][0], onnx_dir, table[table.split == "test"].reset_index(drop=True), token_store,
+                      store, train_cfg)
 
 
 def headline(rows: dict) -> dict:
@@ -51,13 +51,13 @@ class TelephoneSegments:
         return telephone(self.store.waveform(row), self.store.sample_rate, self.mu_law)
 
 
-def deployment(model_dir: Path, onnx_dir: Path, test: pd.DataFrame, tokens: PackedTokens, store: SegmentStore,
-               train_cfg: TrainConfig) -> dict:
-    """What deployment changes, on the test split: the PyTorch model on raw inputs (its encoders run, as in
-    `predict`) against its exported graphs in fp32 and int8, and the fp32 graphs on telephone-band audio."""
+def deployment(model: TurnFusionModel, onnx_dir: Path, test: pd.DataFrame, tokens: PackedTokens,
+               store: SegmentStore, train_cfg: TrainConfig) -> dict:
+    """What deployment changes, on the test split: the PyTorch `model` (loaded by `serving.predict.load_model`) on
+    raw inputs (its encoders run, as in `predict`) against its exported graphs in fp32 and int8, and the fp32 graphs
+    on telephone-band audio."""
     from turnfusion.serving.onnx_backend import OnnxTurnModel
 
-    model = load_model(model_dir)[0]
     labels = test.label.to_numpy()
     test = own_history(test, model)
     reference = predict(model, RawExamples(test, tokens, store), train_cfg.batch_size, torch.device("cpu"),
