@@ -23,9 +23,10 @@ def main() -> None:
     args = parser.parse_args()
     model = config(ModelConfig)
     check_sizes(model, "text_config", "audio_config")
-    report = embed(PackedTokens(args.tokens), SegmentStore.open(args.segments), args.out, model,
-                   config(TextConfig).max_length, args.teacher, args.audio_encoder, config(EmbedConfig),
-                   config(ComputeConfig).precision)
+    tokens = PackedTokens(args.tokens)
+    report = embed(tokens, SegmentStore.open(args.segments), args.out, model, config(TextConfig).max_length,
+                   args.teacher, args.audio_encoder, config(EmbedConfig), config(ComputeConfig).precision,
+                   tokens.input_form())
     if report is not None:  # the main process (launched as several, the others return None)
         write_json(args.report, report)
         logging.getLogger("embed").info("%s", report)

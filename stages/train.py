@@ -34,9 +34,10 @@ def main() -> None:
     # what made the training inputs (both stores), saved with the model
     processor = ProcessorConfig.of_token_store(args.tokens, store.audio_policy())
     seed_everything(t.seed)  # the head's initial weights
-    model = build_model(args.mode, m, args.embeddings)
+    model = build_model(args.mode, m, args.embeddings, processor.input_form)
     inputs = EncoderSchedule.of(t).inputs
-    sets = {s: inputs.examples(table[table.split == s], args.embeddings, tokens, store) for s in ("train", "val")}
+    sets = {s: inputs.examples(table[table.split == s], args.embeddings, tokens, store, model)
+            for s in ("train", "val")}
     main_process = processes(t.device, "train.device").main  # launched as several: only the main one writes
     with Live(args.live, save_dvc_exp=False, dvcyaml=None) if main_process else nullcontext() as live:
         if live is not None:

@@ -21,7 +21,7 @@ def params_config(cls, **overrides):
 # the head knobs and the input policy of the tests' small models, stated whole (a model config has no defaults)
 TOY_KNOBS = {"text_pooling": "last", "audio_pooling": "attention", "last_k": 10, "audio_segments": 3,
              "fusion_head": "concat", "hidden_size": 128, "dropout": 0.1, "tensor_rank": 4, "modality_dropout": 0.0,
-             "use_trp": False}
+             "use_trp": False, "text_span": "all"}
 TOY_PROCESSOR = {"sample_rate": 16000, "max_seconds": 3.0, "channels": "mix", "trim_vad_threshold": None,
                  "max_length": 64, "n_previous": 2, "punctuation": "strip", "trim_overlap": False}
 

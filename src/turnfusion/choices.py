@@ -11,6 +11,12 @@ from dataclasses import dataclass
 MODES = ("text", "audio", "fusion")
 AUDIO_POOLINGS = ("mean", "max", "attention", "stats", "last_k")
 TEXT_POOLINGS = ("last", "mean", "max", "attention", "mean_max")
+# how a context reaches the text encoder (`text.words`): context, one string with speaker and turn-shift tokens
+# (GPT-2's and the teacher's form), or pair, a BERT segment pair: the history in plain words, then the current utterance
+INPUT_FORMS = ("context", "pair")
+# which tokens the text pooling reads (`models.pooling.span_mask`): all, the current utterance's (segment B of a pair)
+# or the first ([CLS] of a pair)
+TEXT_SPANS = ("all", "current", "cls")
 FUSION_HEADS = ("concat", "gated", "tensor", "experts", "experts_concat")
 SPLITS = ("train", "val", "test")
 POOL = "pool"  # a source's rows without a split of their own: split by conversation with the `split` params
@@ -105,3 +111,22 @@ MODEL_BOUNDS = {
     "dropout": Bound(0, 1, below_high=True),  # of the head
     "modality_dropout": Bound(0, 1, below_high=True),  # 1 would drop a modality from every training example
 }
+
+
+def text_input_problem(text_input, text_span, text_config: dict) -> str | None:
+    """Why a text encoder cannot read `text_input` (`choices.INPUT_FORMS`) pooled over `text_span`
+    (`choices.TEXT_SPANS`), or None: a pair and the spans inside it need a BERT-type encoder that knows its
+    segment separator (`sep_token_id`, which training writes into its config)."""
+    if text_input not in INPUT_FORMS:
+        return f"text_input must be one of {list(INPUT_FORMS)}, got {text_input!r:.60}"
+    if text_span not in TEXT_SPANS:
+        return f"text_span must be one of {list(TEXT_SPANS)}, got {text_span!r:.60}"
+    if text_span != "all" and text_input != "pair":
+        return f"text_span {text_span!r} reads a segment of a pair; the text input is {text_input!r}"
+    sep = text_config.get("sep_token_id")
+    if text_input == "pair" and (text_config.get("model_type") != "bert" or isinstance(sep, bool)
+                                 or not isinstance(sep, int) or not 0 <= sep < text_config.get("vocab_size", 0)):
+        return ("a pair input needs a BERT-type text encoder whose text_config gives its segment separator "
+                f"(model_type bert, sep_token_id within vocab_size), got {text_config.get('model_type')!r:.30} "
+                f"with sep_token_id {sep!r:.30}")
+    return None

@@ -25,7 +25,9 @@ from turnfusion.choices import (
     POOL,
     PROCESSOR_BOUNDS,
     SPLITS,
+    INPUT_FORMS,
     TEXT_POOLINGS,
+    TEXT_SPANS,
     Bound,
     encoder_size_problem,
 )
@@ -243,9 +245,11 @@ class TextConfig:
     n_previous: int  # previous utterances in the context
     punctuation: str  # strip or keep
     trim_overlap: bool  # previous utterances lose the words their successor repeats (overlapping windows)
+    input_form: str  # context (speaker and <ts> tokens in one string) or pair (BERT segments: history, current)
 
     def __post_init__(self):
         _one_of(self.section, "punctuation", self.punctuation, ("strip", "keep"))
+        _one_of(self.section, "input_form", self.input_form, INPUT_FORMS)
         _at_least(self.section, "vocab_size", self.vocab_size, 262)  # 256 bytes + our 5 special tokens + 1
         _at_most(self.section, "vocab_size", self.vocab_size, ENCODER_SIZES["vocab_size"])
         for name in ("max_length", "n_previous"):
@@ -313,6 +317,7 @@ class ModelConfig:
     audio_encoder: str  # pretrain_audio (the prosody-pretrained encoder), config, or a hub name / local path
     audio_config: dict  # HuBERT sizes for audio_encoder: config (and for pretrain_audio)
     text_pooling: str
+    text_span: str  # the tokens text_pooling reads: all, current (segment B of a pair) or cls (a pair's first)
     audio_pooling: str
     last_k: int  # frames for audio_pooling: last_k
     audio_segments: int  # current utterance + its predecessors
@@ -325,6 +330,7 @@ class ModelConfig:
 
     def __post_init__(self):
         _one_of(self.section, "text_pooling", self.text_pooling, TEXT_POOLINGS)
+        _one_of(self.section, "text_span", self.text_span, TEXT_SPANS)
         _one_of(self.section, "audio_pooling", self.audio_pooling, AUDIO_POOLINGS)
         _one_of(self.section, "fusion_head", self.fusion_head, FUSION_HEADS)
         for name, bound in MODEL_BOUNDS.items():
@@ -458,5 +464,7 @@ def validate_params(params: dict) -> None:
     unknown = sorted(set(params) - known)
     if unknown:
         raise ParamsError(f"params.yaml: unknown section(s) {unknown}; expected {sorted(known)}")
-    for cls in ALL_CONFIGS:
-        from_params(cls, params)
+    configs = {cls: from_params(cls, params) for cls in ALL_CONFIGS}
+    if configs[ModelConfig].text_span != "all" and configs[TextConfig].input_form != "pair":
+        raise ParamsError(f"params.yaml: model.text_span {configs[ModelConfig].text_span!r} reads a segment of a "
+                          f"pair; set text.input_form: pair (got {configs[TextConfig].input_form!r})")

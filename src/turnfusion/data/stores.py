@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from turnfusion.arrays import NpyRows
+from turnfusion.choices import INPUT_FORMS
 from turnfusion.errors import DataError
-from turnfusion.json_files import AUDIO_POLICY_FILE, json_object
+from turnfusion.json_files import AUDIO_POLICY_FILE, PROCESSOR_FILE, json_object
 
 SEGMENT_AUDIO, SEGMENT_INDEX = "audio.npy", "segments.parquet"
 TOKEN_IDS, TOKEN_INDEX, TOKENIZER_DIR = "ids.npy", "index.parquet", "tokenizer"
@@ -94,6 +95,15 @@ class PackedTokens:
         from transformers import AutoTokenizer
 
         return AutoTokenizer.from_pretrained(str(self.directory / TOKENIZER_DIR))
+
+    def input_form(self) -> str:
+        """The form of the contexts (`text.words`: context or pair), from the processor config the tokenize stage
+        wrote beside them (a store without one was made in the context form)."""
+        path = self.directory / PROCESSOR_FILE
+        form = json_object(path).get("input_form", "context") if path.is_file() else "context"
+        if form not in INPUT_FORMS:
+            raise DataError(f"{path}: input_form must be one of {list(INPUT_FORMS)}, got {form!r:.40}")
+        return form
 
     def row(self, i: int) -> np.ndarray:
         offset, length = int(self.index["tok_offset"].iat[i]), int(self.index["tok_length"].iat[i])

@@ -24,6 +24,7 @@ from turnfusion.text.words import (
     TURN_SHIFT,
     encode_contexts,
     normalize,
+    pair_separator_id,
 )
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ def load_tokenizer(name_or_path: str, out_dir: Path | None = None):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(name_or_path, truncation_side="left", padding_side="right")
+    tokenizer.backend_tokenizer.no_padding()  # saved without a hub file's fixed padding (`encode_contexts`)
+    tokenizer.backend_tokenizer.no_truncation()
     tokenizer.add_special_tokens({"additional_special_tokens": [TURN_SHIFT, *SPEAKER_TOKENS]})
     if tokenizer.pad_token is None:
         tokenizer.add_special_tokens({"pad_token": PAD})
@@ -89,7 +92,7 @@ def tokenize_table(table: pd.DataFrame, out_dir: Path, cfg: TextConfig, audio_po
     words = corpus_has_words(table)
     processor = ProcessorConfig.from_params(audio_policy, cfg, words, "segment store's audio_policy.json + text "
                                             "params") if audio_policy is not None else None
-    table = build_contexts(table, cfg.n_previous, cfg.punctuation, cfg.trim_overlap, words)
+    table = build_contexts(table, cfg.n_previous, cfg.punctuation, cfg.trim_overlap, words, cfg.input_form)
     out_dir = Path(out_dir)
     if cfg.tokenizer == "train":
         train_texts = [normalize(t, cfg.punctuation) if isinstance(t, str) else ""  # an empty cell reads as NaN
@@ -100,7 +103,10 @@ def tokenize_table(table: pd.DataFrame, out_dir: Path, cfg: TextConfig, audio_po
         tokenizer = train_tokenizer(train_texts, cfg.vocab_size, out_dir / TOKENIZER_DIR)
     else:
         tokenizer = load_tokenizer(cfg.tokenizer, out_dir / TOKENIZER_DIR)
-    ids, n_truncated = encode_contexts(tokenizer, table.context.tolist(), cfg.max_length)
+    if cfg.input_form == "pair" and pair_separator_id(tokenizer) is None:
+        raise DataError(f"params.yaml: text.input_form: pair needs a tokenizer with a segment-pair template "
+                        f"([CLS] A [SEP] B [SEP]: a BERT-type one); text.tokenizer {cfg.tokenizer!r} has none")
+    ids, n_truncated = encode_contexts(tokenizer, table.context.tolist(), cfg.max_length, cfg.input_form)
     n_empty = int(table.n_empty_text.iat[0]) if len(table) else 0
     write_packed(out_dir, table.drop(columns=["n_empty_text"]), ids)
     if processor is not None:

@@ -215,7 +215,7 @@ def evaluate(models: dict[str, Path], segments: Path, tokens: Path, trp: Path, e
     for name, (model, _) in loaded.items():
         inputs = model_inputs(model, cached_encoders)
         probabilities[name] = predict(model.to(device),
-                                      inputs.examples(own_history(test, model), embeddings, token_store, store),
+                                      inputs.examples(own_history(test, model), embeddings, token_store, store, model),
                                       train_cfg.batch_size, device, inputs.collate, progress=True)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,8 @@ from sklearn.model_selection import GroupKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+from turnfusion.text.words import OTHER_MARK, OWN_MARK, PAIR_SEPARATOR
+
 FRAME_S = 0.02
 RENDERING_COLUMNS = ["r_seconds", "r_speech_s", "r_speech_share", "r_lead_s", "r_tail_s", "r_words_per_s"]
 FLOOR_INPUTS = {"skeleton_only": ["context"], "duration_only": ["start", "end"], "rendering_only": RENDERING_COLUMNS}
@@ -33,7 +35,11 @@ TEXT_FLOORS = ("skeleton_only", "duration_only")  # from an annotation table alo
 
 
 def skeleton(context: str) -> str:
-    """What a context says without its words: its speaker and turn-shift tokens, in order."""
+    """What a context says without its words: its speaker and turn-shift tokens, in order; of a pair
+    (`text.input_form: pair`), its history's speaker marks and where the current utterance starts."""
+    if PAIR_SEPARATOR in context:
+        history = context.split(PAIR_SEPARATOR)[0].split()
+        return " ".join([t for t in history if t in (OWN_MARK, OTHER_MARK)] + ["<current>"])
     return " ".join(token for token in context.split() if token.startswith("<") and token.endswith(">"))
 
 

@@ -33,6 +33,23 @@ def encode_segment(encoder, wave: np.ndarray) -> torch.Tensor:
     return hidden[0, : int(mask[0].sum())]
 
 
+def segment_ids(input_ids: torch.Tensor, sep_token_id: int) -> torch.Tensor:
+    """BERT's token_type_ids of a segment pair ([CLS] A [SEP] B [SEP]): 1 after the first separator."""
+    seps = (input_ids == sep_token_id).long()
+    return (seps.cumsum(1) - seps > 0).long()
+
+
+def text_hidden(encoder, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Hidden states (batch, tokens, dim) of token ids: a BERT-type encoder that knows its segment separator
+    (`sep_token_id` in its config: trained on pairs) gets the pair's segment ids; without a separator in the ids
+    they are all 0, as BERT's default."""
+    sep = getattr(encoder.config, "sep_token_id", None)
+    if encoder.config.model_type == "bert" and sep is not None:
+        return encoder(input_ids=input_ids, attention_mask=attention_mask,
+                       token_type_ids=segment_ids(input_ids, sep)).last_hidden_state
+    return encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
 def pad_sequences(seqs: list[torch.Tensor | None], width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(padded (n, longest, dim), mask (n, longest)) of sequences (length, dim); None is an empty row."""
     real = [s for s in seqs if s is not None]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from turnfusion.choices import AUDIO_POOLINGS, TEXT_POOLINGS
+from turnfusion.choices import AUDIO_POOLINGS, TEXT_POOLINGS, TEXT_SPANS
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -33,6 +33,23 @@ def last_positions(mask: torch.Tensor) -> torch.Tensor:
     """Index of the last real position of each row (right padding or any mask layout)."""
     positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
     return torch.where(mask.bool(), positions, torch.full_like(positions, -1)).amax(1).clamp(min=0)
+
+
+def span_mask(input_ids: torch.Tensor, attention_mask: torch.Tensor, span: str,
+              sep_token_id: int | None = None) -> torch.Tensor:
+    """The token positions a text pooling reads (`model.text_span`): all real ones; or in a segment pair
+    ([CLS] A [SEP] B [SEP], `text.words.encode_pairs`) the current utterance's (B's words: after the first separator,
+    separators left out) or the first ([CLS]). From the ids alone, so training, the embedding cache and the ONNX
+    graph compute the same."""
+    real = attention_mask.bool()
+    if span not in TEXT_SPANS:
+        raise ValueError(f"unknown text span {span!r}; one of {TEXT_SPANS}")
+    if span == "all":
+        return real
+    if span == "cls":
+        return real & (torch.arange(real.shape[1], device=real.device) == 0)
+    seps = input_ids == sep_token_id
+    return real & ~seps & (seps.long().cumsum(1) - seps.long() > 0)
 
 
 class Pooling(nn.Module):

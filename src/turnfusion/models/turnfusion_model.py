@@ -21,10 +21,10 @@ from transformers import (
     PreTrainedModel,
 )
 
-from turnfusion.choices import MODES
-from turnfusion.models.encoding import encode_segment, stack_segments
+from turnfusion.choices import MODES, text_input_problem
+from turnfusion.models.encoding import encode_segment, stack_segments, text_hidden
 from turnfusion.models.fusion import expert_logits, make_head
-from turnfusion.models.pooling import Pooling
+from turnfusion.models.pooling import Pooling, span_mask
 
 FORWARD_INPUTS = ("text_hidden", "text_mask", "audio_hidden", "audio_mask", "trp")
 # the text encoders a model may have, by their config's model_type: GPT-2 (decoder: the teacher's and the default
@@ -50,6 +50,10 @@ class TurnFusionConfig(PretrainedConfig):
         HubertConfig of the audio encoder, as dicts.
     text_pooling: last | mean | max | attention | mean_max; audio_pooling: mean | max | attention | stats |
         last_k, with last_k frames (20 ms each) for last_k.
+    text_span: the tokens the text pooling reads: all, current (the current utterance's: segment B of a pair) or
+        cls (the first token of a pair) (`models.pooling.span_mask`).
+    text_input: the form of the text inputs it was trained on, context or pair (`text.words`; the processor's
+        `input_form`, which must match). A pair needs a BERT-type encoder with `sep_token_id` in its config.
     audio_segments: audio segments per example: the current utterance and its predecessors.
     fusion_head: concat | gated | tensor | experts | experts_concat (`models.fusion`); hidden_size, dropout and
         tensor_rank (tensor) of the head.
@@ -58,18 +62,20 @@ class TurnFusionConfig(PretrainedConfig):
     num_labels: 3 (keep, shift, backchannel).
 
     The knobs have no defaults here (None: not set; a model refuses to be built from such a config): they come
-    from params.yaml's `model` section (`from_params`), or from a saved config.json.
+    from params.yaml's `model` section (`from_params`), or from a saved config.json. `text_span` and `text_input`
+    default to what a folder saved before they existed used (all, context).
     """
 
     model_type = "turnfusion"
     KNOBS = ("text_pooling", "audio_pooling", "last_k", "audio_segments", "fusion_head", "hidden_size", "dropout",
-             "tensor_rank", "modality_dropout", "use_trp")
+             "tensor_rank", "modality_dropout", "use_trp", "text_span")
 
     def __init__(self, mode: str | None = None, text_config: dict | None = None, audio_config: dict | None = None,
                  text_pooling: str | None = None, audio_pooling: str | None = None, last_k: int | None = None,
                  audio_segments: int | None = None, fusion_head: str | None = None, hidden_size: int | None = None,
                  dropout: float | None = None, tensor_rank: int | None = None, modality_dropout: float | None = None,
-                 use_trp: bool | None = None, num_labels: int = 3, **kwargs):
+                 use_trp: bool | None = None, text_span: str = "all", text_input: str = "context",
+                 num_labels: int = 3, **kwargs):
         kwargs.pop("preprocessing", None)  # config.json of a model saved before the processor had its own file
         if mode is not None and mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -80,13 +86,16 @@ class TurnFusionConfig(PretrainedConfig):
         self.audio_segments = audio_segments
         self.fusion_head, self.hidden_size, self.dropout = fusion_head, hidden_size, dropout
         self.tensor_rank, self.modality_dropout, self.use_trp = tensor_rank, modality_dropout, use_trp
+        self.text_span, self.text_input = text_span, text_input
         super().__init__(num_labels=num_labels, **kwargs)
 
     @classmethod
-    def from_params(cls, mode: str, model, text_config: dict, audio_config: dict) -> TurnFusionConfig:
+    def from_params(cls, mode: str, model, text_config: dict, audio_config: dict,
+                    text_input: str = "context") -> TurnFusionConfig:
         """The one builder from params: `model` is the `model` section (`config.ModelConfig`, or any object with
-        the knobs as attributes); the encoders' configs are those of the encoders the model starts from."""
-        return cls(mode=mode, text_config=text_config, audio_config=audio_config,
+        the knobs as attributes); the encoders' configs are those of the encoders the model starts from;
+        `text_input` the processor's `input_form`."""
+        return cls(mode=mode, text_config=text_config, audio_config=audio_config, text_input=text_input,
                    **{name: getattr(model, name) for name in cls.KNOBS})
 
     def unset(self) -> list[str]:
@@ -112,6 +121,9 @@ class TurnFusionModel(PreTrainedModel):
         super().__init__(config)
         dims = []
         if config.uses_text:
+            problem = text_input_problem(config.text_input, config.text_span, config.text_config)
+            if problem:
+                raise ValueError(f"TurnFusionConfig: {problem}")
             self.text_encoder = text_encoder_from_config(config.text_config)
             self.text_pool = Pooling(config.text_pooling, self.text_encoder.config.hidden_size)
             dims.append(self.text_pool.out_dim)
@@ -127,11 +139,11 @@ class TurnFusionModel(PreTrainedModel):
 
     @classmethod
     def from_encoders(cls, text_encoder: PreTrainedModel, audio_encoder: HubertModel, mode: str,
-                      model_params) -> TurnFusionModel:
+                      model_params, text_input: str = "context") -> TurnFusionModel:
         """A fresh model (head initialised) around trained encoders; `model_params`: the `model` section
-        (`TurnFusionConfig.from_params`)."""
+        (`TurnFusionConfig.from_params`), `text_input` the processor's `input_form`."""
         model = cls(TurnFusionConfig.from_params(mode, model_params, text_encoder.config.to_dict(),
-                                                 audio_encoder.config.to_dict()))
+                                                 audio_encoder.config.to_dict(), text_input))
         if model.config.uses_text:
             model.text_encoder.load_state_dict(text_encoder.state_dict())
         if model.config.uses_audio:
@@ -151,7 +163,17 @@ class TurnFusionModel(PreTrainedModel):
 
     # --- encoders: raw inputs to hidden states -------------------------------------------------
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return text_hidden(self.text_encoder, input_ids, attention_mask)
+
+    def text_positions(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The token positions the text pooling reads (`config.text_span`)."""
+        return span_mask(input_ids, attention_mask, self.config.text_span,
+                         getattr(self.text_encoder.config, "sep_token_id", None))
+
+    def text_vector(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The pooled text vector of token ids: the text path of the ONNX export."""
+        return self.text_pool(self.encode_text(input_ids, attention_mask),
+                              self.text_positions(input_ids, attention_mask))
 
     def encode_segment(self, wave) -> torch.Tensor:
         """Hidden frames of one waveform, encoded alone (see `models.encoding`)."""
@@ -169,7 +191,7 @@ class TurnFusionModel(PreTrainedModel):
         out = {k: v.to(device) for k, v in batch.items() if k in FORWARD_INPUTS}
         if self.config.uses_text and "input_ids" in batch:
             ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
-            out["text_hidden"], out["text_mask"] = self.encode_text(ids, mask), mask.bool()
+            out["text_hidden"], out["text_mask"] = self.encode_text(ids, mask), self.text_positions(ids, mask)
         if self.config.uses_audio and "waves" in batch:
             encode_one = encode_segment if encode_segment is not None else self.encode_segment
             frames = [[None if w is None else encode_one(w) for w in item] for item in batch["waves"]]
@@ -189,8 +211,9 @@ class TurnFusionModel(PreTrainedModel):
         """Logits (B, classes) from encoder outputs; with `experts`, each expert's (B, experts, classes), which
         training scores one by one (one expert unless the head is a product of experts).
 
-        text_hidden (B, T, Dt) with text_mask (B, T); audio_hidden (B, S, F, Da) with audio_mask (B, S, F),
-        S = the current utterance's segment and its predecessors (all-zero mask where there is none).
+        text_hidden (B, T, Dt) with text_mask (B, T), the positions the text pooling reads (`text_positions`);
+        audio_hidden (B, S, F, Da) with audio_mask (B, S, F), S = the current utterance's segment and its
+        predecessors (all-zero mask where there is none).
         """
         parts = []
         if self.config.uses_text:

@@ -28,13 +28,14 @@ if TYPE_CHECKING:
 
 
 class TextPath(nn.Module):
+    """Token ids -> pooled text vector (`TurnFusionModel.text_vector`: segment ids and the pooled span included)."""
+
     def __init__(self, model: TurnFusionModel):
         super().__init__()
-        self.encoder, self.pool = model.text_encoder, model.text_pool
+        self.model = model
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.pool(hidden, attention_mask.bool())
+        return self.model.text_vector(input_ids, attention_mask)
 
 
 class AudioPath(nn.Module):

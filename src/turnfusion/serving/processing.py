@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from turnfusion.audio import keep_end, load_mono, resample, select_channel
-from turnfusion.choices import PROCESSOR_BOUNDS
+from turnfusion.choices import INPUT_FORMS, PROCESSOR_BOUNDS
 from turnfusion.errors import DataError, one_line
 from turnfusion.json_files import AUDIO_POLICY_FILE, PROCESSOR_FILE, json_object  # noqa: F401 (names of its files)
 from turnfusion.text.words import PUNCTUATION_POLICIES, context_string, encode_contexts, normalize, pad_right
@@ -59,6 +59,9 @@ class ProcessorConfig:
     # turns alone (speaker and <ts> tokens) and text given to the model is not read; a folder saved before the field
     # existed was trained with words
     words: bool = True
+    # context (one string with speaker and <ts> tokens) or pair (a BERT segment pair: history, current utterance):
+    # `text.words`; a folder saved before the field existed used context
+    input_form: str = "context"
 
     @staticmethod
     def audio_policy(segment) -> dict:
@@ -73,8 +76,8 @@ class ProcessorConfig:
         (`config.TextConfig`) and whether the corpus has words (`schema.corpus_has_words`). The tokenize stage builds
         it, uses it and writes it into its store; training copies it into the model folder."""
         return cls.from_dict({**audio_policy, "max_length": text.max_length, "n_previous": text.n_previous,
-                              "punctuation": text.punctuation, "trim_overlap": text.trim_overlap, "words": words},
-                             source)
+                              "punctuation": text.punctuation, "trim_overlap": text.trim_overlap, "words": words,
+                              "input_form": text.input_form}, source)
 
     @classmethod
     def of_token_store(cls, directory: Path | str, segments_policy: dict | None = None) -> ProcessorConfig:
@@ -106,7 +109,7 @@ class ProcessorConfig:
         names `source` and the field."""
         if not isinstance(values, dict):
             raise DataError(f"{source}: must be a JSON object, got {type(values).__name__}")
-        values = {"words": True, **{k: v for k, v in values.items() if k != "processor_class"}}
+        values = {"words": True, "input_form": "context", **{k: v for k, v in values.items() if k != "processor_class"}}
         names = [f.name for f in dataclasses.fields(cls)]
         missing, unknown = sorted(set(names) - set(values)), sorted(set(values) - set(names))
         if missing:
@@ -126,6 +129,8 @@ class ProcessorConfig:
             raise bad("channels", "mix or speaker")
         if values["punctuation"] not in PUNCTUATION_POLICIES:
             raise bad("punctuation", f"one of {list(PUNCTUATION_POLICIES)}")
+        if values["input_form"] not in INPUT_FORMS:
+            raise bad("input_form", f"one of {list(INPUT_FORMS)}")
         for key in ("trim_overlap", "words"):
             if not isinstance(values[key], bool):
                 raise bad(key, "true or false")
@@ -339,7 +344,8 @@ class TurnFusionProcessor:
                                 "a live system observes it (labels never reach an input)")
         texts = [self.words(u.get("text"), what) for u, what in zip(utterances, names, strict=True)]
         speakers = [u["speaker"] for u in utterances]
-        text = context_string(texts[-n_text:], speakers[-n_text:], self.config.trim_overlap, self.config.words)
+        text = context_string(texts[-n_text:], speakers[-n_text:], self.config.trim_overlap, self.config.words,
+                              self.config.input_form)
         if self.uses_audio and audio is None:
             raise DataError("current utterance: this model needs its audio")
         # current first, then its predecessors; audio the model does not read is still checked, never ignored
@@ -354,7 +360,7 @@ class TurnFusionProcessor:
         """Each context's ids, left-truncated to `max_length`, as the tokenize stage wrote them."""
         if self.tokenizer is None:
             raise DataError("this model reads no text: it has no tokenizer")
-        return encode_contexts(self.tokenizer, contexts, self.config.max_length)[0]
+        return encode_contexts(self.tokenizer, contexts, self.config.max_length, self.config.input_form)[0]
 
     def text_batch(self, contexts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(input_ids, attention_mask) of contexts, truncated and padded as in training."""
@@ -369,6 +375,11 @@ class TurnFusionProcessor:
         directory = Path(directory)
         config = ProcessorConfig.from_pretrained(directory, model_config, max_positions)
         mode = model_config["mode"]
+        trained_with = model_config.get("text_input") or "context"  # a folder saved before the field: context
+        if mode != "audio" and config.input_form != trained_with:
+            raise DataError(f"{directory / PROCESSOR_FILE}: input_form {config.input_form!r}, but the model in "
+                            f"{directory / 'config.json'} was trained on {trained_with!r} inputs; a processor of "
+                            "another model")
         tokenizer = load_tokenizer_file(directory / "tokenizer.json") if mode != "audio" else None
         if tokenizer is not None:  # an id beyond the embedding table fails inside the encoder, or reads garbage
             vocab = model_config["text_config"].get("vocab_size")

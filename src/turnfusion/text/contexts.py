@@ -17,14 +17,15 @@ log = logging.getLogger(__name__)
 
 
 def build_contexts(table: pd.DataFrame, n_previous: int = 2, punctuation: str = "strip",
-                   trim_overlap: bool = False, words: bool = True) -> pd.DataFrame:
+                   trim_overlap: bool = False, words: bool = True, form: str = "context") -> pd.DataFrame:
     """Context string for every utterance of `table`, a table in the MM-F2F schema (video_id, sentence_id, text,
     start, end, speaker; a `label` is never read): its history (`history.histories`) and itself.
 
     Context never crosses conversations and never holds a row that ended after the current one started. Rows with
     empty or NaN text are dropped and counted (returned frame has `n_previous_used`); the caller reports the
     count. Without `words` (a corpus without transcripts, `schema.corpus_has_words`) no row is dropped and every
-    context is the speaker turns alone. Returns the table in conversation order with a `context` column.
+    context is the speaker turns alone. `form`: context or pair (`text.words.context_string`). Returns the table in
+    conversation order with a `context` column.
     """
     table = conversation_order(table)
     texts = table["text"].map(lambda t: normalize(t, punctuation) if isinstance(t, str) else "")
@@ -37,6 +38,7 @@ def build_contexts(table: pd.DataFrame, n_previous: int = 2, punctuation: str = 
     contexts, used = [], []
     for i, previous in enumerate(histories(table, n_previous)):
         rows = [*previous, i]
-        contexts.append(context_string([texts[r] for r in rows], [speakers[r] for r in rows], trim_overlap, words))
+        contexts.append(context_string([texts[r] for r in rows], [speakers[r] for r in rows], trim_overlap, words,
+                                       form))
         used.append(len(previous))
     return table.assign(context=contexts, n_previous_used=used, n_empty_text=int(empty.sum()))

@@ -49,10 +49,15 @@ def utterance_table(segments: pd.DataFrame, tokens: pd.DataFrame, trp: pd.DataFr
 
 
 class CachedExamples(torch.utils.data.Dataset):
-    """Examples from the frozen-encoder cache: hidden states, never the encoders."""
+    """Examples from the frozen-encoder cache: hidden states, never the encoders. With `positions` (`span_positions`
+    of a model whose text pooling reads a span of the context) a row's text is the hidden states of those tokens
+    alone: pooling them is pooling the whole row under the span's mask, as the model does from token ids."""
 
-    def __init__(self, table: pd.DataFrame, cache: EmbeddingCache):
+    def __init__(self, table: pd.DataFrame, cache: EmbeddingCache, tokens: PackedTokens | None = None,
+                 positions=None):
         self.table = table.reset_index(drop=True)
+        self.tokens, self.positions = tokens, positions
+        self.token_row = self.table.token_row.to_numpy() if "token_row" in self.table else None
         self.tok_offset, self.tok_length = self.table.tok_offset.to_numpy(), self.table.tok_length.to_numpy()
         self.audio_rows = np.stack(self.table.audio_rows.to_numpy()) if len(self.table) else np.zeros((0, 1), int)
         self.trp = np.nan_to_num(self.table.trp.to_numpy(dtype=float))
@@ -63,7 +68,10 @@ class CachedExamples(torch.utils.data.Dataset):
         return len(self.table)
 
     def __getitem__(self, i: int) -> dict:
-        return {"text": self.cache.text_hidden(self.tok_offset[i], self.tok_length[i]), **self.audio_and_label(i)}
+        text = self.cache.text_hidden(self.tok_offset[i], self.tok_length[i])
+        if self.positions is not None:
+            text = text[self.positions(self.tokens.row(int(self.token_row[i])))]
+        return {"text": text, **self.audio_and_label(i)}
 
     def audio_and_label(self, i: int) -> dict:
         return {"audio": [self.cache.segment_frames(r) if r >= 0 else None for r in self.audio_rows[i]],
@@ -85,8 +93,7 @@ class TextTrainingExamples(CachedExamples):
     """Examples for training the text encoder alone: token ids, and the audio's hidden states from the cache."""
 
     def __init__(self, table: pd.DataFrame, cache: EmbeddingCache, tokens: PackedTokens):
-        super().__init__(table, cache)
-        self.token_row, self.tokens = self.table.token_row.to_numpy(), tokens
+        super().__init__(table, cache, tokens)
 
     def __getitem__(self, i: int) -> dict:
         return {"ids": self.tokens.row(int(self.token_row[i])), **self.audio_and_label(i)}
@@ -143,12 +150,28 @@ class Inputs:
         """cached (both from the cache), text (token ids, cached audio) or raw (token ids and waveforms)."""
         return "cached" if self.cached_text and self.cached_audio else "text" if self.cached_audio else "raw"
 
-    def examples(self, table: pd.DataFrame, embeddings_dir: Path, tokens: PackedTokens,
-                 store: SegmentStore) -> torch.utils.data.Dataset:
+    def examples(self, table: pd.DataFrame, embeddings_dir: Path, tokens: PackedTokens, store: SegmentStore,
+                 model=None) -> torch.utils.data.Dataset:
+        """The examples of `table`; cached text is cut to the span `model`'s text pooling reads (`span_positions`)."""
         if self.kind == "raw":
             return RawExamples(table, tokens, store)
         cache = EmbeddingCache(embeddings_dir)
-        return CachedExamples(table, cache) if self.kind == "cached" else TextTrainingExamples(table, cache, tokens)
+        if self.kind == "cached":
+            return CachedExamples(table, cache, tokens, span_positions(model))
+        return TextTrainingExamples(table, cache, tokens)
 
     def collate(self, items: list[dict]) -> dict:
         return {"cached": collate_cached, "text": collate_text_training, "raw": collate_raw}[self.kind](items)
+
+
+def span_positions(model):
+    """The token positions `model`'s text pooling reads (`TurnFusionModel.text_positions`) as a function of one row's
+    token ids, or None when it reads them all (or no text)."""
+    if model is None or not model.config.uses_text or model.config.text_span == "all":
+        return None
+
+    def positions(ids: np.ndarray) -> np.ndarray:
+        row = torch.from_numpy(np.asarray(ids, dtype=np.int64))[None]
+        return model.text_positions(row, torch.ones_like(row))[0].cpu().numpy()
+
+    return positions

@@ -25,7 +25,7 @@ from transformers import HubertModel, PreTrainedModel
 from turnfusion.arrays import NpyRows, concatenate_npy
 from turnfusion.data.stores import AUDIO_CACHE, AUDIO_INDEX, ENCODERS_DIR, TEXT_CACHE, PackedTokens, SegmentStore
 from turnfusion.errors import DataError
-from turnfusion.models.encoding import encode_segment
+from turnfusion.models.encoding import encode_segment, text_hidden
 from turnfusion.text.words import pad_right
 from turnfusion.training.distributed import processes
 from turnfusion.training.encoders import build_audio_encoder, build_text_encoder
@@ -53,7 +53,7 @@ def write_text_cache(encoder: PreTrainedModel, tokens: PackedTokens, path: Path,
             batch = list(range(start, min(rows.stop, start + batch_size)))
             ids, mask = (torch.from_numpy(a).to(device) for a in pad_right([tokens.row(i) for i in batch], 0))
             with autocast(device, precision):
-                hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state.float().cpu()
+                hidden = text_hidden(encoder, ids, mask).float().cpu()
             out.append(np.concatenate([hidden[k, : lengths[i]].numpy() for k, i in enumerate(batch)])
                        .astype(np.float16))
     return int(lengths[rows.start: rows.stop].sum())
@@ -79,9 +79,10 @@ def write_audio_cache(encoder: HubertModel, store: SegmentStore, path: Path, pro
 
 
 def embed(tokens: PackedTokens, store: SegmentStore, out_dir: Path, cfg: ModelConfig, max_length: int,
-          teacher_dir: Path, audio_encoder_dir: Path, run: EmbedConfig, precision: str = "fp32") -> dict | None:
-    """The embed stage: build the encoders as `cfg` says, run them where and in batches as `run` says, cache
-    their hidden states in `out_dir`; returns a report.
+          teacher_dir: Path, audio_encoder_dir: Path, run: EmbedConfig, precision: str = "fp32",
+          input_form: str = "context") -> dict | None:
+    """The embed stage: build the encoders as `cfg` says (the text encoder for the token store's `input_form`), run
+    them where and in batches as `run` says, cache their hidden states in `out_dir`; returns a report.
 
     Launched as several processes, each encodes a contiguous share (whole text batches, so that every batch is
     the one a single process makes) into a part file; the main process joins the parts into the same layout and
@@ -89,7 +90,7 @@ def embed(tokens: PackedTokens, store: SegmentStore, out_dir: Path, cfg: ModelCo
     procs = processes(run.device, "embed.device")
     torch.manual_seed(cfg.seed)  # encoders built from config get the same initial weights every run
     text_encoder = build_text_encoder(cfg.text_encoder, tokens.tokenizer(), cfg.text_config, teacher_dir,
-                                      max_length + 1)
+                                      max_length + 1, input_form)
     audio_encoder = build_audio_encoder(cfg.audio_encoder, cfg.audio_config, audio_encoder_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

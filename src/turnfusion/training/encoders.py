@@ -10,6 +10,7 @@ from turnfusion.config import ModelConfig, ParamsError
 from turnfusion.data.stores import ENCODERS_DIR
 from turnfusion.errors import DataError
 from turnfusion.models.turnfusion_model import TEXT_ENCODERS
+from turnfusion.text.words import pair_separator_id
 
 
 def check_sizes(cfg: ModelConfig, *names: str) -> None:
@@ -24,10 +25,23 @@ def check_sizes(cfg: ModelConfig, *names: str) -> None:
                               f"({len(unknown)} unknown)")
 
 
-def build_text_encoder(source: str, tokenizer, config: dict, teacher_dir: Path, n_positions: int) -> PreTrainedModel:
+def build_text_encoder(source: str, tokenizer, config: dict, teacher_dir: Path, n_positions: int,
+                       input_form: str = "context") -> PreTrainedModel:
     """The text encoder: the trained teacher's transformer (`teacher`), a GPT-2 from config sizes (`config`), or
     a GPT-2 or BERT-type model by hub name / local path (e.g. all-MiniLM-L6-v2's folder), its token embeddings
-    resized to the tokenizer (which adds the speaker and turn-shift tokens)."""
+    resized to the tokenizer (which adds the speaker and turn-shift tokens). For `input_form` pair it must be a
+    BERT-type model, and its config learns the tokenizer's segment separator (`sep_token_id`): the segment ids
+    and the pooled span are computed from it (`models.encoding.text_hidden`, `models.pooling.span_mask`)."""
+    model = _text_encoder(source, tokenizer, config, teacher_dir, n_positions)
+    if input_form == "pair":
+        if model.config.model_type != "bert":
+            raise DataError(f"params.yaml: text.input_form: pair needs a BERT-type text encoder; model.text_encoder "
+                            f"{source!r} is a {model.config.model_type!r} model")
+        model.config.sep_token_id = pair_separator_id(tokenizer)
+    return model
+
+
+def _text_encoder(source: str, tokenizer, config: dict, teacher_dir: Path, n_positions: int) -> PreTrainedModel:
     if source == "teacher":
         if not Path(teacher_dir).exists():
             raise DataError(f"text encoder 'teacher' asked for, but {teacher_dir} does not exist "

@@ -343,7 +343,11 @@ def no_sync(step_model, skip: bool):
     return contextlib.nullcontext()
 
 
-def build_model(mode: str, cfg: ModelConfig, embeddings_dir: Path) -> TurnFusionModel:
-    """A fresh model of `mode` whose encoders are the ones the embedding cache was made with."""
+def build_model(mode: str, cfg: ModelConfig, embeddings_dir: Path, text_input: str = "context") -> TurnFusionModel:
+    """A fresh model of `mode` whose encoders are the ones the embedding cache was made with, reading text inputs
+    of the form `text_input` (the processor's `input_form`)."""
     text_encoder, audio_encoder = load_encoders(embeddings_dir)
-    return TurnFusionModel.from_encoders(text_encoder, audio_encoder, mode, cfg)
+    try:
+        return TurnFusionModel.from_encoders(text_encoder, audio_encoder, mode, cfg, text_input)
+    except ValueError as exc:  # the text input and span the params ask for, against the cached encoder
+        raise DataError(f"params.yaml: model / text.input_form: {exc} (embeddings in {embeddings_dir})") from None
