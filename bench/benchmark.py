@@ -121,7 +121,7 @@ def epoch_times(params: dict) -> dict:
     store, tokens, table = load_utterances("data/segments", "data/tokens", "data/teacher/trp.parquet",
                                            m.audio_segments)
     train = table[table.split == "train"]
-    model = build_model("fusion", m, "data/embeddings")
+    model = build_model("fusion", m, "data/embeddings", tokens.input_form())
     model.requires_grad_(False)
     model.head.requires_grad_(True)
     optimizer = torch.optim.AdamW(model.head.parameters(), lr=1e-3)
@@ -129,7 +129,7 @@ def epoch_times(params: dict) -> dict:
     for name, encoders in [("frozen_cached", "frozen"), ("re_encoding", "gradual")]:
         cfg = replace(t, batch_size=32, encoders=encoders)
         inputs = EncoderSchedule.of(cfg).inputs
-        dataset = inputs.examples(train, "data/embeddings", tokens, store)
+        dataset = inputs.examples(train, "data/embeddings", tokens, store, model)
         start = time.perf_counter()
         loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True,
                                              collate_fn=inputs.collate, generator=torch.Generator().manual_seed(0))

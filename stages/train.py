@@ -34,7 +34,7 @@ def main() -> None:
     # what made the training inputs (both stores), saved with the model
     processor = ProcessorConfig.of_token_store(args.tokens, store.audio_policy())
     seed_everything(t.seed)  # the head's initial weights
-    model = build_model(args.mode, m, args.embeddings, processor.input_form)
+    model = build_model(args.mode, m, args.embeddings, processor.input_form, processor.words)
     inputs = EncoderSchedule.of(t).inputs
     sets = {s: inputs.examples(table[table.split == s], args.embeddings, tokens, store, model)
             for s in ("train", "val")}

@@ -234,8 +234,16 @@ def test_every_path_reads_the_current_utterance_as_training_did(trained, tmp_pat
      r"text_span 'current' reads a segment of a pair; the text input is 'context'"),
     (lambda folder: edit_json(folder / "config.json", text_span="middle"), r"text_span must be one of"),
     (lambda folder: edit_json(folder / "config.json", text_input="triple"), r"text_input must be one of"),
-    (lambda folder: edit_json(folder / "config.json", text_config=None, sep_token_id=None),
+    (lambda folder: edit_json(folder / "config.json", text_config={"sep_token_id": None}),
      r"a pair input needs a BERT-type text encoder whose text_config gives its segment separator"),
+    (lambda folder: edit_json(folder / "config.json", text_config={"vocab_size": None}),
+     r"config.json: .*vocab_size|a pair input needs a BERT-type text encoder"),
+    (lambda folder: edit_json(folder / "config.json", text_config={"type_vocab_size": 1}),
+     r"a pair input needs two segment types \(type_vocab_size >= 2\), got type_vocab_size 1"),
+    (lambda folder: edit_json(folder / "config.json", text_config={"sep_token_id": 4}),
+     r"tokenizer.json: its pair template's separator is 3, but the text encoder's sep_token_id in config.json is 4"),
+    (lambda folder: padded_tokenizer(folder / "tokenizer.json"),
+     r"tokenizer.json: pads every input to 40 tokens: a model trained on such padded ids"),
 ])
 def test_a_folder_whose_input_form_and_model_disagree_is_refused(trained, tmp_path, edit, message):
     from turnfusion.serving.predict import TurnPredictor
@@ -246,9 +254,26 @@ def test_a_folder_whose_input_form_and_model_disagree_is_refused(trained, tmp_pa
         TurnPredictor(folder)
 
 
-def edit_json(path, text_config=..., **fields):
+def edit_json(path, text_config=None, **fields):
+    """`fields` set in a JSON file; `text_config`: keys of its text_config set (None: removed)."""
     values = json.loads(path.read_text())
-    if text_config is None:  # the separator dropped from the text encoder's config
-        values["text_config"] = {k: v for k, v in values["text_config"].items() if k != "sep_token_id"}
-        fields.pop("sep_token_id", None)
+    for key, value in (text_config or {}).items():
+        values["text_config"] = {k: v for k, v in values["text_config"].items() if k != key}
+        if value is not None:
+            values["text_config"][key] = value
     path.write_text(json.dumps({**values, **fields}))
+
+
+def padded_tokenizer(path):
+    """The folder's tokenizer.json as a model trained before hub padding was ignored had it: padding to 40."""
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.enable_padding(length=PADDED_TO)
+    tokenizer.save(str(path))
+
+
+def test_a_span_of_words_is_refused_for_a_corpus_without_words():
+    from turnfusion.config import ModelConfig
+    from turnfusion.training.train import build_model
+
+    with pytest.raises(DataError, match="model.text_span: current reads the current utterance's words"):
+        build_model("text", params_config(ModelConfig, text_span="current"), "no/embeddings", "pair", words=False)

@@ -116,17 +116,21 @@ MODEL_BOUNDS = {
 def text_input_problem(text_input, text_span, text_config: dict) -> str | None:
     """Why a text encoder cannot read `text_input` (`choices.INPUT_FORMS`) pooled over `text_span`
     (`choices.TEXT_SPANS`), or None: a pair and the spans inside it need a BERT-type encoder that knows its
-    segment separator (`sep_token_id`, which training writes into its config)."""
+    segment separator (`sep_token_id`, which training writes into its config) and has two segment types."""
     if text_input not in INPUT_FORMS:
         return f"text_input must be one of {list(INPUT_FORMS)}, got {text_input!r:.60}"
     if text_span not in TEXT_SPANS:
         return f"text_span must be one of {list(TEXT_SPANS)}, got {text_span!r:.60}"
     if text_span != "all" and text_input != "pair":
         return f"text_span {text_span!r} reads a segment of a pair; the text input is {text_input!r}"
-    sep = text_config.get("sep_token_id")
-    if text_input == "pair" and (text_config.get("model_type") != "bert" or isinstance(sep, bool)
-                                 or not isinstance(sep, int) or not 0 <= sep < text_config.get("vocab_size", 0)):
+    if text_input != "pair":
+        return None
+    sep, vocab, types = (text_config.get(k) for k in ("sep_token_id", "vocab_size", "type_vocab_size"))
+    whole = [isinstance(v, int) and not isinstance(v, bool) for v in (sep, vocab)]
+    if text_config.get("model_type") != "bert" or not all(whole) or not 0 <= sep < vocab:
         return ("a pair input needs a BERT-type text encoder whose text_config gives its segment separator "
                 f"(model_type bert, sep_token_id within vocab_size), got {text_config.get('model_type')!r:.30} "
-                f"with sep_token_id {sep!r:.30}")
+                f"with sep_token_id {sep!r:.30} and vocab_size {vocab!r:.30}")
+    if types is not None and (isinstance(types, bool) or not isinstance(types, int) or types < 2):
+        return f"a pair input needs two segment types (type_vocab_size >= 2), got type_vocab_size {types!r:.30}"
     return None

@@ -49,7 +49,7 @@ def check_model_config(config: dict, source: str) -> int | None:
         if not isinstance(max_positions, int) or isinstance(max_positions, bool) or max_positions < 1:
             raise DataError(f"{source}: text_config must give the text encoder's positions (n_positions or "
                             f"max_position_embeddings) as a whole number, got {max_positions!r:.60}")
-        problem = text_input_problem(config.get("text_input") or "context", config.get("text_span") or "all",
+        problem = text_input_problem(config.get("text_input", "context"), config.get("text_span", "all"),
                                      text_config)
         if problem:
             raise DataError(f"{source}: {problem}")

@@ -33,7 +33,14 @@ from turnfusion.audio import keep_end, load_mono, resample, select_channel
 from turnfusion.choices import INPUT_FORMS, PROCESSOR_BOUNDS
 from turnfusion.errors import DataError, one_line
 from turnfusion.json_files import AUDIO_POLICY_FILE, PROCESSOR_FILE, json_object  # noqa: F401 (names of its files)
-from turnfusion.text.words import PUNCTUATION_POLICIES, context_string, encode_contexts, normalize, pad_right
+from turnfusion.text.words import (
+    PUNCTUATION_POLICIES,
+    context_string,
+    encode_contexts,
+    normalize,
+    pad_right,
+    pair_separator_id,
+)
 
 AUDIO_FIELDS = ("sample_rate", "max_seconds", "channels", "trim_vad_threshold")
 PROCESSOR_CLASS = "TurnFusionProcessor"
@@ -375,12 +382,21 @@ class TurnFusionProcessor:
         directory = Path(directory)
         config = ProcessorConfig.from_pretrained(directory, model_config, max_positions)
         mode = model_config["mode"]
-        trained_with = model_config.get("text_input") or "context"  # a folder saved before the field: context
+        trained_with = model_config.get("text_input", "context")  # a folder saved before the field: context
         if mode != "audio" and config.input_form != trained_with:
             raise DataError(f"{directory / PROCESSOR_FILE}: input_form {config.input_form!r}, but the model in "
                             f"{directory / 'config.json'} was trained on {trained_with!r} inputs; a processor of "
                             "another model")
         tokenizer = load_tokenizer_file(directory / "tokenizer.json") if mode != "audio" else None
+        if tokenizer is not None and tokenizer.padding is not None:
+            raise DataError(f"{directory / 'tokenizer.json'}: pads every input to {tokenizer.padding['length']} "
+                            "tokens: a model trained on such padded ids (before the padding of a hub tokenizer "
+                            "file was ignored) read pads instead of words; train it again")
+        if tokenizer is not None and config.input_form == "pair" and \
+                pair_separator_id(tokenizer) != model_config["text_config"].get("sep_token_id"):
+            raise DataError(f"{directory / 'tokenizer.json'}: its pair template's separator is "
+                            f"{pair_separator_id(tokenizer)!r}, but the text encoder's sep_token_id in config.json "
+                            f"is {model_config['text_config'].get('sep_token_id')!r:.30}; a tokenizer of another model")
         if tokenizer is not None:  # an id beyond the embedding table fails inside the encoder, or reads garbage
             vocab = model_config["text_config"].get("vocab_size")
             if isinstance(vocab, bool) or not isinstance(vocab, int) or tokenizer.get_vocab_size() > vocab:

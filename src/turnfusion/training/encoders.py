@@ -9,6 +9,7 @@ from transformers import AutoConfig, GPT2Config, GPT2Model, HubertConfig, Hubert
 from turnfusion.config import ModelConfig, ParamsError
 from turnfusion.data.stores import ENCODERS_DIR
 from turnfusion.errors import DataError
+from turnfusion.choices import text_input_problem
 from turnfusion.models.turnfusion_model import TEXT_ENCODERS
 from turnfusion.text.words import pair_separator_id
 
@@ -38,6 +39,9 @@ def build_text_encoder(source: str, tokenizer, config: dict, teacher_dir: Path, 
             raise DataError(f"params.yaml: text.input_form: pair needs a BERT-type text encoder; model.text_encoder "
                             f"{source!r} is a {model.config.model_type!r} model")
         model.config.sep_token_id = pair_separator_id(tokenizer)
+        problem = text_input_problem("pair", "all", model.config.to_dict())
+        if problem:
+            raise DataError(f"params.yaml: text.input_form: pair with model.text_encoder {source!r}: {problem}")
     return model
 
 

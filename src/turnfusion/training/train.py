@@ -343,9 +343,13 @@ def no_sync(step_model, skip: bool):
     return contextlib.nullcontext()
 
 
-def build_model(mode: str, cfg: ModelConfig, embeddings_dir: Path, text_input: str = "context") -> TurnFusionModel:
+def build_model(mode: str, cfg: ModelConfig, embeddings_dir: Path, text_input: str = "context",
+                words: bool = True) -> TurnFusionModel:
     """A fresh model of `mode` whose encoders are the ones the embedding cache was made with, reading text inputs
-    of the form `text_input` (the processor's `input_form`)."""
+    of the form `text_input` (the processor's `input_form`; `words`: whether the corpus has them)."""
+    if not words and cfg.text_span == "current" and mode != "audio":
+        raise DataError("params.yaml: model.text_span: current reads the current utterance's words, and this corpus "
+                        "has none (recordings without transcripts): every text vector would be zero; use all or cls")
     text_encoder, audio_encoder = load_encoders(embeddings_dir)
     try:
         return TurnFusionModel.from_encoders(text_encoder, audio_encoder, mode, cfg, text_input)
