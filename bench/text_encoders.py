@@ -109,8 +109,8 @@ def main() -> None:
                                  text_cfg.max_length + 1, text_cfg.input_form)
     write_cache(out / "cache", encoder, tokens, args.encoders == "frozen")
     audio = HubertModel(HubertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=1, intermediate_size=8,
-                                     conv_dim=[8], conv_kernel=[10], conv_stride=[5],
-                                     num_conv_pos_embedding_groups=1, num_conv_pos_embeddings=2))  # a text model has none
+                                     conv_dim=[8], conv_kernel=[10], conv_stride=[5], num_conv_pos_embeddings=2,
+                                     num_conv_pos_embedding_groups=1))  # never run: a text model has no audio
     seed_everything(train_cfg.seed)
     model = TurnFusionModel.from_encoders(encoder, audio, "text", model_cfg, text_cfg.input_form)
     index = tokens.index.assign(token_row=np.arange(len(tokens.index)), audio_rows=[np.array([-1])] * len(tokens.index),
@@ -141,7 +141,8 @@ def main() -> None:
     best = state["history"][state["best_epoch"] - 1]
     result = {
         "variant": {k: v for k, v in vars(args).items() if k not in ("csv", "out")},
-        "rows": {s: len(f) for s, f in frames.items()}, "videos": {s: int(f.video_id.nunique()) for s, f in frames.items()},
+        "rows": {s: len(f) for s, f in frames.items()},
+        "videos": {s: int(f.video_id.nunique()) for s, f in frames.items()},
         "val_macro_f1": round(best["val_macro_f1"], 4), "best_epoch": state["best_epoch"],
         "epochs_run": state["epoch"], "history": [{k: round(v, 4) for k, v in h.items()} for h in state["history"]],
         "test_macro_f1": round(report["macro_f1"], 4),

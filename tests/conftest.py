@@ -1,5 +1,8 @@
 import contextlib
 import dataclasses
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +14,15 @@ import yaml
 from turnfusion.config import from_params
 
 REPO = Path(__file__).parents[1]
+
+
+def run_module(cwd, *args):
+    """`python -m <args>` in `cwd` with the repository importable (a stage or the CLI as DVC runs it); must succeed."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=600,
+                          env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
 
 
 def params_config(cls, **overrides):

@@ -4,10 +4,7 @@ the current utterance as segment B, on every path: the tokenize stage, the embed
 tokenizer whose tokenizer.json pads every input (as all-MiniLM-L6-v2's pads to 128)."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -15,7 +12,7 @@ import pipeline
 import pytest
 import torch
 import yaml
-from conftest import REPO, params_config, utterance_table
+from conftest import REPO, params_config, run_module, utterance_table
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import BertConfig, BertModel, BertTokenizerFast
 
@@ -126,14 +123,6 @@ def test_params_refuse_a_span_of_a_pair_without_the_pair_input():
     validate_params(params)
 
 
-def run(cwd, *args):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=600,
-                          env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A text model on the pair input, pooled over the current utterance, its encoder frozen (so evaluation reads
@@ -156,9 +145,9 @@ def trained(tmp_path_factory):
     store = SegmentStore.open(root / "segments")
     tokenize_table(store.index, root / "tokens", params_config(TextConfig, **params["text"]), store.audio_policy())
     pd.DataFrame({"sentence_id": table.sentence_id, "trp": 0.5}).to_parquet(root / "trp.parquet")
-    run(root, "stages.embed", "--tokens", "tokens", "--segments", "segments", "--teacher", "unused",
+    run_module(root, "stages.embed", "--tokens", "tokens", "--segments", "segments", "--teacher", "unused",
         "--audio-encoder", "unused", "--out", "embeddings", "--report", "embed.json")
-    run(root, "stages.train", "--mode", "text", "--segments", "segments", "--tokens", "tokens", "--trp",
+    run_module(root, "stages.train", "--mode", "text", "--segments", "segments", "--tokens", "tokens", "--trp",
         "trp.parquet", "--embeddings", "embeddings", "--out", "models/text", "--checkpoints", "ck", "--live", "live")
     return root, table
 
@@ -194,8 +183,8 @@ def test_every_path_reads_the_current_utterance_as_training_did(trained, tmp_pat
                      4, torch.device("cpu"), inputs.collate)
     want = pd.DataFrame(cached, index=rows.sentence_id, columns=["keep", "shift", "backchannel"])
 
-    run(root, "turnfusion.serving.cli", "predict-csv", "--model", "models/text", "--csv", "val.csv", "--audio-dir",
-        "raw", "--out", "predictions.csv")
+    run_module(root, "turnfusion.serving.cli", "predict-csv", "--model", "models/text", "--csv", "val.csv",
+               "--audio-dir", "raw", "--out", "predictions.csv")
     csv = pd.read_csv(root / "predictions.csv").set_index("sentence_id")
     csv = csv[["p_keep", "p_shift", "p_backchannel"]].set_axis(want.columns, axis=1)
     assert np.abs(csv.loc[want.index].to_numpy() - want.to_numpy()).max() < 1e-4
@@ -206,7 +195,7 @@ def test_every_path_reads_the_current_utterance_as_training_did(trained, tmp_pat
     history = histories(ordered, n_previous)
     predictor, onnx = TurnPredictor(root / "models/text"), OnnxTurnModel(tmp_path / "onnx", "fp32")
     for name, session in (("predict", TurnSession(predictor)), ("onnx", TurnSession(onnx))):
-        for video, conversation in ordered.groupby("video_id", sort=False):
+        for _, conversation in ordered.groupby("video_id", sort=False):
             session.reset()
             for i, row in conversation.iterrows():
                 context = [{"text": ordered.text[r], "speaker": int(ordered.speaker[r])} for r in history[i]]

@@ -5,31 +5,19 @@ from config (random weights) into a local Hugging Face directory, and the embed 
 paths. With the real folders, only the weights (and the tokenizer's vocabulary) differ."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pipeline
 import pytest
 import yaml
-from conftest import REPO, params_config, utterance_table
+from conftest import REPO, params_config, run_module, utterance_table
 from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel, HubertConfig, HubertModel
 
 from turnfusion.config import SegmentConfig, TextConfig
 from turnfusion.data.segment import build_store
 from turnfusion.data.stores import SegmentStore
 from turnfusion.data.tokenize import tokenize_table, train_tokenizer
-
-
-def run(cwd, *args):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=600,
-                          env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
-
 
 # what save_pretrained of each would leave on disk: distilgpt2 at its size, a small MiniLM-shaped BERT
 TEXT_ENCODERS = {
@@ -72,11 +60,11 @@ def test_pretrained_encoders_from_local_directories_embed_train_and_predict(tmp_
     tokenize_table(store.index, tmp_path / "tokens", text, store.audio_policy())
     pd.DataFrame({"sentence_id": table.sentence_id, "trp": 0.5}).to_parquet(tmp_path / "trp.parquet")
 
-    run(tmp_path, "stages.embed", "--tokens", "tokens", "--segments", "segments", "--teacher", "unused",
+    run_module(tmp_path, "stages.embed", "--tokens", "tokens", "--segments", "segments", "--teacher", "unused",
         "--audio-encoder", "unused", "--out", "embeddings", "--report", "embed.json")
     report = json.loads((tmp_path / "embed.json").read_text())
     assert (report["text_dim"], report["audio_dim"]) == (text_dim, 768)
-    run(tmp_path, "stages.train", "--mode", "fusion", "--segments", "segments", "--tokens", "tokens", "--trp",
+    run_module(tmp_path, "stages.train", "--mode", "fusion", "--segments", "segments", "--tokens", "tokens", "--trp",
         "trp.parquet", "--embeddings", "embeddings", "--out", "models/fusion", "--checkpoints", "ck", "--live", "live")
     saved = (tmp_path / "models/fusion/preprocessor_config.json").read_text()
     assert saved == (tmp_path / "tokens/preprocessor_config.json").read_text()  # the processor that made the inputs
@@ -84,7 +72,7 @@ def test_pretrained_encoders_from_local_directories_embed_train_and_predict(tmp_
     assert {k: config["text_config"][k] for k in saved_sizes} == saved_sizes
     assert config["audio_config"]["num_hidden_layers"] == 2 and config["audio_config"]["conv_dim"] == [512] * 7
 
-    run(tmp_path, "turnfusion.serving.cli", "predict-csv", "--model", "models/fusion", "--csv", "val.csv",
+    run_module(tmp_path, "turnfusion.serving.cli", "predict-csv", "--model", "models/fusion", "--csv", "val.csv",
         "--audio-dir", "raw", "--out", "predictions.csv")
     predictions = pd.read_csv(tmp_path / "predictions.csv", keep_default_na=False)
     assert len(predictions) == len(table) and (predictions.skipped == "").all()

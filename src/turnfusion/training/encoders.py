@@ -6,10 +6,10 @@ from pathlib import Path
 
 from transformers import AutoConfig, GPT2Config, GPT2Model, HubertConfig, HubertModel, PreTrainedModel
 
+from turnfusion.choices import text_input_problem
 from turnfusion.config import ModelConfig, ParamsError
 from turnfusion.data.stores import ENCODERS_DIR
 from turnfusion.errors import DataError
-from turnfusion.choices import text_input_problem
 from turnfusion.models.turnfusion_model import TEXT_ENCODERS
 from turnfusion.text.words import pair_separator_id
 
