@@ -8,7 +8,8 @@ it (`split` params). Beside it, on the same split: the skeleton floor and TF-IDF
 
 `--encoder teacher` trains the teacher (a small GPT-2 LM, `teacher` params) on the training split first and
 fine-tunes it: the shipped default. Prints and writes `<out>/result.json`: val (best epoch) and test macro F1,
-test per-class F1, a 95 % interval from resampling the test videos, wall times.
+test per-class F1, a 95 % interval from resampling the test videos, wall times; `<out>/predictions.parquet` the
+test predictions of the variant and the floors (`bench/bootstrap_ci.py` reads it).
 """
 
 import argparse
@@ -124,7 +125,7 @@ def main() -> None:
     test = sets["test"].table
     probs = predict(model, sets["test"], 64, torch.device("cpu"), inputs.collate)
     report = classification_report(test.label.to_numpy(), probs.argmax(1), probs)
-    predictions = test[["video_id", "label"]].assign(prediction=probs.argmax(1), model="model")
+    predictions = test[["sentence_id", "video_id", "label"]].assign(prediction=probs.argmax(1), model="model")
     frames = {s: index[index.split == s].reset_index(drop=True) for s in ("train", "val", "test")}
     floors = {}  # the skeleton floor of each context form: speaker and <ts> tokens, or a pair's relative marks
     for form in ("context", "pair"):
@@ -135,8 +136,9 @@ def main() -> None:
                                       for s in ("val", "test")}
     tfidf, tfidf_c = tfidf_baseline(frames["train"], frames["val"], frames["test"])
     for name, p in [*((k, v["test"]) for k, v in floors.items()), ("tfidf_logreg", tfidf)]:
-        predictions = pd.concat([predictions, frames["test"][["video_id", "label"]].assign(prediction=p.argmax(1),
-                                                                                           model=name)])
+        predictions = pd.concat([predictions, frames["test"][["sentence_id", "video_id", "label"]]
+                                 .assign(prediction=p.argmax(1), model=name)])
+    predictions.to_parquet(out / "predictions.parquet", index=False)  # for paired comparisons between variants
     ci = intervals(predictions, 1000, 0).set_index("model")
     best = state["history"][state["best_epoch"] - 1]
     result = {

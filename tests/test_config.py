@@ -158,3 +158,22 @@ def test_the_settings_refused_after_training_are_refused_before_it(section, key,
     params[section][key] = value
     with pytest.raises(ParamsError, match=rf"{section}\.{key} must be"):
         validate_params(params)
+
+
+DOC_RECIPES = [(doc.name, k, block) for doc in sorted((REPO / "docs").glob("*.md"))
+               for k, block in enumerate(re.findall(r"```yaml\n(.*?)```", doc.read_text(), re.S))]
+
+
+@pytest.mark.parametrize("doc, k, block", DOC_RECIPES, ids=[f"{d}-{k}" for d, k, _ in DOC_RECIPES])
+def test_every_params_recipe_in_the_docs_is_one_the_check_accepts(doc, k, block):
+    """A recipe (docs/real_data.md: MM-F2F, the seed's encoders, the pair input) laid over the shipped params passes
+    the params check: a renamed param or a value the check refuses fails here before a reader runs it."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for section, values in yaml.safe_load(block).items():
+        assert section in params and isinstance(values, dict), f"{doc} block {k}: section {section!r}"
+        params[section].update(values)
+    validate_params(params)
+
+
+def test_the_docs_hold_the_recipes_this_test_checks():
+    assert {doc for doc, _, _ in DOC_RECIPES} == {"real_data.md"} and len(DOC_RECIPES) >= 3
