@@ -101,7 +101,7 @@ def test_predictor_gives_what_the_training_path_gives(tmp_path, channels, encode
     p = pipeline.build(tmp_path, channels=channels, n_previous=1, audio_segments=3)
     model = TurnFusionModel.from_pretrained(p.model_dir).eval()
     inputs = EncoderSchedule.of(params_config(TrainConfig, encoders=encoders)).inputs
-    trained_path = predict(model, inputs.examples(p.table, p.cache, p.tokens, p.store), 4, torch.device("cpu"),
+    trained_path = predict(model, inputs.examples(p.table, p.cache, p.tokens, p.store, model), 4, torch.device("cpu"),
                            inputs.collate)
     served = TurnPredictor(p.model_dir).predict_csv(p.csv, p.audio_dir).set_index("sentence_id")
     served = served.loc[p.table.sentence_id, ["p_keep", "p_shift", "p_backchannel"]].to_numpy()
@@ -115,7 +115,7 @@ def test_a_model_trained_without_words_predicts_every_row_as_training_saw_it_and
     model = TurnFusionModel.from_pretrained(p.model_dir).eval()
     inputs = EncoderSchedule.of(params_config(TrainConfig, encoders="frozen")).inputs
     assert len(p.table) == 16  # no row was dropped for having no words
-    trained_path = predict(model, inputs.examples(p.table, p.cache, p.tokens, p.store), 4, torch.device("cpu"),
+    trained_path = predict(model, inputs.examples(p.table, p.cache, p.tokens, p.store, model), 4, torch.device("cpu"),
                            inputs.collate)
     predictor = TurnPredictor(p.model_dir)
     served = predictor.predict_csv(p.csv, p.audio_dir).set_index("sentence_id")

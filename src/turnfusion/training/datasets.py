@@ -151,8 +151,9 @@ class Inputs:
         return "cached" if self.cached_text and self.cached_audio else "text" if self.cached_audio else "raw"
 
     def examples(self, table: pd.DataFrame, embeddings_dir: Path, tokens: PackedTokens, store: SegmentStore,
-                 model=None) -> torch.utils.data.Dataset:
-        """The examples of `table`; cached text is cut to the span `model`'s text pooling reads (`span_positions`)."""
+                 model) -> torch.utils.data.Dataset:
+        """The examples of `table` for `model`: cached text is cut to the span its text pooling reads
+        (`span_positions`), so the model is not optional."""
         if self.kind == "raw":
             return RawExamples(table, tokens, store)
         cache = EmbeddingCache(embeddings_dir)
@@ -167,7 +168,7 @@ class Inputs:
 def span_positions(model):
     """The token positions `model`'s text pooling reads (`TurnFusionModel.text_positions`) as a function of one row's
     token ids, or None when it reads them all (or no text)."""
-    if model is None or not model.config.uses_text or model.config.text_span == "all":
+    if not model.config.uses_text or model.config.text_span == "all":
         return None
 
     def positions(ids: np.ndarray) -> np.ndarray:
