@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from turnfusion.choices import AUDIO_POOLINGS, TEXT_POOLINGS, TEXT_SPANS
+from turnfusion.models.encoding import segment_ids
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -48,8 +49,7 @@ def span_mask(input_ids: torch.Tensor, attention_mask: torch.Tensor, span: str,
         return real
     if span == "cls":
         return real & (torch.arange(real.shape[1], device=real.device) == 0)
-    seps = input_ids == sep_token_id
-    return real & ~seps & (seps.long().cumsum(1) - seps.long() > 0)
+    return real & (input_ids != sep_token_id) & segment_ids(input_ids, sep_token_id).bool()
 
 
 class Pooling(nn.Module):
