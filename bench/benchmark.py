@@ -50,6 +50,36 @@ def latency(predictor, repeats: int, rng, streaming: bool) -> tuple[float, float
     return 1000 * float(np.percentile(times, 50)), 1000 * float(np.percentile(times, 95))
 
 
+def latency_in_pieces(model, repeats: int, rng, piece_s: float = 0.2) -> dict:
+    """A live session's cost with the audio front end run in pieces while the user speaks (an export whose front end
+    is local: `OnnxTurnModel.front_end`): the current utterance's 3 s arrive in `piece_s` pieces, each run through
+    the front end as it comes (`IncrementalAudio.extend`, as `StreamingTurnSession` does); at the end of speech the
+    frames not yet computed, the rest of the audio path, the text and the head run. Context encodings remembered,
+    as in `latency(streaming=True)`. Returns the end-of-speech p50 / p95 ms and the pieces' total p50 ms."""
+    from turnfusion.serving.onnx_backend import IncrementalAudio
+
+    rate = model.processor.config.sample_rate
+    texts = ["i went to the market yesterday and", "you know it was really nice", "did you ever go to the museum"]
+    waves = [rng.normal(0, 0.1, 3 * rate).astype(np.float32) for _ in range(2)]
+    pieces, at_end, spoken = IncrementalAudio(model), [], []
+    for k in range(repeats + 3):
+        waves.append(rng.normal(0, 0.1, 3 * rate).astype(np.float32))
+        context = [{"text": texts[j], "speaker": 0, "audio": waves[-3 + j], "sample_rate": rate} for j in range(2)]
+        pieces.reset()
+        start = time.perf_counter()
+        for end in range(int(piece_s * rate), len(waves[-1]), int(piece_s * rate)):
+            pieces.extend(waves[-1][:end])
+        during = time.perf_counter() - start
+        start = time.perf_counter()
+        model.audio_memory.remember(waves[-1], pieces.vector(waves[-1]))
+        model.predict(texts[2], waves[-1], 1, context, sample_rate=rate)
+        if k >= 3:  # warm-up
+            at_end.append(time.perf_counter() - start)
+            spoken.append(during)
+    return {"at_end": [1000 * float(np.percentile(at_end, q)) for q in (50, 95)],
+            "pieces": 1000 * float(np.percentile(spoken, 50))}
+
+
 def smart_turn(repeats: int, rng, threads: int) -> tuple[tuple[float, float], float]:
     """(p50, p95) ms of Smart Turn v3.2 on 8 s of audio (its Whisper features included), and its size in MB."""
     import importlib.util
@@ -88,9 +118,10 @@ def directory_mb(path: Path, files=None) -> float:
     return sum(p.stat().st_size for p in (files or Path(path).rglob("*")) if p.is_file()) / 2**20
 
 
-def save_distil_size_model(model_dir: Path, tmp: Path) -> None:
+def save_distil_size_model(model_dir: Path, tmp: Path, front_end_norm: str = "group") -> None:
     """A model of distil size (random weights: they do not change the cost) with `model_dir`'s tokenizer, head
-    knobs and processor."""
+    knobs and processor; `front_end_norm` layer: a local front end (each frame from its own samples), which a live
+    session runs in pieces while the user speaks."""
     from transformers import AutoTokenizer
 
     from turnfusion.models import TurnFusionConfig, TurnFusionModel
@@ -102,7 +133,7 @@ def save_distil_size_model(model_dir: Path, tmp: Path) -> None:
         "fusion", default, text_config={"vocab_size": len(tokenizer), "n_layer": 6, "n_embd": 768, "n_head": 12,
                                         "n_positions": 1024},
         audio_config={"hidden_size": 768, "num_hidden_layers": 2, "num_attention_heads": 12,
-                      "intermediate_size": 3072, "apply_spec_augment": False})
+                      "intermediate_size": 3072, "apply_spec_augment": False, "feat_extract_norm": front_end_norm})
     TurnFusionModel(config).save_pretrained(str(tmp))
     tokenizer.save_pretrained(str(tmp))
     shutil.copy(Path(model_dir) / PROCESSOR_FILE, tmp)
@@ -178,7 +209,8 @@ def one_row(args) -> None:
     predictor, mb = predictor_for(Path(args.model), Path(args.onnx), args.row, args.threads)
     rng = np.random.default_rng(0)
     cold, streaming = (latency(predictor, args.repeats, rng, s) for s in (False, True))
-    print(json.dumps({"cold": cold, "streaming": streaming, "mb": mb}))
+    in_pieces = latency_in_pieces(predictor, args.repeats, rng) if getattr(predictor, "front_end", None) else None
+    print(json.dumps({"cold": cold, "streaming": streaming, "in_pieces": in_pieces, "mb": mb}))
 
 
 def measured(model_dir: Path, onnx_dir: Path, backend: str, repeats: int, threads: int) -> dict:
@@ -214,6 +246,7 @@ def main() -> None:
           f"{os.cpu_count()} cores")
     tmp = Path(tempfile.mkdtemp())
     save_distil_size_model(Path(args.model), tmp / "distil")
+    save_distil_size_model(Path(args.model), tmp / "distil-local", "layer")
     from turnfusion.config import ExportConfig, from_params
     from turnfusion.serving.export import calibration_waveforms
 
@@ -229,9 +262,12 @@ def main() -> None:
             distil: (tmp / "distil", tmp / "distil-onnx", export_cfg.calibration_segments, all_backends,
                      max(10, args.repeats // 5)),
             f"{distil}, int8 audio static": (tmp / "distil", tmp / "distil-static", static, ("ONNX int8",),
-                                             max(10, args.repeats // 5))}
-    print("| model | backend | cold p50 / p95 ms | streaming p50 / p95 ms | size MB |")
-    print("|---|---|---|---|---|")
+                                             max(10, args.repeats // 5)),
+            f"{distil}, layer-norm front end, int8 audio static": (
+                tmp / "distil-local", tmp / "distil-local-static", static, ("ONNX int8",), max(10, args.repeats // 5))}
+    print("| model | backend | cold p50 / p95 ms | streaming p50 / p95 ms | front end in 0.2 s pieces while spoken: "
+          "at end of speech p50 / p95 ms (pieces' total p50) | size MB |")
+    print("|---|---|---|---|---|---|")
     for name, (model_dir, onnx_dir, calibration, backends, repeats) in rows.items():
         if not (onnx_dir / "manifest.json").exists():  # exported as the stage does
             from dataclasses import replace
@@ -242,12 +278,14 @@ def main() -> None:
             export(model_dir, onnx_dir, waves or None)
         for backend in backends:
             row = measured(model_dir, onnx_dir, backend, repeats, args.threads)
-            (c50, c95), (s50, s95) = row["cold"], row["streaming"]
-            print(f"| {name} | {backend} | {c50:.1f} / {c95:.1f} | {s50:.1f} / {s95:.1f} | {row['mb']:.1f} |",
-                  flush=True)
+            (c50, c95), (s50, s95), pieces = row["cold"], row["streaming"], row["in_pieces"]
+            in_pieces = (f"{pieces['at_end'][0]:.1f} / {pieces['at_end'][1]:.1f} ({pieces['pieces']:.1f})" if pieces
+                         else "")
+            print(f"| {name} | {backend} | {c50:.1f} / {c95:.1f} | {s50:.1f} / {s95:.1f} | {in_pieces} | "
+                  f"{row['mb']:.1f} |", flush=True)
     row = measured(Path(args.model), Path(args.onnx), "Smart Turn", args.repeats, args.threads)
     print(f"| Smart Turn v3.2 (8 s of audio, no text) | ONNX (as shipped) | {row['cold'][0]:.1f} / "
-          f"{row['cold'][1]:.1f} | | {row['mb']:.1f} |")
+          f"{row['cold'][1]:.1f} | | | {row['mb']:.1f} |")
     if args.skip_training:
         return
     epochs = epoch_times(yaml.safe_load(Path("params.yaml").read_text()))

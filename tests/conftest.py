@@ -102,23 +102,34 @@ def utterance_table(rows):
     return pd.DataFrame(rows, columns=["video_id", "sentence_id", "text", "label", "start", "end", "speaker"])
 
 
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory):
-    """A small saved fusion model: config, safetensors weights and tokenizer in one directory."""
+def save_toy_model(d, audio_config: dict | None = None):
+    """A small fusion model saved in `d`: config, safetensors weights, tokenizer and processor (`audio_config` over
+    the tests' audio encoder sizes)."""
     import torch
     from pipeline import AUDIO_CFG
 
     from turnfusion.data.tokenize import train_tokenizer
     from turnfusion.models import TurnFusionModel
 
-    d = tmp_path_factory.mktemp("model")
     tokenizer = train_tokenizer(["hello there how are you", "i went to the market and"] * 20, 300)
     torch.manual_seed(0)
     text = {"vocab_size": len(tokenizer), "n_layer": 1, "n_embd": 16, "n_head": 2, "n_positions": 32}
-    model = TurnFusionModel(toy_config("fusion", text, AUDIO_CFG, hidden_size=16))
+    model = TurnFusionModel(toy_config("fusion", text, {**AUDIO_CFG, **(audio_config or {})}, hidden_size=16))
     for param in model.head.parameters():  # a head that reacts to its inputs
         torch.nn.init.normal_(param, std=0.2)
     model.save_pretrained(d)
     tokenizer.save_pretrained(d)
     save_toy_processor(d, max_length=24)
     return d
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    """A small saved fusion model: config, safetensors weights and tokenizer in one directory."""
+    return save_toy_model(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="session")
+def local_front_end_dir(tmp_path_factory):
+    """The small fusion model with a layer-norm audio front end (each frame from its own samples)."""
+    return save_toy_model(tmp_path_factory.mktemp("model"), {"feat_extract_norm": "layer"})

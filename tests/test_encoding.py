@@ -49,3 +49,28 @@ def test_raw_and_cached_batches_give_the_same_logits():
         cached = {"text_hidden": text_hidden, "text_mask": mask.bool(), "audio_hidden": audio_hidden,
                   "audio_mask": audio_mask, "trp": torch.zeros(2)}
         assert torch.allclose(model.batch_logits(raw), model.batch_logits(cached), atol=1e-5)
+
+
+def test_a_layer_norm_front_end_gives_each_frame_from_its_own_samples_and_a_group_norm_one_does_not():
+    from turnfusion.models.encoding import (
+        frames_to_hidden,
+        front_end_field,
+        front_end_frames,
+        front_end_hop,
+        front_end_is_local,
+    )
+
+    wave = torch.from_numpy(np.random.default_rng(0).normal(0, 0.1, (1, 12000)).astype(np.float32))
+    for norm, local in (("layer", True), ("group", False)):
+        encoder = TurnFusionModel(toy_config("audio", audio_config={**AUDIO_CFG, "feat_extract_norm": norm})
+                                  ).audio_encoder.eval()
+        cfg = encoder.config
+        assert (front_end_hop(cfg), front_end_field(cfg), front_end_is_local(cfg)) == (320, 400, local)
+        with torch.no_grad():
+            whole = front_end_frames(encoder, wave)
+            assert torch.equal(frames_to_hidden(encoder, whole), encoder(wave).last_hidden_state)
+            # frames 0-9 read samples [0, 9 * 320 + 400), frames 10- from sample 3200 on
+            pieces = torch.cat([front_end_frames(encoder, wave[:, : 9 * 320 + 400]),
+                                front_end_frames(encoder, wave[:, 3200:])], dim=1)
+        assert pieces.shape == whole.shape == (1, 37, 8)
+        assert torch.allclose(pieces, whole, atol=1e-5) is local

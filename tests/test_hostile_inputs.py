@@ -202,7 +202,7 @@ def listed_outside(folder: Path) -> None:
 
 
 @pytest.mark.parametrize(("edit", "rehash", "message"), [
-    (evil_graph, False, r"`graphs` must name the head and at most \['audio', 'head', 'text'\]"),
+    (evil_graph, False, r"`graphs` must name the head and at most \['audio', 'audio_front_end', 'head', 'text'\]"),
     (listed_outside, False, r"manifest.json: file '../evil.onnx': leaves its folder"),
     (lambda d: edit_json(d / "manifest.json", lambda m: m.pop("files")), False, r"no `files` with their sha256"),
     (lambda d: (d / "int8" / "text.onnx").write_bytes((d / "int8" / "text.onnx").read_bytes()[:500]), True,
@@ -210,7 +210,8 @@ def listed_outside(folder: Path) -> None:
     (lambda d: (d / "int8" / "head.onnx").write_bytes(b"not a graph at all"), True,
      r"int8/head.onnx: not a loadable ONNX graph"),
     (lambda d: shutil.copy(d / "int8" / "text.onnx", d / "int8" / "audio.onnx"), True,
-     r"int8/audio.onnx: takes inputs \['attention_mask', 'input_ids'\], but the audio graph takes \['waveform'\]"),
+     r"int8/audio.onnx: takes inputs \['attention_mask', 'input_ids'\], but the audio graph takes "
+     r"\['frames', 'waveform'\]"),
     (lambda d: edit_json(d / "preprocessor_config.json", lambda c: c.update(sample_rate=0)), True,
      r"preprocessor_config.json: sample_rate must be a whole number from 1000 to 384000, got 0"),
     (lambda d: edit_json(d / "preprocessor_config.json", lambda c: c.update(max_length=10_000)), True,

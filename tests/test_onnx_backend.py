@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import tone
-from test_export import exported  # noqa: F401  (the fixture)
+from test_export import exported, speech_like  # noqa: F401  (exported: the fixture)
 
 from turnfusion.schema import DataError
 from turnfusion.serving.cli import main as cli
@@ -150,3 +150,82 @@ def test_one_session_serves_both_backends_with_the_same_answers(exported, model_
         answers = [s.add(text, wave, speaker, 16000) for s in sessions]
         assert answers[0] == pytest.approx(answers[1], abs=1e-5)
     assert [h["text"] for h in sessions[0].history] == [h["text"] for h in sessions[1].history]
+
+
+@pytest.fixture(scope="module")
+def local_exports(local_front_end_dir, tmp_path_factory):
+    """The model with a local audio front end exported twice: int8 dynamic, and int8 static (calibrated)."""
+    from turnfusion.serving.export import export
+
+    out = tmp_path_factory.mktemp("onnx")
+    export(local_front_end_dir, out / "dynamic")
+    export(local_front_end_dir, out / "static", [speech_like(1 + k / 4, k) for k in range(6)])
+    return out
+
+
+@pytest.mark.parametrize("kind,precision,tolerance", [("dynamic", "fp32", 1e-5), ("dynamic", "int8", 0.01),
+                                                      ("static", "int8", 0.025)])
+def test_a_local_front_end_exports_as_its_own_graph_and_predicts_as_pytorch(local_exports, local_front_end_dir,
+                                                                           kind, precision, tolerance):
+    manifest = json.loads((local_exports / kind / "manifest.json").read_text())
+    assert manifest["graphs"]["audio_front_end"] | {} == {"inputs": ["waveform"], "output": "frames", "dim": 8,
+                                                         "hop": 320, "field": 400}
+    assert manifest["graphs"]["audio"]["inputs"] == ["frames"]
+    onnx_model, torch_model = OnnxTurnModel(local_exports / kind, precision), TurnPredictor(local_front_end_dir)
+    rng = np.random.default_rng(0)
+    for k in range(3):
+        wave = (tone(1 + k / 2, 16000, 150 + 60 * k) + rng.normal(0, 0.01, int(16000 * (1 + k / 2)))).astype(np.float32)
+        want = torch_model.predict("how are you", wave, speaker=k % 2, sample_rate=16000)
+        got = onnx_model.predict("how are you", wave, speaker=k % 2, sample_rate=16000)
+        assert max(abs(got[c] - want[c]) for c in want) < tolerance
+
+
+@pytest.mark.parametrize("kind,precision", [("dynamic", "fp32"), ("dynamic", "int8"), ("static", "int8")])
+def test_the_front_end_in_pieces_gives_the_vector_of_the_whole_segment(local_exports, kind, precision):
+    from turnfusion.serving.onnx_backend import IncrementalAudio
+
+    model = OnnxTurnModel(local_exports / kind, precision)
+    audio = np.random.default_rng(2).normal(0, 0.1, 30000).astype(np.float32)
+    pieces = IncrementalAudio(model)
+    for end in range(0, 26000, 1777):  # pieces of any length, as chunks come
+        pieces.extend(audio[:end])
+    assert pieces.count == pieces.frames_in(24879) == 77
+    for end, offset in ((28000, 0), (28000, 320 * 9), (20000, 320 * 3)):  # frames computed beyond the end unused
+        whole = model.audio_vector(audio[offset:end])
+        assert np.abs(pieces.vector(audio[:end], offset) - whole).max() < 1e-5
+        assert np.abs(pieces.vector(audio[:end], offset + 320) - whole).max() > 1e-3  # a frame off differs
+    pieces.drop(320 * 20)  # the utterance's first 20 hops are no longer kept: frames count from there
+    rest = audio[320 * 20: 28000]
+    assert np.abs(pieces.vector(rest, 320 * 2) - model.audio_vector(rest[640:])).max() < 1e-5
+    with pytest.raises(ValueError, match="not a whole number of hops"):
+        pieces.vector(rest, 100)
+
+
+def edited_manifest(source, tmp_path, edit):
+    copy = tmp_path / "copy"
+    shutil.copytree(source, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    edit(manifest["graphs"])
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    return copy
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda g: g["audio_front_end"].update(hop=0), r"graphs.audio_front_end.hop must be a whole number of samples"),
+    (lambda g: g["audio_front_end"].update(field="400"), r"graphs.audio_front_end.field must be a whole number"),
+    (lambda g: g["audio_front_end"].update(field=100), r"field \(100\) is shorter than its hop \(320\)"),
+    (lambda g: g.pop("audio_front_end"), r"the audio graph reads \['frames'\], but without an audio_front_end graph"),
+])
+def test_a_front_end_manifest_that_lies_is_refused_in_one_line(local_exports, tmp_path, edit, message):
+    copy = edited_manifest(local_exports / "dynamic", tmp_path, edit)
+    with pytest.raises(DataError, match=message):
+        OnnxTurnModel(copy, "fp32", verify=False)
+
+
+def test_an_export_without_a_local_front_end_is_not_encoded_in_pieces(exported):  # noqa: F811
+    from turnfusion.serving.onnx_backend import IncrementalAudio
+
+    model = OnnxTurnModel(exported, "fp32")
+    assert model.front_end is None and "audio_front_end" not in model.graphs
+    with pytest.raises(DataError, match="is not local"):
+        IncrementalAudio(model)

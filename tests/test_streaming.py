@@ -1,6 +1,7 @@
 """The streaming session on scripted streams: eSpeak NG speech and silence in 20 ms chunks at a rate of its own."""
 
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -324,3 +325,68 @@ def test_a_lagging_final_that_completes_the_interim_words_stays_with_its_utteran
     session.push_words("we could go to the beach on saturday", final=True)
     assert session.history[-1]["text"] == "we could go to the beach on saturday"
     assert session._utterance.words.text() == ""
+
+
+@pytest.fixture(scope="module")
+def local_export(local_front_end_dir, tmp_path_factory):
+    """Exports of the model with a local audio front end: as trained (3 s kept) and with 1 s kept."""
+    from conftest import save_toy_processor
+
+    from turnfusion.serving.export import export
+
+    out = tmp_path_factory.mktemp("onnx")
+    export(local_front_end_dir, out / "3s")
+    short = tmp_path_factory.mktemp("model")
+    shutil.copytree(local_front_end_dir, short, dirs_exist_ok=True)
+    save_toy_processor(short, max_length=24, max_seconds=1.0)
+    export(short, out / "1s")
+    return out
+
+
+def two_utterances(session, first_words: str, first: np.ndarray, second: np.ndarray):
+    """Feed two user utterances (`first_words`, "did you like it") with their final words; the decisions and the
+    sizes (samples) of the front end's runs."""
+    stream = np.concatenate([silence(0.5), first, silence(0.8), second, silence(0.8)])
+    runs, front_end = [], session.model.front_end_frames
+
+    def counted(wave):
+        runs.append(len(wave))
+        return front_end(wave)
+
+    session.model.front_end_frames = counted
+    decisions = []
+    for k, chunk in enumerate(chunks(stream)):
+        if k == 30:
+            session.push_words(first_words, final=True)
+        if k == int((0.5 + len(first) / RATE + 0.9) / 0.02):
+            session.push_words("did you like it", final=True)
+        decision = session.push_audio(chunk)
+        if decision:
+            decisions.append(decision)
+    return decisions, runs
+
+
+@pytest.mark.parametrize("kept,words", [("3s", "so i went to the market yesterday"),
+                                        ("1s", "so i went to the market yesterday and then we walked home")])
+def test_the_front_end_runs_while_the_user_speaks_and_the_decision_is_the_whole_segments(local_export, kept, words):
+    """With a local front end the user's audio is encoded in pieces while they speak; the decisions are those of the
+    same session encoding each segment whole at the end of speech. With 1 s kept, the utterance outgrows what the
+    session keeps (its first samples are dropped, whole hops at a time) and its segment starts off the hop grid, so
+    the end of speech encodes it whole."""
+    in_pieces = StreamingTurnSession(local_export / kept, RATE, precision="fp32")
+    whole = StreamingTurnSession(local_export / kept, RATE, StreamConfig(front_end_piece_s=0), precision="fp32")
+    speech = said(words), said("did you like it")  # eSpeak NG's output varies a little between calls: once
+    got, runs = two_utterances(in_pieces, words, *speech)
+    want, whole_runs = two_utterances(whole, words, *speech)
+    assert [d.text for d in got] == [d.text for d in want] == [words, "did you like it"]
+    for g, w in zip(got, want, strict=True):
+        assert g.probabilities == pytest.approx(w.probabilities, abs=1e-6)
+    ends = whole.encoded_whole  # ends of speech (a pause within an utterance is one too)
+    assert ends >= 2 and whole.encoded_in_pieces == 0 and len(whole_runs) == ends
+    assert in_pieces.encoded_in_pieces + in_pieces.encoded_whole == ends
+    if kept == "3s":
+        assert len(speech[0]) / RATE < 3 and in_pieces.encoded_whole == 0
+        assert len(runs) > 10 and max(runs) < 0.25 * 16000  # pieces of ~0.2 s, never the whole utterance
+    else:
+        assert len(speech[0]) / RATE > 2 * in_pieces.keep / 16000  # long enough to be cut while spoken
+        assert in_pieces.encoded_whole >= 1

@@ -52,7 +52,7 @@ import soxr
 
 from turnfusion.choices import Bound
 from turnfusion.errors import DataError, one_line
-from turnfusion.serving.onnx_backend import OnnxTurnModel, TurnSession
+from turnfusion.serving.onnx_backend import IncrementalAudio, OnnxTurnModel, TurnSession
 from turnfusion.serving.processing import MIN_SECONDS, audio_array, check_full_scale
 from turnfusion.text.words import normalize
 
@@ -155,13 +155,17 @@ class StreamConfig:
     # default, the default here. It costs only when the final lags. 0: decide on interim words (late finals revise)
     max_final_wait_s: float = 1.0
     final_lag_s: float = 1.0  # how long after an utterance's end of speech a final without times may still be its
+    # with an export whose audio front end is local (`OnnxTurnModel.front_end`), the front end runs on the user's audio
+    # every `front_end_piece_s` while they speak, so the end of speech costs the last piece and the rest of the audio
+    # path; 0: the whole segment is encoded at the end of speech (as for any other export)
+    front_end_piece_s: float = 0.2
 
     # one range per field: a threshold below 0.3 never sees speech end (Silero gives noise ~0.02), speech shorter
     # than the model's 50 ms is no input, and waits past a minute are no live conversation
     BOUNDS = {"threshold": Bound(0.3, 0.95), "min_silence_s": Bound(0.0, 10.0),
               "min_speech_s": Bound(MIN_SECONDS, 10.0), "pre_roll_s": Bound(0.0, 2.0),
               "max_word_wait_s": Bound(0.0, 60.0), "max_final_wait_s": Bound(0.0, 60.0),
-              "final_lag_s": Bound(0.0, 60.0)}
+              "final_lag_s": Bound(0.0, 60.0), "front_end_piece_s": Bound(0.0, 10.0)}
 
     def __post_init__(self):
         for name, bound in self.BOUNDS.items():
@@ -331,6 +335,13 @@ class StreamingTurnSession:
         self.pre_roll = int(self.config.pre_roll_s * self.rate)
         self.recent_size = self.pre_roll + int((MAX_CHUNK_S + 2 * frame) * self.rate)
         self.vad = SpeechFrames(self.sample_rate)
+        # the front end in pieces: with a local front end, when the policy keeps the whole utterance or cuts it on
+        # the front end's hops, and no trimming moves the segment's end (the VAD ended the speech already)
+        processor = self.model.processor.config
+        self.pieces = IncrementalAudio(self.model) if (
+            self.model.front_end is not None and self.model.processor.uses_audio and self.config.front_end_piece_s > 0
+            and processor.trim_vad_threshold is None) else None
+        self.hop = self.pieces.hop if self.pieces else 1
         self.reset()
 
     def reset(self) -> None:
@@ -352,6 +363,9 @@ class StreamingTurnSession:
         self.skipped_inputs = 0  # utterances the model refused (logged)
         self._revisable = None  # (the last decision's record, its audio, the context it read): see `_revise`
         self.last_decided_end_s: float | None = None
+        self.encoded_in_pieces = self.encoded_whole = 0  # utterances whose audio the end of speech encoded so
+        if self.pieces:
+            self.pieces.reset()
 
     # --- input ---------------------------------------------------------------------------------
     def push_audio(self, chunk, sample_rate: int | None = None) -> Decision | None:
@@ -465,9 +479,15 @@ class StreamingTurnSession:
         u.audio.append(wave)
         kept = sum(len(a) for a in u.audio)
         if kept > 2 * self.keep:  # the policy reads the last max_seconds only
-            joined = np.concatenate(u.audio)[-self.keep:]
-            u.start += kept - len(joined)
+            dropped = (kept - self.keep) // self.hop * self.hop  # whole hops: the front end's frames keep their grid
+            joined = np.concatenate(u.audio)[dropped:]
+            u.start += dropped
             u.audio = [joined]
+            if self.pieces:
+                self.pieces.drop(dropped)
+        if self.pieces and u.speech_end is None and (
+                kept - self.pieces.count * self.hop) >= self.config.front_end_piece_s * self.rate:
+            self.pieces.extend(np.concatenate(u.audio))
 
     def _frame_start(self) -> int:
         """Model-rate session sample where the last judged VAD frame starts."""
@@ -498,6 +518,8 @@ class StreamingTurnSession:
                     start = max(self.samples - len(self._recent), speech_start - self.pre_roll)
                     pre_roll = self._recent[start - (self.samples - len(self._recent)):]
                     self._utterance = _Utterance(start, speech_start, [pre_roll.copy()], words)
+                    if self.pieces:
+                        self.pieces.reset()
                     self._user_spoke, self._revisable = True, None
                 else:
                     u.speech_end = None  # speech resumed within min_silence_s: the same utterance
@@ -560,10 +582,19 @@ class StreamingTurnSession:
         return np.concatenate(u.audio)[: max(0, u.speech_end - u.start)]
 
     def _encode_early(self, u: _Utterance) -> None:
-        """Encode the utterance's audio as soon as its speech ends: the decision then finds it remembered."""
-        if self.model.processor.uses_audio:
-            waves = self.model.processor.prepare("x", self._audio_of(u), USER, [], self.rate)[1]
-            self.model.audio_vector(waves[0])
+        """Encode the utterance's audio as soon as its speech ends: the decision then finds it remembered. With the
+        front end in pieces, only its frames not yet computed and the rest of the audio path run."""
+        if not self.model.processor.uses_audio:
+            return
+        audio = self._audio_of(u)
+        segment = self.model.processor.prepare("x", audio, USER, [], self.rate)[1][0]
+        offset = len(audio) - len(segment)  # the policy keeps the segment's end
+        if self.pieces and offset % self.hop == 0:
+            self.model.audio_memory.remember(segment, self.pieces.vector(audio, offset))
+            self.encoded_in_pieces += 1
+        else:
+            self.model.audio_vector(segment)
+            self.encoded_whole += 1
 
     def _decide(self, u: _Utterance, started: float) -> Decision | None:
         text, audio, context = u.words.text(), self._audio_of(u), list(self.history)

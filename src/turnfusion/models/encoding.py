@@ -2,7 +2,9 @@
 training with trainable encoders and prediction, so the three cannot drift apart.
 
 Audio is encoded one segment at a time: HuBERT's group-norm front end normalises over the whole
-(padded) input, so a segment encoded in a padded batch gets other hidden states than alone.
+(padded) input, so a segment encoded in a padded batch gets other hidden states than alone. A layer-norm front end
+(`feat_extract_norm: layer`) normalises each frame alone: each of its frames depends on its own samples only, so a
+live system can encode it in pieces while the user speaks (`front_end_frames`, `frames_to_hidden`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,37 @@ def encode_segment(encoder, wave: np.ndarray) -> torch.Tensor:
     """Hidden frames (frames, dim) of one waveform encoded alone: no padding enters the encoder."""
     hidden, mask = encode_padded(encoder, [wave])
     return hidden[0, : int(mask[0].sum())]
+
+
+def front_end_is_local(audio_config) -> bool:
+    """Whether each frame of the convolutional front end depends on its own samples only (`front_end_field`
+    samples, `front_end_hop` apart): HuBERT's layer-norm front end; the group-norm one (the default) normalises its
+    first layer over the whole input."""
+    return getattr(audio_config, "feat_extract_norm", None) == "layer"
+
+
+def front_end_hop(audio_config) -> int:
+    """Samples between two frames of the front end (the product of its strides: 320 for HuBERT's)."""
+    return int(np.prod(audio_config.conv_stride))
+
+
+def front_end_field(audio_config) -> int:
+    """Samples one frame of the front end reads (its receptive field: 400 for HuBERT's)."""
+    field = 1
+    for kernel, stride in zip(reversed(audio_config.conv_kernel), reversed(audio_config.conv_stride), strict=True):
+        field = (field - 1) * stride + kernel
+    return field
+
+
+def front_end_frames(encoder, waveform: torch.Tensor) -> torch.Tensor:
+    """(batch, frames, conv_dim) of the convolutional front end: the first half of `encoder(waveform)`."""
+    return encoder.feature_extractor(waveform).transpose(1, 2)
+
+
+def frames_to_hidden(encoder, frames: torch.Tensor) -> torch.Tensor:
+    """Hidden states (batch, frames, dim) from the front end's frames: the rest of `encoder(waveform)` (in eval
+    mode: no time masking), for one segment (no padding)."""
+    return encoder.encoder(encoder.feature_projection(frames)).last_hidden_state
 
 
 def segment_ids(input_ids: torch.Tensor, sep_token_id: int) -> torch.Tensor:

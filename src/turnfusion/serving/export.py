@@ -4,7 +4,10 @@ dynamically quantised to int8, in one directory with a manifest (`turnfusion.ser
 The model is cut where a live system can remember work: the text path (encoder + pooling; its context
 changes with every utterance), the audio path of one segment (encoder + pooling; a segment that was the
 current utterance before is a context segment later, so its vector is remembered) and the head (pooled
-vectors -> probabilities). Each audio segment is encoded alone, as in training (`models.encoding`).
+vectors -> probabilities). Each audio segment is encoded alone, as in training (`models.encoding`). An audio
+encoder whose front end is local (layer norm: each frame from its own samples) is cut once more: the front end
+(`audio_front_end`: waveform -> frames), which a live session runs in pieces while the user speaks, and the rest
+(`audio`: frames -> pooled vector), run once the speech ends.
 """
 
 from __future__ import annotations
@@ -20,6 +23,13 @@ from torch import nn
 
 from turnfusion.data.stores import SegmentStore
 from turnfusion.models import TurnFusionModel
+from turnfusion.models.encoding import (
+    frames_to_hidden,
+    front_end_field,
+    front_end_frames,
+    front_end_hop,
+    front_end_is_local,
+)
 from turnfusion.schema import LABEL_NAMES
 from turnfusion.serving.onnx_backend import CONFIG, FORMAT, MANIFEST, TOKENIZER, file_sha256
 
@@ -48,6 +58,29 @@ class AudioPath(nn.Module):
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         frames = self.encoder(input_values=waveform).last_hidden_state  # an all-ones mask changes nothing
         return self.pool(frames, torch.ones(frames.shape[:2], dtype=torch.bool))
+
+
+class AudioFrontEnd(nn.Module):
+    """Waveform -> the front end's frames (a local front end: each frame from its own samples)."""
+
+    def __init__(self, model: TurnFusionModel):
+        super().__init__()
+        self.encoder = model.audio_encoder
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        return front_end_frames(self.encoder, waveform)
+
+
+class AudioFromFrames(nn.Module):
+    """The front end's frames of one segment -> pooled vector (the rest of `AudioPath`)."""
+
+    def __init__(self, model: TurnFusionModel):
+        super().__init__()
+        self.encoder, self.pool = model.audio_encoder, model.audio_pool
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        hidden = frames_to_hidden(self.encoder, frames)
+        return self.pool(hidden, torch.ones(hidden.shape[:2], dtype=torch.bool))
 
 
 class Head(nn.Module):
@@ -84,7 +117,16 @@ def graphs(model: TurnFusionModel, out_dir: Path) -> dict[str, dict]:
                     {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
                      "text_vector": {0: "batch"}})
             written["text"] = {"inputs": ["input_ids", "attention_mask"], "output": "text_vector", "dim": text_dim}
-        if cfg.uses_audio:
+        if cfg.uses_audio and front_end_is_local(model.audio_encoder.config):
+            audio_cfg = model.audio_encoder.config
+            _export(AudioFrontEnd(model), (torch.randn(1, 16000),), out_dir / "audio_front_end.onnx", ["waveform"],
+                    "frames", {"waveform": {0: "batch", 1: "samples"}, "frames": {0: "batch", 1: "frames"}})
+            written["audio_front_end"] = {"inputs": ["waveform"], "output": "frames", "dim": audio_cfg.conv_dim[-1],
+                                          "hop": front_end_hop(audio_cfg), "field": front_end_field(audio_cfg)}
+            _export(AudioFromFrames(model), (torch.randn(1, 49, audio_cfg.conv_dim[-1]),), out_dir / "audio.onnx",
+                    ["frames"], "audio_vector", {"frames": {0: "batch", 1: "frames"}, "audio_vector": {0: "batch"}})
+            written["audio"] = {"inputs": ["frames"], "output": "audio_vector", "dim": audio_dim}
+        elif cfg.uses_audio:
             _export(AudioPath(model), (torch.randn(1, 16000),), out_dir / "audio.onnx", ["waveform"],
                     "audio_vector", {"waveform": {0: "batch", 1: "samples"}, "audio_vector": {0: "batch"}})
             written["audio"] = {"inputs": ["waveform"], "output": "audio_vector", "dim": audio_dim}
@@ -109,17 +151,19 @@ def quantize(fp32: Path, int8: Path) -> None:
 FIRST_CONV = "/encoder/feature_extractor/conv_layers.0/conv/Conv"  # reads the waveform itself
 
 
-def quantize_audio_static(fp32: Path, int8: Path, calibration: list[np.ndarray]) -> None:
-    """Static int8 quantisation of the audio path: the convolutions and matrix products with activation scales
-    calibrated on `calibration` waveforms (onnxruntime's advice for convolutional models: its dynamic integer
-    convolution is slow on CPUs, its static one uses the integer kernels). The first convolution stays fp32:
-    it reads the waveform, which 8 bits would coarsen, and costs ~1 % of the front end."""
+def quantize_audio_static(fp32: Path, int8: Path, calibration: list[np.ndarray], input_name: str = "waveform") -> None:
+    """Static int8 quantisation of the audio path (or one of its two graphs: `input_name` waveform or frames): the
+    convolutions and matrix products with activation scales calibrated on `calibration` inputs (onnxruntime's
+    advice for convolutional models: its dynamic integer convolution is slow on CPUs, its static one uses the
+    integer kernels). The first convolution stays fp32: it reads the waveform, which 8 bits would coarsen, and
+    costs ~1 % of the front end. Activation scales are constants: a front end quantised so gives each frame the
+    same values whether it is run on the whole segment or in pieces."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Waveforms(CalibrationDataReader):
         def __init__(self):
-            self.feeds = iter([{"waveform": w[None].astype(np.float32)} for w in calibration])
+            self.feeds = iter([{input_name: w[None].astype(np.float32)} for w in calibration])
 
         def get_next(self):
             return next(self.feeds, None)
@@ -131,6 +175,12 @@ def quantize_audio_static(fp32: Path, int8: Path, calibration: list[np.ndarray])
                     op_types_to_quantize=["Conv", "MatMul"], activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8, nodes_to_exclude=[FIRST_CONV])
     prepared.unlink()
+
+
+def ort_session(path: Path):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
 def calibration_waveforms(segments_dir: str | Path, cfg: ExportConfig) -> list[np.ndarray]:
@@ -156,7 +206,13 @@ def export(model_dir: Path, out_dir: Path, calibration: list[np.ndarray] | None 
     (out_dir / "int8").mkdir()
     written = graphs(model, out_dir / "fp32")
     for name in written:
-        if name == "audio" and calibration:
+        if name == "audio_front_end" and calibration:
+            quantize_audio_static(out_dir / "fp32" / f"{name}.onnx", out_dir / "int8" / f"{name}.onnx", calibration)
+        elif name == "audio" and calibration and "audio_front_end" in written:  # calibrated on the fp32 frames
+            front_end = ort_session(out_dir / "fp32" / "audio_front_end.onnx")
+            frames = [front_end.run(None, {"waveform": w[None].astype(np.float32)})[0][0] for w in calibration]
+            quantize_audio_static(out_dir / "fp32" / "audio.onnx", out_dir / "int8" / "audio.onnx", frames, "frames")
+        elif name == "audio" and calibration:
             quantize_audio_static(out_dir / "fp32" / "audio.onnx", out_dir / "int8" / "audio.onnx", calibration)
         else:
             quantize(out_dir / "fp32" / f"{name}.onnx", out_dir / "int8" / f"{name}.onnx")

@@ -32,8 +32,9 @@ CONFIG, TOKENIZER = "config.json", "tokenizer.json"  # the model's config and to
 # 3: the input policy is preprocessor_config.json (a format-2 export keeps it in config.json, still read)
 FORMAT, READABLE_FORMATS = 3, (2, 3)
 PRECISIONS = ("fp32", "int8")
-GRAPH_INPUTS = {"text": {"input_ids", "attention_mask"}, "audio": {"waveform"},
-                "head": {"text_vector", "audio_vectors", "trp"}}
+# audio takes the waveform, or the frames of `audio_front_end` when the encoder's front end is local (`export`)
+GRAPH_INPUTS = {"text": {"input_ids", "attention_mask"}, "audio": {"waveform", "frames"},
+                "audio_front_end": {"waveform"}, "head": {"text_vector", "audio_vectors", "trp"}}
 
 
 class OnnxTurnModel(Predictor):
@@ -68,6 +69,8 @@ class OnnxTurnModel(Predictor):
         self.use_trp = config["use_trp"]
         mode = config["mode"]
         wanted = {"head", *(["text"] if mode != "audio" else []), *(["audio"] if mode != "text" else [])}
+        if "audio" in wanted and "audio_front_end" in manifest["graphs"]:
+            wanted.add("audio_front_end")
         if set(manifest["graphs"]) != wanted:
             raise DataError(f"{directory / MANIFEST}: graphs {sorted(manifest['graphs'])}, but a {mode} model has "
                             f"{sorted(wanted)}")
@@ -80,6 +83,7 @@ class OnnxTurnModel(Predictor):
         self.graphs = {name: _session(directory / precision / f"{name}.onnx", name, options)
                        for name in manifest["graphs"]}
         check_graph_dims(manifest, self.graphs, config["audio_segments"], str(directory / MANIFEST))
+        self.front_end = check_front_end(manifest, self.graphs, str(directory / MANIFEST))
         self.manifest, self.precision = manifest, precision
         self.processor = TurnFusionProcessor.from_pretrained(directory, config, max_positions)
         self.audio_memory = Remembered(self._encode_audio)
@@ -102,7 +106,17 @@ class OnnxTurnModel(Predictor):
         return self.audio_memory(wave)
 
     def _encode_audio(self, wave: np.ndarray) -> np.ndarray:
+        if self.front_end is not None:
+            return self.vector_of_frames(self.front_end_frames(wave))
         return self.graphs["audio"].run(None, {"waveform": np.asarray(wave, np.float32)[None]})[0][0]
+
+    def front_end_frames(self, wave: np.ndarray) -> np.ndarray:
+        """(frames, dim) of a waveform through the local front end (`front_end` is not None)."""
+        return self.graphs["audio_front_end"].run(None, {"waveform": np.asarray(wave, np.float32)[None]})[0][0]
+
+    def vector_of_frames(self, frames: np.ndarray) -> np.ndarray:
+        """The pooled audio vector of one segment's front-end frames (`front_end` is not None)."""
+        return self.graphs["audio"].run(None, {"frames": np.asarray(frames, np.float32)[None]})[0][0]
 
     def predict_prepared(self, contexts: list[str], waves: list[list], trp: list[float] | None = None) -> np.ndarray:
         """Class probabilities (n, 3) for prepared inputs (`TurnFusionProcessor.prepare`)."""
@@ -166,6 +180,81 @@ def check_graph_dims(manifest: dict, graphs: dict, audio_segments: int, source: 
         if isinstance(width, int) and width != dim * per:
             raise DataError(f"{source}: graphs.{name}.dim is {dim}, but the head graph reads {width} values of "
                             f"{head_input}{f' ({per} segments)' if per > 1 else ''}; export the model again")
+
+
+def check_front_end(manifest: dict, graphs: dict, source: str) -> dict | None:
+    """{"hop", "field"} (samples) of an export whose audio front end is its own graph (None without one), checked:
+    the audio graph reads its frames, and hop and field are whole numbers (field >= hop) that a live session can
+    cut the audio by."""
+    if "audio" not in graphs:
+        return None
+    reads = {i.name for i in graphs["audio"].get_inputs()}
+    wanted = {"frames"} if "audio_front_end" in graphs else {"waveform"}
+    if reads != wanted:
+        has = "with" if "frames" in wanted else "without"
+        raise DataError(f"{source}: the audio graph reads {sorted(reads)}, but {has} an audio_front_end graph it reads "
+                        f"{sorted(wanted)}; export the model again")
+    if "audio_front_end" not in graphs:
+        return None
+    spec = manifest["graphs"]["audio_front_end"]
+    values = {k: spec.get(k) if isinstance(spec, dict) else None for k in ("hop", "field")}
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65_536:
+            raise DataError(f"{source}: graphs.audio_front_end.{key} must be a whole number of samples from 1 to "
+                            f"65536, got {value!r:.40}")
+    if values["field"] < values["hop"]:
+        raise DataError(f"{source}: graphs.audio_front_end.field ({values['field']}) is shorter than its hop "
+                        f"({values['hop']}); export the model again")
+    return values
+
+
+class IncrementalAudio:
+    """One utterance's audio through the model's local front end in pieces, as it arrives (`OnnxTurnModel.front_end`
+    not None), so that at the end of speech only the frames not yet computed and the rest of the audio path run.
+
+    Frame k reads the samples [k * hop, k * hop + field) counted from the utterance's first sample; a segment that
+    starts a whole number of hops in (`offset`) has the frames from offset / hop on, which is what encoding it alone
+    gives (`vector` equals `OnnxTurnModel.audio_vector` of the segment, within float rounding: tested)."""
+
+    def __init__(self, model: OnnxTurnModel):
+        if model.front_end is None:
+            raise DataError("this export's audio front end is not its own graph (the encoder's front end is not "
+                            "local): it is encoded whole at the end of speech")
+        self.model, self.hop, self.field = model, model.front_end["hop"], model.front_end["field"]
+        self.reset()
+
+    def reset(self) -> None:
+        self._frames: list[np.ndarray] = []  # pieces (n, dim), frames 0, 1, ... of the utterance
+        self.count = 0
+
+    def frames_in(self, samples: int) -> int:
+        """Frames whose samples all lie in the first `samples`."""
+        return 0 if samples < self.field else (samples - self.field) // self.hop + 1
+
+    def extend(self, audio: np.ndarray) -> None:
+        """Compute the frames that `audio` (the utterance's samples so far, from its first) completes."""
+        total = self.frames_in(len(audio))
+        if total > self.count:
+            piece = audio[self.count * self.hop:]  # its frames are those from `count` to `total`
+            self._frames.append(self.model.front_end_frames(piece))
+            self.count = total
+
+    def drop(self, samples: int) -> None:
+        """The utterance's first `samples` (a whole number of hops) are no longer kept: frames count from there."""
+        if samples % self.hop:
+            raise ValueError(f"drop {samples} samples: not a whole number of hops ({self.hop})")
+        gone = samples // self.hop
+        kept = np.concatenate(self._frames)[gone:] if self._frames else np.zeros((0, 1), np.float32)
+        self._frames, self.count = ([kept] if len(kept) else []), max(0, self.count - gone)
+
+    def vector(self, audio: np.ndarray, offset: int = 0) -> np.ndarray:
+        """The pooled audio vector of the segment `audio[offset:]` (`offset` a whole number of hops; `audio` from
+        the utterance's first sample, as `extend` was given it)."""
+        if offset % self.hop:
+            raise ValueError(f"offset {offset}: not a whole number of hops ({self.hop})")
+        self.extend(audio)
+        frames = np.concatenate(self._frames)[offset // self.hop: self.frames_in(len(audio))]
+        return self.model.vector_of_frames(frames)
 
 
 def file_sha256(path: Path) -> str:

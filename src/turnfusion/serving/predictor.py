@@ -71,13 +71,23 @@ class Remembered:
         self._memory.clear()
 
     def __call__(self, wave: np.ndarray):
-        key = hashlib.blake2b(np.ascontiguousarray(wave, dtype=np.float32).tobytes(), digest_size=16).digest()
+        key = self.key(wave)
         if key not in self._memory:
-            self._memory[key] = self.function(wave)
-            if len(self._memory) > self.size:
-                self._memory.popitem(last=False)
+            self.remember(wave, self.function(wave))
         self._memory.move_to_end(key)
         return self._memory[key]
+
+    def remember(self, wave: np.ndarray, value) -> None:
+        """`value` is `function(wave)`, computed elsewhere (a live session's front end in pieces)."""
+        key = self.key(wave)
+        self._memory[key] = value
+        self._memory.move_to_end(key)
+        if len(self._memory) > self.size:
+            self._memory.popitem(last=False)
+
+    @staticmethod
+    def key(wave: np.ndarray) -> bytes:
+        return hashlib.blake2b(np.ascontiguousarray(wave, dtype=np.float32).tobytes(), digest_size=16).digest()
 
 
 class Predictor:
