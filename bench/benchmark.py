@@ -9,7 +9,9 @@
    2 layers x 768 with the standard 512-channel front end), each also with its int8 audio path quantised
    statically (calibrated on train segments, `export.calibration_segments`); and Smart Turn v3.2 (pipecat-ai's
    ONNX model, fetched with `pip download --no-deps pipecat-ai==1.14.0` into bench/.cache) on the 8 s input it takes.
-   Sizes on disk in the same table.
+   The distil-size model once more with a layer-norm audio front end (each frame from its own samples), whose
+   export a live session runs in pieces while the user speaks (`latency_in_pieces`): its cost at the end of speech,
+   and the pieces' total. Sizes on disk in the same table.
 2. Training: epoch time with frozen encoders (cached embeddings) vs. re-encoding every epoch with the
    same encoders, their ratio, samples/s, and the peak memory of a `train@fusion` run.
 """

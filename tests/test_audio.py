@@ -39,3 +39,14 @@ def test_keep_end_keeps_the_last_samples():
     x = np.arange(10)
     assert keep_end(x, 4).tolist() == [6, 7, 8, 9]
     assert keep_end(x, 20).tolist() == x.tolist()
+
+
+def test_keep_end_on_a_hop_cuts_whole_hops_from_the_start():
+    x = np.arange(10)
+    assert keep_end(x, 4, hop=3).tolist() == [6, 7, 8, 9]  # 6 cut: two hops
+    assert keep_end(x, 5, hop=3).tolist() == [6, 7, 8, 9]  # 5 would be cut: whole hops, one sample fewer kept
+    assert keep_end(x, 5, hop=1).tolist() == [5, 6, 7, 8, 9]
+    assert keep_end(x, 10, hop=3).tolist() == x.tolist()
+    for n in range(1, 2000, 37):  # never longer than asked, never a hop shorter, always a whole number of hops in
+        kept = keep_end(np.arange(n), 500, hop=320)
+        assert len(kept) <= 500 and (n <= 500 or len(kept) > 500 - 320) and kept[0] % 320 == 0

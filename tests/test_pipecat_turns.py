@@ -561,3 +561,45 @@ def test_the_whole_offline_pipeline_example_hands_the_llm_all_the_words_and_stop
         run, times = asyncio.run(example.one_case("turnfusion", leaning["keep"], lines, speaking, 0.3))
         stopped[case] = run.interrupted_at is not None
     assert stopped == {"wait, stop over the agent": True, "mm-hmm over the agent": False}
+
+
+@pytest.fixture(scope="module")
+def local_front_end_export(local_front_end_dir, tmp_path_factory):
+    from turnfusion.serving.export import export
+
+    out = tmp_path_factory.mktemp("onnx") / "local"
+    export(local_front_end_dir, out)
+    return out
+
+
+@pytest.mark.parametrize("max_duration_secs", [8.0, 1.0])
+def test_the_analyzer_runs_a_local_front_end_in_pieces_and_decides_as_on_the_whole_utterance(local_front_end_export,
+                                                                                             max_duration_secs):
+    """With a local front end the analyzer encodes the utterance in pieces as pipecat's audio comes; its analysis
+    equals one that encodes the whole utterance at the VAD's stop. An utterance longer than `max_duration_secs` lost
+    its first samples while open, so its frames moved: it is encoded whole."""
+    said = {u: audio_frames(u, silence_s=0.1) for u in ("so we went to the market yesterday", "did you like it")}
+    results = []  # (eSpeak NG's output varies a little between calls: spoken once)
+    for piece_secs in (0.2, 0.0):
+        analyzer = TurnFusionTurnAnalyzer(local_front_end_export, precision="fp32", params=TurnFusionParams(
+            front_end_piece_secs=piece_secs, max_duration_secs=max_duration_secs))
+        analyzer.set_sample_rate(RATE)
+        runs, front_end = [], analyzer.turns.model.front_end_frames
+        analyzer.turns.model.front_end_frames = lambda wave, runs=runs, front_end=front_end: (
+            runs.append(len(wave)) or front_end(wave))
+        for utterance, frames in said.items():
+            for frame in frames:
+                analyzer.append_audio(frame.audio, True)
+            analyzer.add_transcription(utterance, final=True)
+            analyzer.decide()
+            results.append(analyzer.last_probabilities)
+        results.append((analyzer.encoded_in_pieces, analyzer.encoded_whole, runs))
+    (first, second, (pieces, whole, runs)), (first_0, second_0, (pieces_0, whole_0, runs_0)) = \
+        results[:3], results[3:]
+    assert first == pytest.approx(first_0, abs=1e-6) and second == pytest.approx(second_0, abs=1e-6)
+    assert (pieces_0, whole_0) == (0, 2) and len(runs_0) == 2  # no pieces: each utterance whole, once
+    if max_duration_secs == 8.0:
+        assert (pieces, whole) == (2, 0) and len(runs) > 8 and max(runs) < 0.25 * RATE
+    else:
+        long, short = (len(f) * 320 / RATE for f in said.values())
+        assert long > 1.0 > short and (pieces, whole) == (1, 1)  # the long one whole, "did you like it" in pieces

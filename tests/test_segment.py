@@ -55,9 +55,40 @@ def test_the_store_keeps_the_audio_policy_it_was_cut_with(recording_dir, tmp_pat
     table = utterance_table([("v1", "v1_0", "hello there", 0, 0.0, 1.0, 0)]).assign(split="train")
     build_store(table, recording_dir, tmp_path / "a", cfg(max_seconds=2.0, channels="speaker"), progress=False)
     assert SegmentStore.open(tmp_path / "a").audio_policy() == {"sample_rate": 16000, "max_seconds": 2.0,
-                                                                "channels": "speaker", "trim_vad_threshold": None}
+                                                                "channels": "speaker", "trim_vad_threshold": None,
+                                                                "window_hop": 1}
     build_store(table, recording_dir, tmp_path / "b", cfg(trim_to_speech=True), progress=False)
     assert SegmentStore.open(tmp_path / "b").audio_policy()["trim_vad_threshold"] == 0.5
+
+
+def test_a_window_hop_cuts_long_segments_whole_hops_in_and_a_store_cut_before_it_existed_still_reads(recording_dir,
+                                                                                                    tmp_path):
+    import dataclasses
+    import json
+
+    from turnfusion.audio import read_resampled, recording_path
+    from turnfusion.serving.processing import AUDIO_POLICY_FILE, ProcessorConfig
+
+    table = utterance_table([("v1", "v1_0", "hello there", 0, 0.0, 1.51, 0)]).assign(split="train")
+    for hop in (1, 320):
+        build_store(table, recording_dir, tmp_path / str(hop),
+                    dataclasses.replace(cfg(max_seconds=1.0), window_hop=hop), progress=False)
+    recording = read_resampled(recording_path(recording_dir, "v1"), 16000)
+    whole = cut_row(recording, 16000, next(table.itertuples(index=False)), "mix")[0]
+    exact, on_hops = (SegmentStore.open(tmp_path / str(hop)).waveform(0) for hop in (1, 320))
+    assert len(whole) == 24160 and len(exact) == 16000 and len(on_hops) == 24160 - 8320  # 8160 to cut: 26 hops
+    assert np.allclose(on_hops, whole[8320:], atol=1 / 32767) and np.allclose(exact, whole[8160:], atol=1 / 32767)
+    old = tmp_path / "1" / AUDIO_POLICY_FILE  # a store cut before the field: the last max_seconds exactly
+    policy = json.loads(old.read_text())
+    old.write_text(json.dumps({k: v for k, v in policy.items() if k != "window_hop"}))
+    assert SegmentStore.open(tmp_path / "1").audio_policy().get("window_hop") is None
+    tokens = tmp_path / "tokens"
+    tokens.mkdir()
+    ProcessorConfig.from_dict({**policy, "max_length": 8, "n_previous": 0, "punctuation": "strip",
+                               "trim_overlap": False}, "test").save_pretrained(tokens)
+    assert ProcessorConfig.of_token_store(tokens, SegmentStore.open(tmp_path / "1").audio_policy()).window_hop == 1
+    with pytest.raises(DataError, match="window_hop: 1 != 320"):
+        ProcessorConfig.of_token_store(tokens, SegmentStore.open(tmp_path / "320").audio_policy())
 
 
 def test_a_corpus_without_words_keeps_its_rows_and_one_with_words_skips_the_unworded(recording_dir, tmp_path):

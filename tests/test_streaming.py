@@ -329,7 +329,8 @@ def test_a_lagging_final_that_completes_the_interim_words_stays_with_its_utteran
 
 @pytest.fixture(scope="module")
 def local_export(local_front_end_dir, tmp_path_factory):
-    """Exports of the model with a local audio front end: as trained (3 s kept) and with 1 s kept."""
+    """Exports of the model with a local audio front end: as trained (3 s kept), with 1 s kept, and with 1 s kept cut
+    on the front end's hops (`window_hop`)."""
     from conftest import save_toy_processor
 
     from turnfusion.serving.export import export
@@ -340,6 +341,8 @@ def local_export(local_front_end_dir, tmp_path_factory):
     shutil.copytree(local_front_end_dir, short, dirs_exist_ok=True)
     save_toy_processor(short, max_length=24, max_seconds=1.0)
     export(short, out / "1s")
+    save_toy_processor(short, max_length=24, max_seconds=1.0, window_hop=320)
+    export(short, out / "1s-hops")
     return out
 
 
@@ -367,7 +370,8 @@ def two_utterances(session, first_words: str, first: np.ndarray, second: np.ndar
 
 
 @pytest.mark.parametrize("kept,words", [("3s", "so i went to the market yesterday"),
-                                        ("1s", "so i went to the market yesterday and then we walked home")])
+                                        ("1s", "so i went to the market yesterday and then we walked home"),
+                                        ("1s-hops", "so i went to the market yesterday and then we walked home")])
 def test_the_front_end_runs_while_the_user_speaks_and_the_decision_is_the_whole_segments(local_export, kept, words):
     """With a local front end the user's audio is encoded in pieces while they speak; the decisions are those of the
     same session encoding each segment whole at the end of speech. With 1 s kept, the utterance outgrows what the
@@ -377,6 +381,15 @@ def test_the_front_end_runs_while_the_user_speaks_and_the_decision_is_the_whole_
     whole = StreamingTurnSession(local_export / kept, RATE, StreamConfig(front_end_piece_s=0), precision="fp32")
     speech = said(words), said("did you like it")  # eSpeak NG's output varies a little between calls: once
     got, runs = two_utterances(in_pieces, words, *speech)
+    from turnfusion.serving.onnx_backend import TurnSession  # and the policy's cut is where training makes it:
+
+    stream = np.concatenate([silence(0.5), speech[0], silence(0.8), speech[1], silence(0.8)])
+    at_model_rate = soxr.resample(np.round(stream * 32767) / 32768, RATE, 16000).astype(np.float32)
+    reference = TurnSession(local_export / kept, precision="fp32")
+    for decision in got:
+        start = int(round((decision.speech_start_s - in_pieces.config.pre_roll_s) * 16000))
+        want = reference.add(decision.text, at_model_rate[start: int(round(decision.speech_end_s * 16000))], 0, 16000)
+        assert decision.probabilities == pytest.approx(want, abs=2e-3)
     want, whole_runs = two_utterances(whole, words, *speech)
     assert [d.text for d in got] == [d.text for d in want] == [words, "did you like it"]
     for g, w in zip(got, want, strict=True):
@@ -384,9 +397,10 @@ def test_the_front_end_runs_while_the_user_speaks_and_the_decision_is_the_whole_
     ends = whole.encoded_whole  # ends of speech (a pause within an utterance is one too)
     assert ends >= 2 and whole.encoded_in_pieces == 0 and len(whole_runs) == ends
     assert in_pieces.encoded_in_pieces + in_pieces.encoded_whole == ends
-    if kept == "3s":
-        assert len(speech[0]) / RATE < 3 and in_pieces.encoded_whole == 0
-        assert len(runs) > 10 and max(runs) < 0.25 * 16000  # pieces of ~0.2 s, never the whole utterance
-    else:
-        assert len(speech[0]) / RATE > 2 * in_pieces.keep / 16000  # long enough to be cut while spoken
+    if kept == "1s":
         assert in_pieces.encoded_whole >= 1
+    else:
+        assert in_pieces.encoded_whole == 0
+        assert len(runs) > 10 and max(runs) < 0.25 * 16000  # pieces of ~0.2 s, never the whole utterance
+    if kept != "3s":
+        assert len(speech[0]) / RATE > 2 * in_pieces.keep / 16000  # long enough to be cut while spoken

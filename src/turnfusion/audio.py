@@ -84,10 +84,15 @@ def read_resampled(path: Path | str, rate: int) -> np.ndarray:
     return resample(samples, native, rate)
 
 
-def keep_end(samples: np.ndarray, max_samples: int) -> np.ndarray:
+def keep_end(samples: np.ndarray, max_samples: int, hop: int = 1) -> np.ndarray:
     """The one length policy of training and prediction: keep the last `max_samples` (the end of an
-    utterance carries the turn cues)."""
-    return samples[-max_samples:] if len(samples) > max_samples else samples
+    utterance carries the turn cues). With `hop` > 1 the cut falls a whole number of hops after the first sample
+    (up to hop - 1 samples fewer kept): an audio front end whose frames are `hop` apart then reads the same frames
+    in the kept end as in the whole utterance, so a live session can encode it in pieces from the utterance's start."""
+    if len(samples) <= max_samples:
+        return samples
+    cut = -(-(len(samples) - max_samples) // hop) * hop
+    return samples[cut:]
 
 
 def telephone(wave: np.ndarray, rate: int, mu_law: bool = True) -> np.ndarray:

@@ -98,6 +98,7 @@ class Bound:
 PROCESSOR_BOUNDS = {
     "sample_rate": Bound(1000, 384_000, whole=True),  # Hz of the audio the encoder reads
     "max_seconds": Bound(0.05, 3600),  # an utterance keeps its last max_seconds; under 50 ms is no input
+    "window_hop": Bound(1, 65_536, whole=True),  # samples: the kept end starts a whole number of them in
     "trim_vad_threshold": Bound(0, 1, above_low=True, below_high=True),  # Silero VAD's probability
     "max_length": Bound(1, 65_536, whole=True),  # tokens per context
     "n_previous": Bound(0, MAX_CONTEXT, whole=True),  # previous utterances in the text context

@@ -213,11 +213,12 @@ class SegmentConfig:
     trim_to_speech: bool  # cut each segment's trailing non-speech (by Silero VAD); real timestamps are loose
     trim_vad_threshold: float  # the VAD's speech probability threshold for trimming
     conflicting_labels: str  # keep, or drop from training and scoring, identical windows labelled differently
+    window_hop: int = 1  # the kept end starts a whole number of these samples after the utterance's first (1: anywhere)
 
     def __post_init__(self):
         _one_of(self.section, "channels", self.channels, ("mix", "speaker"))
         _one_of(self.section, "conflicting_labels", self.conflicting_labels, ("keep", "drop"))
-        for name in ("sample_rate", "max_seconds", "trim_vad_threshold"):
+        for name in ("sample_rate", "max_seconds", "trim_vad_threshold", "window_hop"):
             _bounded(self.section, name, getattr(self, name), PROCESSOR_BOUNDS[name])
 
 

@@ -103,7 +103,7 @@ def build_store(table: pd.DataFrame, audio_dir: Path, out_dir: Path, cfg: Segmen
                                 "detail": f"start={row.start} end={row.end} "
                                           f"recording={len(recording) / cfg.sample_rate:.2f}s"})
                 continue
-            wave, trimmed = segment_policy(wave, cfg.sample_rate, cfg.max_seconds, trim)
+            wave, trimmed = segment_policy(wave, cfg.sample_rate, cfg.max_seconds, trim, cfg.window_hop)
             pcm = np.clip(np.round(wave * 32767), -32768, 32767).astype(np.int16)
             pcm_store.append(pcm)
             rows.append({**row._asdict(), "position": position, "offset": offset, "n_samples": len(pcm),

@@ -56,7 +56,7 @@ from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import TurnAn
 from turnfusion.choices import Bound
 from turnfusion.errors import DataError, one_line
 from turnfusion.live.streaming import LateFinals, SpeechFrames, Words, checked_words
-from turnfusion.serving.onnx_backend import OnnxTurnModel, TurnSession
+from turnfusion.serving.onnx_backend import IncrementalAudio, OnnxTurnModel, TurnSession
 from turnfusion.serving.processing import audio_array
 from turnfusion.text.backchannels import BACKCHANNELS_EN, backchannel_units, is_backchannel  # noqa: F401 (public here too)
 
@@ -73,6 +73,10 @@ class TurnFusionParams(BaseTurnParams):
     max_duration_secs: float = 8.0  # the most audio kept for one utterance (the model reads its last seconds)
     shift_threshold: float | None = None  # complete when P(shift) >= this; None: when shift is the likeliest class
     final_lag_secs: float = 1.0  # how long after an analysed utterance's end its final words may still come
+    # with an export whose audio front end is local, the front end runs on the utterance every this many seconds of
+    # it (on the event loop: 1.5-2.7 ms per 0.2 s at distil size), so the analysis at the VAD's stop runs only the
+    # rest (`StreamConfig.front_end_piece_s`); 0: off. Used when pipecat's rate is the model's
+    front_end_piece_secs: float = 0.2
 
 
 class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
@@ -103,6 +107,7 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         self._revisable = None  # (the last analysis's record, its audio, the context it read): `analyze_again`
         self._last_state: EndOfTurnState | None = None  # the last analysis's verdict
         self.revision_due = False  # its final words came after it, changed, and nobody spoke since
+        self.encoded_in_pieces = self.encoded_whole = 0  # analyses whose audio was run in pieces, or whole
         self.clear()
 
     @property
@@ -164,6 +169,7 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
                 self.late.forget(decided.entry)
         self._words, self._ignoring = Words(), True
         self._audio, self._samples, self._utterance_open = [], 0, False
+        self._pieces = self._pieces_for_this_model()
         self.waiting_for_words = False
 
     def words(self) -> str:
@@ -202,12 +208,33 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         self._samples += len(samples)
         seconds = (self._params.max_duration_secs if self._utterance_open
                    else self._params.pre_speech_ms / 1000 + self._vad_start_secs)
+        kept = self._samples
         while self._audio and self._samples - len(self._audio[0]) >= int(seconds * rate):
             self._samples -= len(self._audio.pop(0))
         if self._samples > 2 * int(seconds * rate) + rate:  # one buffer longer than all that is kept
             self._audio = [np.concatenate(self._audio)[-int(seconds * rate):]]
             self._samples = len(self._audio[0])
+        self._run_front_end(dropped=self._samples != kept)
         return EndOfTurnState.INCOMPLETE
+
+    def _pieces_for_this_model(self) -> IncrementalAudio | None:
+        model = self.turns.model
+        if (isinstance(model, OnnxTurnModel) and model.front_end is not None and model.processor.uses_audio
+                and model.processor.config.trim_vad_threshold is None and self._params.front_end_piece_secs > 0):
+            return IncrementalAudio(model)
+        return None
+
+    def _run_front_end(self, dropped: bool) -> None:
+        """The front end on the utterance heard so far, a piece at a time (`front_end_piece_secs`), while it is open;
+        audio dropped from its start moves its frames, so it is then encoded whole when analysed."""
+        pieces = self._pieces
+        if pieces is None or not self._utterance_open or self._rate != self.turns.model.processor.config.sample_rate:
+            return
+        if dropped:
+            self._pieces = None
+            return
+        if self._samples - pieces.count * pieces.hop >= self._params.front_end_piece_secs * self._rate:
+            pieces.extend(np.concatenate(self._audio).astype(np.float32) / 32768.0)
 
     async def analyze_end_of_turn(self) -> tuple[EndOfTurnState, MetricsData | None]:
         return await self._analyze(self._take())
@@ -253,6 +280,14 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         """(probabilities, the prepared waveforms) of a taken utterance: the model only, no state is changed."""
         model = self.turns.model
         context, waves = model.processor.prepare(heard["text"], heard["audio"], USER, heard["context"], self._rate)
+        pieces = heard.get("pieces")
+        if heard["first"] and model.processor.uses_audio:
+            offset = len(heard["audio"]) - len(waves[0])  # the policy keeps the end (same rate: same samples)
+            if pieces is not None and self._rate == model.processor.config.sample_rate and offset % pieces.hop == 0:
+                model.audio_memory.remember(waves[0], pieces.vector(heard["audio"], offset))
+                self.encoded_in_pieces += 1
+            else:
+                self.encoded_whole += 1
         return model.probabilities(context, waves), waves
 
     def _conclude(self, heard: dict, probabilities: dict[str, float], waves: list) -> tuple:
@@ -300,7 +335,8 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         self.waiting_for_words = bool(self._audio) and not self.turns.model.processor.has_words(text)
         if not self._audio or self.waiting_for_words or self._ignoring:
             return None
-        audio = np.concatenate(self._audio).astype(np.float32) / 32768.0
+        audio = np.concatenate(self._audio).astype(np.float32) / 32768.0  # as the pieces were made
+        pieces, self._pieces = self._pieces, self._pieces_for_this_model()  # the model's thread owns the old one
         words, self._words = self._words, Words()
         end_s = self._clock / self._rate
         self._audio, self._samples, self._utterance_open = [], 0, False
@@ -311,7 +347,7 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         self._revisable = (decided, audio, context)  # what `analyze_again` reads
         self.revision_due, self._last_state = False, None  # no revision before this analysis has its verdict
         return {"text": text, "audio": audio, "started": time.perf_counter(), "context": context,
-                "decided": decided, "first": True}
+                "decided": decided, "first": True, "pieces": pieces}
 
     def _verdict(self, heard: dict, probabilities: dict[str, float]) -> tuple[EndOfTurnState, MetricsData]:
         text, started = heard["text"], heard["started"]
@@ -340,6 +376,7 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         self.waiting_for_words = False  # the last analysis found speech but no words: it is redone when they come
         self._audio: list[np.ndarray] = []
         self._samples = 0
+        self._pieces = self._pieces_for_this_model()
         self._speech_triggered = False
         self._utterance_open = False
         self._silence_s = 0.0
@@ -391,6 +428,7 @@ class TurnFusionUserTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
 
 PARAM_BOUNDS = {"stop_secs": Bound(0.05, 60.0), "pre_speech_ms": Bound(0.0, 5000.0),
                 "max_duration_secs": Bound(0.1, 60.0), "final_lag_secs": Bound(0.0, 60.0),
+                "front_end_piece_secs": Bound(0.0, 10.0),
                 "shift_threshold": Bound(0.0, 1.0)}  # None: shift when it is the likeliest class
 
 

@@ -341,7 +341,9 @@ class StreamingTurnSession:
         self.pieces = IncrementalAudio(self.model) if (
             self.model.front_end is not None and self.model.processor.uses_audio and self.config.front_end_piece_s > 0
             and processor.trim_vad_threshold is None) else None
-        self.hop = self.pieces.hop if self.pieces else 1
+        # audio dropped from an utterance's start goes in whole steps, so that the policy's cut (whole `window_hop`s
+        # from the first sample) and the front end's frames stay where they were
+        self.drop_step = math.lcm(processor.window_hop, self.pieces.hop if self.pieces else 1)
         self.reset()
 
     def reset(self) -> None:
@@ -479,14 +481,14 @@ class StreamingTurnSession:
         u.audio.append(wave)
         kept = sum(len(a) for a in u.audio)
         if kept > 2 * self.keep:  # the policy reads the last max_seconds only
-            dropped = (kept - self.keep) // self.hop * self.hop  # whole hops: the front end's frames keep their grid
+            dropped = (kept - self.keep) // self.drop_step * self.drop_step
             joined = np.concatenate(u.audio)[dropped:]
             u.start += dropped
             u.audio = [joined]
             if self.pieces:
                 self.pieces.drop(dropped)
         if self.pieces and u.speech_end is None and (
-                kept - self.pieces.count * self.hop) >= self.config.front_end_piece_s * self.rate:
+                kept - self.pieces.count * self.pieces.hop) >= self.config.front_end_piece_s * self.rate:
             self.pieces.extend(np.concatenate(u.audio))
 
     def _frame_start(self) -> int:
@@ -589,7 +591,7 @@ class StreamingTurnSession:
         audio = self._audio_of(u)
         segment = self.model.processor.prepare("x", audio, USER, [], self.rate)[1][0]
         offset = len(audio) - len(segment)  # the policy keeps the segment's end
-        if self.pieces and offset % self.hop == 0:
+        if self.pieces and offset % self.pieces.hop == 0:
             self.model.audio_memory.remember(segment, self.pieces.vector(audio, offset))
             self.encoded_in_pieces += 1
         else:

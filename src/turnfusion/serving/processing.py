@@ -42,7 +42,7 @@ from turnfusion.text.words import (
     pair_separator_id,
 )
 
-AUDIO_FIELDS = ("sample_rate", "max_seconds", "channels", "trim_vad_threshold")
+AUDIO_FIELDS = ("sample_rate", "max_seconds", "channels", "trim_vad_threshold", "window_hop")
 PROCESSOR_CLASS = "TurnFusionProcessor"
 MIN_SECONDS = 0.05  # a shorter utterance is no input, in training (skipped) as in prediction (refused)
 TIME_TOLERANCE_S = 0.05  # annotations may end a few ms past the last sample
@@ -69,13 +69,18 @@ class ProcessorConfig:
     # context (one string with speaker and <ts> tokens) or pair (a BERT segment pair: history, current utterance):
     # `text.words`; a folder saved before the field existed used context
     input_form: str = "context"
+    # the kept end of a longer utterance starts a whole number of window_hop samples after its first sample
+    # (`audio.keep_end`; segment.window_hop): the hop of a local audio front end (320 for HuBERT's) lets a live session
+    # encode every utterance in pieces; 1, the default: the last max_seconds exactly (a folder saved before the field)
+    window_hop: int = 1
 
     @staticmethod
     def audio_policy(segment) -> dict:
         """The audio fields (AUDIO_FIELDS) from the `segment` param section (`config.SegmentConfig`): what the segment
         stage cuts with and writes beside its store (AUDIO_POLICY_FILE)."""
         return {"sample_rate": segment.sample_rate, "max_seconds": segment.max_seconds, "channels": segment.channels,
-                "trim_vad_threshold": segment.trim_vad_threshold if segment.trim_to_speech else None}
+                "trim_vad_threshold": segment.trim_vad_threshold if segment.trim_to_speech else None,
+                "window_hop": segment.window_hop}
 
     @classmethod
     def from_params(cls, audio_policy: dict, text, words: bool, source: str = "processor") -> ProcessorConfig:
@@ -96,7 +101,9 @@ class ProcessorConfig:
             raise DataError(f"{path}: missing; a token store holds the processor that made it (run the tokenize "
                             "stage)")
         config = cls.from_dict(json_object(path), str(path))
-        apart = config.differences(segments_policy, AUDIO_FIELDS) if segments_policy is not None else []
+        # a store cut before window_hop existed kept the last max_seconds exactly
+        apart = (config.differences({"window_hop": 1, **segments_policy}, AUDIO_FIELDS) if segments_policy is not None
+                 else [])
         if apart:
             raise DataError(f"{path}: made from another segment store than the one given ({'; '.join(apart)}); run "
                             "the tokenize stage again")
@@ -116,7 +123,9 @@ class ProcessorConfig:
         names `source` and the field."""
         if not isinstance(values, dict):
             raise DataError(f"{source}: must be a JSON object, got {type(values).__name__}")
-        values = {"words": True, "input_form": "context", **{k: v for k, v in values.items() if k != "processor_class"}}
+        # fields added after folders were saved without them, at the values those folders were trained with
+        earlier = {"words": True, "input_form": "context", "window_hop": 1}
+        values = {**earlier, **{k: v for k, v in values.items() if k != "processor_class"}}
         names = [f.name for f in dataclasses.fields(cls)]
         missing, unknown = sorted(set(names) - set(values)), sorted(set(values) - set(names))
         if missing:
@@ -167,11 +176,12 @@ class ProcessorConfig:
 
 
 # --- audio -------------------------------------------------------------------------------------------------
-def segment_policy(wave: np.ndarray, rate: int, max_seconds: float,
-                   vad_threshold: float | None) -> tuple[np.ndarray, float]:
+def segment_policy(wave: np.ndarray, rate: int, max_seconds: float, vad_threshold: float | None,
+                   window_hop: int = 1) -> tuple[np.ndarray, float]:
     """(the segment a model sees, seconds of trailing non-speech cut): with `vad_threshold` (Silero VAD's),
-    the end moves back to the last speech the VAD finds, if any; then the last `max_seconds` are kept. Shared
-    by the segment stage and every prediction, so training and serving cannot drift."""
+    the end moves back to the last speech the VAD finds, if any; then the last `max_seconds` are kept, cut a whole
+    number of `window_hop` samples in (`audio.keep_end`). Shared by the segment stage and every prediction, so
+    training and serving cannot drift."""
     trimmed = 0.0
     if vad_threshold is not None:
         from turnfusion.vad import speech_spans
@@ -180,7 +190,7 @@ def segment_policy(wave: np.ndarray, rate: int, max_seconds: float,
         if spans and spans[-1][1] * rate < len(wave):
             trimmed = (len(wave) - int(spans[-1][1] * rate)) / rate
             wave = wave[: int(spans[-1][1] * rate)]
-    return keep_end(wave, int(max_seconds * rate)), trimmed
+    return keep_end(wave, int(max_seconds * rate), window_hop), trimmed
 
 
 def timestamp_problem(start: float, end: float, duration: float) -> str | None:
@@ -324,7 +334,8 @@ class TurnFusionProcessor:
         check_full_scale(wave, what)
         if len(wave) < int(MIN_SECONDS * rate):
             raise DataError(f"{what}: audio is shorter than 50 ms ({len(wave)} samples at {rate} Hz)")
-        return segment_policy(wave, rate, self.config.max_seconds, self.config.trim_vad_threshold)[0]
+        return segment_policy(wave, rate, self.config.max_seconds, self.config.trim_vad_threshold,
+                              self.config.window_hop)[0]
 
     def prepare(self, text: str, audio, speaker: int = 0, context: list[dict] | None = None,
                 sample_rate: int | None = None) -> tuple[str, list]:
