@@ -177,3 +177,18 @@ def test_every_params_recipe_in_the_docs_is_one_the_check_accepts(doc, k, block)
 
 def test_the_docs_hold_the_recipes_this_test_checks():
     assert {doc for doc, _, _ in DOC_RECIPES} == {"real_data.md"} and len(DOC_RECIPES) >= 3
+
+
+def test_a_window_hop_over_half_the_kept_audio_is_refused_in_params_and_in_a_saved_folder():
+    from conftest import TOY_PROCESSOR
+
+    from turnfusion.config import ParamsError, SegmentConfig
+    from turnfusion.serving.processing import ProcessorConfig
+
+    SegmentConfig(16000, 1.0, "mix", False, 0.5, "keep", 8000)  # half of the kept 16,000 samples: allowed
+    with pytest.raises(ParamsError, match=r"segment.window_hop must be at most half of max_seconds x sample_rate "
+                                          r"\(8000 samples\), got 8001"):
+        SegmentConfig(16000, 1.0, "mix", False, 0.5, "keep", 8001)
+    with pytest.raises(DataError, match=r"p.json: window_hop must be at most half of max_seconds x sample_rate "
+                                        r"\(16000 samples\), got 65536"):
+        ProcessorConfig.from_dict({**TOY_PROCESSOR, "max_seconds": 2.0, "window_hop": 65536}, "p.json")

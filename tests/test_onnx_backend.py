@@ -211,6 +211,8 @@ def edited_manifest(source, tmp_path, edit):
 
 
 @pytest.mark.parametrize("edit,message", [
+    (lambda g: g["audio_front_end"].update(hop=160), r"audio_front_end: 720 and 559 samples give 2 and 1 frames"),
+    (lambda g: g["audio_front_end"].update(field=720), r"audio_front_end: 1360 and 1039 samples give 4 and 2 frames"),
     (lambda g: g["audio_front_end"].update(hop=0), r"graphs.audio_front_end.hop must be a whole number of samples"),
     (lambda g: g["audio_front_end"].update(field="400"), r"graphs.audio_front_end.field must be a whole number"),
     (lambda g: g["audio_front_end"].update(field=100), r"field \(100\) is shorter than its hop \(320\)"),
@@ -229,3 +231,31 @@ def test_an_export_without_a_local_front_end_is_not_encoded_in_pieces(exported):
     assert model.front_end is None and "audio_front_end" not in model.graphs
     with pytest.raises(DataError, match="is not local"):
         IncrementalAudio(model)
+
+
+def test_a_front_end_that_is_not_local_is_refused_whatever_its_manifest_says(local_exports, model_dir, tmp_path):
+    """The default (group-norm) front end's graph put where a local one goes: same shapes, but its frames depend on
+    the whole input, so pieces would be silently wrong."""
+    import torch
+
+    from turnfusion.models import TurnFusionModel
+    from turnfusion.serving.export import AudioFrontEnd, _export
+
+    copy = edited_manifest(local_exports / "dynamic", tmp_path, lambda g: None)
+    _export(AudioFrontEnd(TurnFusionModel.from_pretrained(model_dir)), (torch.randn(1, 16000),),
+            copy / "fp32" / "audio_front_end.onnx", ["waveform"], "frames",
+            {"waveform": {0: "batch", 1: "samples"}, "frames": {0: "batch", 1: "frames"}})
+    with pytest.raises(DataError, match="depend on more than their own samples .not a local front end."):
+        OnnxTurnModel(copy, "fp32", verify=False)
+
+
+@pytest.mark.parametrize("window_hop,in_pieces", [(1, True), (160, True), (640, True), (100, False)])
+def test_pieces_run_only_where_the_policy_cuts_on_the_front_ends_grid(local_exports, window_hop, in_pieces):
+    import dataclasses
+
+    from turnfusion.serving.onnx_backend import pieces_for
+
+    model = OnnxTurnModel(local_exports / "dynamic", "fp32")
+    model.processor.config = dataclasses.replace(model.processor.config, window_hop=window_hop)
+    assert (pieces_for(model, 0.2) is not None) is in_pieces
+    assert pieces_for(model, 0.0) is None

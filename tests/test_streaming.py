@@ -369,23 +369,25 @@ def two_utterances(session, first_words: str, first: np.ndarray, second: np.ndar
     return decisions, runs
 
 
-@pytest.mark.parametrize("kept,words", [("3s", "so i went to the market yesterday"),
-                                        ("1s", "so i went to the market yesterday and then we walked home"),
-                                        ("1s-hops", "so i went to the market yesterday and then we walked home")])
-def test_the_front_end_runs_while_the_user_speaks_and_the_decision_is_the_whole_segments(local_export, kept, words):
+@pytest.mark.parametrize("kept,words,precision", [
+    ("3s", "so i went to the market yesterday", "fp32"), ("3s", "so i went to the market yesterday", "int8"),
+    ("1s", "so i went to the market yesterday and then we walked home", "fp32"),
+    ("1s-hops", "so i went to the market yesterday and then we walked home", "fp32")])
+def test_the_front_end_runs_while_the_user_speaks_and_the_decision_is_the_whole_segments(local_export, kept, words,
+                                                                                         precision):
     """With a local front end the user's audio is encoded in pieces while they speak; the decisions are those of the
     same session encoding each segment whole at the end of speech. With 1 s kept, the utterance outgrows what the
     session keeps (its first samples are dropped, whole hops at a time) and its segment starts off the hop grid, so
     the end of speech encodes it whole."""
-    in_pieces = StreamingTurnSession(local_export / kept, RATE, precision="fp32")
-    whole = StreamingTurnSession(local_export / kept, RATE, StreamConfig(front_end_piece_s=0), precision="fp32")
+    in_pieces = StreamingTurnSession(local_export / kept, RATE, precision=precision)
+    whole = StreamingTurnSession(local_export / kept, RATE, StreamConfig(front_end_piece_s=0), precision=precision)
     speech = said(words), said("did you like it")  # eSpeak NG's output varies a little between calls: once
     got, runs = two_utterances(in_pieces, words, *speech)
     from turnfusion.serving.onnx_backend import TurnSession  # and the policy's cut is where training makes it:
 
     stream = np.concatenate([silence(0.5), speech[0], silence(0.8), speech[1], silence(0.8)])
     at_model_rate = soxr.resample(np.round(stream * 32767) / 32768, RATE, 16000).astype(np.float32)
-    reference = TurnSession(local_export / kept, precision="fp32")
+    reference = TurnSession(local_export / kept, precision=precision)
     for decision in got:
         start = int(round((decision.speech_start_s - in_pieces.config.pre_roll_s) * 16000))
         want = reference.add(decision.text, at_model_rate[start: int(round(decision.speech_end_s * 16000))], 0, 16000)

@@ -114,6 +114,15 @@ MODEL_BOUNDS = {
 }
 
 
+def window_hop_problem(window_hop: int, max_seconds: float, sample_rate: int) -> str | None:
+    """Why `window_hop` cannot cut the kept end of `max_seconds` at `sample_rate` (`audio.keep_end`), or None: a hop
+    over half the kept samples would keep little or nothing of a long utterance."""
+    most = int(max_seconds * sample_rate) // 2
+    if window_hop > most:
+        return f"window_hop must be at most half of max_seconds x sample_rate ({most} samples), got {window_hop}"
+    return None
+
+
 def text_input_problem(text_input, text_span, text_config: dict) -> str | None:
     """Why a text encoder cannot read `text_input` (`choices.INPUT_FORMS`) pooled over `text_span`
     (`choices.TEXT_SPANS`), or None: a pair and the spans inside it need a BERT-type encoder that knows its

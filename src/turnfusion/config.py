@@ -30,6 +30,7 @@ from turnfusion.choices import (
     TEXT_SPANS,
     Bound,
     encoder_size_problem,
+    window_hop_problem,
 )
 from turnfusion.errors import DataError
 
@@ -220,6 +221,9 @@ class SegmentConfig:
         _one_of(self.section, "conflicting_labels", self.conflicting_labels, ("keep", "drop"))
         for name in ("sample_rate", "max_seconds", "trim_vad_threshold", "window_hop"):
             _bounded(self.section, name, getattr(self, name), PROCESSOR_BOUNDS[name])
+        problem = window_hop_problem(self.window_hop, self.max_seconds, self.sample_rate)
+        if problem:
+            raise ParamsError(f"params.yaml: {self.section}.{problem}")
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import TurnAn
 from turnfusion.choices import Bound
 from turnfusion.errors import DataError, one_line
 from turnfusion.live.streaming import LateFinals, SpeechFrames, Words, checked_words
-from turnfusion.serving.onnx_backend import IncrementalAudio, OnnxTurnModel, TurnSession
+from turnfusion.serving.onnx_backend import IncrementalAudio, OnnxTurnModel, TurnSession, pieces_for
 from turnfusion.serving.processing import audio_array
 from turnfusion.text.backchannels import BACKCHANNELS_EN, backchannel_units, is_backchannel  # noqa: F401 (public here too)
 
@@ -219,10 +219,7 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
 
     def _pieces_for_this_model(self) -> IncrementalAudio | None:
         model = self.turns.model
-        if (isinstance(model, OnnxTurnModel) and model.front_end is not None and model.processor.uses_audio
-                and model.processor.config.trim_vad_threshold is None and self._params.front_end_piece_secs > 0):
-            return IncrementalAudio(model)
-        return None
+        return pieces_for(model, self._params.front_end_piece_secs) if isinstance(model, OnnxTurnModel) else None
 
     def _run_front_end(self, dropped: bool) -> None:
         """The front end on the utterance heard so far, a piece at a time (`front_end_piece_secs`), while it is open;

@@ -52,7 +52,7 @@ import soxr
 
 from turnfusion.choices import Bound
 from turnfusion.errors import DataError, one_line
-from turnfusion.serving.onnx_backend import IncrementalAudio, OnnxTurnModel, TurnSession
+from turnfusion.serving.onnx_backend import OnnxTurnModel, TurnSession, pieces_for
 from turnfusion.serving.processing import MIN_SECONDS, audio_array, check_full_scale
 from turnfusion.text.words import normalize
 
@@ -335,15 +335,10 @@ class StreamingTurnSession:
         self.pre_roll = int(self.config.pre_roll_s * self.rate)
         self.recent_size = self.pre_roll + int((MAX_CHUNK_S + 2 * frame) * self.rate)
         self.vad = SpeechFrames(self.sample_rate)
-        # the front end in pieces: with a local front end, when the policy keeps the whole utterance or cuts it on
-        # the front end's hops, and no trimming moves the segment's end (the VAD ended the speech already)
-        processor = self.model.processor.config
-        self.pieces = IncrementalAudio(self.model) if (
-            self.model.front_end is not None and self.model.processor.uses_audio and self.config.front_end_piece_s > 0
-            and processor.trim_vad_threshold is None) else None
+        self.pieces = pieces_for(self.model, self.config.front_end_piece_s)  # None: encoded whole
         # audio dropped from an utterance's start goes in whole steps, so that the policy's cut (whole `window_hop`s
-        # from the first sample) and the front end's frames stay where they were
-        self.drop_step = math.lcm(processor.window_hop, self.pieces.hop if self.pieces else 1)
+        # from the first sample) and the front end's frames stay where they were (`pieces_for`: at most 65,536)
+        self.drop_step = max(self.model.processor.config.window_hop, self.pieces.hop if self.pieces else 1)
         self.reset()
 
     def reset(self) -> None:
@@ -482,11 +477,11 @@ class StreamingTurnSession:
         kept = sum(len(a) for a in u.audio)
         if kept > 2 * self.keep:  # the policy reads the last max_seconds only
             dropped = (kept - self.keep) // self.drop_step * self.drop_step
-            joined = np.concatenate(u.audio)[dropped:]
-            u.start += dropped
-            u.audio = [joined]
-            if self.pieces:
-                self.pieces.drop(dropped)
+            if dropped:
+                u.audio = [np.concatenate(u.audio)[dropped:]]
+                u.start += dropped
+                if self.pieces:
+                    self.pieces.drop(dropped)
         if self.pieces and u.speech_end is None and (
                 kept - self.pieces.count * self.pieces.hop) >= self.config.front_end_piece_s * self.rate:
             self.pieces.extend(np.concatenate(u.audio))

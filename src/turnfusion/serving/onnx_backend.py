@@ -14,6 +14,7 @@ are prepared by the same `processing.TurnFusionProcessor` (the export's preproce
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from turnfusion.serving.processing import PROCESSOR_FILE, TurnFusionProcessor
 from turnfusion.text.words import pad_right
 from turnfusion.threads import usable_cores
 
+log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"  # an exported directory's index (written by turnfusion.serving.export)
 CONFIG, TOKENIZER = "config.json", "tokenizer.json"  # the model's config and tokenizer (inputs: PROCESSOR_FILE)
 # of the directory's layout: other formats are refused. 2: the config, not the manifest, describes the model;
@@ -205,7 +207,53 @@ def check_front_end(manifest: dict, graphs: dict, source: str) -> dict | None:
     if values["field"] < values["hop"]:
         raise DataError(f"{source}: graphs.audio_front_end.field ({values['field']}) is shorter than its hop "
                         f"({values['hop']}); export the model again")
+    problem = front_end_problem(graphs, values["hop"], values["field"])
+    if problem:
+        raise DataError(f"{source}: graphs.audio_front_end: {problem}; export the model again")
     return values
+
+
+def front_end_problem(graphs: dict, hop: int, field: int) -> str | None:
+    """Why the front end graph is not what its manifest says, or None: run on test signals, it must give one frame per
+    `hop` samples from `field` on, frames as wide as the audio graph reads, and each frame from its own samples (two
+    overlapping pieces give the whole's frames): a piecewise encoding of a graph that is not so would be silently
+    wrong."""
+    signal = np.random.default_rng(0).normal(0, 0.1, field + 2 * hop).astype(np.float32)
+
+    def frames(wave):
+        try:
+            return graphs["audio_front_end"].run(None, {"waveform": wave[None]})[0][0]
+        except Exception as exc:  # onnxruntime's own error types
+            raise DataError(f"the audio_front_end graph fails on {len(wave)} samples ({one_line(exc, 100)})") from None
+
+    whole, one = frames(signal), frames(signal[: field + hop - 1])
+    if len(whole) != 3 or len(one) != 1:
+        return (f"{len(signal)} and {field + hop - 1} samples give {len(whole)} and {len(one)} frames, not 3 and 1 "
+                f"(hop {hop}, field {field})")
+    width = graphs["audio"].get_inputs()[0].shape[-1]
+    if isinstance(width, int) and whole.shape[-1] != width:
+        return f"its frames have {whole.shape[-1]} values, the audio graph reads {width}"
+    pieces = np.concatenate([frames(signal[: field + hop])[:1], frames(signal[hop:])])
+    if np.abs(pieces - whole).max() > 1e-3 * max(1.0, float(np.abs(whole).max())):
+        return "its frames depend on more than their own samples (not a local front end): it cannot run in pieces"
+    return None
+
+
+def pieces_for(model: OnnxTurnModel, piece_s: float) -> IncrementalAudio | None:
+    """The front end in pieces for a live session (None: encode whole at the end of speech): for an export whose front
+    end is local, a model that reads audio, no trimming that moves a segment's end, `piece_s` > 0, and a policy cut
+    (`window_hop`) on the front end's grid or on a whole number of its hops (so the audio a session drops from an
+    utterance's start, whole steps of both, stays short)."""
+    config = model.processor.config
+    if model.front_end is None or not model.processor.uses_audio or config.trim_vad_threshold is not None \
+            or piece_s <= 0:
+        return None
+    hop = model.front_end["hop"]
+    if config.window_hop != 1 and config.window_hop % hop and hop % config.window_hop:
+        log.warning("window_hop %d is not on the audio front end's hop (%d): utterances are encoded whole",
+                    config.window_hop, hop)
+        return None
+    return IncrementalAudio(model)
 
 
 class IncrementalAudio:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from turnfusion.audio import keep_end, load_mono, resample, select_channel
-from turnfusion.choices import INPUT_FORMS, PROCESSOR_BOUNDS
+from turnfusion.choices import INPUT_FORMS, PROCESSOR_BOUNDS, window_hop_problem
 from turnfusion.errors import DataError, one_line
 from turnfusion.json_files import AUDIO_POLICY_FILE, PROCESSOR_FILE, json_object  # noqa: F401 (names of its files)
 from turnfusion.text.words import (
@@ -141,6 +141,9 @@ class ProcessorConfig:
                 raise bad(key, f"{'null or ' if key == 'trim_vad_threshold' else ''}{bound.rule()}")
         if max_positions is not None and values["max_length"] > max_positions:
             raise bad("max_length", f"a whole number from 1 to the text encoder's {max_positions}")
+        if window_hop_problem(values["window_hop"], values["max_seconds"], values["sample_rate"]):
+            raise bad("window_hop", f"at most half of max_seconds x sample_rate "
+                                    f"({int(values['max_seconds'] * values['sample_rate']) // 2} samples)")
         if values["channels"] not in ("mix", "speaker"):
             raise bad("channels", "mix or speaker")
         if values["punctuation"] not in PUNCTUATION_POLICIES:
