@@ -29,6 +29,9 @@ import numpy as np
 import torch
 import yaml
 
+# two context utterances and the current one, as in a conversation
+TEXTS = ["i went to the market yesterday and", "you know it was really nice", "did you ever go to the museum"]
+
 
 def latency(predictor, repeats: int, rng, streaming: bool) -> tuple[float, float]:
     """Per-utterance latency with two context utterances of 3 s audio each, of a TurnPredictor or an OnnxTurnModel.
@@ -37,16 +40,15 @@ def latency(predictor, repeats: int, rng, streaming: bool) -> tuple[float, float
     two context utterances were the current ones of the previous calls (their encodings are remembered).
     """
     rate = predictor.processor.config.sample_rate
-    texts = ["i went to the market yesterday and", "you know it was really nice", "did you ever go to the museum"]
     times = []
     waves = [rng.normal(0, 0.1, 3 * rate).astype(np.float32) for _ in range(2)]
     for k in range(repeats + 3):
         waves.append(rng.normal(0, 0.1, 3 * rate).astype(np.float32))
         if not streaming:
             predictor.audio_memory.clear()
-        context = [{"text": texts[j], "speaker": 0, "audio": waves[-3 + j], "sample_rate": rate} for j in range(2)]
+        context = [{"text": TEXTS[j], "speaker": 0, "audio": waves[-3 + j], "sample_rate": rate} for j in range(2)]
         start = time.perf_counter()
-        predictor.predict(texts[2], waves[-1], 1, context, sample_rate=rate)
+        predictor.predict(TEXTS[2], waves[-1], 1, context, sample_rate=rate)
         if k >= 3:  # warm-up
             times.append(time.perf_counter() - start)
     return 1000 * float(np.percentile(times, 50)), 1000 * float(np.percentile(times, 95))
@@ -61,12 +63,11 @@ def latency_in_pieces(model, repeats: int, rng, piece_s: float = 0.2) -> dict:
     from turnfusion.serving.onnx_backend import IncrementalAudio
 
     rate = model.processor.config.sample_rate
-    texts = ["i went to the market yesterday and", "you know it was really nice", "did you ever go to the museum"]
     waves = [rng.normal(0, 0.1, 3 * rate).astype(np.float32) for _ in range(2)]
     pieces, at_end, spoken = IncrementalAudio(model), [], []
     for k in range(repeats + 3):
         waves.append(rng.normal(0, 0.1, 3 * rate).astype(np.float32))
-        context = [{"text": texts[j], "speaker": 0, "audio": waves[-3 + j], "sample_rate": rate} for j in range(2)]
+        context = [{"text": TEXTS[j], "speaker": 0, "audio": waves[-3 + j], "sample_rate": rate} for j in range(2)]
         pieces.reset()
         start = time.perf_counter()
         for end in range(int(piece_s * rate), len(waves[-1]), int(piece_s * rate)):
@@ -74,7 +75,7 @@ def latency_in_pieces(model, repeats: int, rng, piece_s: float = 0.2) -> dict:
         during = time.perf_counter() - start
         start = time.perf_counter()
         model.audio_memory.remember(waves[-1], pieces.vector(waves[-1]))
-        model.predict(texts[2], waves[-1], 1, context, sample_rate=rate)
+        model.predict(TEXTS[2], waves[-1], 1, context, sample_rate=rate)
         if k >= 3:  # warm-up
             at_end.append(time.perf_counter() - start)
             spoken.append(during)

@@ -56,7 +56,13 @@ from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import TurnAn
 from turnfusion.choices import Bound
 from turnfusion.errors import DataError, one_line
 from turnfusion.live.streaming import LateFinals, SpeechFrames, Words, checked_words
-from turnfusion.serving.onnx_backend import IncrementalAudio, OnnxTurnModel, TurnSession, pieces_for
+from turnfusion.serving.onnx_backend import (
+    IncrementalAudio,
+    OnnxTurnModel,
+    TurnSession,
+    pieces_for,
+    remember_from_pieces,
+)
 from turnfusion.serving.processing import audio_array
 from turnfusion.text.backchannels import BACKCHANNELS_EN, backchannel_units, is_backchannel  # noqa: F401 (public here too)
 
@@ -277,11 +283,10 @@ class TurnFusionTurnAnalyzer(BaseTurnAnalyzer):
         """(probabilities, the prepared waveforms) of a taken utterance: the model only, no state is changed."""
         model = self.turns.model
         context, waves = model.processor.prepare(heard["text"], heard["audio"], USER, heard["context"], self._rate)
-        pieces = heard.get("pieces")
         if heard["first"] and model.processor.uses_audio:
-            offset = len(heard["audio"]) - len(waves[0])  # the policy keeps the end (same rate: same samples)
-            if pieces is not None and self._rate == model.processor.config.sample_rate and offset % pieces.hop == 0:
-                model.audio_memory.remember(waves[0], pieces.vector(heard["audio"], offset))
+            # the pieces read pipecat's audio: they are the model's only at the model's rate
+            pieces = heard["pieces"] if self._rate == model.processor.config.sample_rate else None
+            if remember_from_pieces(model, pieces, heard["audio"], waves[0]):
                 self.encoded_in_pieces += 1
             else:
                 self.encoded_whole += 1

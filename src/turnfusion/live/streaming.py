@@ -52,7 +52,7 @@ import soxr
 
 from turnfusion.choices import Bound
 from turnfusion.errors import DataError, one_line
-from turnfusion.serving.onnx_backend import OnnxTurnModel, TurnSession, pieces_for
+from turnfusion.serving.onnx_backend import OnnxTurnModel, TurnSession, pieces_for, remember_from_pieces
 from turnfusion.serving.processing import MIN_SECONDS, audio_array, check_full_scale
 from turnfusion.text.words import normalize
 
@@ -585,9 +585,7 @@ class StreamingTurnSession:
             return
         audio = self._audio_of(u)
         segment = self.model.processor.prepare("x", audio, USER, [], self.rate)[1][0]
-        offset = len(audio) - len(segment)  # the policy keeps the segment's end
-        if self.pieces and offset % self.pieces.hop == 0:
-            self.model.audio_memory.remember(segment, self.pieces.vector(audio, offset))
+        if remember_from_pieces(self.model, self.pieces, audio, segment):
             self.encoded_in_pieces += 1
         else:
             self.model.audio_vector(segment)

@@ -31,7 +31,7 @@ from turnfusion.models.encoding import (
     front_end_is_local,
 )
 from turnfusion.schema import LABEL_NAMES
-from turnfusion.serving.onnx_backend import CONFIG, FORMAT, MANIFEST, TOKENIZER, file_sha256
+from turnfusion.serving.onnx_backend import CONFIG, FORMAT, MANIFEST, TOKENIZER, _session, file_sha256
 
 if TYPE_CHECKING:
     from turnfusion.config import ExportConfig
@@ -177,12 +177,6 @@ def quantize_audio_static(fp32: Path, int8: Path, calibration: list[np.ndarray],
     prepared.unlink()
 
 
-def ort_session(path: Path):
-    import onnxruntime as ort
-
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-
-
 def calibration_waveforms(segments_dir: str | Path, cfg: ExportConfig) -> list[np.ndarray]:
     """`cfg.calibration_segments` train-split segments, drawn with `cfg.seed`: the audio path's real inputs."""
     store = SegmentStore.open(segments_dir)
@@ -196,6 +190,8 @@ def export(model_dir: Path, out_dir: Path, calibration: list[np.ndarray] | None 
     the tokenizer, the model config and the processor config in `out_dir`, with `manifest.json`; returns the
     manifest. With `calibration` (waveforms at the model's rate, as prepared for it) the int8 audio path is quantised
     statically, else dynamically like the others."""
+    import onnxruntime as ort
+
     from turnfusion.serving.predict import load_model
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
@@ -209,7 +205,7 @@ def export(model_dir: Path, out_dir: Path, calibration: list[np.ndarray] | None 
         if name == "audio_front_end" and calibration:
             quantize_audio_static(out_dir / "fp32" / f"{name}.onnx", out_dir / "int8" / f"{name}.onnx", calibration)
         elif name == "audio" and calibration and "audio_front_end" in written:  # calibrated on the fp32 frames
-            front_end = ort_session(out_dir / "fp32" / "audio_front_end.onnx")
+            front_end = _session(out_dir / "fp32" / "audio_front_end.onnx", "audio_front_end", ort.SessionOptions())
             frames = [front_end.run(None, {"waveform": w[None].astype(np.float32)})[0][0] for w in calibration]
             quantize_audio_static(out_dir / "fp32" / "audio.onnx", out_dir / "int8" / "audio.onnx", frames, "frames")
         elif name == "audio" and calibration:

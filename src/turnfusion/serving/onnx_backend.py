@@ -256,6 +256,19 @@ def pieces_for(model: OnnxTurnModel, piece_s: float) -> IncrementalAudio | None:
     return IncrementalAudio(model)
 
 
+def remember_from_pieces(model: OnnxTurnModel, pieces: IncrementalAudio | None, audio: np.ndarray,
+                         segment: np.ndarray) -> bool:
+    """At the end of speech: the vector of `segment` (what the policy keeps of `audio`, the utterance from its first
+    sample, at the model's rate) from `pieces` into the model's remembered encodings, so that the decision finds it;
+    True when done, False (nothing done: it is to be encoded whole) without pieces or when the policy's cut is off
+    their grid."""
+    offset = len(audio) - len(segment)  # the policy keeps the end
+    if pieces is None or offset % pieces.hop:
+        return False
+    model.audio_memory.remember(segment, pieces.vector(audio, offset))
+    return True
+
+
 class IncrementalAudio:
     """One utterance's audio through the model's local front end in pieces, as it arrives (`OnnxTurnModel.front_end`
     not None), so that at the end of speech only the frames not yet computed and the rest of the audio path run.
