@@ -7,7 +7,10 @@ from turnfusion.data.stores import EmbeddingCache
 from turnfusion.models import TurnFusionModel
 from turnfusion.models.encoding import encode_segment
 from turnfusion.schema import DataError
+from turnfusion.training.embed import write_audio_cache
 from turnfusion.training.encoders import load_encoders
+
+THREADS = torch.get_num_threads()
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +46,36 @@ def test_missing_cache_file_names_the_file(tiny, tmp_path):
         (tmp_path / "text.npy").write_bytes(b"")
         (tmp_path / "audio.npy").write_bytes(b"")
         EmbeddingCache(tmp_path)
+
+
+def test_the_audio_cache_is_the_same_bits_whatever_the_number_of_processes(tiny, tmp_path):
+    _, encoder = load_encoders(tiny.cache)
+    rows = range(1, len(tiny.store.index))
+    caches = {}
+    for workers in (1, 2, 3):
+        counts = write_audio_cache(encoder, tiny.store, tmp_path / f"{workers}.npy", False, rows, workers=workers)
+        caches[workers] = (counts, np.load(tmp_path / f"{workers}.npy"))
+        assert sorted(p.name for p in tmp_path.iterdir()) == [f"{w}.npy" for w in caches]  # no part left
+    assert caches[1][0] == caches[2][0] == caches[3][0] and sum(caches[1][0]) == len(caches[1][1])
+    assert caches[1][1].tobytes() == caches[2][1].tobytes() == caches[3][1].tobytes()
+    # in row order: the last rows' frames end the cache
+    with torch.no_grad():
+        last = encode_segment(encoder, tiny.store.waveform(rows[-1])).numpy().astype(np.float16)
+    np.testing.assert_allclose(caches[3][1][-len(last):], last, atol=2e-3)
+    assert torch.get_num_threads() == THREADS  # the caller's thread count is given back
+
+
+def test_a_failing_audio_cache_worker_is_one_line_and_leaves_no_part(tiny, tmp_path):
+    _, encoder = load_encoders(tiny.cache)
+
+    class Broken:
+        index, sample_rate = tiny.store.index, tiny.store.sample_rate
+
+        def waveform(self, row):
+            if row == 5:
+                raise ValueError("row 5 is not audio")
+            return tiny.store.waveform(row)
+
+    with pytest.raises(DataError, match=r"^cache.npy: ValueError: row 5 is not audio$"):
+        write_audio_cache(encoder, Broken(), tmp_path / "cache.npy", False, range(8), workers=2)
+    assert not list(tmp_path.iterdir())

@@ -76,7 +76,7 @@ def test_histogram_rows_are_shares_per_class():
     assert hist.keep.iat[0] == 1.0 and hist["shift"].iat[-1] == 0.5
 
 
-def trained_and_scored(monkeypatch, tokens_dir, out, cfg):
+def trained_and_scored(monkeypatch, tokens_dir, out, cfg, train_trp_read=True):
     """Run fit_and_score and record, per teacher model, the rows it trained on and the rows whose TRP it gave."""
     row_of, trained, scored = {}, {}, {}
     real_lm_sequences, real_train, real_score = teacher.lm_sequences, teacher.train_teacher, teacher.score_trp
@@ -97,7 +97,7 @@ def trained_and_scored(monkeypatch, tokens_dir, out, cfg):
 
     for name, fn in [("lm_sequences", lm_sequences), ("train_teacher", train_teacher), ("score_trp", score_trp)]:
         monkeypatch.setattr(teacher, name, fn)
-    table, _ = fit_and_score(tokens_dir, out, cfg, 48, progress=False)
+    table, _ = fit_and_score(tokens_dir, out, cfg, 48, progress=False, train_trp_read=train_trp_read)
     return table, trained, scored
 
 
@@ -119,6 +119,21 @@ def test_crossfitted_train_trp_never_comes_from_a_teacher_that_trained_on_the_ro
     leaky, trained, scored = trained_and_scored(monkeypatch, tmp_path / "tokens", tmp_path / "is",
                                                 replace(cfg, crossfit_folds=0))
     assert rows_scored_by_a_teacher_that_saw_them(leaky, trained, scored) == (leaky.split == "train").sum()
+
+
+def test_auto_crossfits_only_when_a_model_reads_the_train_trp_and_the_rest_does_not_change(monkeypatch, tmp_path):
+    tokenize(demo_dialogues(12, 10, seed=2), tmp_path / "tokens")
+    cfg = replace(TEACHER, epochs=1, crossfit_folds="auto")
+    read, trained, scored = trained_and_scored(monkeypatch, tmp_path / "tokens", tmp_path / "read", cfg)
+    assert len(trained) == 3 and rows_scored_by_a_teacher_that_saw_them(read, trained, scored) == 0
+    unread, trained, _ = trained_and_scored(monkeypatch, tmp_path / "tokens", tmp_path / "unread", cfg,
+                                            train_trp_read=False)
+    assert len(trained) == 1  # the saved teacher only
+    held_out = (read.split != "train").to_numpy()
+    np.testing.assert_array_equal(read.trp[held_out], unread.trp[held_out])  # val / test: the same teacher
+    for name in ("model.safetensors", "config.json"):
+        assert (tmp_path / "read" / name).read_bytes() == (tmp_path / "unread" / name).read_bytes()
+    assert cfg.folds(True) == 2 and cfg.folds(False) == 0 and replace(cfg, crossfit_folds=3).folds(False) == 3
 
 
 def test_crossfit_folds_split_by_conversation():

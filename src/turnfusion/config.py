@@ -273,7 +273,8 @@ class TeacherConfig:
     lr: float
     seed: int
     device: str  # auto: CUDA when present, else CPU
-    crossfit_folds: int  # >= 2: the train split's TRP comes from teachers that did not train on it; 0: in-sample
+    crossfit_folds: int | str  # >= 2: the train split's TRP comes from teachers that did not train on it; 0: in-sample;
+    # "auto": 2 when a model reads the train split's TRP (model.use_trp, train.distill_weight > 0), else 0
 
     def __post_init__(self):
         for name in ("n_layer", "n_embd", "n_head", "batch_size"):
@@ -286,9 +287,17 @@ class TeacherConfig:
         if self.n_embd % self.n_head:
             raise ParamsError(f"params.yaml: teacher.n_embd ({self.n_embd}) must be a multiple of teacher.n_head "
                               f"({self.n_head})")
-        if self.crossfit_folds == 1 or self.crossfit_folds < 0:
-            raise ParamsError(f"params.yaml: teacher.crossfit_folds must be 0 (in-sample) or >= 2, "
-                              f"got {self.crossfit_folds}")
+        if self.crossfit_folds != "auto" and (isinstance(self.crossfit_folds, str) or self.crossfit_folds == 1
+                                              or self.crossfit_folds < 0):
+            raise ParamsError(f"params.yaml: teacher.crossfit_folds must be auto, 0 (in-sample) or >= 2, "
+                              f"got {self.crossfit_folds!r}")
+
+    def folds(self, train_trp_read: bool) -> int:
+        """The cross-fitting folds: `crossfit_folds`, or for auto 2 when a model reads the train split's TRP
+        (`train_trp_read`) and 0 when none does (its train rows' TRP is then in-sample, and read by nothing)."""
+        if self.crossfit_folds == "auto":
+            return 2 if train_trp_read else 0
+        return self.crossfit_folds
 
 
 @dataclass(frozen=True)

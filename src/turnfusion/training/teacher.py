@@ -142,10 +142,10 @@ def fold_of_rows(index: pd.DataFrame, n_folds: int, seed: int) -> np.ndarray:
 
 
 def fit_and_score(tokens_dir: Path, model_out: Path, cfg: TeacherConfig, max_length: int,
-                  progress: bool = True) -> tuple[pd.DataFrame, dict]:
+                  progress: bool = True, train_trp_read: bool = True) -> tuple[pd.DataFrame, dict]:
     """Train the teacher on the train split of a token store, save it, score TRP for every row.
 
-    With `cfg.crossfit_folds` >= 2 the training split's TRP is cross-fitted: its conversations are cut
+    With `cfg.folds(train_trp_read)` >= 2 the training split's TRP is cross-fitted: its conversations are cut
     into that many folds, and each fold is scored by a teacher trained on the other folds, so a model that
     takes TRP as an input or a distillation target never sees in-sample TRP in training. Val and test
     are always scored by the teacher trained on all of train (the saved one).
@@ -164,9 +164,10 @@ def fit_and_score(tokens_dir: Path, model_out: Path, cfg: TeacherConfig, max_len
                            cfg, cfg.seed, progress)
     save_teacher(model, tokenizer, Path(model_out))
     trp = score_trp(model, contexts, tokenizer, cfg.batch_size, progress)
-    if cfg.crossfit_folds >= 2:
-        fold = fold_of_rows(index, cfg.crossfit_folds, cfg.seed)
-        for f in range(cfg.crossfit_folds):
+    folds = cfg.folds(train_trp_read)
+    if folds >= 2:
+        fold = fold_of_rows(index, folds, cfg.seed)
+        for f in range(folds):
             seed_everything(cfg.seed + 1 + f)
             fold_model = build_teacher(tokenizer, cfg, n_positions=max_length + 1)
             fold_train = [s for s, k in zip(seqs, fold, strict=True) if k not in (-1, f)]
@@ -175,7 +176,8 @@ def fit_and_score(tokens_dir: Path, model_out: Path, cfg: TeacherConfig, max_len
             trp[rows] = score_trp(fold_model, [contexts[i] for i in rows], tokenizer, cfg.batch_size, progress)
     table = index[["sentence_id", "video_id", "split", "label"]].assign(trp=trp)
     labels = index.label.to_numpy()
-    metrics = {"val_perplexity": round(result["val_perplexity"], 4)}
+    metrics = {"val_perplexity": round(result["val_perplexity"], 4), "crossfit_folds": folds,
+               "train_trp": "cross-fitted" if folds >= 2 else "in-sample"}
     for name in ("train", "val", "test"):
         part = split == name
         if part.any():
