@@ -9,6 +9,7 @@ from pathlib import Path
 from stages.common import config, run, write_json
 from turnfusion.config import TrainConfig
 from turnfusion.evaluation.parity import headline, parity
+from turnfusion.threads import thread_count
 
 
 def main() -> None:
@@ -20,7 +21,8 @@ def main() -> None:
     parser.add_argument("--trp", required=True)
     parser.add_argument("--out", required=True, help="directory for report.json and metrics.json")
     args = parser.parse_args()
-    rows = parity(Path(args.model), Path(args.exported), args.segments, args.tokens, args.trp, config(TrainConfig))
+    rows = parity(Path(args.model), Path(args.exported), args.segments, args.tokens, args.trp, config(TrainConfig),
+                  workers=thread_count())
     write_json(Path(args.out) / "report.json", rows)  # every row: per class, deltas
     write_json(Path(args.out) / "metrics.json", headline(rows))  # what `dvc metrics show / diff` compare
     logging.getLogger("parity").info("%s", json.dumps(

@@ -161,6 +161,24 @@ def test_text_training_batches_give_the_logits_of_cached_and_raw_ones(tiny):
         assert not torch.allclose(model.batch_logits(shuffled), text_training, atol=1e-2)
 
 
+def test_a_model_without_audio_gets_batches_without_it_and_the_same_logits(tiny):
+    from turnfusion.training.datasets import Inputs
+
+    fusion = TurnFusionModel.from_pretrained(str(tiny.model_dir))
+    text_only = TurnFusionModel(fusion.config.__class__(**{**fusion.config.to_dict(), "mode": "text"})).eval()
+    text_only.text_encoder.load_state_dict(fusion.text_encoder.state_dict())
+    rows = [0, 3, 7, 12]
+    for kind in (Inputs(cached_text=False, cached_audio=True), Inputs(cached_text=True, cached_audio=True)):
+        examples = kind.examples(tiny.table, tiny.cache, tiny.tokens, tiny.store, text_only)
+        batch = kind.collate([examples[i] for i in rows])
+        assert "audio" not in examples[0] and "audio_hidden" not in batch  # the cache's audio is not read
+        with_audio = kind.collate([kind.examples(tiny.table, tiny.cache, tiny.tokens, tiny.store, fusion)[i]
+                                   for i in rows])
+        assert "audio_hidden" in with_audio and torch.equal(batch["label"], with_audio["label"])
+        with torch.no_grad():
+            assert torch.equal(text_only.batch_logits(batch), text_only.batch_logits(with_audio))
+
+
 def test_the_text_schedule_trains_the_text_encoder_and_leaves_the_audio_one(tiny, tmp_path):
     model = TurnFusionModel.from_pretrained(str(tiny.model_dir))
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -10,8 +10,6 @@ from turnfusion.schema import DataError
 from turnfusion.training.embed import write_audio_cache
 from turnfusion.training.encoders import load_encoders
 
-THREADS = torch.get_num_threads()
-
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
@@ -51,7 +49,7 @@ def test_missing_cache_file_names_the_file(tiny, tmp_path):
 def test_the_audio_cache_is_the_same_bits_whatever_the_number_of_processes(tiny, tmp_path):
     _, encoder = load_encoders(tiny.cache)
     rows = range(1, len(tiny.store.index))
-    caches = {}
+    caches, threads = {}, torch.get_num_threads()
     for workers in (1, 2, 3):
         counts = write_audio_cache(encoder, tiny.store, tmp_path / f"{workers}.npy", False, rows, workers=workers)
         caches[workers] = (counts, np.load(tmp_path / f"{workers}.npy"))
@@ -62,7 +60,7 @@ def test_the_audio_cache_is_the_same_bits_whatever_the_number_of_processes(tiny,
     with torch.no_grad():
         last = encode_segment(encoder, tiny.store.waveform(rows[-1])).numpy().astype(np.float16)
     np.testing.assert_allclose(caches[3][1][-len(last):], last, atol=2e-3)
-    assert torch.get_num_threads() == THREADS  # the caller's thread count is given back
+    assert torch.get_num_threads() == threads  # the caller's thread count is given back
 
 
 def test_a_failing_audio_cache_worker_is_one_line_and_leaves_no_part(tiny, tmp_path):

@@ -26,6 +26,13 @@ def test_deployment_rows_compare_pytorch_onnx_and_the_telephone_band(tmp_path):
     spectrum = np.abs(np.fft.rfft(telephone(wave, 16000, mu_law=False)))
     high = spectrum[len(spectrum) // 2:]  # above 4 kHz: gone
     assert high.max() < 1e-2 * np.abs(np.fft.rfft(wave)).max()
+    # PyTorch and the graphs at once, in two processes of one thread: the same comparison
+    forked = deployment(load_model(pipe.model_dir)[0], tmp_path / "onnx", pipe.table, pipe.tokens, pipe.store,
+                        params_config(TrainConfig, device="cpu", batch_size=4), workers=2)
+    for name, row in rows.items():
+        assert forked[name]["macro_f1"] == row["macro_f1"]
+        if "max_abs_dp" in row:
+            assert abs(forked[name]["max_abs_dp"] - row["max_abs_dp"]) < 1e-5
 
 
 def test_the_parity_headline_keeps_the_int8_deltas_and_the_telephone_drop():

@@ -16,6 +16,7 @@ from turnfusion.evaluation.evaluate import own_history, test_inputs
 from turnfusion.evaluation.metrics import classification_report
 from turnfusion.serving.predictor import Remembered
 from turnfusion.training.datasets import RawExamples, collate_raw
+from turnfusion.training.forked import run_forked
 from turnfusion.training.loop import predict
 
 if TYPE_CHECKING:
@@ -24,12 +25,13 @@ if TYPE_CHECKING:
     from turnfusion.models import TurnFusionModel
 
 
-def parity(model_dir: Path, onnx_dir: Path, segments: Path, tokens: Path, trp: Path, train_cfg: TrainConfig) -> dict:
+def parity(model_dir: Path, onnx_dir: Path, segments: Path, tokens: Path, trp: Path, train_cfg: TrainConfig,
+           workers: int = 1) -> dict:
     """The parity stage: `deployment` of the model in `model_dir` and its export in `onnx_dir`, on the test split
     of the stores (refused when the model's processor did not make them)."""
     loaded, store, token_store, table = test_inputs({"model": model_dir}, segments, tokens, trp)
     return deployment(loaded["model"][0], onnx_dir, table[table.split == "test"].reset_index(drop=True), token_store,
-                      store, train_cfg)
+                      store, train_cfg, workers)
 
 
 def headline(rows: dict) -> dict:
@@ -52,28 +54,37 @@ class TelephoneSegments:
 
 
 def deployment(model: TurnFusionModel, onnx_dir: Path, test: pd.DataFrame, tokens: PackedTokens,
-               store: SegmentStore, train_cfg: TrainConfig) -> dict:
+               store: SegmentStore, train_cfg: TrainConfig, workers: int = 1) -> dict:
     """What deployment changes, on the test split: the PyTorch `model` (loaded by `serving.predict.load_model`) on
     raw inputs (its encoders run, as in `predict`) against its exported graphs in fp32 and int8, and the fp32 graphs
-    on telephone-band audio."""
+    on telephone-band audio. With `workers` > 1 PyTorch and the graphs run at once, in two forked processes of one
+    thread each (`forked.run_forked`)."""
     from turnfusion.serving.onnx_backend import OnnxTurnModel
 
     labels = test.label.to_numpy()
     test = own_history(test, model)
-    reference = predict(model, RawExamples(test, tokens, store), train_cfg.batch_size, torch.device("cpu"),
-                        collate_raw, progress=True, encode_segment=Remembered(model.encode_segment))
+
+    def pytorch() -> np.ndarray:
+        return predict(model, RawExamples(test, tokens, store), train_cfg.batch_size, torch.device("cpu"),
+                       collate_raw, progress=workers <= 1, encode_segment=Remembered(model.encode_segment))
+
+    def exported() -> dict[str, np.ndarray]:  # the graphs' sessions opened here: in the process that runs them
+        graphs = {precision: OnnxTurnModel(onnx_dir, precision) for precision in ("fp32", "int8")}
+        probs = {precision: onnx_probabilities(graph, test, tokens, store) for precision, graph in graphs.items()}
+        if model.config.uses_audio:  # the fp32 graphs: PyTorch's decisions (max_abs_dp) at a quarter of its time
+            probs["telephony"] = onnx_probabilities(graphs["fp32"], test, tokens, TelephoneSegments(store))
+        return probs
+
+    reference, probs = run_forked([pytorch, exported]) if workers > 1 else (pytorch(), exported())
     rows = {"pytorch": classification_report(labels, reference.argmax(1), reference)}
-    graphs = {precision: OnnxTurnModel(onnx_dir, precision) for precision in ("fp32", "int8")}
-    for precision, graph in graphs.items():
-        probs = onnx_probabilities(graph, test, tokens, store)
-        report = classification_report(labels, probs.argmax(1), probs)
+    for precision in ("fp32", "int8"):
+        report = classification_report(labels, probs[precision].argmax(1), probs[precision])
         rows[f"onnx_{precision}"] = {
-            "max_abs_dp": float(np.abs(probs - reference).max()),
-            "agreement": float((probs.argmax(1) == reference.argmax(1)).mean()),
+            "max_abs_dp": float(np.abs(probs[precision] - reference).max()),
+            "agreement": float((probs[precision].argmax(1) == reference.argmax(1)).mean()),
             "macro_f1_delta": report["macro_f1"] - rows["pytorch"]["macro_f1"], **report}
-    if model.config.uses_audio:  # the fp32 graphs: PyTorch's decisions (max_abs_dp above) at a quarter of its time
-        phone = onnx_probabilities(graphs["fp32"], test, tokens, TelephoneSegments(store))
-        report = classification_report(labels, phone.argmax(1), phone)
+    if "telephony" in probs:
+        report = classification_report(labels, probs["telephony"].argmax(1), probs["telephony"])
         rows["telephony"] = {"band": "8 kHz, mu-law", "graphs": "onnx fp32", **report,
                              "macro_f1_drop": rows["onnx_fp32"]["macro_f1"] - report["macro_f1"]}
     return rows

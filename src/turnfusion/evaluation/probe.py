@@ -48,8 +48,10 @@ def run_probes(train: pd.DataFrame, test: pd.DataFrame, train_audio: np.ndarray,
 
 
 def probe_store(store: SegmentStore) -> dict[str, float]:
-    """The probe stage: prosody features of every segment, probes fitted on train and scored on test."""
+    """The probe stage: prosody features of the train and test segments (val is not read), probes fitted on train and
+    scored on test."""
     index = store.index
-    features = np.stack([prosody_features(store.waveform(i), store.sample_rate) for i in range(len(index))])
-    train, test = (index.split == "train").to_numpy(), (index.split == "test").to_numpy()
-    return run_probes(index[train], index[test], features[train], features[test])
+    train, test = (np.flatnonzero((index.split == name).to_numpy()) for name in ("train", "test"))
+    features = [np.stack([prosody_features(store.waveform(i), store.sample_rate) for i in rows])
+                for rows in (train, test)]
+    return run_probes(index.iloc[train], index.iloc[test], *features)

@@ -54,8 +54,9 @@ class CachedExamples(torch.utils.data.Dataset):
     alone: pooling them is pooling the whole row under the span's mask, as the model does from token ids."""
 
     def __init__(self, table: pd.DataFrame, cache: EmbeddingCache, tokens: PackedTokens | None = None,
-                 positions=None):
+                 positions=None, with_audio: bool = True):
         self.table = table.reset_index(drop=True)
+        self.with_audio = with_audio  # False: a model without audio, whose batches need none
         self.tokens, self.positions = tokens, positions
         self.token_row = self.table.token_row.to_numpy() if "token_row" in self.table else None
         self.tok_offset, self.tok_length = self.table.tok_offset.to_numpy(), self.table.tok_length.to_numpy()
@@ -74,14 +75,17 @@ class CachedExamples(torch.utils.data.Dataset):
         return {"text": text, **self.audio_and_label(i)}
 
     def audio_and_label(self, i: int) -> dict:
-        return {"audio": [self.cache.segment_frames(r) if r >= 0 else None for r in self.audio_rows[i]],
-                "trp": float(self.trp[i]), "label": int(self.labels[i])}
+        item = {"trp": float(self.trp[i]), "label": int(self.labels[i])}
+        if self.with_audio:
+            item["audio"] = [self.cache.segment_frames(r) if r >= 0 else None for r in self.audio_rows[i]]
+        return item
 
 
 def collate_audio_and_label(items: list[dict]) -> dict:
-    audio, audio_mask = stack_segments([it["audio"] for it in items])
-    return {"audio_hidden": audio, "audio_mask": audio_mask, "trp": torch.tensor([it["trp"] for it in items]),
-            "label": torch.tensor([it["label"] for it in items])}
+    batch = {"trp": torch.tensor([it["trp"] for it in items]), "label": torch.tensor([it["label"] for it in items])}
+    if items and "audio" in items[0]:  # none for a model without audio
+        batch["audio_hidden"], batch["audio_mask"] = stack_segments([it["audio"] for it in items])
+    return batch
 
 
 def collate_cached(items: list[dict]) -> dict:
@@ -92,8 +96,8 @@ def collate_cached(items: list[dict]) -> dict:
 class TextTrainingExamples(CachedExamples):
     """Examples for training the text encoder alone: token ids, and the audio's hidden states from the cache."""
 
-    def __init__(self, table: pd.DataFrame, cache: EmbeddingCache, tokens: PackedTokens):
-        super().__init__(table, cache, tokens)
+    def __init__(self, table: pd.DataFrame, cache: EmbeddingCache, tokens: PackedTokens, with_audio: bool = True):
+        super().__init__(table, cache, tokens, with_audio=with_audio)
 
     def __getitem__(self, i: int) -> dict:
         return {"ids": self.tokens.row(int(self.token_row[i])), **self.audio_and_label(i)}
@@ -158,8 +162,8 @@ class Inputs:
             return RawExamples(table, tokens, store)
         cache = EmbeddingCache(embeddings_dir)
         if self.kind == "cached":
-            return CachedExamples(table, cache, tokens, span_positions(model))
-        return TextTrainingExamples(table, cache, tokens)
+            return CachedExamples(table, cache, tokens, span_positions(model), model.config.uses_audio)
+        return TextTrainingExamples(table, cache, tokens, model.config.uses_audio)
 
     def collate(self, items: list[dict]) -> dict:
         return {"cached": collate_cached, "text": collate_text_training, "raw": collate_raw}[self.kind](items)

@@ -11,6 +11,7 @@ are written batch by batch to disk, so memory stays flat with corpus size.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +31,7 @@ from turnfusion.text.words import pad_right
 from turnfusion.threads import thread_count
 from turnfusion.training.distributed import processes
 from turnfusion.training.encoders import build_audio_encoder, build_text_encoder
+from turnfusion.training.forked import run_forked
 from turnfusion.training.loop import autocast
 
 if TYPE_CHECKING:
@@ -93,47 +95,21 @@ def write_audio_cache(encoder: HubertModel, store: SegmentStore, path: Path, pro
 
 def _audio_cache_in_processes(encoder: HubertModel, store: SegmentStore, path: Path, progress: bool, rows: range,
                               precision: str, workers: int) -> list[int]:
-    """`write_audio_cache` of `rows` in `workers` forked processes (they inherit the encoder and the store, nothing
-    is pickled), each writing its share to a part file; the parts are joined in order into `path`."""
-    import multiprocessing
-
-    context = multiprocessing.get_context("fork")
+    """`write_audio_cache` of `rows` in `workers` forked processes (`forked.run_forked`), each writing a contiguous
+    share to a part file; the parts are joined in order into `path`."""
     shares = [range(rows.start + len(rows) * k // workers, rows.start + len(rows) * (k + 1) // workers)
               for k in range(workers)]
     parts = [path.with_name(f"{path.name}.worker{k}") for k in range(workers)]
-    pipes, children = [], []
-    for k, (share, part) in enumerate(zip(shares, parts, strict=True)):
-        receive, send = context.Pipe(duplex=False)
-        child = context.Process(target=_audio_cache_worker,
-                                args=(send, encoder, store, part, progress and k == 0, share, precision))
-        child.start()
-        send.close()
-        pipes.append(receive)
-        children.append(child)
-    results = []
-    for receive, child in zip(pipes, children, strict=True):
-        try:
-            results.append(receive.recv())
-        except EOFError:  # the worker died without a word (killed, out of memory)
-            child.join()
-            results.append(("error", f"an audio cache worker ended with exit code {child.exitcode}"))
-        child.join()
-    failed = [message for status, message in results if status == "error"]
-    if failed:
+    tasks = [functools.partial(write_audio_cache, encoder, store, part, progress and k == 0, share, precision)
+             for k, (share, part) in enumerate(zip(shares, parts, strict=True))]
+    try:
+        counts = run_forked(tasks)
+    except DataError as error:
         for part in parts:
             part.unlink(missing_ok=True)
-        raise DataError(f"{path.name}: {failed[0]}")
+        raise DataError(f"{path.name}: {error}") from None
     concatenate_npy(parts, path)
-    return sum((counts for _, counts in results), [])
-
-
-def _audio_cache_worker(send, encoder, store, part, progress, rows, precision) -> None:
-    try:
-        send.send(("ok", write_audio_cache(encoder, store, part, progress, rows, precision)))
-    except Exception as error:  # reported by the parent in one line
-        send.send(("error", f"{type(error).__name__}: {error}"))
-    finally:
-        send.close()
+    return sum(counts, [])
 
 
 def embed(tokens: PackedTokens, store: SegmentStore, out_dir: Path, cfg: ModelConfig, max_length: int,
