@@ -23,6 +23,7 @@ from transformers import GPT2Config, GPT2Model, HubertConfig, HubertModel
 
 from turnfusion.data.stores import PackedTokens, SegmentStore
 from turnfusion.data.tokenize import write_packed
+from turnfusion.threads import thread_count
 from turnfusion.training.distributed import processes
 from turnfusion.training.embed import write_audio_cache, write_text_cache
 
@@ -79,7 +80,7 @@ def main() -> None:
         write_audio_cache(audio, warm, work / "warm.npy", progress=False)  # CUDA kernels, allocator
         procs.barrier()
         audio_s = timed(lambda: write_audio_cache(audio, store, work / "audio.npy", progress=False,
-                                                  precision=args.precision), device)
+                                                  precision=args.precision, workers=thread_count()), device)
         text_s = timed(lambda: write_text_cache(text, tokens, work / "text.npy", args.batch_size, progress=False,
                                                 precision=args.precision), device)
         audio_bytes = (work / "audio.npy").stat().st_size / max(1, len(share))
@@ -88,7 +89,8 @@ def main() -> None:
     if not procs.main:
         return
     report = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-              "processes": procs.world, "threads": torch.get_num_threads(), "precision": args.precision,
+              "processes": procs.world, "threads": torch.get_num_threads(),
+              "audio_processes": thread_count() if device.type == "cpu" else 1, "precision": args.precision,
               "utterances": args.n, "segment_s": args.seconds, "context_tokens": args.tokens,
               "audio_utt_per_s": round(args.n / audio_s, 1), "text_utt_per_s": round(args.n / text_s, 1),
               "both_utt_per_s": round(args.n / (audio_s + text_s), 1),

@@ -123,3 +123,14 @@ def test_the_reads_hook_logs_opened_files_imported_modules_and_read_params_only(
     without = subprocess.run([sys.executable, "-m", "stage"], cwd=tmp_path, capture_output=True, text=True,
                              timeout=120, env={**env, "DVC_STAGE": ""})
     assert without.returncode == 0 and (tmp_path / "reads" / "demo.txt").read_text().count("param text") == 1
+
+
+def test_a_forked_worker_process_logs_its_reads_too(tmp_path):
+    import subprocess
+    import sys
+
+    script = (f"from tools import reads_log; reads_log.start({str(tmp_path)!r}, 'x')\n"
+              "from turnfusion.training.forked import run_forked\n"
+              "run_forked([lambda: open('docs/scaling.md').read()[:1]])\n")
+    subprocess.run([sys.executable, "-c", script], cwd=REPO, check=True)
+    assert "file docs/scaling.md" in (tmp_path / "x.txt").read_text().splitlines()

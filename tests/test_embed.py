@@ -48,7 +48,7 @@ def test_missing_cache_file_names_the_file(tiny, tmp_path):
 
 def test_the_audio_cache_is_the_same_bits_whatever_the_number_of_processes(tiny, tmp_path):
     _, encoder = load_encoders(tiny.cache)
-    rows = range(1, len(tiny.store.index))
+    rows = range(1, len(tiny.store.index), 2)  # a range with a step: each process a share of its rows
     caches, threads = {}, torch.get_num_threads()
     for workers in (1, 2, 3):
         counts = write_audio_cache(encoder, tiny.store, tmp_path / f"{workers}.npy", False, rows, workers=workers)
@@ -71,9 +71,9 @@ def test_a_failing_audio_cache_worker_is_one_line_and_leaves_no_part(tiny, tmp_p
 
         def waveform(self, row):
             if row == 5:
-                raise ValueError("row 5 is not audio")
+                raise DataError("row 5 is not audio")
             return tiny.store.waveform(row)
 
-    with pytest.raises(DataError, match=r"^cache.npy: ValueError: row 5 is not audio$"):
+    with pytest.raises(DataError, match=r"^cache.npy: row 5 is not audio$"):
         write_audio_cache(encoder, Broken(), tmp_path / "cache.npy", False, range(8), workers=2)
     assert not list(tmp_path.iterdir())

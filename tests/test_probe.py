@@ -27,3 +27,15 @@ def test_a_corpus_without_words_gets_the_prosody_probe_alone():
     (train, train_audio), (test, test_audio) = split(600, rng, False, True), split(300, rng, False, True)
     scores = run_probes(train.assign(text=np.nan), test.assign(text=np.nan), train_audio, test_audio)
     assert list(scores) == ["audio_macro_f1"] and scores["audio_macro_f1"] > 0.85
+
+
+def test_a_store_without_a_test_split_is_one_line(tmp_path):
+    import pytest
+
+    from turnfusion.data.stores import SegmentStore
+    from turnfusion.errors import DataError
+    from turnfusion.evaluation.probe import probe_store
+
+    store = SegmentStore(np.zeros((2, 16000), np.int16), pd.DataFrame({"split": ["train", "val"]}), 16000, tmp_path)
+    with pytest.raises(DataError, match=r"the test split has no segment$"):
+        probe_store(store)

@@ -57,8 +57,8 @@ def deployment(model: TurnFusionModel, onnx_dir: Path, test: pd.DataFrame, token
                store: SegmentStore, train_cfg: TrainConfig, workers: int = 1) -> dict:
     """What deployment changes, on the test split: the PyTorch `model` (loaded by `serving.predict.load_model`) on
     raw inputs (its encoders run, as in `predict`) against its exported graphs in fp32 and int8, and the fp32 graphs
-    on telephone-band audio. With `workers` > 1 PyTorch and the graphs run at once, in two forked processes of one
-    thread each (`forked.run_forked`)."""
+    on telephone-band audio. With `workers` > 1 PyTorch and the graphs run at once, in two forked processes of half
+    the threads each (`forked.run_forked`)."""
     from turnfusion.serving.onnx_backend import OnnxTurnModel
 
     labels = test.label.to_numpy()
@@ -68,14 +68,16 @@ def deployment(model: TurnFusionModel, onnx_dir: Path, test: pd.DataFrame, token
         return predict(model, RawExamples(test, tokens, store), train_cfg.batch_size, torch.device("cpu"),
                        collate_raw, progress=workers <= 1, encode_segment=Remembered(model.encode_segment))
 
+    threads = max(1, workers // 2) if workers > 1 else None
+
     def exported() -> dict[str, np.ndarray]:  # the graphs' sessions opened here: in the process that runs them
-        graphs = {precision: OnnxTurnModel(onnx_dir, precision) for precision in ("fp32", "int8")}
+        graphs = {precision: OnnxTurnModel(onnx_dir, precision, threads) for precision in ("fp32", "int8")}
         probs = {precision: onnx_probabilities(graph, test, tokens, store) for precision, graph in graphs.items()}
         if model.config.uses_audio:  # the fp32 graphs: PyTorch's decisions (max_abs_dp) at a quarter of its time
             probs["telephony"] = onnx_probabilities(graphs["fp32"], test, tokens, TelephoneSegments(store))
         return probs
 
-    reference, probs = run_forked([pytorch, exported]) if workers > 1 else (pytorch(), exported())
+    reference, probs = run_forked([pytorch, exported], threads) if workers > 1 else (pytorch(), exported())
     rows = {"pytorch": classification_report(labels, reference.argmax(1), reference)}
     for precision in ("fp32", "int8"):
         report = classification_report(labels, probs[precision].argmax(1), probs[precision])

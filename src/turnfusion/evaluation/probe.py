@@ -15,6 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from turnfusion.data.stores import SegmentStore
+from turnfusion.errors import DataError
 from turnfusion.schema import corpus_has_words
 from turnfusion.training.prosody import prosody_features
 
@@ -52,6 +53,10 @@ def probe_store(store: SegmentStore) -> dict[str, float]:
     scored on test."""
     index = store.index
     train, test = (np.flatnonzero((index.split == name).to_numpy()) for name in ("train", "test"))
+    for name, rows in (("train", train), ("test", test)):
+        if not len(rows):
+            raise DataError(f"{store.directory}: the probes are fitted on train and scored on test, and the {name} "
+                            "split has no segment")
     features = [np.stack([prosody_features(store.waveform(i), store.sample_rate) for i in rows])
                 for rows in (train, test)]
     return run_probes(index.iloc[train], index.iloc[test], *features)

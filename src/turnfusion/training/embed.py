@@ -95,20 +95,21 @@ def write_audio_cache(encoder: HubertModel, store: SegmentStore, path: Path, pro
 
 def _audio_cache_in_processes(encoder: HubertModel, store: SegmentStore, path: Path, progress: bool, rows: range,
                               precision: str, workers: int) -> list[int]:
-    """`write_audio_cache` of `rows` in `workers` forked processes (`forked.run_forked`), each writing a contiguous
-    share to a part file; the parts are joined in order into `path`."""
-    shares = [range(rows.start + len(rows) * k // workers, rows.start + len(rows) * (k + 1) // workers)
-              for k in range(workers)]
+    """`write_audio_cache` of `rows` in `workers` forked processes of one thread (`forked.run_forked`), each writing
+    a contiguous share to a part file; the parts are joined in order into `path` (and removed, whatever happens)."""
+    workers = min(workers, len(rows))
+    shares = [rows[len(rows) * k // workers: len(rows) * (k + 1) // workers] for k in range(workers)]
     parts = [path.with_name(f"{path.name}.worker{k}") for k in range(workers)]
     tasks = [functools.partial(write_audio_cache, encoder, store, part, progress and k == 0, share, precision)
              for k, (share, part) in enumerate(zip(shares, parts, strict=True))]
     try:
         counts = run_forked(tasks)
+        concatenate_npy(parts, path)
     except DataError as error:
+        raise DataError(f"{path.name}: {error}") from None
+    finally:
         for part in parts:
             part.unlink(missing_ok=True)
-        raise DataError(f"{path.name}: {error}") from None
-    concatenate_npy(parts, path)
     return sum(counts, [])
 
 
