@@ -13,13 +13,6 @@ import sys
 from pathlib import Path
 
 _reads: set[str] = set()
-
-
-class _AfterFork:
-    """What multiprocessing's after-fork registry keys the hook by (it wants an object it can weakly refer to)."""
-
-
-_AFTER_FORK = _AfterFork()
 OWN_FOLDER = "tools"
 
 
@@ -55,8 +48,7 @@ def start(folder: str, stage: str) -> None:
     atexit.register(write)
     # a forked worker process (multiprocessing: the stages' pools, training/forked.py) ends without atexit: it writes
     # its reads when multiprocessing finalizes it
-    multiprocessing.util.register_after_fork(_AFTER_FORK, lambda _: multiprocessing.util.Finalize(
-        None, write, exitpriority=100))
+    multiprocessing.util.register_after_fork(write, lambda w: multiprocessing.util.Finalize(None, w, exitpriority=100))
 
 
 def recording(cls):
