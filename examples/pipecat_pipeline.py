@@ -5,6 +5,7 @@ partials come every 0.2 s and lag the speech by L; its final comes L + 0.05 s af
 
     pip install -e '.[pipecat]'
     python examples/pipecat_pipeline.py [--model models/fusion-onnx] [--lags 0.1,0.3] [--detector both]
+                                        [--onset-gate none | models/onset_gate]
 
 For each case it prints when the user's turn ended (ms after the end of speech; "none": the agent never answered),
 the words the LLM got, how many user turns opened, when the agent stopped talking over the user (ms after the
@@ -147,13 +148,15 @@ def spoken(lines: list) -> tuple[np.ndarray, list]:
     return np.clip(np.round(wave * 32767), -32768, 32767).astype(np.int16), times
 
 
-async def one_case(detector: str, model: str, lines: list, speaking, lag: float) -> tuple[Run, list]:
+async def one_case(detector: str, model: str, lines: list, speaking, lag: float,
+                   onset_gate: str | None = None) -> tuple[Run, list]:
     pcm, times = spoken(lines)
     run = Run()
     if detector == "turnfusion":
         analyzer = TurnFusionTurnAnalyzer(model, on_decision=lambda words, probabilities, state: run.decisions.append(
             (words, probabilities["shift"])))
-        strategies = UserTurnStrategies(start=[BackchannelUserTurnStartStrategy(analyzer=analyzer)],
+        start = BackchannelUserTurnStartStrategy(analyzer=analyzer, onset_gate=onset_gate)
+        strategies = UserTurnStrategies(start=[start],
                                         stop=[TurnFusionUserTurnStopStrategy(turn_analyzer=analyzer)])
     else:  # pipecat's defaults: VAD and transcription start the turn, Smart Turn v3.2 ends it
         strategies = UserTurnStrategies()
@@ -186,7 +189,10 @@ def main() -> None:
     parser.add_argument("--model", default="models/fusion-onnx", help="an exported turnfusion model")
     parser.add_argument("--lags", default="0.1,0.3")
     parser.add_argument("--detector", choices=["turnfusion", "smart-turn", "both"], default="both")
+    parser.add_argument("--onset-gate", default="none",
+                        help="the barge-in gate (stage onset_gate: models/onset_gate); none: words and the time gate")
     args = parser.parse_args()
+    onset_gate = None if args.onset_gate == "none" else args.onset_gate
     detectors = ["turnfusion", "smart-turn"] if args.detector == "both" else [args.detector]
     print("| case | detector | L (s) | user turn ended | words the LLM got | user turns | agent stopped | "
           "turnfusion's analyses: words, P(shift) |")
@@ -195,7 +201,7 @@ def main() -> None:
     for name, (lines, speaking) in CASES.items():
         for detector in detectors:
             for lag in (float(x) for x in args.lags.split(",")):
-                run, times = asyncio.run(one_case(detector, args.model, lines, speaking, lag))
+                run, times = asyncio.run(one_case(detector, args.model, lines, speaking, lag, onset_gate))
                 print(row(name, detector, lag, run, times), flush=True)
     print(f"({time.perf_counter() - began:.0f} s)")
 

@@ -17,6 +17,7 @@ from turnfusion.config import (
     LabelConfig,
     Mmf2fConfig,
     ModelConfig,
+    OnsetGateConfig,
     ParamsError,
     PretrainAudioConfig,
     SegmentConfig,
@@ -31,7 +32,7 @@ from turnfusion.errors import DataError
 
 ALL = [DataConfig, DemoConfig, Mmf2fConfig, CallsConfig, LabelConfig, DownloadConfig, DropSilentConfig, SegmentConfig,
        SplitConfig, TextConfig, TeacherConfig, PretrainAudioConfig, ModelConfig, EmbedConfig, TrainConfig, ExportConfig,
-       ComputeConfig]
+       OnsetGateConfig, ComputeConfig]
 
 
 def shipped() -> dict:

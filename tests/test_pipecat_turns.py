@@ -169,6 +169,44 @@ def test_speech_over_the_agent_that_goes_on_interrupts_it_before_its_words(leani
     assert ("InterruptionFrame" in names(down) + names(up)) == interrupts
 
 
+def constant_gate(threshold: float):
+    """An onset gate whose P(backchannel) is 0.5 for every window: threshold 1.0 interrupts at every onset over the
+    agent, 0.0 at none."""
+    from turnfusion.live.onset_gate import OnsetGate, feature_count
+
+    n = feature_count()
+    return OnsetGate(window_s=0.2, mean=(0.0,) * n, scale=(1.0,) * n, coef=(0.0,) * n, intercept=0.0,
+                     threshold=threshold, max_false_stop=0.0, trained_on={})
+
+
+@pytest.mark.parametrize(("threshold", "stops_within"), [
+    (1.0, 0.45),  # the gate calls the onset a turn: the agent stops 0.2 s after it, long before the time gate
+    (0.0, 0.9),  # the gate lets it pass: the time gate (0.5 s after the VAD start) stops it
+])
+def test_the_onset_gate_stops_the_agent_at_vad_speed_and_the_time_gate_backs_it(leaning, threshold, stops_within):
+    analyzer = TurnFusionTurnAnalyzer(leaning["shift"], precision="fp32")
+    start = BackchannelUserTurnStartStrategy(analyzer=analyzer, onset_gate=constant_gate(threshold))
+    stopped_at, heard, trigger = [], [], start.trigger_user_turn_started
+
+    async def interrupted():  # the audio the strategy had heard when it started the user's turn
+        stopped_at.append(start._heard_s)
+        await trigger()
+
+    start.trigger_user_turn_started = interrupted
+    user = LLMUserAggregator(LLMContext(), params=LLMUserAggregatorParams(user_turn_strategies=UserTurnStrategies(
+        start=[start], stop=[TurnFusionUserTurnStopStrategy(turn_analyzer=analyzer)])))
+    lead = [InputAudioRawFrame(audio=bytes(640), sample_rate=RATE, num_channels=1)] * 25  # 0.5 s of silence
+    said = audio_frames(LONG, 0.3)
+    asyncio.run(run_test(user, expected_down_frames=None, frames_to_send=[
+        STTMetadataFrame(service_name="stt", ttfs_p99_latency=0.1), BotStartedSpeakingFrame(), *lead,
+        *said[:10], VADUserStartedSpeakingFrame(start_secs=0.2), *said[10:],
+        VADUserStoppedSpeakingFrame(stop_secs=0.2), SleepFrame(0.3)]))
+    heard.extend(start.onset_decisions)
+    onset = len(lead) * 0.02
+    assert len(stopped_at) == 1 and 0.15 < stopped_at[0] - onset < stops_within
+    assert heard and all(p == 0.5 for p in heard)  # the gate read the onset over the agent
+
+
 def test_with_the_bot_silent_speech_starts_the_turn_even_a_short_one(leaning):
     analyzer = TurnFusionTurnAnalyzer(leaning["shift"], precision="fp32")
     down, _ = asyncio.run(run_test(aggregator(analyzer), expected_down_frames=None, frames_to_send=[

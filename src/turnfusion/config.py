@@ -419,6 +419,20 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
+class OnsetGateConfig:
+    section: ClassVar[str] = "onset_gate"
+    window_s: float  # seconds of speech after the onset the gate reads (it decides this long after the onset)
+    max_false_stop: float  # the share of val backchannels the gate may stop the agent on (sets its threshold)
+    c: float  # the logistic regression's inverse L2 strength
+    seed: int  # the noise each training window gets (training.onset_gate.NOISE_SNR_DB)
+
+    def __post_init__(self):
+        _bounded(self.section, "window_s", self.window_s, Bound(0.05, 2.0))
+        _fraction(self.section, "max_false_stop", self.max_false_stop)
+        _at_least(self.section, "c", self.c, 0, strictly=True)
+
+
+@dataclass(frozen=True)
 class ComputeConfig:
     section: ClassVar[str] = "compute"
     launcher: str  # what starts the train and embed commands (dvc.yaml): python (one process), or e.g.
@@ -433,7 +447,7 @@ class ComputeConfig:
 
 ALL_CONFIGS = (DataConfig, DemoConfig, Mmf2fConfig, CallsConfig, LabelConfig, DownloadConfig, DropSilentConfig,
                SegmentConfig, SplitConfig, TextConfig, TeacherConfig, PretrainAudioConfig, ModelConfig, EmbedConfig,
-               TrainConfig, ExportConfig, ComputeConfig)
+               TrainConfig, ExportConfig, OnsetGateConfig, ComputeConfig)
 
 
 def _is(value, kind) -> bool:

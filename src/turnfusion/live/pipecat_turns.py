@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import time
 from collections.abc import Callable
@@ -55,7 +56,8 @@ from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import TurnAn
 
 from turnfusion.choices import Bound
 from turnfusion.errors import DataError, one_line
-from turnfusion.live.streaming import LateFinals, SpeechFrames, Words, checked_words
+from turnfusion.live.onset_gate import OnsetGate, OnsetTracker
+from turnfusion.live.streaming import LateFinals, Words, checked_words
 from turnfusion.serving.onnx_backend import (
     IncrementalAudio,
     OnnxTurnModel,
@@ -455,14 +457,21 @@ class BackchannelUserTurnStartStrategy(BaseUserTurnStartStrategy):
 
     def __init__(self, *, analyzer: TurnFusionTurnAnalyzer | None = None, max_backchannel_words: int = 3,
                  use_interim: bool = True, backchannels=BACKCHANNELS_EN, max_backchannel_s: float | None = 0.5,
-                 **kwargs):
+                 onset_gate: OnsetGate | str | Path | None = None, **kwargs):
         """`backchannels`: the words and phrases that do not interrupt the agent, in the users' language
         (default `BACKCHANNELS_EN`; German, say: ("ja", "mhm", "genau", "okay", "ach so")). `max_backchannel_s`:
         speech over the agent that goes on this long after pipecat's VAD start (itself `start_secs`, 0.2 s, after
-        the onset) interrupts the agent unless its words so far are a backchannel; None waits for the words."""
+        the onset) interrupts the agent unless its words so far are a backchannel; None waits for the words.
+        `onset_gate` (stage `onset_gate`'s directory, e.g. models/onset_gate): speech over the agent that its first
+        `window_s` (0.2 s) says is no backchannel interrupts then, once pipecat's VAD has started; what it lets pass
+        waits for the words and `max_backchannel_s` as without it."""
         super().__init__(**kwargs)
         if max_backchannel_s is not None and not Bound(0.0, 10.0).holds(max_backchannel_s):
             raise DataError(f"max_backchannel_s must be seconds in 0..10 or None, got {max_backchannel_s!r:.40}")
+        self.onset_gate = OnsetGate.load(onset_gate) if isinstance(onset_gate, (str, Path)) else onset_gate
+        self._onset_says_turn = False  # the gate read this speech's onset over the agent: no backchannel
+        self._verdict_onset: float | None = None  # the onset (tracker seconds) that verdict is of
+        self.onset_decisions: list[float] = []  # P(backchannel) of each onset the gate read over the agent
         self.analyzer, self.max_backchannel_words, self.use_interim = analyzer, max_backchannel_words, use_interim
         self.units = backchannel_units(backchannels)
         self.max_backchannel_s = max_backchannel_s
@@ -472,28 +481,41 @@ class BackchannelUserTurnStartStrategy(BaseUserTurnStartStrategy):
         self._gate_at: float | None = None  # audio seconds when speech still going on interrupts the agent
         self._heard_s = 0.0  # audio seconds received
         self._voiced_s = -1.0  # the end of the last audio the strategy's VAD heard as speech
-        self._vad: SpeechFrames | None = None  # opened with the first audio the gate needs
+        self._onsets: OnsetTracker | None = None  # the VAD on the user's audio, opened with the first audio
         self.backchannels: list[str] = []  # what the user said that let the agent go on
 
     async def handle_user_turn_started(self):
-        self.bot_speaking = self._over_bot = False
+        self.bot_speaking = self._over_bot = self._onset_says_turn = False
         self._gate_at = None
 
     async def _listen(self, frame: InputAudioRawFrame) -> bool:
-        """Track speech on the user's audio; whether the gate opens now: the user still speaks past it."""
-        if self._vad is None:
-            self._vad = SpeechFrames(frame.sample_rate)
+        """Track speech on the user's audio; whether the agent is interrupted now: the onset gate says this speech
+        over it is no backchannel, or the user still speaks past the time gate; either only after pipecat's VAD
+        start over the agent, and unless the words so far are a backchannel."""
+        if self._onsets is None:
+            window_s = self.onset_gate.window_s if self.onset_gate is not None else 0.2
+            self._onsets = OnsetTracker(frame.sample_rate, window_s)
         self._heard_s += len(frame.audio) / 2 / frame.num_channels / frame.sample_rate
         pcm = np.frombuffer(frame.audio, dtype=np.int16).reshape(-1, frame.num_channels)[:, 0]
-        if any(p >= SPEECH for p in self._vad.probabilities(audio_array(pcm, "pipecat audio"))):
+        window = self._onsets.push(audio_array(pcm, "pipecat audio"))
+        if self._onsets.heard_speech:
             self._voiced_s = self._heard_s
-        return (self._gate_at is not None and self._heard_s >= self._gate_at and not self._said_backchannel
-                and self._heard_s - self._voiced_s <= VOICED_WITHIN_S)
+        if window is not None and self.onset_gate is not None and self.bot_speaking:
+            p = self.onset_gate.p_backchannel(window)
+            self.onset_decisions.append(p)
+            self._onset_says_turn, self._verdict_onset = p < self.onset_gate.threshold, self._onsets.onset_s
+        elif self._onsets.onset_s != self._verdict_onset:  # a new onset: the last verdict was of other speech
+            self._onset_says_turn = False
+        if self._gate_at is None or self._said_backchannel:
+            return False
+        return self._onset_says_turn or (
+            self._heard_s >= self._gate_at and self._heard_s - self._voiced_s <= VOICED_WITHIN_S)
 
     async def process_frame(self, frame: Frame) -> ProcessFrameResult:
-        if isinstance(frame, InputAudioRawFrame) and self.max_backchannel_s is not None:
-            if await self._listen(frame):  # long speech over the agent, no backchannel words: a barge-in
-                self._gate_at = None
+        if isinstance(frame, InputAudioRawFrame) and (self.max_backchannel_s is not None
+                                                       or self.onset_gate is not None):
+            if await self._listen(frame):  # speech over the agent that is no backchannel: a barge-in
+                self._gate_at, self._onset_says_turn = None, False
                 await self.trigger_user_turn_started()
                 return ProcessFrameResult.STOP
         elif isinstance(frame, BotStartedSpeakingFrame):
@@ -501,14 +523,19 @@ class BackchannelUserTurnStartStrategy(BaseUserTurnStartStrategy):
         elif isinstance(frame, BotStoppedSpeakingFrame):
             self.bot_speaking = False
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
-            self._gate_at = None  # short speech: its words decide
+            self._gate_at, self._onset_says_turn = None, False  # short speech: its words decide
         elif isinstance(frame, VADUserStartedSpeakingFrame):
             self._over_bot, self._said_backchannel = self.bot_speaking, False
             if not self.bot_speaking:
                 await self.trigger_user_turn_started()
                 return ProcessFrameResult.STOP
-            if self.max_backchannel_s is not None:
-                self._gate_at = self._heard_s + self.max_backchannel_s
+            if self._onset_says_turn and self.onset_gate is not None:  # the gate read the onset before the VAD start
+                self._onset_says_turn = False
+                await self.trigger_user_turn_started()
+                return ProcessFrameResult.STOP
+            if self.max_backchannel_s is not None or self.onset_gate is not None:
+                self._gate_at = self._heard_s + (self.max_backchannel_s if self.max_backchannel_s is not None
+                                                 else math.inf)
         elif isinstance(frame, TranscriptionFrame) or (
                 self.use_interim and isinstance(frame, InterimTranscriptionFrame)):
             if not re.search(r"[^\W_]", frame.text):  # no word yet
@@ -533,4 +560,3 @@ class BackchannelUserTurnStartStrategy(BaseUserTurnStartStrategy):
 
 
 VOICED_WITHIN_S = 0.05  # the gate's "still speaking": speech in the last VAD frame or two
-SPEECH = 0.5  # Silero's speech probability threshold (StreamConfig.threshold's default)

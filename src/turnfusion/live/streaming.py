@@ -124,11 +124,15 @@ class SpeechFrames:
 
     def probabilities(self, wave: np.ndarray) -> list[float]:
         """The speech probability of every frame `wave` (float32, this stream's rate) completes."""
+        return [p for _, p in self.frames_and_probabilities(wave)]
+
+    def frames_and_probabilities(self, wave: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        """Every frame `wave` completes (16 kHz), with its speech probability."""
         self._pending = np.concatenate([self._pending, self._resampler.resample_chunk(wave)])
         out = []
         while len(self._pending) >= VAD_FRAME:
             frame, self._pending = self._pending[:VAD_FRAME], self._pending[VAD_FRAME:]
-            out.append(self.vad(frame))
+            out.append((frame, self.vad(frame)))
         return out
 
 
