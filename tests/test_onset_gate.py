@@ -21,6 +21,7 @@ from turnfusion.live.onset_gate import (
 from turnfusion.training.onset_gate import (
     BACKCHANNEL,
     TURN,
+    OnsetExample,
     choose_threshold,
     example_windows,
     fit_gate,
@@ -149,6 +150,8 @@ def test_a_gate_trained_on_two_channel_calls_tells_backchannels_from_turn_starts
     examples, _ = onset_examples(table, pd.DataFrame(columns=["video_id", "listener", "start", "outcome"]))
     features, levels, found = example_windows(examples, root, 0.2, seed=0)
     assert len(found) >= 0.9 * len(examples)
+    beyond = [OnsetExample("call0", 2, examples[0].start, TURN, "train")]  # a third speaker on a two-channel call
+    assert example_windows(beyond, root, 0.2, seed=0)[2] == []  # no window, no traceback
     kinds = np.array([examples[i].kind for i in found])
     splits = np.array([examples[i].split for i in found], dtype=object)
     gate = fit_gate(features, kinds, splits, OnsetGateConfig(window_s=0.2, max_false_stop=0.0, c=1.0, seed=0))
@@ -182,3 +185,23 @@ def test_a_gate_file_is_checked_field_by_field(tmp_path):
     OnsetGate.save_untrained(tmp_path / "u", "the train split has 10 turn and 0 backchannel onsets")
     with pytest.raises(DataError, match="no onset gate was trained .*0 backchannel"):
         OnsetGate.load(tmp_path / "u")
+
+
+def test_the_stage_on_a_corpus_without_two_channel_recordings_writes_a_gate_that_says_why(tmp_path):
+    import shutil
+
+    from conftest import REPO, run_module
+
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    pd.DataFrame([("m", 0, 1.0, np.nan, False, "train", False), ("m", 1, 3.0, np.nan, False, "val", False)],
+                 columns=["video_id", "speaker", "start", "listener_start", "stereo", "split", "excluded"]
+                 ).to_parquet(tmp_path / "segments.parquet")
+    pd.DataFrame(columns=["video_id", "listener", "start", "end", "floor_holder_end", "overlap_s", "outcome", "text"]
+                 ).to_csv(tmp_path / "overlaps.csv", index=False)
+    (tmp_path / "raw").mkdir()
+    run_module(tmp_path, "stages.onset_gate", "--segments", "segments.parquet", "--overlaps", "overlaps.csv",
+               "--audio", "raw", "--out", "gate", "--report", "report.json")
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["trained"] is False and report["mono_recordings"] == 1 and report["onsets"] == 0
+    with pytest.raises(DataError, match="no onset gate was trained .*train split has 0 turn and 0 backchannel"):
+        OnsetGate.load(tmp_path / "gate")

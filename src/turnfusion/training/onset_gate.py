@@ -78,6 +78,8 @@ def example_windows(examples: list[OnsetExample], audio_dir: Path, window_s: flo
         wave = read_resampled(recording_path(audio_dir, video_id), VAD_RATE)
         for i in indices:
             ex = examples[i]
+            if not 0 <= ex.channel < wave.shape[1]:  # a speaker index past the recording's channels: no window
+                continue
             lo = max(0.0, ex.start - SEARCH_BEFORE_S - LEAD_S)
             stretch = wave[int(lo * VAD_RATE):int((ex.start + SEARCH_AFTER_S + window_s + 0.1) * VAD_RATE),
                            ex.channel]
