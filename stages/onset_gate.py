@@ -12,6 +12,7 @@ from stages.common import config, run, write_json
 from turnfusion.config import OnsetGateConfig
 from turnfusion.errors import DataError
 from turnfusion.live.onset_gate import OnsetGate
+from turnfusion.threads import usable_cores
 from turnfusion.training.onset_gate import example_windows, fit_gate, level_floor, onset_examples
 
 log = logging.getLogger("stage")
@@ -27,7 +28,8 @@ def main() -> None:
     args = parser.parse_args()
     cfg = config(OnsetGateConfig)
     examples, left_out = onset_examples(pd.read_parquet(args.segments), pd.read_csv(args.overlaps))
-    features, levels, found = example_windows(examples, args.audio, cfg.window_s, cfg.seed)
+    features, levels, found = example_windows(examples, args.audio, cfg.window_s, cfg.seed,
+                                              workers=usable_cores())
     kinds = np.array([examples[i].kind for i in found], dtype=int)
     splits = np.array([examples[i].split for i in found], dtype=object)
     report = {"onsets": len(examples), "windows": len(found), "no_window": len(examples) - len(found), **left_out}

@@ -10,6 +10,7 @@ segment stage's, by conversation; the threshold is chosen on val, the test split
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from turnfusion.config import OnsetGateConfig
 from turnfusion.errors import DataError
 from turnfusion.live.onset_gate import OnsetGate, OnsetTracker, feature_count, first_window, onset_features
 from turnfusion.live.streaming import VAD_RATE
+from turnfusion.training.forked import run_forked
 
 log = logging.getLogger(__name__)
 BACKCHANNEL, TURN = 1, 0
@@ -63,20 +65,32 @@ def onset_examples(segments: pd.DataFrame, overlaps: pd.DataFrame) -> tuple[list
     return examples, {"mono_recordings": int(mono.video_id.nunique()), "mono_utterances": len(mono)}
 
 
-def example_windows(examples: list[OnsetExample], audio_dir: Path, window_s: float,
-                    seed: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Features of each example's window with noise at a random SNR (rows, NOISE_SNR_DB; `seed`), its level (dB),
-    and the indices of the examples that have one: the VAD found an onset within SEARCH_BEFORE_S / SEARCH_AFTER_S
-    of the table's start, still speaking `window_s` later."""
-    rows, levels, found = [], [], []
-    rng = np.random.default_rng(seed)
-    tracker = OnsetTracker(VAD_RATE, window_s)
+def example_windows(examples: list[OnsetExample], audio_dir: Path, window_s: float, seed: int,
+                    workers: int = 1) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Features of each example's window with noise at a random SNR (rows, NOISE_SNR_DB; from `seed` and the
+    example's index), its level (dB), and the indices of the examples that have one: the VAD found an onset within
+    SEARCH_BEFORE_S / SEARCH_AFTER_S of the table's start, still speaking `window_s` later. The recordings are shared
+    out over `workers` forked processes (the VAD is one thread a frame); the result is the same for any count."""
     by_video: dict[str, list[int]] = {}
     for i, ex in enumerate(examples):
         by_video.setdefault(ex.video_id, []).append(i)
-    for video_id, indices in sorted(by_video.items()):
+    videos = sorted(by_video)
+    workers = max(1, min(workers, len(videos)))
+    shares = [videos[len(videos) * k // workers: len(videos) * (k + 1) // workers] for k in range(workers)]
+    tasks = [functools.partial(_windows_of, examples, by_video, share, Path(audio_dir), window_s, seed)
+             for share in shares]
+    parts = run_forked(tasks) if workers > 1 else [task() for task in tasks]
+    rows = [row for part in parts for row in part[0]]
+    return ((np.array(rows) if rows else np.zeros((0, feature_count()))),
+            np.array([level for part in parts for level in part[1]]), [i for part in parts for i in part[2]])
+
+
+def _windows_of(examples, by_video, videos, audio_dir: Path, window_s: float, seed: int) -> tuple[list, list, list]:
+    rows, levels, found = [], [], []
+    tracker = OnsetTracker(VAD_RATE, window_s)
+    for video_id in videos:
         wave = read_resampled(recording_path(audio_dir, video_id), VAD_RATE)
-        for i in indices:
+        for i in by_video[video_id]:
             ex = examples[i]
             if not 0 <= ex.channel < wave.shape[1]:  # a speaker index past the recording's channels: no window
                 continue
@@ -86,11 +100,11 @@ def example_windows(examples: list[OnsetExample], audio_dir: Path, window_s: flo
             window = first_window(tracker, stretch, VAD_RATE, ex.start - SEARCH_BEFORE_S - lo,
                                   ex.start + SEARCH_AFTER_S - lo)
             if window is not None:
-                window = with_noise(window, rng)
+                window = with_noise(window, np.random.default_rng([seed, i]))
                 rows.append(onset_features(window))
                 levels.append(10 * np.log10(np.mean(window.astype(np.float64) ** 2) + 1e-10))
                 found.append(i)
-    return (np.array(rows) if rows else np.zeros((0, feature_count()))), np.array(levels), found
+    return rows, levels, found
 
 
 def with_noise(window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
