@@ -13,7 +13,13 @@ from turnfusion.config import OnsetGateConfig
 from turnfusion.errors import DataError
 from turnfusion.live.onset_gate import OnsetGate
 from turnfusion.threads import usable_cores
-from turnfusion.training.onset_gate import example_windows, fit_gate, level_floor, onset_examples
+from turnfusion.training.onset_gate import (
+    OVERLAP_COLUMNS,
+    example_windows,
+    fit_gate,
+    level_floor,
+    onset_examples,
+)
 
 log = logging.getLogger("stage")
 
@@ -27,7 +33,7 @@ def main() -> None:
     parser.add_argument("--report", required=True)
     args = parser.parse_args()
     cfg = config(OnsetGateConfig)
-    examples, left_out = onset_examples(pd.read_parquet(args.segments), pd.read_csv(args.overlaps))
+    examples, left_out = onset_examples(pd.read_parquet(args.segments), read_overlaps(args.overlaps))
     features, levels, found = example_windows(examples, args.audio, cfg.window_s, cfg.seed,
                                               workers=usable_cores())
     kinds = np.array([examples[i].kind for i in found], dtype=int)
@@ -45,6 +51,18 @@ def main() -> None:
                              "gate": gate.trained_on,
                              "floors": {"every_onset": "stops the agent on every backchannel",
                                         "level_only": level_floor(levels, kinds, splits, cfg)}})
+
+
+def read_overlaps(path: str) -> pd.DataFrame:
+    """The label stage's overlaps.csv; one line naming it when it is not a table with the columns read."""
+    try:
+        table = pd.read_csv(path, dtype={"video_id": str})
+    except (OSError, ValueError) as exc:  # missing, empty (pandas' EmptyDataError), malformed
+        raise DataError(f"{path}: not an overlaps table ({' '.join(str(exc).split())[:160]})") from None
+    missing = [c for c in OVERLAP_COLUMNS if c not in table.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}")
+    return table
 
 
 if __name__ == "__main__":

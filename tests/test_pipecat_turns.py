@@ -179,16 +179,14 @@ def constant_gate(threshold: float):
                      threshold=threshold, max_false_stop=0.0, trained_on={})
 
 
-@pytest.mark.parametrize(("threshold", "stops_within"), [
-    (1.0, 0.45),  # the gate calls the onset a turn: the agent stops 0.2 s after it, long before the time gate
-    (0.0, 0.9),  # the gate lets it pass: the time gate (0.5 s after the VAD start) stops it
-])
-def test_the_onset_gate_stops_the_agent_at_vad_speed_and_the_time_gate_backs_it(leaning, threshold, stops_within):
-    analyzer = TurnFusionTurnAnalyzer(leaning["shift"], precision="fp32")
-    start = BackchannelUserTurnStartStrategy(analyzer=analyzer, onset_gate=constant_gate(threshold))
-    stopped_at, heard, trigger = [], [], start.trigger_user_turn_started
+def over_the_agent(analyzer, gate, said: list, vad_start_at: int = 10, bot_speaking: bool = True, **start):
+    """`said` (audio frames) after 0.5 s of silence, with pipecat's VAD start `vad_start_at` frames into it; the
+    audio seconds the start strategy (`start`: its other keywords) had heard at each user turn start it triggered,
+    and its gate's verdicts."""
+    start = BackchannelUserTurnStartStrategy(analyzer=analyzer, onset_gate=gate, **start)
+    stopped_at, trigger = [], start.trigger_user_turn_started
 
-    async def interrupted():  # the audio the strategy had heard when it started the user's turn
+    async def interrupted():
         stopped_at.append(start._heard_s)
         await trigger()
 
@@ -196,15 +194,35 @@ def test_the_onset_gate_stops_the_agent_at_vad_speed_and_the_time_gate_backs_it(
     user = LLMUserAggregator(LLMContext(), params=LLMUserAggregatorParams(user_turn_strategies=UserTurnStrategies(
         start=[start], stop=[TurnFusionUserTurnStopStrategy(turn_analyzer=analyzer)])))
     lead = [InputAudioRawFrame(audio=bytes(640), sample_rate=RATE, num_channels=1)] * 25  # 0.5 s of silence
-    said = audio_frames(LONG, 0.3)
     asyncio.run(run_test(user, expected_down_frames=None, frames_to_send=[
-        STTMetadataFrame(service_name="stt", ttfs_p99_latency=0.1), BotStartedSpeakingFrame(), *lead,
-        *said[:10], VADUserStartedSpeakingFrame(start_secs=0.2), *said[10:],
+        STTMetadataFrame(service_name="stt", ttfs_p99_latency=0.1), *([BotStartedSpeakingFrame()] if bot_speaking
+                                                                      else []), *lead,
+        *said[:vad_start_at], VADUserStartedSpeakingFrame(start_secs=0.2), *said[vad_start_at:],
         VADUserStoppedSpeakingFrame(stop_secs=0.2), SleepFrame(0.3)]))
-    heard.extend(start.onset_decisions)
-    onset = len(lead) * 0.02
-    assert len(stopped_at) == 1 and 0.15 < stopped_at[0] - onset < stops_within
-    assert heard and all(p == 0.5 for p in heard)  # the gate read the onset over the agent
+    return [t - 0.5 for t in stopped_at], start.onset_decisions
+
+
+@pytest.mark.parametrize(("threshold", "vad_start_at", "stops"), [
+    (1.0, 10, (0.2, 0.3)),  # the gate calls the onset a turn: the agent stops 0.224 s after it, before the time gate
+    (1.0, 20, (0.38, 0.45)),  # the verdict came before pipecat's VAD start (0.4 s): the agent stops at that start
+    (0.0, 10, (0.65, 0.9)),  # the gate lets it pass: the time gate (0.5 s after the VAD start) stops it
+])
+def test_the_onset_gate_stops_the_agent_at_vad_speed_and_the_time_gate_backs_it(leaning, threshold, vad_start_at,
+                                                                                   stops):
+    analyzer = TurnFusionTurnAnalyzer(leaning["shift"], precision="fp32")
+    stopped_at, verdicts = over_the_agent(analyzer, constant_gate(threshold), audio_frames(LONG, 0.3), vad_start_at)
+    assert len(stopped_at) == 1 and stops[0] < stopped_at[0] < stops[1]
+    assert verdicts == [0.5]  # the gate read the onset over the agent, once
+
+
+def test_the_onset_gate_judges_one_onset_a_speech_and_only_over_the_agent(leaning):
+    analyzer = TurnFusionTurnAnalyzer(leaning["shift"], precision="fp32")
+    pause = [InputAudioRawFrame(audio=bytes(640), sample_rate=RATE, num_channels=1)] * 15  # 0.3 s: a second onset
+    two_onsets = audio_frames("wait a moment") + pause + audio_frames("hold on please", 0.3)
+    stopped_at, verdicts = over_the_agent(analyzer, constant_gate(0.0), two_onsets, max_backchannel_s=None)
+    assert stopped_at == [] and verdicts == [0.5]  # as trained: the speech's first onset, not each one within it
+    _, verdicts = over_the_agent(analyzer, constant_gate(1.0), two_onsets, bot_speaking=False)
+    assert verdicts == []  # the agent was silent: the speech starts the turn, no gate
 
 
 def test_with_the_bot_silent_speech_starts_the_turn_even_a_short_one(leaning):

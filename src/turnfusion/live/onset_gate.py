@@ -97,6 +97,7 @@ class OnsetTracker:
         self._speaking = self.heard_speech = False  # the last frame / any frame of the last push was speech
         self._since = None  # samples since the open onset's frame began; None: no open onset
         self.onset_s: float | None = None  # when the last onset's frame began (seconds of audio at 16 kHz)
+        self.window_onset_s: float | None = None  # the onset of the window `push` returned last
 
     @property
     def speaking(self) -> bool:
@@ -121,6 +122,7 @@ class OnsetTracker:
                 start = len(self._audio) - self._since - PRE_ROLL_FRAMES * VAD_FRAME
                 if speech and start >= 0:
                     window = self._audio[start:start + self.keep].copy()
+                    self.window_onset_s = self.onset_s
                 self._since = None
         return window
 
@@ -136,7 +138,7 @@ def first_window(tracker: OnsetTracker, wave: np.ndarray, sample_rate: int, not_
         window = tracker.push(wave[start:start + step])
         if tracker.onset_s is not None and tracker.onset_s > not_after_s:
             return None
-        if window is not None and tracker.onset_s >= not_before_s:
+        if window is not None and tracker.window_onset_s >= not_before_s:
             return window
     return None
 
@@ -158,7 +160,8 @@ class OnsetGate:
 
     def p_backchannel(self, window: np.ndarray) -> float:
         z = (onset_features(window) - np.asarray(self.mean)) / np.asarray(self.scale)
-        return float(1.0 / (1.0 + math.exp(-(float(z @ np.asarray(self.coef)) + self.intercept))))
+        logit = float(np.clip(float(z @ np.asarray(self.coef)) + self.intercept, -500.0, 500.0))
+        return 0.5 * (1.0 + math.tanh(logit / 2))  # the logistic function, without exp's overflow
 
     def interrupts(self, window: np.ndarray) -> bool:
         return self.p_backchannel(window) < self.threshold
@@ -176,9 +179,9 @@ class OnsetGate:
         path = path_inside(Path(directory), GATE_FILE)
         try:
             data = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise DataError(f"{path}: no onset gate ({' '.join(str(exc).split())[:200]})") from None
-        if isinstance(data, dict) and set(data) == {"format", "untrained"}:
+        if isinstance(data, dict) and set(data) == {"format", "untrained"} and _is_format(data["format"]):
             raise DataError(f"{path}: no onset gate was trained ({str(data['untrained'])[:200]})")
         return cls.from_dict(data, str(path))
 
@@ -197,15 +200,15 @@ class OnsetGate:
         if not isinstance(data, dict) or set(data) != names:
             got = sorted(data) if isinstance(data, dict) else type(data).__name__
             raise DataError(f"{where}: fields must be {sorted(names)}, got {got}"[:300])
-        if data["format"] != GATE_FORMAT:
+        if not _is_format(data["format"]):
             raise DataError(f"{where}: format {data['format']!r:.20} is not {GATE_FORMAT}")
         n = feature_count()
         for name in ("mean", "scale", "coef"):
             values = data[name]
             if not (isinstance(values, list) and len(values) == n and all(_finite(v) for v in values)):
                 raise DataError(f"{where}: {name} must be {n} finite numbers")
-        if not all(v > 0 for v in data["scale"]):
-            raise DataError(f"{where}: scale must be positive")
+        if not all(1e-12 <= v for v in data["scale"]) or not all(abs(v) <= 1e6 for v in data["mean"] + data["coef"]):
+            raise DataError(f"{where}: scale must be at least 1e-12, mean and coef at most 1e6 in size")
         for name, low, high in (("window_s", 0.05, 2.0), ("intercept", -1e6, 1e6), ("threshold", 0.0, 1.0),
                                 ("max_false_stop", 0.0, 1.0)):
             if not (_finite(data[name]) and low <= data[name] <= high):
@@ -216,4 +219,11 @@ class OnsetGate:
 
 
 def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    try:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    except OverflowError:  # an int past float's range
+        return False
+
+
+def _is_format(value) -> bool:
+    return type(value) is int and value == GATE_FORMAT

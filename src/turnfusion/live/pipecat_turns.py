@@ -469,8 +469,9 @@ class BackchannelUserTurnStartStrategy(BaseUserTurnStartStrategy):
         if max_backchannel_s is not None and not Bound(0.0, 10.0).holds(max_backchannel_s):
             raise DataError(f"max_backchannel_s must be seconds in 0..10 or None, got {max_backchannel_s!r:.40}")
         self.onset_gate = OnsetGate.load(onset_gate) if isinstance(onset_gate, (str, Path)) else onset_gate
-        self._onset_says_turn = False  # the gate read this speech's onset over the agent: no backchannel
-        self._verdict_onset: float | None = None  # the onset (tracker seconds) that verdict is of
+        # the gate judges one onset per speech, the first over the agent (as it was trained): its verdict, and when
+        # that onset was (audio seconds); both cleared when pipecat's VAD ends the speech or the user's turn starts
+        self._onset_says_turn, self._judged_onset = False, None
         self.onset_decisions: list[float] = []  # P(backchannel) of each onset the gate read over the agent
         self.analyzer, self.max_backchannel_words, self.use_interim = analyzer, max_backchannel_words, use_interim
         self.units = backchannel_units(backchannels)
@@ -485,8 +486,8 @@ class BackchannelUserTurnStartStrategy(BaseUserTurnStartStrategy):
         self.backchannels: list[str] = []  # what the user said that let the agent go on
 
     async def handle_user_turn_started(self):
-        self.bot_speaking = self._over_bot = self._onset_says_turn = False
-        self._gate_at = None
+        self.bot_speaking = self._over_bot = False
+        self._gate_at, self._onset_says_turn, self._judged_onset = None, False, None
 
     async def _listen(self, frame: InputAudioRawFrame) -> bool:
         """Track speech on the user's audio; whether the agent is interrupted now: the onset gate says this speech
@@ -500,16 +501,23 @@ class BackchannelUserTurnStartStrategy(BaseUserTurnStartStrategy):
         window = self._onsets.push(audio_array(pcm, "pipecat audio"))
         if self._onsets.heard_speech:
             self._voiced_s = self._heard_s
-        if window is not None and self.onset_gate is not None and self.bot_speaking:
+        if window is not None and self.onset_gate is not None and self.bot_speaking and self._may_judge():
             p = self.onset_gate.p_backchannel(window)
             self.onset_decisions.append(p)
-            self._onset_says_turn, self._verdict_onset = p < self.onset_gate.threshold, self._onsets.onset_s
-        elif self._onsets.onset_s != self._verdict_onset:  # a new onset: the last verdict was of other speech
-            self._onset_says_turn = False
+            self._onset_says_turn, self._judged_onset = p < self.onset_gate.threshold, self._onsets.window_onset_s
         if self._gate_at is None or self._said_backchannel:
             return False
-        return self._onset_says_turn or (
+        return (self._onset_says_turn and not self._stale()) or (  # a verdict given before the VAD start counts now
             self._heard_s >= self._gate_at and self._heard_s - self._voiced_s <= VOICED_WITHIN_S)
+
+    def _stale(self) -> bool:
+        """Whether the judged onset is older than pipecat's VAD start of the same speech could be (noise the VAD
+        never took for speech, say)."""
+        return self._judged_onset is not None and self._heard_s - self._judged_onset > STALE_VERDICT_S
+
+    def _may_judge(self) -> bool:
+        """No onset judged in this speech yet, or the one judged is stale and pipecat's VAD has not started."""
+        return self._judged_onset is None or (self._gate_at is None and self._stale())
 
     async def process_frame(self, frame: Frame) -> ProcessFrameResult:
         if isinstance(frame, InputAudioRawFrame) and (self.max_backchannel_s is not None
@@ -523,14 +531,10 @@ class BackchannelUserTurnStartStrategy(BaseUserTurnStartStrategy):
         elif isinstance(frame, BotStoppedSpeakingFrame):
             self.bot_speaking = False
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
-            self._gate_at, self._onset_says_turn = None, False  # short speech: its words decide
+            self._gate_at, self._onset_says_turn, self._judged_onset = None, False, None  # short: its words decide
         elif isinstance(frame, VADUserStartedSpeakingFrame):
             self._over_bot, self._said_backchannel = self.bot_speaking, False
             if not self.bot_speaking:
-                await self.trigger_user_turn_started()
-                return ProcessFrameResult.STOP
-            if self._onset_says_turn and self.onset_gate is not None:  # the gate read the onset before the VAD start
-                self._onset_says_turn = False
                 await self.trigger_user_turn_started()
                 return ProcessFrameResult.STOP
             if self.max_backchannel_s is not None or self.onset_gate is not None:
@@ -560,3 +564,4 @@ class BackchannelUserTurnStartStrategy(BaseUserTurnStartStrategy):
 
 
 VOICED_WITHIN_S = 0.05  # the gate's "still speaking": speech in the last VAD frame or two
+STALE_VERDICT_S = 1.0  # pipecat's VAD starts start_secs (0.2 s) after an onset: a verdict this old is of other sound

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,9 +32,9 @@ log = logging.getLogger(__name__)
 BACKCHANNEL, TURN = 1, 0
 SEARCH_BEFORE_S, SEARCH_AFTER_S = 0.1, 0.2  # the VAD's onset may come this much before / after the table's start
 LEAD_S = 0.3  # audio the tracker hears before that: the VAD's state, and a non-speech frame before the onset
-# each window gets white noise at a random SNR before its features: a recording's noise floor, like its level, says
-# nothing of what is said, yet the demo mixes its backchannels 4.4 dB quieter into one noise floor, and a gate
-# trained without this read that (measured: on clean speech it called every backchannel a turn)
+# each train window gets white noise at a random SNR before its features: a recording's noise floor, like its level,
+# says nothing of what is said, yet the demo mixes its backchannels 4.4 dB quieter into one noise floor, and a gate
+# trained without this read that
 NOISE_SNR_DB = (0.0, 30.0)
 
 
@@ -46,31 +47,51 @@ class OnsetExample:
     split: str
 
 
+OVERLAP_COLUMNS = ["video_id", "listener", "start", "outcome"]  # what is read of the label stage's overlaps.csv
+
+
 def onset_examples(segments: pd.DataFrame, overlaps: pd.DataFrame) -> tuple[list[OnsetExample], dict]:
-    """The onsets of the stereo recordings (see the module's docstring) and how many were left out, by reason."""
+    """The onsets of the stereo recordings (see the module's docstring) and how many were left out, by reason: rows
+    of mono recordings, and onsets whose time is not a finite number or whose speaker is no channel (0 or 1)."""
     kept = segments[~segments.excluded]
     stereo = kept[kept.stereo.astype(bool)]
     split_of = kept.groupby("video_id").split.first().to_dict()
-    examples = [OnsetExample(r.video_id, int(r.speaker), float(r.start), TURN, r.split)
-                for r in stereo.itertuples()]
+    candidates = [(r.video_id, r.speaker, r.start, TURN, r.split) for r in stereo.itertuples()]
     if "listener_start" in stereo.columns:
         given = stereo.dropna(subset=["listener_start"])
-        examples += [OnsetExample(r.video_id, 1 - int(r.speaker), float(r.listener_start), BACKCHANNEL, r.split)
-                     for r in given.itertuples()]
-    stereo_ids = set(stereo.video_id)
-    derived = overlaps[(overlaps.outcome == "backchannel") & overlaps.video_id.isin(stereo_ids)]
-    examples += [OnsetExample(r.video_id, int(r.listener), float(r.start), BACKCHANNEL, split_of[r.video_id])
-                 for r in derived.itertuples()]
+        candidates += [(r.video_id, 1 - r.speaker if _is_channel(r.speaker) else r.speaker, r.listener_start,
+                        BACKCHANNEL, r.split) for r in given.itertuples()]
+    derived = overlaps[(overlaps.outcome == "backchannel") & overlaps.video_id.isin(set(stereo.video_id))]
+    candidates += [(r.video_id, r.listener, r.start, BACKCHANNEL, split_of[r.video_id]) for r in derived.itertuples()]
+    examples, bad = [], 0
+    for video_id, channel, start, kind, split in candidates:
+        if _is_channel(channel) and _is_time(start):
+            examples.append(OnsetExample(video_id, int(channel), float(start), kind, split))
+        else:
+            bad += 1
     mono = kept[~kept.stereo.astype(bool)]
-    return examples, {"mono_recordings": int(mono.video_id.nunique()), "mono_utterances": len(mono)}
+    return examples, {"mono_recordings": int(mono.video_id.nunique()), "mono_utterances": len(mono),
+                      "bad_time_or_speaker": bad}
+
+
+def _is_channel(value) -> bool:
+    return isinstance(value, (int, np.integer, float, np.floating)) and not isinstance(value, bool) and value in (0, 1)
+
+
+def _is_time(value) -> bool:
+    try:
+        return isinstance(value, (int, np.integer, float, np.floating)) and 0 <= float(value) < math.inf
+    except (OverflowError, ValueError):
+        return False
 
 
 def example_windows(examples: list[OnsetExample], audio_dir: Path, window_s: float, seed: int,
                     workers: int = 1) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Features of each example's window with noise at a random SNR (rows, NOISE_SNR_DB; from `seed` and the
-    example's index), its level (dB), and the indices of the examples that have one: the VAD found an onset within
-    SEARCH_BEFORE_S / SEARCH_AFTER_S of the table's start, still speaking `window_s` later. The recordings are shared
-    out over `workers` forked processes (the VAD is one thread a frame); the result is the same for any count."""
+    """Features of each example's window, a train example's with noise at a random SNR (rows, NOISE_SNR_DB; from
+    `seed` and the example's index), its level (dB), and the indices of the examples that have one: the VAD found
+    an onset within SEARCH_BEFORE_S / SEARCH_AFTER_S of the table's start, still speaking `window_s` later. The
+    recordings are shared out over `workers` forked processes (the VAD is one thread a frame); the result is the
+    same for any count."""
     by_video: dict[str, list[int]] = {}
     for i, ex in enumerate(examples):
         by_video.setdefault(ex.video_id, []).append(i)
@@ -100,7 +121,8 @@ def _windows_of(examples, by_video, videos, audio_dir: Path, window_s: float, se
             window = first_window(tracker, stretch, VAD_RATE, ex.start - SEARCH_BEFORE_S - lo,
                                   ex.start + SEARCH_AFTER_S - lo)
             if window is not None:
-                window = with_noise(window, np.random.default_rng([seed, i]))
+                if ex.split == "train":  # val chooses the threshold, and test reports, on the audio as recorded
+                    window = with_noise(window, np.random.default_rng([seed, i]))
                 rows.append(onset_features(window))
                 levels.append(10 * np.log10(np.mean(window.astype(np.float64) ** 2) + 1e-10))
                 found.append(i)
