@@ -215,6 +215,15 @@ def test_the_onset_gate_stops_the_agent_at_vad_speed_and_the_time_gate_backs_it(
     assert verdicts == [0.5]  # the gate read the onset over the agent, once
 
 
+def test_an_onset_gate_that_is_none_is_refused_in_one_line(tmp_path):
+    from turnfusion.errors import DataError
+
+    with pytest.raises(DataError, match="onset_gate must be a gate directory or an OnsetGate, got int"):
+        BackchannelUserTurnStartStrategy(onset_gate=3)
+    with pytest.raises(DataError, match="config.json: no onset gate"):
+        BackchannelUserTurnStartStrategy(onset_gate=tmp_path)  # a folder without a gate
+
+
 def test_the_onset_gate_judges_one_onset_a_speech_and_only_over_the_agent(leaning):
     analyzer = TurnFusionTurnAnalyzer(leaning["shift"], precision="fp32")
     pause = [InputAudioRawFrame(audio=bytes(640), sample_rate=RATE, num_channels=1)] * 15  # 0.3 s: a second onset

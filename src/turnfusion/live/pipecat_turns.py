@@ -468,6 +468,8 @@ class BackchannelUserTurnStartStrategy(BaseUserTurnStartStrategy):
         super().__init__(**kwargs)
         if max_backchannel_s is not None and not Bound(0.0, 10.0).holds(max_backchannel_s):
             raise DataError(f"max_backchannel_s must be seconds in 0..10 or None, got {max_backchannel_s!r:.40}")
+        if not (onset_gate is None or isinstance(onset_gate, (str, Path, OnsetGate))):
+            raise DataError(f"onset_gate must be a gate directory or an OnsetGate, got {type(onset_gate).__name__}")
         self.onset_gate = OnsetGate.load(onset_gate) if isinstance(onset_gate, (str, Path)) else onset_gate
         # the gate judges one onset per speech, the first over the agent (as it was trained): its verdict, and when
         # that onset was (audio seconds); both cleared when pipecat's VAD ends the speech or the user's turn starts
