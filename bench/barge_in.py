@@ -1,9 +1,9 @@
 """The barge-in onset gate on speech it was not trained on (figures only), after `dvc repro`: backchannels and
 barge-ins spoken by eSpeak NG (its bare en-us voice at two pitches, which the demo never uses, and en-us+f3; clean,
-or at the demo's 20 dB SNR), each as a
-transport would give it (0.5 s of silence, the words, 0.5 s of silence; 16-bit PCM in 20 ms chunks) through the live
-`OnsetTracker` and the trained gate; beside the time gate alone (speech still going 0.5 s after pipecat's VAD start,
-0.7 s after the onset, with no words yet: what the start strategy does without the onset gate).
+or at the demo's 20 dB SNR), each as a transport would give it (0.5 s of silence, the words, 0.5 s of silence;
+16-bit PCM in 20 ms chunks) through the live `OnsetTracker` and the trained gate; beside the time gate alone (speech
+still going 0.5 s after pipecat's VAD start, 0.7 s after the onset, with no words yet: what the start strategy does
+without the onset gate).
 
     python bench/barge_in.py [--gate models/onset_gate] [--verbose]
 
