@@ -89,10 +89,10 @@ def test_speech_that_ends_within_the_window_gives_none_and_a_search_skips_earlie
     first, second = spoken("my brother told me"), spoken("can you say that again")
     wave = stream(0.3, first, 0.5, second, 0.3)
     at = 0.3 + len(first) / VAD_RATE + 0.5
-    window = first_window(OnsetTracker(VAD_RATE, 0.2), wave, VAD_RATE, at - 0.1, at + 0.2)
+    window = first_window(OnsetTracker(VAD_RATE, 0.2), wave, at - 0.1, at + 0.2)
     onset = np.flatnonzero([np.array_equal(window, wave[k:k + len(window)]) for k in range(0, len(wave), 512)])
     assert len(onset) == 1 and abs(onset[0] * 512 / VAD_RATE + 0.032 - at) < 0.1  # the second onset's window
-    assert first_window(OnsetTracker(VAD_RATE, 0.2), wave, VAD_RATE, 0.0, 0.1) is None  # none that early
+    assert first_window(OnsetTracker(VAD_RATE, 0.2), wave, 0.0, 0.1) is None  # none that early
 
 
 def test_examples_take_each_speakers_own_channel_and_count_mono_recordings():

@@ -99,11 +99,6 @@ class OnsetTracker:
         self.onset_s: float | None = None  # when the last onset's frame began (seconds of audio at 16 kHz)
         self.window_onset_s: float | None = None  # the onset of the window `push` returned last
 
-    @property
-    def speaking(self) -> bool:
-        """Whether the last frame was speech."""
-        return self._speaking
-
     def push(self, wave: np.ndarray) -> np.ndarray | None:
         """The window of an onset whose `window_s` ends in `wave` (the last, if several do), else None."""
         window, self.heard_speech = None, False
@@ -127,13 +122,12 @@ class OnsetTracker:
         return window
 
 
-def first_window(tracker: OnsetTracker, wave: np.ndarray, sample_rate: int, not_before_s: float,
-                 not_after_s: float) -> np.ndarray | None:
-    """The window `tracker` (reset here; its stream's rate is `sample_rate`) cuts at the first onset between
-    `not_before_s` and `not_after_s` seconds into `wave` (a stretch of one channel), as it would live; None when
-    the VAD finds none there, or the speech ends within the window."""
+def first_window(tracker: OnsetTracker, wave: np.ndarray, not_before_s: float, not_after_s: float) -> np.ndarray | None:
+    """The window `tracker` (reset here) cuts at the first onset between `not_before_s` and `not_after_s` seconds
+    into `wave` (a stretch of one channel at the tracker's rate), as it would live; None when the VAD finds none
+    there, or the speech ends within the window."""
     tracker.reset()
-    step = max(1, round(sample_rate * VAD_FRAME / VAD_RATE))
+    step = max(1, round(tracker.frames.sample_rate * VAD_FRAME / VAD_RATE))
     for start in range(0, len(wave), step):
         window = tracker.push(wave[start:start + step])
         if tracker.onset_s is not None and tracker.onset_s > not_after_s:

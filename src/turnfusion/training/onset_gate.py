@@ -118,7 +118,7 @@ def _windows_of(examples, by_video, videos, audio_dir: Path, window_s: float, se
             lo = max(0.0, ex.start - SEARCH_BEFORE_S - LEAD_S)
             stretch = wave[int(lo * VAD_RATE):int((ex.start + SEARCH_AFTER_S + window_s + 0.1) * VAD_RATE),
                            ex.channel]
-            window = first_window(tracker, stretch, VAD_RATE, ex.start - SEARCH_BEFORE_S - lo,
+            window = first_window(tracker, stretch, ex.start - SEARCH_BEFORE_S - lo,
                                   ex.start + SEARCH_AFTER_S - lo)
             if window is not None:
                 if ex.split == "train":  # val chooses the threshold, and test reports, on the audio as recorded
