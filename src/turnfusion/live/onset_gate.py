@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from turnfusion.errors import DataError
-from turnfusion.live.streaming import VAD_FRAME, VAD_RATE, SpeechFrames
+from turnfusion.live.streaming import VAD_FRAME, VAD_RATE, SpeechFrames, is_number
 from turnfusion.names import path_inside
 
 GATE_FILE, GATE_FORMAT = "config.json", 1
@@ -154,8 +154,7 @@ class OnsetGate:
 
     def p_backchannel(self, window: np.ndarray) -> float:
         z = (onset_features(window) - np.asarray(self.mean)) / np.asarray(self.scale)
-        logit = float(np.clip(float(z @ np.asarray(self.coef)) + self.intercept, -500.0, 500.0))
-        return 0.5 * (1.0 + math.tanh(logit / 2))  # the logistic function, without exp's overflow
+        return logistic(float(z @ np.asarray(self.coef)) + self.intercept)
 
     def interrupts(self, window: np.ndarray) -> bool:
         return self.p_backchannel(window) < self.threshold
@@ -199,24 +198,22 @@ class OnsetGate:
         n = feature_count()
         for name in ("mean", "scale", "coef"):
             values = data[name]
-            if not (isinstance(values, list) and len(values) == n and all(_finite(v) for v in values)):
+            if not (isinstance(values, list) and len(values) == n and all(is_number(v) for v in values)):
                 raise DataError(f"{where}: {name} must be {n} finite numbers")
         if not all(1e-12 <= v for v in data["scale"]) or not all(abs(v) <= 1e6 for v in data["mean"] + data["coef"]):
             raise DataError(f"{where}: scale must be at least 1e-12, mean and coef at most 1e6 in size")
         for name, low, high in (("window_s", 0.05, 2.0), ("intercept", -1e6, 1e6), ("threshold", 0.0, 1.0),
                                 ("max_false_stop", 0.0, 1.0)):
-            if not (_finite(data[name]) and low <= data[name] <= high):
+            if not (is_number(data[name]) and low <= data[name] <= high):
                 raise DataError(f"{where}: {name} must be a number in {low}..{high}, got {data[name]!r:.40}")
         if not isinstance(data["trained_on"], dict):
             raise DataError(f"{where}: trained_on must be a mapping")
         return cls(**{**data, **{k: tuple(float(v) for v in data[k]) for k in ("mean", "scale", "coef")}})
 
 
-def _finite(value) -> bool:
-    try:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    except OverflowError:  # an int past float's range
-        return False
+def logistic(z: float) -> float:
+    """1 / (1 + e^-z), with z clipped to +-500 so that a crafted gate cannot overflow it."""
+    return float(1.0 / (1.0 + math.exp(-min(max(z, -500.0), 500.0))))
 
 
 def _is_format(value) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +23,8 @@ from sklearn.preprocessing import StandardScaler
 from turnfusion.audio import read_resampled, recording_path
 from turnfusion.config import OnsetGateConfig
 from turnfusion.errors import DataError
-from turnfusion.live.onset_gate import OnsetGate, OnsetTracker, feature_count, first_window, onset_features
-from turnfusion.live.streaming import VAD_RATE
+from turnfusion.live.onset_gate import OnsetGate, OnsetTracker, feature_count, first_window, logistic, onset_features
+from turnfusion.live.streaming import VAD_RATE, is_number
 from turnfusion.training.forked import run_forked
 
 log = logging.getLogger(__name__)
@@ -75,14 +74,11 @@ def onset_examples(segments: pd.DataFrame, overlaps: pd.DataFrame) -> tuple[list
 
 
 def _is_channel(value) -> bool:
-    return isinstance(value, (int, np.integer, float, np.floating)) and not isinstance(value, bool) and value in (0, 1)
+    return is_number(value) and value in (0, 1)
 
 
 def _is_time(value) -> bool:
-    try:
-        return isinstance(value, (int, np.integer, float, np.floating)) and 0 <= float(value) < math.inf
-    except (OverflowError, ValueError):
-        return False
+    return is_number(value) and value >= 0
 
 
 def example_windows(examples: list[OnsetExample], audio_dir: Path, window_s: float, seed: int,
@@ -136,20 +132,22 @@ def with_noise(window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def fit_gate(features: np.ndarray, kinds: np.ndarray, splits: np.ndarray, cfg: OnsetGateConfig) -> OnsetGate:
-    """A logistic regression on the train split's windows (classes weighted equally: backchannels are the fewer);
-    the threshold is the val backchannels' `max_false_stop` quantile of P(backchannel), so at most that share of
-    them would stop the agent; `trained_on` holds each split's figures."""
-    gate, _ = _fit(features, kinds, splits, cfg)
-    return gate
+    """A logistic regression on the train split's windows (classes weighted equally: backchannels are the fewer),
+    its threshold chosen on val (`choose_threshold`); `trained_on` holds each split's figures."""
+    scaler, model, threshold, trained_on = _fit(features, kinds, splits, cfg)
+    return OnsetGate(
+        window_s=cfg.window_s, mean=tuple(scaler.mean_.tolist()), scale=tuple(scaler.scale_.tolist()),
+        coef=tuple(model.coef_[0].tolist()), intercept=float(model.intercept_[0]), threshold=threshold,
+        max_false_stop=cfg.max_false_stop, trained_on=trained_on)
 
 
 def level_floor(levels: np.ndarray, kinds: np.ndarray, splits: np.ndarray, cfg: OnsetGateConfig) -> dict:
     """The same gate on the window's level alone (dB; the feature the gate is denied, as a recording's gain says
     nothing of what is said): each split's figures."""
-    return _fit(levels[:, None], kinds, splits, cfg)[1]
+    return _fit(levels[:, None], kinds, splits, cfg)[3]
 
 
-def _fit(features, kinds, splits, cfg) -> tuple[OnsetGate | None, dict]:
+def _fit(features, kinds, splits, cfg) -> tuple[StandardScaler, LogisticRegression, float, dict]:
     for split in ("train", "val"):
         counts = [int(((splits == split) & (kinds == k)).sum()) for k in (TURN, BACKCHANNEL)]
         if min(counts) == 0:
@@ -164,12 +162,7 @@ def _fit(features, kinds, splits, cfg) -> tuple[OnsetGate | None, dict]:
     threshold = choose_threshold(p[val & (kinds == TURN)], p[val & (kinds == BACKCHANNEL)], cfg.max_false_stop)
     trained_on = {split: figures(p[splits == split], kinds[splits == split], threshold)
                   for split in ("train", "val", "test")}
-    if features.shape[1] != feature_count():
-        return None, trained_on
-    return OnsetGate(
-        window_s=cfg.window_s, mean=tuple(scaler.mean_.tolist()), scale=tuple(scaler.scale_.tolist()),
-        coef=tuple(model.coef_[0].tolist()), intercept=float(model.intercept_[0]), threshold=threshold,
-        max_false_stop=cfg.max_false_stop, trained_on=trained_on), trained_on
+    return scaler, model, threshold, trained_on
 
 
 def choose_threshold(p_turns: np.ndarray, p_backchannels: np.ndarray, max_false_stop: float) -> float:
@@ -181,16 +174,12 @@ def choose_threshold(p_turns: np.ndarray, p_backchannels: np.ndarray, max_false_
     caught = p_turns[p_turns < bound]
     if len(caught) == 0:
         return 0.0
-    return float(_sigmoid((_logit(float(caught.max())) + _logit(bound)) / 2))
+    return logistic((_logit(float(caught.max())) + _logit(bound)) / 2)
 
 
 def _logit(p: float) -> float:
     p = min(max(p, 1e-12), 1 - 1e-12)
     return float(np.log(p / (1 - p)))
-
-
-def _sigmoid(z: float) -> float:
-    return float(1 / (1 + np.exp(-z)))
 
 
 def figures(p: np.ndarray, kinds: np.ndarray, threshold: float) -> dict:
