@@ -153,3 +153,25 @@ def test_the_lm_target_is_the_annotated_label_not_the_next_rows_speaker():
                           "speaker": [0, 0, 1, 1]})
     # row 0 is a shift although the next row is the same speaker's (overlapping windows); the last row has one too
     assert teacher.next_tokens(index, Tokens()) == [7, 8, 9, 7]
+
+
+def test_a_teacher_from_config_computes_gpt2s_gelu_with_the_fused_kernel_and_the_same_outputs():
+    """The fused activation is a speed choice only: swapping it into gelu_new's model with the same weights keeps the
+    hidden states (a different activation, e.g. exact GELU, moves them by ~1e-3)."""
+    import torch
+    from transformers import GPT2LMHeadModel
+
+    class Vocab:  # what build_teacher reads of a tokenizer
+        eos_token_id, pad_token_id = 1, 0
+
+        def __len__(self):
+            return 50
+
+    fused = teacher.build_teacher(Vocab(), TEACHER, n_positions=16)
+    assert fused.config.activation_function == "gelu_pytorch_tanh"
+    twin = GPT2LMHeadModel(fused.config.__class__(**{**fused.config.to_dict(), "activation_function": "gelu_new"}))
+    twin.load_state_dict(fused.state_dict())
+    ids = torch.randint(0, 50, (3, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        a, b = (m.eval()(input_ids=ids, output_hidden_states=True).hidden_states[-1] for m in (fused, twin))
+    assert torch.allclose(a, b, atol=1e-5)

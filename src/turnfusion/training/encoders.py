@@ -12,6 +12,7 @@ from turnfusion.data.stores import ENCODERS_DIR
 from turnfusion.errors import DataError
 from turnfusion.models.turnfusion_model import TEXT_ENCODERS
 from turnfusion.text.words import pair_separator_id
+from turnfusion.training.loop import GPT2_ACTIVATION
 
 
 def check_sizes(cfg: ModelConfig, *names: str) -> None:
@@ -52,7 +53,8 @@ def _text_encoder(source: str, tokenizer, config: dict, teacher_dir: Path, n_pos
                             "(run the teacher stage)")
         return GPT2Model.from_pretrained(str(teacher_dir))
     if source == "config":
-        return GPT2Model(GPT2Config(vocab_size=len(tokenizer), n_positions=n_positions, **config))
+        return GPT2Model(GPT2Config(vocab_size=len(tokenizer), n_positions=n_positions,
+                                    **{"activation_function": GPT2_ACTIVATION, **config}))
     model = pretrained_text_encoder(source)
     model.resize_token_embeddings(len(tokenizer))
     return model

@@ -10,6 +10,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+# GPT-2's GELU (tanh approximation) as torch's fused kernel: transformers' "gelu_new" computes the same formula in
+# five Python-level ops (within 2.4e-7 of it), and a teacher-size training step took 27 % longer with it on 2 cores
+GPT2_ACTIVATION = "gelu_pytorch_tanh"
+
 
 def pick_device(requested: str = "auto") -> torch.device:
     """`auto`: CUDA when present, else CPU; or an explicit torch device string."""

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from turnfusion.data.stores import PackedTokens
 from turnfusion.schema import KEEP, LABEL_NAMES, SHIFT
 from turnfusion.text.words import SPEAKER_TOKENS, TURN_SHIFT, pad_right
-from turnfusion.training.loop import index_batches, optimizer_step, pick_device, seed_everything
+from turnfusion.training.loop import GPT2_ACTIVATION, index_batches, optimizer_step, pick_device, seed_everything
 
 if TYPE_CHECKING:
     from turnfusion.config import TeacherConfig
@@ -50,7 +50,8 @@ def build_teacher(tokenizer, cfg: TeacherConfig, n_positions: int):
     else:
         config = GPT2Config(vocab_size=len(tokenizer), n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head,
                             n_positions=n_positions, bos_token_id=tokenizer.eos_token_id,
-                            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+                            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                            activation_function=GPT2_ACTIVATION)
         model = GPT2LMHeadModel(config)
     return model
 
