@@ -25,7 +25,7 @@ def generate(folder: Path, n_calls: int, n_utterances: int) -> None:
 
     cfg = DemoConfig(n_conversations=n_calls, utterances_per_conversation=n_utterances, sample_rate=16000,
                      stereo_fraction=1.0, snr_db=20, n_silent=0, n_corrupt=0, n_empty=0, language="en",
-                     transcripts="none")
+                     transcripts="none", turn_openers=0.0)
     write_demo_corpus(folder, cfg, seed=0)
 
 

@@ -98,7 +98,8 @@ def test_text_cues_look_as_specified():
 
 def test_demo_corpus_files(tmp_path):
     cfg = DemoConfig(n_conversations=5, utterances_per_conversation=6, sample_rate=44100, stereo_fraction=0.5,
-                     snr_db=20, n_silent=1, n_corrupt=1, n_empty=1, language="en", transcripts="none")
+                     snr_db=20, n_silent=1, n_corrupt=1, n_empty=1, language="en", transcripts="none",
+                     turn_openers=0.0)
     table = write_demo_corpus(tmp_path, cfg, seed=1)
     assert list(read_utterances(tmp_path / "utterances.csv").columns[:7]) == UTTERANCE_COLUMNS
     manifest = pd.read_csv(tmp_path / "manifest.csv")
@@ -112,7 +113,8 @@ def test_demo_corpus_files(tmp_path):
 @pytest.mark.parametrize("transcripts", ["json", "csv"])
 def test_demo_transcripts_hold_every_utterance_and_listener_response_as_read_back(tmp_path, transcripts):
     cfg = DemoConfig(n_conversations=3, utterances_per_conversation=8, sample_rate=16000, stereo_fraction=1.0,
-                     snr_db=20, n_silent=0, n_corrupt=0, n_empty=0, language="en", transcripts=transcripts)
+                     snr_db=20, n_silent=0, n_corrupt=0, n_empty=0, language="en", transcripts=transcripts,
+                     turn_openers=0.0)
     table = write_demo_corpus(tmp_path, cfg, seed=3)
     assert (tmp_path / "remote" / f"demo000.{transcripts}").is_file()
     pieces = pd.read_csv(tmp_path / "transcripts.csv", keep_default_na=False)
@@ -127,7 +129,8 @@ def test_demo_transcripts_hold_every_utterance_and_listener_response_as_read_bac
 
 def test_a_german_demo_speaks_german_words_and_backchannels(tmp_path):
     cfg = DemoConfig(n_conversations=1, utterances_per_conversation=12, sample_rate=16000, stereo_fraction=1.0,
-                     snr_db=20, n_silent=0, n_corrupt=0, n_empty=0, language="de", transcripts="json")
+                     snr_db=20, n_silent=0, n_corrupt=0, n_empty=0, language="de", transcripts="json",
+                     turn_openers=0.0)
     table = write_demo_corpus(tmp_path, cfg, seed=4)
     german = set(" ".join(LANGUAGES["de"].subjects + LANGUAGES["de"].verbs + LANGUAGES["de"].objects
                           + LANGUAGES["de"].opinions + LANGUAGES["de"].questions + LANGUAGES["de"].fillers
@@ -139,3 +142,15 @@ def test_a_german_demo_speaks_german_words_and_backchannels(tmp_path):
     pieces = pd.read_csv(tmp_path / "transcripts.csv", keep_default_na=False)
     assert set(pieces.text) - set(table.text) <= set(LANGUAGES["de"].backchannels)
     assert pick_voices(np.random.default_rng(0), LANGUAGES["de"].voice)[0].name.startswith("de+")
+
+
+def test_turn_openers_open_each_turns_first_utterance_with_a_backchannel_word_and_no_other():
+    words = set(LANGUAGES["en"].backchannels)
+    opened = pd.DataFrame(generate_conversation("c", 30, 11, stereo=True, turn_openers=1.0).utterances)
+    plain = pd.DataFrame(generate_conversation("c", 30, 11, stereo=True).utterances)
+    first_word = opened.text.str.split().str[0]
+    starts = opened.turn_position == 1
+    assert starts.sum() >= 5 and first_word[starts].isin(words).all()
+    assert not first_word[~starts].isin(words).any()
+    assert not plain.text.str.split().str[0].isin(words).any()  # the default corpus's turns never open so
+    assert (opened.label == plain.label).all()  # the same turn-taking, only the words differ

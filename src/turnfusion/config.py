@@ -94,6 +94,8 @@ class DemoConfig:
     n_empty: int
     language: str  # en or de: the words, voices and backchannels of the conversations
     transcripts: str  # none, or a timed transcript per recording as the recognisers write it: json (Whisper) or csv
+    turn_openers: float  # share of turns whose first utterance opens with a backchannel word ("yeah i went ..."), as
+    # real turns often do; 0: none, the corpus as it was before the param (the same bytes)
 
     def __post_init__(self):
         _one_of(self.section, "language", self.language, ("en", "de"))
@@ -103,6 +105,7 @@ class DemoConfig:
         for name in ("n_silent", "n_corrupt", "n_empty"):
             _at_least(self.section, name, getattr(self, name), 0)
         _fraction(self.section, "stereo_fraction", self.stereo_fraction)
+        _fraction(self.section, "turn_openers", self.turn_openers)
 
 
 @dataclass(frozen=True)

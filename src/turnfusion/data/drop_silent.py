@@ -73,9 +73,9 @@ def check_recordings(video_ids: list[str], audio_dir: Path, cfg: DropSilentConfi
     """One row per recording: video_id, keep, reason, detail, seconds, speech_seconds; `workers` processes."""
     jobs = [(v, recording_path(audio_dir, v), cfg) for v in video_ids]
     if workers > 1 and len(jobs) > 1:
-        import multiprocessing
+        from turnfusion.training.forked import fork_pool
 
-        with multiprocessing.get_context("fork").Pool(min(workers, len(jobs))) as pool:
+        with fork_pool(min(workers, len(jobs))) as pool:
             checks = pool.starmap(check_recording, jobs, chunksize=1)
     else:
         checks = [check_recording(*job) for job in jobs]

@@ -5,11 +5,17 @@ thread as with two), so on a machine's cores, processes do what threads cannot; 
 also the same bits whatever the number of cores. Tasks inherit the parent's memory (its models and stores): only
 their results are pickled back. The children set torch's thread count; a task that opens onnxruntime sessions passes
 them its count itself.
+
+A forked child never collects what it inherited (`gc.freeze` first): the parent's not yet collected garbage may hold
+an onnxruntime session, whose thread pool's condition variables have waiters that were not forked, and destroying it
+in the child waits for them for ever (a CI run hung so: a test's fork after earlier tests' sessions). The parent frees
+its garbage itself, where those threads exist. `fork_pool` gives the same to a multiprocessing Pool.
 """
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import multiprocessing
 import signal
 import sys
@@ -59,7 +65,15 @@ def run_forked(tasks: list[Callable[[], object]], threads: int = 1) -> list:
             child.join()
 
 
+def fork_pool(processes: int, fresh: bool = False):
+    """A fork-context multiprocessing Pool of `processes` workers that never collect what they inherited; `fresh`: a new
+    process for every task (`maxtasksperchild=1`)."""
+    return multiprocessing.get_context("fork").Pool(processes, initializer=gc.freeze,
+                                                    maxtasksperchild=1 if fresh else None)
+
+
 def _run_task(send, task, threads: int) -> None:
+    gc.freeze()  # nothing inherited is collected here (the module's docstring says why)
     try:  # end with the parent, even when it is killed
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):  # not Linux

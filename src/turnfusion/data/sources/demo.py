@@ -156,8 +156,10 @@ def _place(track: np.ndarray, clip: np.ndarray, start_s: float, sr: int) -> None
 
 
 def generate_conversation(video_id: str, n_utterances: int, seed: int, stereo: bool,
-                          sample_rate: int = 44100, snr_db: float = 20.0, language: str = "en") -> Conversation:
-    """Generate one conversation: its utterance rows (MM-F2F schema) and its recording."""
+                          sample_rate: int = 44100, snr_db: float = 20.0, language: str = "en",
+                          turn_openers: float = 0.0) -> Conversation:
+    """Generate one conversation: its utterance rows (MM-F2F schema) and its recording. A share `turn_openers` of the
+    turns open with a backchannel word (drawn only when it is above 0, so 0 gives the same bytes as before it)."""
     rng = np.random.default_rng(seed)
     vocab = LANGUAGES[language]
     voices = pick_voices(rng, vocab.voice)
@@ -168,6 +170,8 @@ def generate_conversation(video_id: str, n_utterances: int, seed: int, stereo: b
     for idx, planned in enumerate(plan_conversation(n_utterances, rng)):
         speaker, label = planned.speaker, planned.label
         text = utterance_text(planned.cue, rng, vocab.objects[planned.topic], vocab)
+        if turn_openers > 0 and planned.turn_position == 1 and rng.random() < turn_openers:
+            text = f"{rng.choice(vocab.backchannels)} {text}"
         shape = PROSODY_SHAPES[planned.prosody]
         pitch = rng.normal(*shape["pitch"])
         rate = float(np.clip(rng.normal(*shape["rate"]), 50, 150))
@@ -231,7 +235,7 @@ def write_demo_corpus(out_dir: Path, cfg: DemoConfig, seed: int, workers: int = 
         raise ValueError("more broken recordings asked for than conversations")
     kinds = ["ok"] * (cfg.n_conversations - len(broken)) + broken
     jobs = [(f"demo{i:03d}", cfg.utterances_per_conversation, int(conv_seed), bool(is_stereo), cfg.sample_rate,
-             cfg.snr_db, kind, remote, cfg.language, cfg.transcripts)
+             cfg.snr_db, kind, remote, cfg.language, cfg.transcripts, cfg.turn_openers)
             for i, (conv_seed, is_stereo, kind) in enumerate(zip(seeds, stereo, kinds, strict=True))]
     rows, manifest = [], []
     for utterances, entry in map_in_fresh_processes(_generate_and_write, jobs, workers):
@@ -248,8 +252,8 @@ def write_demo_corpus(out_dir: Path, cfg: DemoConfig, seed: int, workers: int = 
 
 
 def _generate_and_write(video_id, n_utterances, seed, stereo, sample_rate, snr_db, kind, remote, language="en",
-                        transcripts="none"):
-    conv = generate_conversation(video_id, n_utterances, seed, stereo, sample_rate, snr_db, language)
+                        transcripts="none", turn_openers=0.0):
+    conv = generate_conversation(video_id, n_utterances, seed, stereo, sample_rate, snr_db, language, turn_openers)
     path = named_file(remote, video_id, ".flac")
     _write_recording(path, conv.audio, sample_rate, kind, np.random.default_rng(seed))
     if transcripts != "none":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from turnfusion.data.sources import speech
+from turnfusion.training.forked import fork_pool
 
 VOICE_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m7", "f1", "f2", "f3", "f4", "f5"]
 
@@ -35,7 +36,5 @@ def map_in_fresh_processes(function, jobs: list, workers: int) -> list:
     eSpeak NG carries waveform state from one utterance to the next, so one process per conversation
     keeps each conversation independent of which others were synthesized before it in the same worker.
     """
-    import multiprocessing
-
-    with multiprocessing.get_context("fork").Pool(processes=workers, maxtasksperchild=1) as pool:
+    with fork_pool(workers, fresh=True) as pool:
         return pool.starmap(function, jobs, chunksize=1)
