@@ -102,5 +102,6 @@ def main() -> None:
               f"{sum(t < TIME_GATE_S for t in stopped['led'])} of {n_led} | "
               f"{sum(t == TIME_GATE_S for t in stopped['led'])} of {n_led} |")
 
+
 if __name__ == "__main__":
     main()

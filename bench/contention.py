@@ -33,8 +33,11 @@ def loop(steps: int, policy: str) -> None:
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    from turnfusion.training.loop import GPT2_ACTIVATION
+
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=128, n_head=4, vocab_size=1024, n_positions=64))
+    model = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=128, n_head=4, vocab_size=1024, n_positions=64,
+                                       activation_function=GPT2_ACTIVATION))  # the teacher's
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     batch = torch.randint(0, 1024, (32, 64))
     for step in range(steps + 3):

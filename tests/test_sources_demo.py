@@ -154,3 +154,13 @@ def test_turn_openers_open_each_turns_first_utterance_with_a_backchannel_word_an
     assert not first_word[~starts].isin(words).any()
     assert not plain.text.str.split().str[0].isin(words).any()  # the default corpus's turns never open so
     assert (opened.label == plain.label).all()  # the same turn-taking, only the words differ
+
+
+PITCHES_BEFORE_THE_PARAM = [7.2, 11.0, -34.7, -53.3]  # generate_conversation("c", 8, 11, stereo=True) at dfe7470
+
+
+def test_the_default_draws_nothing_for_turn_openers():
+    """At 0 the generator draws what it drew before the param existed (the default corpus is byte for byte the same):
+    these are the first final-pitch draws of a seeded conversation then, and an extra draw would move them."""
+    table = pd.DataFrame(generate_conversation("c", 8, 11, stereo=True, turn_openers=0.0).utterances)
+    assert table.final_pitch_pct.tolist()[:4] == PITCHES_BEFORE_THE_PARAM

@@ -6,10 +6,12 @@ also the same bits whatever the number of cores. Tasks inherit the parent's memo
 their results are pickled back. The children set torch's thread count; a task that opens onnxruntime sessions passes
 them its count itself.
 
-A forked child never collects what it inherited (`gc.freeze` first): the parent's not yet collected garbage may hold
-an onnxruntime session, whose thread pool's condition variables have waiters that were not forked, and destroying it
-in the child waits for them for ever (a CI run hung so: a test's fork after earlier tests' sessions). The parent frees
-its garbage itself, where those threads exist. `fork_pool` gives the same to a multiprocessing Pool.
+A forked child never collects what it inherited: once this module is imported, every fork of the process freezes
+the child's inherited objects (`gc.freeze`, from `os.register_at_fork`, before any other Python code runs there). The
+parent's not yet collected garbage may hold an onnxruntime session, whose thread pool's condition variables have
+waiters that were not forked, and destroying it in the child waits for them for ever (a CI run hung so: a test's fork
+after earlier tests' sessions). The parent frees its garbage itself, where those threads exist. Objects the child
+makes are collected as usual. `fork_pool` is the Pool of the same kind.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import multiprocessing
+import os
 import signal
 import sys
 import traceback
@@ -26,6 +29,8 @@ from multiprocessing.connection import wait
 from turnfusion.errors import DataError
 
 PR_SET_PDEATHSIG = 1  # Linux prctl: a signal for the child when its parent dies
+
+os.register_at_fork(after_in_child=gc.freeze)  # the module's docstring says why
 
 
 def run_forked(tasks: list[Callable[[], object]], threads: int = 1) -> list:
@@ -66,14 +71,12 @@ def run_forked(tasks: list[Callable[[], object]], threads: int = 1) -> list:
 
 
 def fork_pool(processes: int, fresh: bool = False):
-    """A fork-context multiprocessing Pool of `processes` workers that never collect what they inherited; `fresh`: a new
-    process for every task (`maxtasksperchild=1`)."""
-    return multiprocessing.get_context("fork").Pool(processes, initializer=gc.freeze,
-                                                    maxtasksperchild=1 if fresh else None)
+    """A fork-context multiprocessing Pool of `processes` workers (which, forked, never collect what they inherited);
+    `fresh`: a new process for every task (`maxtasksperchild=1`)."""
+    return multiprocessing.get_context("fork").Pool(processes, maxtasksperchild=1 if fresh else None)
 
 
 def _run_task(send, task, threads: int) -> None:
-    gc.freeze()  # nothing inherited is collected here (the module's docstring says why)
     try:  # end with the parent, even when it is killed
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):  # not Linux
