@@ -14,7 +14,7 @@ from turnfusion.errors import DataError
 from turnfusion.live.onset_gate import OnsetGate
 from turnfusion.threads import usable_cores
 from turnfusion.training.onset_gate import (
-    OVERLAP_COLUMNS,
+    OVERLAP_COLUMNS_READ,
     example_windows,
     fit_gate,
     level_floor,
@@ -59,7 +59,7 @@ def read_overlaps(path: str) -> pd.DataFrame:
         table = pd.read_csv(path, dtype={"video_id": str})
     except (OSError, ValueError) as exc:  # missing, empty (pandas' EmptyDataError), malformed
         raise DataError(f"{path}: not an overlaps table ({' '.join(str(exc).split())[:160]})") from None
-    missing = [c for c in OVERLAP_COLUMNS if c not in table.columns]
+    missing = [c for c in OVERLAP_COLUMNS_READ if c not in table.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}")
     return table

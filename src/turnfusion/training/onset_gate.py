@@ -46,7 +46,7 @@ class OnsetExample:
     split: str
 
 
-OVERLAP_COLUMNS = ["video_id", "listener", "start", "outcome"]  # what is read of the label stage's overlaps.csv
+OVERLAP_COLUMNS_READ = ["video_id", "listener", "start", "outcome"]  # of data.label.OVERLAP_COLUMNS, what is read here
 
 
 def onset_examples(segments: pd.DataFrame, overlaps: pd.DataFrame) -> tuple[list[OnsetExample], dict]:
