@@ -21,8 +21,9 @@ import numpy as np
 import soxr
 
 from turnfusion.data.sources import speech
-from turnfusion.data.sources.rendering import add_noise
+from turnfusion.data.sources.rendering import add_noise, map_in_fresh_processes
 from turnfusion.live.onset_gate import VAD_RATE, OnsetGate, OnsetTracker
+from turnfusion.threads import thread_count
 
 BACKCHANNELS = ["mm-hmm", "mm-hm", "mhm", "yeah", "uh-huh", "right", "okay"]
 BARGE_INS = ["wait, stop", "wait what", "no no no", "hold on", "sorry but"]
@@ -35,6 +36,8 @@ CHUNK = 320  # 20 ms at 16 kHz
 
 
 def clip(text: str, voice: speech.Voice) -> np.ndarray:
+    """The words spoken, trimmed to their voiced span; run in a fresh process (eSpeak NG keeps state between
+    utterances, so a clip spoken after others would depend on their order)."""
     samples = soxr.resample(speech.speak(text, voice), speech.sample_rate(), VAD_RATE).astype(np.float32)
     voiced = np.flatnonzero(np.abs(samples) > 1e-3)
     samples = samples[voiced[0]: voiced[-1] + 1]
@@ -71,12 +74,14 @@ def main() -> None:
           "time gate alone | with the onset gate | barge-ins opening with a backchannel word, with the onset gate: "
           "stopping the agent at its verdict | at the time gate |")
     print("|---|---|---|---|---|---|---|---|---|")
+    jobs = [(text, voice) for voice in VOICES for text in BACKCHANNELS + BARGE_INS + BACKCHANNEL_LED]
+    clips = dict(zip(jobs, map_in_fresh_processes(clip, jobs, thread_count()), strict=True))
     for condition, snr_db in (("clean", None), ("20 dB SNR", 20.0)):
         passed = {"time": 0, "gate": 0}
         stopped = {"time": [], "gate": [], "led": []}
         for voice in VOICES:
             for text in BACKCHANNELS + BARGE_INS + BACKCHANNEL_LED:
-                words = clip(text, voice)
+                words = clips[text, voice]
                 p, at = first_decision(gate, heard(words, snr_db, rng))
                 by_gate = p is not None and p < gate.threshold
                 by_time = len(words) / VAD_RATE > TIME_GATE_S  # still speaking at the time gate, no words yet
