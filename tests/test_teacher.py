@@ -14,8 +14,8 @@ from turnfusion.data.tokenize import tokenize_table
 from turnfusion.schema import BACKCHANNEL, KEEP, SHIFT
 from turnfusion.training.teacher import fit_and_score, trp_histogram
 
-TEACHER = TeacherConfig(base=None, n_layer=2, n_embd=64, n_head=2, epochs=8, batch_size=32, lr=3e-3, seed=0,
-                        device="cpu", crossfit_folds=0)
+TEACHER = TeacherConfig(base=None, n_layer=2, n_embd=64, n_head=2, dropout=0.1, attention_dropout=0.1, epochs=8,
+                        batch_size=32, lr=3e-3, seed=0, device="cpu", crossfit_folds=0)
 
 
 def tokenize(table, out):
@@ -153,6 +153,30 @@ def test_the_lm_target_is_the_annotated_label_not_the_next_rows_speaker():
                           "speaker": [0, 0, 1, 1]})
     # row 0 is a shift although the next row is the same speaker's (overlapping windows); the last row has one too
     assert teacher.next_tokens(index, Tokens()) == [7, 8, 9, 7]
+
+
+def test_a_teacher_from_config_trains_with_the_dropout_its_config_names_and_evaluates_without():
+    import dataclasses
+
+    import torch
+
+    class Vocab:  # what build_teacher reads of a tokenizer
+        eos_token_id, pad_token_id = 1, 0
+
+        def __len__(self):
+            return 50
+
+    ids = torch.randint(0, 50, (3, 16), generator=torch.Generator().manual_seed(0))
+    for dropout, attention in ((0.0, 0.0), (0.3, 0.0), (0.0, 0.3)):
+        cfg = dataclasses.replace(TEACHER, dropout=dropout, attention_dropout=attention)
+        model = teacher.build_teacher(Vocab(), cfg, n_positions=16)
+        assert (model.config.resid_pdrop, model.config.embd_pdrop, model.config.attn_pdrop) == (dropout, dropout,
+                                                                                                attention)
+        model.train()
+        a, b = (model(input_ids=ids).logits for _ in range(2))
+        assert torch.equal(a, b) == (dropout == attention == 0)  # training passes differ when something is dropped
+        model.eval()
+        assert torch.equal(*(model(input_ids=ids).logits for _ in range(2)))
 
 
 def test_a_teacher_from_config_computes_gpt2s_gelu_with_the_fused_kernel_and_the_same_outputs():

@@ -271,6 +271,9 @@ class TeacherConfig:
     n_layer: int
     n_embd: int
     n_head: int
+    dropout: float  # GPT-2's dropout of embeddings and residuals, of the teacher built from config; the text encoder
+    # made from it (model.text_encoder: teacher) fine-tunes with the same
+    attention_dropout: float  # GPT-2's dropout of attention probabilities, likewise
     epochs: int
     batch_size: int
     lr: float
@@ -286,6 +289,8 @@ class TeacherConfig:
             _at_most(self.section, name, getattr(self, name), ENCODER_SIZES[name])
         _at_least(self.section, "epochs", self.epochs, 0)
         _at_least(self.section, "lr", self.lr, 0, strictly=True)
+        for name in ("dropout", "attention_dropout"):
+            _bounded(self.section, name, getattr(self, name), Bound(0, 1, below_high=True))
         _device(self.section, self.device)
         if self.n_embd % self.n_head:
             raise ParamsError(f"params.yaml: teacher.n_embd ({self.n_embd}) must be a multiple of teacher.n_head "

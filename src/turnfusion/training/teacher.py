@@ -51,7 +51,8 @@ def build_teacher(tokenizer, cfg: TeacherConfig, n_positions: int):
         config = GPT2Config(vocab_size=len(tokenizer), n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head,
                             n_positions=n_positions, bos_token_id=tokenizer.eos_token_id,
                             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                            activation_function=GPT2_ACTIVATION)
+                            activation_function=GPT2_ACTIVATION, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,
+                            attn_pdrop=cfg.attention_dropout)
         model = GPT2LMHeadModel(config)
     return model
 
