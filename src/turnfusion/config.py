@@ -271,8 +271,8 @@ class TeacherConfig:
     n_layer: int
     n_embd: int
     n_head: int
-    dropout: float  # GPT-2's dropout of embeddings and residuals, of the teacher built from config; the text encoder
-    # made from it (model.text_encoder: teacher) fine-tunes with the same
+    dropout: float  # GPT-2's dropout of embeddings and residuals, of the teacher built from config (a `base` keeps its
+    # own); the text encoder made from it (model.text_encoder: teacher) fine-tunes with the same
     attention_dropout: float  # GPT-2's dropout of attention probabilities, likewise
     epochs: int
     batch_size: int

@@ -34,7 +34,8 @@ def map_in_fresh_processes(function, jobs: list, workers: int) -> list:
     """Run each job in a freshly forked process, `workers` at a time.
 
     eSpeak NG carries waveform state from one utterance to the next, so one process per conversation
-    keeps each conversation independent of which others were synthesized before it in the same worker.
+    keeps each conversation independent of which others were synthesized before it in the same worker. A child is
+    fresh only if this process has not spoken: forked, it inherits the engine and its state.
     """
     with fork_pool(workers, fresh=True) as pool:
         return pool.starmap(function, jobs, chunksize=1)
