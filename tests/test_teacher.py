@@ -155,16 +155,17 @@ def test_the_lm_target_is_the_annotated_label_not_the_next_rows_speaker():
     assert teacher.next_tokens(index, Tokens()) == [7, 8, 9, 7]
 
 
+class Vocab:  # what build_teacher reads of a tokenizer
+    eos_token_id, pad_token_id = 1, 0
+
+    def __len__(self):
+        return 50
+
+
 def test_a_teacher_from_config_trains_with_the_dropout_its_config_names_and_evaluates_without():
     import dataclasses
 
     import torch
-
-    class Vocab:  # what build_teacher reads of a tokenizer
-        eos_token_id, pad_token_id = 1, 0
-
-        def __len__(self):
-            return 50
 
     ids = torch.randint(0, 50, (3, 16), generator=torch.Generator().manual_seed(0))
     for dropout, attention in ((0.0, 0.0), (0.3, 0.0), (0.0, 0.3)):
@@ -184,12 +185,6 @@ def test_a_teacher_from_config_computes_gpt2s_gelu_with_the_fused_kernel_and_the
     hidden states (a different activation, e.g. exact GELU, moves them by ~1e-3)."""
     import torch
     from transformers import GPT2LMHeadModel
-
-    class Vocab:  # what build_teacher reads of a tokenizer
-        eos_token_id, pad_token_id = 1, 0
-
-        def __len__(self):
-            return 50
 
     fused = teacher.build_teacher(Vocab(), TEACHER, n_positions=16)
     assert fused.config.activation_function == "gelu_pytorch_tanh"

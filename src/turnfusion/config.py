@@ -289,8 +289,8 @@ class TeacherConfig:
             _at_most(self.section, name, getattr(self, name), ENCODER_SIZES[name])
         _at_least(self.section, "epochs", self.epochs, 0)
         _at_least(self.section, "lr", self.lr, 0, strictly=True)
-        for name in ("dropout", "attention_dropout"):
-            _bounded(self.section, name, getattr(self, name), Bound(0, 1, below_high=True))
+        for name in ("dropout", "attention_dropout"):  # the rule of the head's dropout (model.dropout)
+            _bounded(self.section, name, getattr(self, name), MODEL_BOUNDS["dropout"])
         _device(self.section, self.device)
         if self.n_embd % self.n_head:
             raise ParamsError(f"params.yaml: teacher.n_embd ({self.n_embd}) must be a multiple of teacher.n_head "
